@@ -1,0 +1,184 @@
+//! Clients blocked in BLPOP, BRPOP, BLMOVE, BLMPOP and friends.
+//!
+//! A blocking command that finds nothing registers a [`Waiter`] under every key it
+//! waits on and its connection awaits a oneshot channel. A command that pushes to a
+//! key calls [`Blocking::signal`]; after that command (still under the state lock)
+//! [`serve_ready`] hands the new elements to the waiters of each ready key in
+//! arrival order, by running the waiter's command again, non-blocking, on its
+//! behalf. Serving happens between whole commands, so a snapshot never sees a pop
+//! without its reply or half of a BLMOVE.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::keyspace::Key;
+use crate::reply::Reply;
+use crate::state::State;
+
+/// Runs a blocked command for a waiter once `ready_key` may have data.
+/// Returns `None` when there is still nothing for it (it stays blocked).
+pub type ServeFn = fn(
+    state: &mut State,
+    db: usize,
+    args: &[Bytes],
+    ready_key: &[u8],
+    now_ms: i64,
+) -> Option<Reply>;
+
+pub struct Waiter {
+    pub client_id: u64,
+    pub db: usize,
+    pub keys: Vec<Key>,
+    pub args: Vec<Bytes>,
+    pub serve: ServeFn,
+    tx: oneshot::Sender<Reply>,
+}
+
+/// The registry of waiters, by id and by `(db, key)`.
+#[derive(Default)]
+pub struct Blocking {
+    next_id: u64,
+    waiters: HashMap<u64, Waiter>,
+    by_key: HashMap<(usize, Key), VecDeque<u64>>,
+    ready: VecDeque<(usize, Key)>,
+}
+
+impl Blocking {
+    /// Registers a waiter; the reply arrives on the returned receiver.
+    pub fn register(
+        &mut self,
+        client_id: u64,
+        db: usize,
+        keys: Vec<Key>,
+        args: Vec<Bytes>,
+        serve: ServeFn,
+    ) -> (u64, oneshot::Receiver<Reply>) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let (tx, rx) = oneshot::channel();
+        for key in &keys {
+            let queue = self.by_key.entry((db, key.clone())).or_default();
+            if !queue.contains(&id) {
+                queue.push_back(id);
+            }
+        }
+        self.waiters.insert(
+            id,
+            Waiter {
+                client_id,
+                db,
+                keys,
+                args,
+                serve,
+                tx,
+            },
+        );
+        (id, rx)
+    }
+
+    /// Removes a waiter (timeout, disconnect). Harmless if it was already served.
+    pub fn cancel(&mut self, id: u64) {
+        self.take(id);
+    }
+
+    /// Removes a waiter from every queue and returns it.
+    fn take(&mut self, id: u64) -> Option<Waiter> {
+        let w = self.waiters.remove(&id)?;
+        for key in &w.keys {
+            let slot = (w.db, key.clone());
+            if let Some(queue) = self.by_key.get_mut(&slot) {
+                queue.retain(|x| *x != id);
+                if queue.is_empty() {
+                    self.by_key.remove(&slot);
+                }
+            }
+        }
+        Some(w)
+    }
+
+    /// Cancels every waiter of a client.
+    pub fn cancel_client(&mut self, client_id: u64) {
+        let ids: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.client_id == client_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.cancel(id);
+        }
+    }
+
+    /// Notes that `key` in `db` got elements; cheap when nobody waits on it.
+    pub fn signal(&mut self, db: usize, key: &[u8]) {
+        if self.by_key.is_empty() {
+            return;
+        }
+        let slot = (db, Bytes::copy_from_slice(key));
+        if self.by_key.contains_key(&slot) && !self.ready.contains(&slot) {
+            self.ready.push_back(slot);
+        }
+    }
+
+    /// Signals every waited-on key of `db`, after the database changed wholesale
+    /// (SWAPDB, a snapshot load).
+    pub fn signal_db(&mut self, db: usize) {
+        let slots: Vec<(usize, Key)> = self
+            .by_key
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .cloned()
+            .collect();
+        for slot in slots {
+            if !self.ready.contains(&slot) {
+                self.ready.push_back(slot);
+            }
+        }
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Number of blocked clients (`blocked_clients` in INFO).
+    pub fn blocked_clients(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Number of keys with waiters (`total_blocking_keys` in INFO).
+    pub fn blocking_keys(&self) -> usize {
+        self.by_key.len()
+    }
+
+    fn front_waiter(&self, slot: &(usize, Key)) -> Option<u64> {
+        self.by_key.get(slot).and_then(|q| q.front().copied())
+    }
+}
+
+/// Serves waiters on every key signalled so far, in arrival order.
+pub fn serve_ready(state: &mut State, now_ms: i64) {
+    while let Some(slot) = state.blocking.ready.pop_front() {
+        while let Some(id) = state.blocking.front_waiter(&slot) {
+            let Some(w) = state.blocking.waiters.get(&id) else {
+                break;
+            };
+            if w.tx.is_closed() {
+                state.blocking.cancel(id);
+                continue;
+            }
+            let (serve, db, args) = (w.serve, w.db, w.args.clone());
+            match serve(state, db, &args, &slot.1, now_ms) {
+                Some(reply) => {
+                    if let Some(waiter) = state.blocking.take(id) {
+                        // A send fails only if the client went away meanwhile; the
+                        // command already ran, as it would have for a live client.
+                        let _ = waiter.tx.send(reply);
+                    }
+                }
+                None => break,
+            }
+        }
+    }
+}

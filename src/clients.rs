@@ -1,0 +1,155 @@
+//! Connected clients: each connection's own state, and the registry that
+//! `CLIENT LIST`/`CLIENT INFO` and INFO clients read.
+//!
+//! A connection owns its [`ClientState`] and runs commands with it. What other
+//! connections may need to see (name, db, last command, idle time) is published in
+//! a [`ClientInfo`] held by the registry, updated once per batch of commands.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::reply::Protocol;
+
+/// One connection's own state, touched only by that connection's task.
+#[derive(Debug)]
+pub struct ClientState {
+    pub id: u64,
+    pub db: usize,
+    pub proto: Protocol,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub addr: String,
+    pub laddr: String,
+    pub created: Instant,
+    /// Close the connection once the pending replies are written (QUIT).
+    pub close_after_reply: bool,
+    pub info: Arc<ClientInfo>,
+}
+
+impl ClientState {
+    pub fn new(id: u64, addr: String, laddr: String, info: Arc<ClientInfo>) -> ClientState {
+        ClientState {
+            id,
+            db: 0,
+            proto: Protocol::Resp2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            addr,
+            laddr,
+            created: Instant::now(),
+            close_after_reply: false,
+            info,
+        }
+    }
+
+    /// Copies what other connections may read into the shared [`ClientInfo`].
+    pub fn publish(&self, last_cmd: &str) {
+        let mut s = self.info.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        s.db = self.db;
+        s.name = self.name.clone();
+        s.lib_name = self.lib_name.clone();
+        s.lib_ver = self.lib_ver.clone();
+        s.resp = if self.proto == Protocol::Resp3 { 3 } else { 2 };
+        s.last_cmd = last_cmd.to_string();
+        s.last_interaction = Instant::now();
+    }
+}
+
+/// The published view of one client.
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub created: Instant,
+    pub snapshot: Mutex<ClientSnapshot>,
+    /// Set by CLIENT KILL or shutdown: the connection closes at its next chance.
+    pub killed: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientSnapshot {
+    pub db: usize,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub resp: u8,
+    pub last_cmd: String,
+    pub last_interaction: Instant,
+    /// Set while the client waits in a blocking command.
+    pub blocked: bool,
+}
+
+impl ClientInfo {
+    pub fn snapshot(&self) -> ClientSnapshot {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+}
+
+impl ClientRegistry {
+    /// Registers a new connection and returns its id and shared info.
+    pub fn register(&self, addr: String, laddr: String) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: now,
+            snapshot: Mutex::new(ClientSnapshot {
+                db: 0,
+                name: None,
+                lib_name: None,
+                lib_ver: None,
+                resp: 2,
+                last_cmd: "NULL".into(),
+                last_interaction: now,
+                blocked: false,
+            }),
+            killed: std::sync::atomic::AtomicBool::new(false),
+        });
+        self.lock().insert(id, info.clone());
+        info
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All clients, ordered by id.
+    pub fn all(&self) -> Vec<Arc<ClientInfo>> {
+        self.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.lock().get(&id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ClientInfo>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,145 @@
+//! Connection commands: PING, ECHO, SELECT, QUIT, HELLO (RESP2/RESP3 switch).
+
+use bytes::Bytes;
+
+use super::args;
+use super::flags::*;
+use super::{spec, CommandSpec, Ctx, NO_KEYS};
+use crate::errors::{CmdResult, CommandError};
+use crate::reply::{Protocol, Reply};
+
+pub const COMMANDS: &[CommandSpec] = &[
+    spec(
+        "ping",
+        -1,
+        FAST | SENTINEL,
+        NO_KEYS,
+        "connection",
+        "Returns the server's liveliness response.",
+        ping,
+    ),
+    spec(
+        "echo",
+        2,
+        FAST,
+        NO_KEYS,
+        "connection",
+        "Returns the given string.",
+        echo,
+    ),
+    spec(
+        "select",
+        2,
+        LOADING | STALE | FAST,
+        NO_KEYS,
+        "connection",
+        "Changes the selected database.",
+        select,
+    ),
+    spec(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        NO_KEYS,
+        "connection",
+        "Closes the connection.",
+        quit,
+    ),
+    spec(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NO_KEYS,
+        "connection",
+        "Handshakes with the server.",
+        hello,
+    ),
+];
+
+/// The Redis version forkless answers as, so clients enable the features they expect.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+
+fn ping(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(Reply::simple("PONG")),
+        2 => Ok(Reply::Bulk(args[1].clone())),
+        _ => Err(CommandError::wrong_arity("ping")),
+    }
+}
+
+fn echo(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Bulk(args[1].clone()))
+}
+
+fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let index = args::int(&args[1])?;
+    if index < 0 || index as usize >= ctx.state.keyspace.db_count() {
+        return Err(CommandError::DbIndexOutOfRange);
+    }
+    ctx.client.db = index as usize;
+    Ok(Reply::ok())
+}
+
+fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.client.close_after_reply = true;
+    Ok(Reply::ok())
+}
+
+fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut proto = ctx.client.proto;
+    let mut i = 1;
+    if args.len() > 1 {
+        let v = args::parse_i64_strict(&args[1]).ok_or_else(|| {
+            CommandError::err("Protocol version is not an integer or out of range")
+        })?;
+        proto = match v {
+            2 => Protocol::Resp2,
+            3 => Protocol::Resp3,
+            _ => {
+                return Err(CommandError::Other(
+                    "NOPROTO unsupported protocol version".into(),
+                ))
+            }
+        };
+        i = 2;
+    }
+    let mut name = None;
+    while i < args.len() {
+        let more = args.len() - i - 1;
+        if args::is(&args[i], "auth") && more >= 2 {
+            // No password is configured: AUTH is accepted only for the default user
+            // with any password, as Redis does without requirepass.
+            i += 3;
+        } else if args::is(&args[i], "setname") && more >= 1 {
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(CommandError::err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if let Some(name) = name {
+        if name.iter().any(|b| *b <= b' ' || *b > b'~') {
+            return Err(CommandError::err(
+                "Client names cannot contain spaces, newlines or special characters.",
+            ));
+        }
+        ctx.client.name = if name.is_empty() { None } else { Some(name) };
+    }
+    ctx.client.proto = proto;
+    let proto_num = if proto == Protocol::Resp3 { 3 } else { 2 };
+    Ok(Reply::Map(vec![
+        (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+        (
+            Reply::bulk_str("version"),
+            Reply::bulk_str(REDIS_COMPAT_VERSION),
+        ),
+        (Reply::bulk_str("proto"), Reply::Integer(proto_num)),
+        (Reply::bulk_str("id"), Reply::Integer(ctx.client.id as i64)),
+        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("role"), Reply::bulk_str("master")),
+        (Reply::bulk_str("modules"), Reply::Array(vec![])),
+    ]))
+}

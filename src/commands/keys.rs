@@ -1,0 +1,5 @@
+//! Key-space commands: DEL, EXISTS, TYPE, KEYS, SCAN, RENAME, COPY, MOVE, EXPIRE and TTL families.
+
+use super::CommandSpec;
+
+pub const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,306 @@
+//! The command table and dispatch.
+//!
+//! Every command is one [`CommandSpec`] entry in its family's `COMMANDS` table
+//! (name, arity, flags, key positions, handler), in the manner of Dragonfly's
+//! `*_family.cc`. [`execute`] looks a command up, checks its arity once for all,
+//! refuses writes while persistence is failing (MISCONF), runs the handler, turns a
+//! [`CommandError`] into the error reply, and serves blocked clients whose keys the
+//! command made ready. Adding a command is one table entry plus its handler.
+
+pub mod args;
+pub mod connection;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod persistence;
+pub mod server;
+pub mod sets;
+pub mod strings;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::blocking::{self, ServeFn};
+use crate::clients::ClientState;
+use crate::errors::{CmdResult, CommandError};
+use crate::keyspace::{Db, Key};
+use crate::reply::Reply;
+use crate::state::{Shared, State};
+
+/// A command handler. `args[0]` is the command name as the client sent it.
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CmdResult;
+
+/// Command flags, reported by COMMAND INFO and used by dispatch.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const FAST: u32 = 1 << 9;
+    pub const NO_AUTH: u32 = 1 << 10;
+    pub const MAY_REPLICATE: u32 = 1 << 11;
+    pub const SENTINEL: u32 = 1 << 12;
+    pub const ALLOW_BUSY: u32 = 1 << 13;
+
+    /// Names in the order Redis lists them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (SENTINEL, "sentinel"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// One command's static description.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis arity: exact argument count including the name, or `-n` for at least n.
+    pub arity: i32,
+    pub flags: u32,
+    /// Key positions as Redis's legacy (first, last, step); 0 means no keys.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    /// ACL category / docs group: "string", "list", "hash", "set", "keyspace",
+    /// "connection", "server", "generic".
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        self.flags & flags::WRITE != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+}
+
+/// Builds a [`CommandSpec`]; `keys` is Redis's (first, last, step).
+pub const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: (i32, i32, i32),
+    group: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        summary,
+        since: "1.0.0",
+        handler,
+    }
+}
+
+/// No key arguments.
+pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+/// The first argument is the only key.
+pub const KEY1: (i32, i32, i32) = (1, 1, 1);
+
+/// All families' tables.
+fn families() -> [&'static [CommandSpec]; 9] {
+    [
+        connection::COMMANDS,
+        server::COMMANDS,
+        keys::COMMANDS,
+        strings::COMMANDS,
+        lists::COMMANDS,
+        hashes::COMMANDS,
+        sets::COMMANDS,
+        persistence::COMMANDS,
+        &[],
+    ]
+}
+
+fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut map = HashMap::new();
+        for family in families() {
+            for spec in family {
+                let dup = map.insert(spec.name, spec);
+                assert!(dup.is_none(), "command {} registered twice", spec.name);
+            }
+        }
+        map
+    })
+}
+
+/// Every command, in no particular order.
+pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
+    table().values().copied()
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (dst, src) in buf.iter_mut().zip(name) {
+        *dst = src.to_ascii_lowercase();
+    }
+    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    table().get(lower).copied()
+}
+
+/// A blocked command's wait: the connection awaits `rx` until `deadline`.
+pub struct BlockRequest {
+    pub waiter_id: u64,
+    pub rx: oneshot::Receiver<Reply>,
+    /// `None` waits forever (timeout 0).
+    pub timeout: Option<Duration>,
+    /// The reply on timeout (a null array for BLPOP, a null bulk for BLMOVE).
+    pub timeout_reply: Reply,
+}
+
+/// What a handler runs with: the locked state, the shared server, its client.
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub state: &'a mut State,
+    pub client: &'a mut ClientState,
+    pub now_ms: i64,
+    /// Set by a blocking command that found nothing to take.
+    pub blocked: Option<BlockRequest>,
+    /// False inside MULTI/EXEC and for served waiters: blocking commands then
+    /// behave as if they timed out at once.
+    pub may_block: bool,
+}
+
+impl<'a> Ctx<'a> {
+    /// The client's selected database.
+    pub fn db(&mut self) -> &mut Db {
+        let index = self.client.db;
+        self.state.keyspace.db_mut(index)
+    }
+
+    /// Counts `n` changes towards the save points (Redis's `server.dirty`).
+    pub fn dirty(&mut self, n: u64) {
+        self.state.dirty += n;
+    }
+
+    /// Tells waiters on `key` (in the client's db) that it has elements.
+    pub fn signal_key(&mut self, key: &[u8]) {
+        let db = self.client.db;
+        self.state.blocking.signal(db, key);
+    }
+
+    /// Blocks the client on `keys`. Returns the reply to send now: none (the
+    /// connection waits), or `timeout_reply` at once where blocking is not allowed.
+    pub fn block_on(
+        &mut self,
+        keys: Vec<Key>,
+        args: &[Bytes],
+        timeout: Option<Duration>,
+        serve: ServeFn,
+        timeout_reply: Reply,
+    ) -> CmdResult {
+        if !self.may_block {
+            return Ok(timeout_reply);
+        }
+        let (waiter_id, rx) = self.state.blocking.register(
+            self.client.id,
+            self.client.db,
+            keys,
+            args.to_vec(),
+            serve,
+        );
+        self.blocked = Some(BlockRequest {
+            waiter_id,
+            rx,
+            timeout,
+            timeout_reply,
+        });
+        // Placeholder; the connection sends the waiter's reply instead.
+        Ok(Reply::NullArray)
+    }
+}
+
+/// Runs one command and returns its reply. The caller holds the state lock.
+pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let reply = match dispatch(ctx, args) {
+        Ok(reply) => reply,
+        Err(e) => e.to_reply(),
+    };
+    if reply.is_error() {
+        ctx.state.stats.total_error_replies += 1;
+    }
+    if ctx.state.blocking.has_ready() {
+        let now = ctx.now_ms;
+        blocking::serve_ready(ctx.state, now);
+    }
+    reply
+}
+
+fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let Some(spec) = lookup(&args[0]) else {
+        return Err(CommandError::unknown_command(&args[0], &args[1..]));
+    };
+    if !spec.arity_ok(args.len()) {
+        return Err(CommandError::wrong_arity(spec.name));
+    }
+    ctx.state.stats.total_commands_processed += 1;
+    if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
+        return Err(CommandError::Misconf);
+    }
+    (spec.handler)(ctx, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"PiNg").unwrap().name, "ping");
+        assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    #[test]
+    fn every_spec_is_well_formed() {
+        for spec in all_commands() {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(spec.arity != 0, "{} has arity 0", spec.name);
+            if spec.first_key > 0 {
+                assert!(spec.step > 0, "{} has keys but no step", spec.name);
+            }
+        }
+    }
+}

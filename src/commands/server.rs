@@ -1,0 +1,5 @@
+//! Server commands: COMMAND, CONFIG, INFO, CLIENT, DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME.
+
+use super::CommandSpec;
+
+pub const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,210 @@
+//! One client connection: buffered reads, pipelined execution, batched writes.
+//!
+//! Every complete command in the read buffer is parsed, then all of them run under
+//! one acquisition of the state lock and their replies go out in one write, as Redis
+//! does for a pipeline. A blocking command that must wait ends the batch: its reply
+//! is awaited outside the lock (while still reading, so a disconnect is noticed)
+//! and the rest of the pipeline continues after it. Broken framing gets the
+//! protocol error and closes the connection, after the commands before it ran.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::clients::{ClientInfo, ClientState};
+use crate::commands::{self, BlockRequest, Ctx};
+use crate::keyspace::unix_ms;
+use crate::protocol::{parse_command, ProtocolError};
+use crate::reply::Reply;
+use crate::state::{NetStats, Shared};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one client until it quits, breaks the protocol, disconnects or the
+/// server shuts down.
+pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
+    let _ = stream.set_nodelay(true);
+    let mut client = ClientState::new(info.id, info.addr.clone(), info.laddr.clone(), info.clone());
+    let result = run(&shared, &mut stream, &mut client).await;
+    if let Err(e) = result {
+        tracing::debug!(client = client.id, "connection ended: {e}");
+    }
+    shared.lock().blocking.cancel_client(client.id);
+    shared.clients.unregister(client.id);
+}
+
+async fn run(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    client: &mut ClientState,
+) -> std::io::Result<()> {
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let max_bulk = shared.config().proto_max_bulk_len;
+        let mut protocol_error: Option<ProtocolError> = None;
+        loop {
+            match parse_command(&mut rbuf, max_bulk) {
+                Ok(Some(cmd)) if cmd.is_empty() => continue,
+                Ok(Some(cmd)) => pending.push_back(cmd),
+                Ok(None) => break,
+                Err(e) => {
+                    protocol_error = Some(e);
+                    break;
+                }
+            }
+        }
+
+        let buffered_before = rbuf.len();
+        while !pending.is_empty() && !client.close_after_reply {
+            if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
+                flush(shared, stream, &mut wbuf).await?;
+                let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
+                reply.encode(client.proto, &mut wbuf);
+            }
+        }
+        // Bytes that arrived while a command was blocked are parsed before reading more.
+        let read_while_blocked = rbuf.len() > buffered_before;
+
+        if let Some(e) = protocol_error {
+            Reply::Error(format!("ERR {e}")).encode(client.proto, &mut wbuf);
+            flush(shared, stream, &mut wbuf).await?;
+            tracing::debug!(client = client.id, "closing after {e}");
+            return Ok(());
+        }
+        flush(shared, stream, &mut wbuf).await?;
+        if client.close_after_reply || client.info.killed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if read_while_blocked {
+            continue;
+        }
+
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            n = stream.read_buf(&mut rbuf) => {
+                let n = n?;
+                if n == 0 {
+                    return Ok(());
+                }
+                NetStats::add(&shared.net.net_input_bytes, n as u64);
+            }
+            _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Runs pending commands under one lock until they are done or one blocks.
+fn run_batch(
+    shared: &Shared,
+    client: &mut ClientState,
+    pending: &mut VecDeque<Vec<Bytes>>,
+    wbuf: &mut BytesMut,
+) -> Option<BlockRequest> {
+    let mut last_cmd = String::new();
+    let mut blocked = None;
+    {
+        let mut state = shared.lock();
+        while let Some(args) = pending.pop_front() {
+            let mut ctx = Ctx {
+                shared,
+                state: &mut state,
+                client,
+                now_ms: unix_ms(),
+                blocked: None,
+                may_block: true,
+            };
+            let reply = commands::execute(&mut ctx, &args);
+            blocked = ctx.blocked.take();
+            last_cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+            if blocked.is_some() {
+                break;
+            }
+            reply.encode(client.proto, wbuf);
+            if client.close_after_reply {
+                pending.clear();
+                break;
+            }
+        }
+    }
+    client.publish(&last_cmd);
+    blocked
+}
+
+/// Waits for a blocked command's reply, its timeout, a disconnect or shutdown.
+async fn wait_blocked(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    client: &mut ClientState,
+    mut block: BlockRequest,
+    rbuf: &mut BytesMut,
+) -> std::io::Result<Reply> {
+    set_blocked(client, true);
+    let mut shutdown = shared.shutdown.subscribe();
+    let deadline = block.timeout.map(|t| tokio::time::Instant::now() + t);
+    let outcome = loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            r = &mut block.rx => break r.ok(),
+            _ = sleep => break None,
+            _ = shutdown.changed() => break None,
+            n = stream.read_buf(rbuf) => {
+                // Pipelined commands after the blocking one wait in the buffer;
+                // a closed socket ends the wait.
+                match n {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => NetStats::add(&shared.net.net_input_bytes, n as u64),
+                }
+            }
+        }
+    };
+    set_blocked(client, false);
+    if let Some(reply) = outcome {
+        return Ok(reply);
+    }
+    // Cancel under the lock; a reply sent just before the cancel still wins.
+    shared.lock().blocking.cancel(block.waiter_id);
+    match block.rx.try_recv() {
+        Ok(reply) => Ok(reply),
+        Err(_) => Ok(block.timeout_reply),
+    }
+}
+
+fn set_blocked(client: &ClientState, blocked: bool) {
+    client
+        .info
+        .snapshot
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .blocked = blocked;
+}
+
+async fn flush(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    wbuf: &mut BytesMut,
+) -> std::io::Result<()> {
+    if wbuf.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(wbuf).await?;
+    NetStats::add(&shared.net.net_output_bytes, wbuf.len() as u64);
+    wbuf.clear();
+    Ok(())
+}

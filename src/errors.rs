@@ -1,0 +1,144 @@
+//! Every error a command can answer with, and its exact Redis 7 text.
+//!
+//! Command handlers return [`CommandError`]; the connection turns it into a RESP
+//! error reply at one place ([`CommandError::to_reply`]). Keeping every string here
+//! keeps them byte-for-byte equal to Redis's, which clients match on.
+
+use crate::reply::Reply;
+
+/// An error a command answers with. The connection stays open after any of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
+    UnknownCommand { name: String, args: String },
+    #[error("ERR unknown subcommand '{sub}'. Try {cmd} HELP.")]
+    UnknownSubcommand { cmd: String, sub: String },
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR hash value is not an integer")]
+    HashNotInteger,
+    #[error("ERR hash value is not a float")]
+    HashNotFloat,
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("ERR index out of range")]
+    IndexOutOfRange,
+    #[error("ERR DB index is out of range")]
+    DbIndexOutOfRange,
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpireTime(String),
+    #[error("ERR timeout is not a float or out of range")]
+    TimeoutNotFloat,
+    #[error("ERR timeout is negative")]
+    TimeoutNegative,
+    #[error("ERR timeout is out of range")]
+    TimeoutOutOfRange,
+    #[error("ERR invalid cursor")]
+    InvalidCursor,
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    #[error("ERR Background save already in progress")]
+    BgsaveInProgress,
+    #[error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")]
+    Misconf,
+    /// Any other message; the text is sent as is and must carry its own prefix
+    /// (`ERR `, `NOPROTO `, ...).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CommandError {
+    /// Shorthand for an `ERR`-prefixed message that has no variant of its own.
+    pub fn err(msg: impl std::fmt::Display) -> Self {
+        CommandError::Other(format!("ERR {msg}"))
+    }
+
+    /// Builds the "unknown command" error the way Redis quotes the first arguments.
+    pub fn unknown_command(name: &[u8], args: &[bytes::Bytes]) -> Self {
+        let mut quoted = String::new();
+        for arg in args.iter().take(MAX_QUOTED_ARGS) {
+            quoted.push('\'');
+            quoted.push_str(&truncate_for_error(arg));
+            quoted.push_str("' ");
+        }
+        CommandError::UnknownCommand {
+            name: truncate_for_error(name),
+            args: quoted,
+        }
+    }
+
+    pub fn wrong_arity(name: &str) -> Self {
+        CommandError::WrongArity(name.to_ascii_lowercase())
+    }
+
+    pub fn unknown_subcommand(cmd: &str, sub: &[u8]) -> Self {
+        CommandError::UnknownSubcommand {
+            cmd: cmd.to_ascii_uppercase(),
+            sub: truncate_for_error(sub),
+        }
+    }
+
+    pub fn to_reply(&self) -> Reply {
+        Reply::Error(self.to_string())
+    }
+
+    /// The error code Redis counts in `errorstats` (the first word).
+    pub fn code(&self) -> String {
+        let text = self.to_string();
+        text.split(' ').next().unwrap_or("ERR").to_string()
+    }
+}
+
+/// Redis quotes at most this many arguments in an unknown-command error.
+const MAX_QUOTED_ARGS: usize = 20;
+/// Redis cuts quoted names and arguments at 128 bytes.
+const MAX_QUOTED_LEN: usize = 128;
+
+fn truncate_for_error(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(MAX_QUOTED_LEN)];
+    // Redis sanitises newlines so the error stays one line.
+    String::from_utf8_lossy(cut).replace(['\r', '\n'], " ")
+}
+
+pub type CmdResult = Result<Reply, CommandError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn unknown_command_quotes_args_like_redis() {
+        let e = CommandError::unknown_command(b"foo", &[Bytes::from("a"), Bytes::from("b")]);
+        assert_eq!(
+            e.to_string(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+    }
+
+    #[test]
+    fn arity_error_is_lowercase() {
+        assert_eq!(
+            CommandError::wrong_arity("GET").to_string(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+    }
+
+    #[test]
+    fn code_is_first_word() {
+        assert_eq!(CommandError::WrongType.code(), "WRONGTYPE");
+        assert_eq!(CommandError::Syntax.code(), "ERR");
+    }
+}

@@ -1,0 +1,49 @@
+//! The `forkless` binary: parses options, sets up logging, runs the server or a
+//! maintenance subcommand.
+
+use std::process::ExitCode;
+
+use forkless::config::{self, Args, Config, SubCommand};
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    let config = match Config::from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("forkless: bad option: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORKLESS_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(config::tracing_filter(&config.loglevel))
+    });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
+
+    if let Some(SubCommand::CheckDump(check)) = &args.command {
+        return forkless::persistence::check_dump_main(&check.file);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("forkless: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(forkless::run_server(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("forkless: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

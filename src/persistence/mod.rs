@@ -1,0 +1,40 @@
+//! Snapshot persistence: the state of saves, shared with INFO persistence.
+//!
+//! (The format, writer, loader and scheduler live in the submodules.)
+
+/// What INFO persistence and the save scheduler track.
+#[derive(Debug, Clone)]
+pub struct PersistState {
+    /// Unix seconds of the last successful save (or start-up).
+    pub last_save_unix: i64,
+    /// Whether the last background save succeeded (`rdb_last_bgsave_status`).
+    pub last_bgsave_ok: bool,
+}
+
+impl Default for PersistState {
+    fn default() -> Self {
+        PersistState {
+            last_save_unix: crate::keyspace::unix_ms() / 1000,
+            last_bgsave_ok: true,
+        }
+    }
+}
+
+/// Whether writes must get `-MISCONF`: the last background save failed, save
+/// points are configured and `stop-writes-on-bgsave-error` is on (as in Redis).
+pub fn writes_refused(shared: &crate::state::Shared, state: &crate::state::State) -> bool {
+    if state.persistence.last_bgsave_ok {
+        return false;
+    }
+    let config = shared.config();
+    config.stop_writes_on_bgsave_error && !config.save.is_empty()
+}
+
+/// `forkless check-dump FILE`: verifies a snapshot without starting a server.
+pub fn check_dump_main(file: &std::path::Path) -> std::process::ExitCode {
+    eprintln!(
+        "check-dump {}: the snapshot format is not built yet",
+        file.display()
+    );
+    std::process::ExitCode::from(2)
+}

@@ -1,0 +1,345 @@
+//! The RESP request codec: turns bytes from a client into commands.
+//!
+//! Both request forms Redis accepts are parsed here: multibulk (`*N\r\n$len\r\n...`)
+//! and inline (`SET a b\r\n`, with redis-cli style quoting). Parsing is two-phase as
+//! in mini-redis: first check that a whole frame is buffered, without allocating,
+//! then cut it off the buffer and hand out zero-copy [`Bytes`] slices of it.
+//!
+//! Limits follow Redis 7: a bulk may be at most `proto-max-bulk-len` bytes, a
+//! multibulk count at most `i32::MAX`, an inline request or a count line at most
+//! 64 KiB. A declared length never allocates by itself; memory grows only with
+//! bytes that actually arrived.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Largest inline request, and largest unterminated count line (Redis's PROTO_INLINE_MAX_SIZE).
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Default largest bulk argument (Redis's proto-max-bulk-len).
+pub const DEFAULT_MAX_BULK: usize = 512 * 1024 * 1024;
+/// Largest multibulk count Redis accepts.
+const MAX_MULTIBULK: i64 = i32::MAX as i64;
+/// Preallocate at most this many argument slots, however many were declared.
+const PREALLOC_ARGS: usize = 1024;
+
+/// Broken framing. The client gets `-ERR Protocol error: ...` and is disconnected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("Protocol error: too big inline request")]
+    InlineTooBig,
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    #[error("Protocol error: too big mbulk count string")]
+    MultibulkCountTooBig,
+    #[error("Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    #[error("Protocol error: too big bulk count string")]
+    BulkCountTooBig,
+    #[error("Protocol error: expected '$', got '{0}'")]
+    ExpectedDollar(char),
+    #[error("Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+}
+
+/// Takes the next complete command off `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed (nothing is consumed then), and
+/// `Ok(Some(vec![]))` for an empty request (a blank inline line or `*0`), which
+/// Redis silently skips.
+pub fn parse_command(
+    buf: &mut BytesMut,
+    max_bulk: usize,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf[0] == b'*' {
+        parse_multibulk(buf, max_bulk)
+    } else {
+        parse_inline(buf)
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    // Redis looks for '\r' and expects '\n' right after it.
+    memchr(b'\r', &buf[from..]).map(|i| from + i)
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// Parses a signed decimal the way Redis's string2ll does (no `+`, no spaces).
+fn parse_i64(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|_| digits[0] != b'+' && !(digits.len() > 1 && digits[0] == b'0'))
+}
+
+fn parse_multibulk(
+    buf: &mut BytesMut,
+    max_bulk: usize,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some(nl) = find_crlf(buf, 1) else {
+        if buf.len() > INLINE_MAX {
+            return Err(ProtocolError::MultibulkCountTooBig);
+        }
+        return Ok(None);
+    };
+    if nl + 1 >= buf.len() {
+        return Ok(None);
+    }
+    let count = parse_i64(&buf[1..nl]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+    if count > MAX_MULTIBULK {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    let mut pos = nl + 2;
+    if count <= 0 {
+        buf.advance(pos);
+        return Ok(Some(Vec::new()));
+    }
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity((count as usize).min(PREALLOC_ARGS));
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return Ok(None);
+        }
+        if buf[pos] != b'$' {
+            return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
+        }
+        let Some(nl) = find_crlf(buf, pos + 1) else {
+            if buf.len() - pos > INLINE_MAX {
+                return Err(ProtocolError::BulkCountTooBig);
+            }
+            return Ok(None);
+        };
+        if nl + 1 >= buf.len() {
+            return Ok(None);
+        }
+        let len = parse_i64(&buf[pos + 1..nl]).ok_or(ProtocolError::InvalidBulkLength)?;
+        if len < 0 || len as u64 > max_bulk as u64 {
+            return Err(ProtocolError::InvalidBulkLength);
+        }
+        let start = nl + 2;
+        let end = start + len as usize;
+        if end + 2 > buf.len() {
+            // Make room for the rest of this argument only as its bytes arrive:
+            // a declared length alone must not allocate.
+            return Ok(None);
+        }
+        spans.push((start, end));
+        pos = end + 2;
+    }
+    let frame = buf.split_to(pos).freeze();
+    Ok(Some(
+        spans.into_iter().map(|(s, e)| frame.slice(s..e)).collect(),
+    ))
+}
+
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > INLINE_MAX {
+            return Err(ProtocolError::InlineTooBig);
+        }
+        return Ok(None);
+    };
+    let line = buf.split_to(nl + 1);
+    let mut content = &line[..nl];
+    if content.last() == Some(&b'\r') {
+        content = &content[..content.len() - 1];
+    }
+    split_args(content).map(Some)
+}
+
+/// Splits an inline request like Redis's sdssplitargs: whitespace-separated,
+/// with "double quotes" (escapes `\n \r \t \b \a \\ \" \xHH`) and 'single quotes'.
+pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Ok(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                    cur.push(hex(line[i + 2]) * 16 + hex(line[i + 3]));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    // The closing quote must be followed by a space or the end.
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else if in_sq {
+                if i >= n {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(Bytes::from(cur));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(cmd) = parse_command(&mut buf, DEFAULT_MAX_BULK)? {
+            out.push(cmd);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_and_pipelining() {
+        let cmds = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds[0], vec![Bytes::from("GET"), Bytes::from("a")]);
+        assert_eq!(cmds[1], vec![Bytes::from("PING")]);
+    }
+
+    #[test]
+    fn partial_frames_consume_nothing() {
+        let full = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n";
+        for cut in 0..full.len() {
+            let mut buf = BytesMut::from(&full[..cut]);
+            assert_eq!(
+                parse_command(&mut buf, DEFAULT_MAX_BULK).unwrap(),
+                None,
+                "cut {cut}"
+            );
+            assert_eq!(buf.len(), cut);
+        }
+        assert_eq!(parse_all(full).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn binary_safe_bulk() {
+        let cmds = parse_all(b"*1\r\n$4\r\n\r\n\0\xff\r\n").unwrap();
+        assert_eq!(cmds[0][0].as_ref(), b"\r\n\0\xff");
+    }
+
+    #[test]
+    fn inline_with_quotes() {
+        let cmds = parse_all(b"SET k \"a b\\x41\\n\" 'c\\'d'\r\n\r\nPING\n").unwrap();
+        assert_eq!(
+            cmds[0],
+            vec![
+                Bytes::from("SET"),
+                Bytes::from("k"),
+                Bytes::from("a bA\n"),
+                Bytes::from("c'd")
+            ]
+        );
+        assert!(cmds[1].is_empty());
+        assert_eq!(cmds[2], vec![Bytes::from("PING")]);
+    }
+
+    #[test]
+    fn protocol_errors_match_redis() {
+        assert_eq!(
+            parse_all(b"*x\r\n"),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            parse_all(b"*1\r\nfoo\r\n"),
+            Err(ProtocolError::ExpectedDollar('f'))
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-5\r\n"),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$999999999999\r\n"),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            parse_all(b"GET \"a\r\n"),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
+        assert_eq!(
+            parse_all(&vec![b'a'; INLINE_MAX + 1]),
+            Err(ProtocolError::InlineTooBig)
+        );
+        assert_eq!(
+            ProtocolError::InvalidBulkLength.to_string(),
+            "Protocol error: invalid bulk length"
+        );
+    }
+
+    #[test]
+    fn huge_declared_lengths_do_not_allocate() {
+        let mut buf = BytesMut::from(&b"*2147483647\r\n$536870912\r\nab"[..]);
+        let cap_before = buf.capacity();
+        assert_eq!(parse_command(&mut buf, DEFAULT_MAX_BULK).unwrap(), None);
+        assert_eq!(buf.capacity(), cap_before);
+    }
+
+    #[test]
+    fn empty_multibulk_is_skipped() {
+        let cmds = parse_all(b"*0\r\n*-1\r\n").unwrap();
+        assert_eq!(cmds, vec![Vec::<Bytes>::new(), Vec::new()]);
+    }
+}

@@ -1,0 +1,258 @@
+//! Replies and their RESP2/RESP3 encoding.
+//!
+//! A handler builds one [`Reply`] tree; [`Reply::encode`] writes it for the
+//! connection's protocol version, degrading RESP3-only types the way Redis 7 does
+//! (maps become flat arrays, sets become arrays, doubles become bulk strings,
+//! booleans become integers, verbatim strings become bulk strings, both nulls keep
+//! their RESP2 shapes).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Protocol version a connection speaks; set by `HELLO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Resp2,
+    Resp3,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `+OK`-style status line.
+    Simple(String),
+    /// A full error line, prefix included (`ERR ...`, `WRONGTYPE ...`).
+    Error(String),
+    Integer(i64),
+    Bulk(Bytes),
+    /// The null bulk string (`$-1` in RESP2).
+    Null,
+    /// The null array (`*-1` in RESP2), e.g. a timed-out BLPOP.
+    NullArray,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    Double(f64),
+    Bool(bool),
+    /// Verbatim text (`=` in RESP3), e.g. INFO and CLIENT LIST.
+    Verbatim(String),
+    /// An out-of-band push message (`>` in RESP3).
+    Push(Vec<Reply>),
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply::Simple("OK".into())
+    }
+
+    pub fn simple(s: &str) -> Reply {
+        Reply::Simple(s.to_string())
+    }
+
+    pub fn bulk(b: impl Into<Bytes>) -> Reply {
+        Reply::Bulk(b.into())
+    }
+
+    pub fn bulk_str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    pub fn bulk_opt(b: Option<Bytes>) -> Reply {
+        b.map(Reply::Bulk).unwrap_or(Reply::Null)
+    }
+
+    pub fn bulks<I: IntoIterator<Item = Bytes>>(items: I) -> Reply {
+        Reply::Array(items.into_iter().map(Reply::Bulk).collect())
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Appends the wire form of this reply for `proto` to `out`.
+    pub fn encode(&self, proto: Protocol, out: &mut BytesMut) {
+        match self {
+            Reply::Simple(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Integer(n) => {
+                let mut buf = itoa_buf(*n);
+                line(out, b':', buf.as_bytes_mut())
+            }
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Null => match proto {
+                Protocol::Resp2 => out.put_slice(b"$-1\r\n"),
+                Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            },
+            Reply::NullArray => match proto {
+                Protocol::Resp2 => out.put_slice(b"*-1\r\n"),
+                Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            },
+            Reply::Array(items) => {
+                header(out, b'*', items.len());
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Set(items) => {
+                header(
+                    out,
+                    if proto == Protocol::Resp3 { b'~' } else { b'*' },
+                    items.len(),
+                );
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Push(items) => {
+                header(
+                    out,
+                    if proto == Protocol::Resp3 { b'>' } else { b'*' },
+                    items.len(),
+                );
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Map(pairs) => {
+                match proto {
+                    Protocol::Resp3 => header(out, b'%', pairs.len()),
+                    Protocol::Resp2 => header(out, b'*', pairs.len() * 2),
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Double(d) => {
+                let text = format_double(*d);
+                match proto {
+                    Protocol::Resp3 => line(out, b',', text.as_bytes()),
+                    Protocol::Resp2 => bulk(out, text.as_bytes()),
+                }
+            }
+            Reply::Bool(b) => match proto {
+                Protocol::Resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+                Protocol::Resp2 => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            },
+            Reply::Verbatim(text) => match proto {
+                Protocol::Resp3 => {
+                    header(out, b'=', text.len() + 4);
+                    out.put_slice(b"txt:");
+                    out.put_slice(text.as_bytes());
+                    out.put_slice(b"\r\n");
+                }
+                Protocol::Resp2 => bulk(out, text.as_bytes()),
+            },
+        }
+    }
+
+    /// Encodes into a fresh buffer; handy in tests.
+    pub fn to_bytes(&self, proto: Protocol) -> Bytes {
+        let mut out = BytesMut::new();
+        self.encode(proto, &mut out);
+        out.freeze()
+    }
+}
+
+/// Formats a double the way Redis 7 replies with one (`inf`, `-inf`, `nan`,
+/// otherwise the shortest text that reads back to the same value).
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".into()
+    } else if d.is_infinite() {
+        if d > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
+    } else {
+        let s = format!("{d}");
+        s
+    }
+}
+
+struct ItoaBuf {
+    buf: [u8; 24],
+    start: usize,
+}
+
+impl ItoaBuf {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(n: i64) -> ItoaBuf {
+    let mut buf = [0u8; 24];
+    let mut pos = buf.len();
+    let neg = n < 0;
+    let mut v = n.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    ItoaBuf { buf, start: pos }
+}
+
+fn line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
+    out.reserve(body.len() + 3);
+    out.put_u8(prefix);
+    out.put_slice(body);
+    out.put_slice(b"\r\n");
+}
+
+fn header(out: &mut BytesMut, prefix: u8, len: usize) {
+    let mut n = itoa_buf(len as i64);
+    line(out, prefix, n.as_bytes_mut());
+}
+
+fn bulk(out: &mut BytesMut, body: &[u8]) {
+    header(out, b'$', body.len());
+    out.reserve(body.len() + 2);
+    out.put_slice(body);
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: Reply, p: Protocol) -> String {
+        String::from_utf8(r.to_bytes(p).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(enc(Reply::ok(), Protocol::Resp2), "+OK\r\n");
+        assert_eq!(enc(Reply::Integer(-42), Protocol::Resp2), ":-42\r\n");
+        assert_eq!(
+            enc(Reply::Integer(i64::MIN), Protocol::Resp2),
+            ":-9223372036854775808\r\n"
+        );
+        assert_eq!(enc(Reply::bulk_str("hi"), Protocol::Resp2), "$2\r\nhi\r\n");
+        assert_eq!(enc(Reply::Null, Protocol::Resp2), "$-1\r\n");
+        assert_eq!(enc(Reply::NullArray, Protocol::Resp2), "*-1\r\n");
+        assert_eq!(enc(Reply::Null, Protocol::Resp3), "_\r\n");
+    }
+
+    #[test]
+    fn resp3_types_degrade_in_resp2() {
+        let map = Reply::Map(vec![(Reply::bulk_str("a"), Reply::Integer(1))]);
+        assert_eq!(enc(map.clone(), Protocol::Resp2), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(map, Protocol::Resp3), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(Reply::Double(1.5), Protocol::Resp2), "$3\r\n1.5\r\n");
+        assert_eq!(enc(Reply::Double(1.5), Protocol::Resp3), ",1.5\r\n");
+        assert_eq!(enc(Reply::Bool(true), Protocol::Resp2), ":1\r\n");
+        assert_eq!(
+            enc(Reply::Verbatim("x".into()), Protocol::Resp3),
+            "=5\r\ntxt:x\r\n"
+        );
+        assert_eq!(enc(Reply::Set(vec![]), Protocol::Resp3), "~0\r\n");
+    }
+}

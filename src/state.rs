@@ -1,0 +1,127 @@
+//! The server's shared state and the lock that makes commands atomic.
+//!
+//! [`Shared`] is what every connection task holds. Its [`State`] sits behind one
+//! mutex: a connection locks it once per batch of pipelined commands and runs them
+//! back to back, so each command sees and leaves a whole state, as in Redis. The
+//! lock is held only for the commands themselves; reading from sockets, parsing
+//! and encoding replies happen outside it, on both cores. A snapshot takes the lock
+//! only for the O(1) keyspace clone (see [`crate::keyspace`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use crate::blocking::Blocking;
+use crate::clients::ClientRegistry;
+use crate::config::Config;
+use crate::keyspace::scan::ScanCursors;
+use crate::keyspace::Keyspace;
+use crate::persistence::PersistState;
+use crate::rng::Rng;
+
+/// Everything commands read and change, guarded by [`Shared::state`].
+pub struct State {
+    pub keyspace: Keyspace,
+    /// Changes since the last successful save (Redis's `server.dirty`).
+    pub dirty: u64,
+    pub blocking: Blocking,
+    pub scans: ScanCursors,
+    pub rng: Rng,
+    pub stats: Stats,
+    pub persistence: PersistState,
+}
+
+impl State {
+    pub fn new(databases: usize) -> State {
+        State {
+            keyspace: Keyspace::new(databases),
+            dirty: 0,
+            blocking: Blocking::default(),
+            scans: ScanCursors::default(),
+            rng: Rng::from_entropy(),
+            stats: Stats::default(),
+            persistence: PersistState::default(),
+        }
+    }
+}
+
+/// Counters INFO stats reports that change under the state lock.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub total_commands_processed: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub total_error_replies: u64,
+}
+
+/// Counters updated outside the state lock.
+#[derive(Debug, Default)]
+pub struct NetStats {
+    pub total_connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+}
+
+impl NetStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What every connection task and background job holds (behind an `Arc`).
+pub struct Shared {
+    pub state: Mutex<State>,
+    pub config: RwLock<Config>,
+    pub clients: ClientRegistry,
+    pub net: NetStats,
+    pub started: Instant,
+    pub run_id: String,
+    /// The TCP port actually bound (differs from the configured one for port 0).
+    pub bound_port: AtomicU64,
+    /// Set to true to begin shutdown; connections and jobs watch it.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        let mut rng = Rng::from_entropy();
+        let run_id: String = (0..40)
+            .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
+            .collect();
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        Shared {
+            state: Mutex::new(State::new(config.databases)),
+            config: RwLock::new(config),
+            clients: ClientRegistry::default(),
+            net: NetStats::default(),
+            started: Instant::now(),
+            run_id,
+            bound_port: AtomicU64::new(0),
+            shutdown,
+        }
+    }
+
+    /// Locks the state. A panic while holding the lock must not take the server
+    /// down with it, so poisoning is ignored: every command leaves the state whole
+    /// before it can panic (they validate first, then mutate).
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config(&self) -> std::sync::RwLockReadGuard<'_, Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config_mut(&self) -> std::sync::RwLockWriteGuard<'_, Config> {
+        self.config.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}

@@ -1,0 +1,181 @@
+//! Shared helpers for whole-binary tests: start the real `forkless` binary on a
+//! free loopback port in a temporary directory, talk to it with the `redis`
+//! crate or `redis-cli`, kill and restart it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_forkless");
+
+/// A running forkless process.
+pub struct Server {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    args: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts with no save points in a fresh temporary directory.
+    pub fn start() -> Server {
+        Server::start_with(&["--save", ""])
+    }
+
+    /// Starts with extra arguments in a fresh temporary directory.
+    pub fn start_with(args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::spawn_in(&dir, args).expect("server did not start");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts in `dir` (kept by the caller). Returns the log on failure to start.
+    pub fn spawn_in(dir: &Path, args: &[&str]) -> Result<Server, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut child = Command::new(BIN)
+            .arg("--port")
+            .arg("0")
+            .arg("--dir")
+            .arg(dir)
+            .args(&args)
+            .env("FORKLESS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn forkless");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if let Some(p) = line.split("port=").nth(1) {
+                        if let Ok(port) = p.trim().parse::<u16>() {
+                            let _ = tx.send(port);
+                        }
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(port) = rx.recv_timeout(Duration::from_millis(50)) {
+                return Ok(Server {
+                    port,
+                    dir: dir.to_path_buf(),
+                    child: Some(child),
+                    log,
+                    args,
+                    _tmp: None,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                return Err(format!("exited with {status}: {}", log.lock().unwrap()));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(format!("no ready line: {}", log.lock().unwrap()));
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).unwrap();
+        client.get_connection().expect("connect")
+    }
+
+    pub fn client_resp3(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("{}?protocol=resp3", self.url())).unwrap();
+        client.get_connection().expect("connect resp3")
+    }
+
+    pub async fn async_client(&self) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(self.url()).unwrap();
+        client.get_multiplexed_async_connection().await.expect("connect")
+    }
+
+    /// Runs `redis-cli -p PORT args...` and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// kill -9, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal by name and waits (bounded) for the process to exit.
+    pub fn signal_and_wait(&mut self, sig: &str) -> Option<ExitStatus> {
+        let pid = self.pid();
+        Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().ok()?;
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits up to `limit` for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Starts a new process in the same directory with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let fresh = Server::spawn_in(&self.dir, &args).expect("restart");
+        self.port = fresh.port;
+        self.log = fresh.log.clone();
+        let mut fresh = fresh;
+        self.child = fresh.child.take();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
