@@ -38,3 +38,27 @@ pub fn check_dump_main(file: &std::path::Path) -> std::process::ExitCode {
     );
     std::process::ExitCode::from(2)
 }
+
+/// The fields of INFO persistence, in Redis's order and with Redis's names.
+pub fn info_fields(
+    shared: &crate::state::Shared,
+    state: &crate::state::State,
+) -> Vec<(String, String)> {
+    let _ = shared;
+    let p = &state.persistence;
+    vec![
+        ("loading".into(), "0".into()),
+        ("async_loading".into(), "0".into()),
+        (
+            "rdb_changes_since_last_save".into(),
+            state.dirty.to_string(),
+        ),
+        ("rdb_bgsave_in_progress".into(), "0".into()),
+        ("rdb_last_save_time".into(), p.last_save_unix.to_string()),
+        (
+            "rdb_last_bgsave_status".into(),
+            if p.last_bgsave_ok { "ok" } else { "err" }.into(),
+        ),
+        ("aof_enabled".into(), "0".into()),
+    ]
+}

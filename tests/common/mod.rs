@@ -110,7 +110,10 @@ impl Server {
 
     pub async fn async_client(&self) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url()).unwrap();
-        client.get_multiplexed_async_connection().await.expect("connect")
+        client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
     }
 
     /// Runs `redis-cli -p PORT args...` and returns its stdout.
@@ -143,7 +146,11 @@ impl Server {
     /// Sends a signal by name and waits (bounded) for the process to exit.
     pub fn signal_and_wait(&mut self, sig: &str) -> Option<ExitStatus> {
         let pid = self.pid();
-        Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().ok()?;
+        Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .ok()?;
         self.wait_exit(Duration::from_secs(30))
     }
 
