@@ -9,6 +9,9 @@ pub struct PersistState {
     pub last_save_unix: i64,
     /// Whether the last background save succeeded (`rdb_last_bgsave_status`).
     pub last_bgsave_ok: bool,
+    /// Microseconds the last snapshot's keyspace clone took (INFO stats
+    /// `latest_fork_usec`, the analogue of Redis's fork time).
+    pub latest_clone_usec: u64,
 }
 
 impl Default for PersistState {
@@ -16,6 +19,7 @@ impl Default for PersistState {
         PersistState {
             last_save_unix: crate::keyspace::unix_ms() / 1000,
             last_bgsave_ok: true,
+            latest_clone_usec: 0,
         }
     }
 }
