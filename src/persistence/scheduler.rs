@@ -1,0 +1,207 @@
+//! Save bookkeeping: the one background save that may run at a time, foreground
+//! saves, and the save-point job that starts BGSAVE as Redis's `serverCron` does.
+//!
+//! A background save is an O(1) keyspace clone taken under the state lock and
+//! streamed to disk by a std thread that never takes the state lock: it reports
+//! into the [`BgJob`] slot, and the outcome is applied to the state ("reaped")
+//! by the save-point job or by whoever waits for it (SHUTDOWN). So waiting for a
+//! save while holding the state lock cannot deadlock.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::writer::{self, Progress, SaveError, SaveStats};
+use crate::errors::CommandError;
+use crate::keyspace::unix_ms;
+use crate::state::{Shared, State};
+
+/// Redis's CONFIG_BGSAVE_RETRY_DELAY: a failed background save is retried by the
+/// save points only after this many seconds.
+pub const BGSAVE_RETRY_DELAY_SECS: i64 = 5;
+/// How often the save-point job runs (Redis's serverCron at hz 10).
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The running background save, if any, shared with its thread.
+#[derive(Debug, Default)]
+pub struct BgJob {
+    slot: Mutex<Slot>,
+    done: Condvar,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    running: Option<Running>,
+    outcome: Option<Result<SaveStats, String>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    started: Instant,
+    dirty_at_clone: u64,
+}
+
+impl BgJob {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a background save is running or its outcome is not yet applied.
+    pub fn in_progress(&self) -> bool {
+        self.slot().running.is_some()
+    }
+
+    /// Seconds the running save has taken so far.
+    pub fn current_secs(&self) -> Option<u64> {
+        self.slot().running.map(|r| r.started.elapsed().as_secs())
+    }
+
+    fn finish(&self, outcome: Result<SaveStats, String>) {
+        self.slot().outcome = Some(outcome);
+        self.done.notify_all();
+    }
+
+    /// Blocks until the running save (if any) has finished writing.
+    pub fn wait(&self) {
+        let mut slot = self.slot();
+        while slot.running.is_some() && slot.outcome.is_none() {
+            slot = self.done.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Starts a background save of the current keyspace. The caller holds the lock.
+pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandError> {
+    let job = state.persistence.job.clone();
+    let mut slot = job.slot();
+    if slot.running.is_some() {
+        return Err(CommandError::BgsaveInProgress);
+    }
+    let clone_started = Instant::now();
+    let snapshot = state.keyspace.clone();
+    let clone_usec = clone_started.elapsed().as_micros() as u64;
+    let now_ms = unix_ms();
+    let p = &mut state.persistence;
+    p.latest_clone_usec = clone_usec;
+    p.last_bgsave_try_unix = now_ms / 1000;
+    slot.running = Some(Running {
+        started: Instant::now(),
+        dirty_at_clone: state.dirty,
+    });
+    slot.outcome = None;
+    job.progress.keys_done.store(0, Ordering::Relaxed);
+    job.progress
+        .keys_total
+        .store(snapshot.key_count() as u64, Ordering::Relaxed);
+    drop(slot);
+    let path = shared.config().dump_path();
+    tracing::info!("Background saving started");
+    let thread_job = job.clone();
+    let spawned = std::thread::Builder::new()
+        .name("bgsave".into())
+        .spawn(move || {
+            let result = writer::save_to(&snapshot, &path, now_ms, &thread_job.progress);
+            drop(snapshot);
+            thread_job.finish(result.map_err(|e| e.to_string()));
+        });
+    if let Err(e) = spawned {
+        job.finish(Err(format!("cannot start the save thread: {e}")));
+    }
+    Ok(())
+}
+
+/// Applies a finished background save's outcome to the state (Redis's
+/// `backgroundSaveDoneHandler`). Returns whether one was applied.
+pub fn reap(state: &mut State) -> bool {
+    let job = state.persistence.job.clone();
+    let mut slot = job.slot();
+    let (Some(running), Some(outcome)) = (slot.running, slot.outcome.take()) else {
+        return false;
+    };
+    slot.running = None;
+    drop(slot);
+    let p = &mut state.persistence;
+    p.last_bgsave_time_sec = running.started.elapsed().as_secs() as i64;
+    match outcome {
+        Ok(stats) => {
+            state.dirty = state.dirty.saturating_sub(running.dirty_at_clone);
+            p.record_success(stats);
+            tracing::info!(
+                "Background saving terminated with success ({} keys, {} bytes)",
+                stats.keys,
+                stats.bytes
+            );
+        }
+        Err(e) => {
+            p.last_bgsave_ok = false;
+            tracing::warn!("Background saving error: {e}");
+        }
+    }
+    true
+}
+
+/// SAVE: writes the keyspace while the caller holds the lock, as Redis blocks.
+pub fn save_foreground(shared: &Shared, state: &mut State) -> Result<SaveStats, SaveError> {
+    let started = Instant::now();
+    let snapshot = state.keyspace.clone();
+    state.persistence.latest_clone_usec = started.elapsed().as_micros() as u64;
+    let path = shared.config().dump_path();
+    let job = state.persistence.job.clone();
+    match writer::save_to(&snapshot, &path, unix_ms(), &job.progress) {
+        Ok(stats) => {
+            state.dirty = 0;
+            state.persistence.record_success(stats);
+            tracing::info!(
+                "DB saved on disk ({} keys, {} bytes)",
+                stats.keys,
+                stats.bytes
+            );
+            Ok(stats)
+        }
+        Err(e) => {
+            tracing::warn!("Failed saving the DB: {e}");
+            Err(e)
+        }
+    }
+}
+
+/// One run of the save-point check; the caller holds the lock.
+pub fn tick(shared: &Shared, state: &mut State) {
+    reap(state);
+    if state.persistence.job.in_progress() {
+        return;
+    }
+    if state.persistence.bgsave_scheduled {
+        state.persistence.bgsave_scheduled = false;
+        let _ = start_bgsave(shared, state);
+        return;
+    }
+    let points = shared.config().save.clone();
+    let now = unix_ms() / 1000;
+    let p = &state.persistence;
+    let may_retry = p.last_bgsave_ok || now - p.last_bgsave_try_unix > BGSAVE_RETRY_DELAY_SECS;
+    if !may_retry {
+        return;
+    }
+    let due = points
+        .iter()
+        .find(|sp| state.dirty >= sp.changes && now - p.last_save_unix > sp.seconds as i64);
+    if let Some(sp) = due {
+        tracing::info!(
+            "{} changes in {} seconds. Saving...",
+            sp.changes,
+            sp.seconds
+        );
+        let _ = start_bgsave(shared, state);
+    }
+}
+
+/// The save-point job: runs [`tick`] ten times a second until shutdown.
+pub async fn run(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(TICK).await;
+        let mut state = shared.lock();
+        tick(&shared, &mut state);
+    }
+}
