@@ -267,7 +267,9 @@ fn lastsave_and_bgsave_schedule() {
     let started: String = q(&mut con, &["BGSAVE"]);
     assert_eq!(started, "Background saving started");
     let again = redis::cmd("BGSAVE").query::<String>(&mut con);
-    let scheduled = redis::cmd("BGSAVE").arg("SCHEDULE").query::<String>(&mut con);
+    let scheduled = redis::cmd("BGSAVE")
+        .arg("SCHEDULE")
+        .query::<String>(&mut con);
     match (again, scheduled) {
         (Err(e), Ok(s)) => {
             assert_eq!(e.detail(), Some("Background save already in progress"));
@@ -286,7 +288,10 @@ fn lastsave_and_bgsave_schedule() {
     wait_bgsave(&mut con);
     let after: i64 = q(&mut con, &["LASTSAVE"]);
     assert!(after > before, "{before} -> {after}");
-    let err = redis::cmd("BGSAVE").arg("x").query::<()>(&mut con).unwrap_err();
+    let err = redis::cmd("BGSAVE")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap_err();
     assert_eq!(err.detail(), Some("syntax error"));
 }
 
@@ -295,7 +300,8 @@ fn fill(con: &mut redis::Connection, n: usize) {
     for start in (0..n).step_by(10_000) {
         let mut mset = redis::cmd("MSET");
         for i in start..(start + 10_000).min(n) {
-            mset.arg(format!("key:{i}")).arg(format!("value-{i}-xxxxxxxxxxxxxxxx"));
+            mset.arg(format!("key:{i}"))
+                .arg(format!("value-{i}-xxxxxxxxxxxxxxxx"));
         }
         let _: () = mset.query(con).unwrap();
     }
@@ -323,8 +329,14 @@ fn background_save_is_one_point_in_time() {
                     .arg(&v)
                     .query(&mut c)
                     .unwrap();
-                let _: i64 = redis::cmd("INCR").arg(format!("c{w}")).query(&mut c).unwrap();
-                let _: i64 = redis::cmd("INCR").arg(format!("d{w}")).query(&mut c).unwrap();
+                let _: i64 = redis::cmd("INCR")
+                    .arg(format!("c{w}"))
+                    .query(&mut c)
+                    .unwrap();
+                let _: i64 = redis::cmd("INCR")
+                    .arg(format!("d{w}"))
+                    .query(&mut c)
+                    .unwrap();
             }
         }));
     }
@@ -424,7 +436,11 @@ fn failing_bgsave_reports_err_keeps_the_old_dump_and_refuses_writes() {
         .filter(|e| e.file_name().to_string_lossy().starts_with("temp-"))
         .collect();
     assert!(temps.is_empty(), "temp files left: {temps:?}");
-    let err = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut con).unwrap_err();
+    let err = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap_err();
     assert_eq!(err.code(), Some("MISCONF"));
     let v: String = q(&mut con, &["GET", "extra"]);
     assert_eq!(v, "1", "reads still work");
@@ -449,7 +465,9 @@ fn the_v1_fixture_loads_at_start_up() {
     let (_dir, server) = start_with_dump(&std::fs::read(FIXTURE_V1).unwrap());
     let server = server.expect("fixture loads");
     assert!(
-        server.log().contains("Loaded 6 keys (1 expired keys dropped) in"),
+        server
+            .log()
+            .contains("Loaded 6 keys (1 expired keys dropped) in"),
         "{}",
         server.log()
     );
@@ -463,7 +481,10 @@ fn the_v1_fixture_loads_at_start_up() {
     let mut s: Vec<String> = q(&mut con, &["SMEMBERS", "set"]);
     s.sort();
     assert_eq!(s, ["x", "y", "z"]);
-    let err = redis::cmd("DEBUG").arg("foo").query::<()>(&mut con).unwrap_err();
+    let err = redis::cmd("DEBUG")
+        .arg("foo")
+        .query::<()>(&mut con)
+        .unwrap_err();
     assert_eq!(
         err.detail(),
         Some("unknown subcommand or wrong number of arguments for 'foo'. Try DEBUG HELP.")
@@ -497,12 +518,20 @@ fn corrupt_dumps_stop_the_server_with_file_problem_and_offset() {
         assert!(log.contains("dump.rdb"), "{name}: {log}");
         assert!(log.contains("offset"), "{name}: {log}");
         assert!(log.contains(problem), "{name}: {log}");
-        assert_eq!(std::fs::read(dir.path().join("dump.rdb")).unwrap(), bytes, "{name}: dump touched");
+        assert_eq!(
+            std::fs::read(dir.path().join("dump.rdb")).unwrap(),
+            bytes,
+            "{name}: dump touched"
+        );
     }
 }
 
 fn check_dump(path: &Path) -> (i32, String) {
-    let out = Command::new(BIN).arg("check-dump").arg(path).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("check-dump")
+        .arg(path)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -526,7 +555,10 @@ fn check_dump_reports_sound_corrupt_and_unreadable_files() {
     std::fs::write(&bad, &bytes).unwrap();
     let (code, out) = check_dump(&bad);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("CORRUPT: checksum mismatch at offset"), "{out}");
+    assert!(
+        out.contains("CORRUPT: checksum mismatch at offset"),
+        "{out}"
+    );
 
     let (code, out) = check_dump(&dir.path().join("missing.rdb"));
     assert_eq!(code, 2, "{out}");

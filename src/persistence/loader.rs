@@ -186,7 +186,7 @@ pub fn load_from<R: Read>(
             break;
         }
         body.apply(offset, record)?;
-        if body.key_records % 4096 == 0 && last_log.elapsed() >= PROGRESS_LOG_EVERY {
+        if body.key_records.is_multiple_of(4096) && last_log.elapsed() >= PROGRESS_LOG_EVERY {
             tracing::info!(
                 "loading snapshot: {}/{} keys",
                 body.key_records,

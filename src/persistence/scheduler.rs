@@ -101,9 +101,15 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
     let spawned = std::thread::Builder::new()
         .name("bgsave".into())
         .spawn(move || {
-            let result = writer::save_to(&snapshot, &path, now_ms, &thread_job.progress);
+            // A panic must still end the job, or SHUTDOWN would wait for it forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                writer::save_to(&snapshot, &path, now_ms, &thread_job.progress)
+            }));
             drop(snapshot);
-            thread_job.finish(result.map_err(|e| e.to_string()));
+            thread_job.finish(match result {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the save thread panicked".into()),
+            });
         });
     if let Err(e) = spawned {
         job.finish(Err(format!("cannot start the save thread: {e}")));

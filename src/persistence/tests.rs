@@ -227,7 +227,7 @@ fn trailing_bytes_are_rejected() {
 }
 
 /// Recomputes the trailer so a test reaches the check it targets.
-fn reseal(bytes: &mut Vec<u8>) {
+fn reseal(bytes: &mut [u8]) {
     let body = bytes.len() - TRAILER_LEN;
     let crc = crc32fast::hash(&bytes[..body]);
     bytes[body..].copy_from_slice(&crc.to_le_bytes());

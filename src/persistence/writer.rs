@@ -145,7 +145,7 @@ pub fn write_body<W: Write>(
         for (key, entry) in db.iter() {
             write_entry(&mut w, key, entry)?;
             done += 1;
-            if done % 1024 == 0 {
+            if done.is_multiple_of(1024) {
                 progress.keys_done.store(done, Ordering::Relaxed);
                 if last_log.elapsed() >= PROGRESS_LOG_EVERY {
                     tracing::info!("saving snapshot: {done}/{total} keys");
