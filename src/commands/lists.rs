@@ -636,6 +636,92 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// Runs commands through the real dispatcher, as a client that may not block
+    /// (inside MULTI): blocking commands answer at once.
+    fn run_all(setup: impl FnOnce(&mut Db), cmds: &[&[&str]]) -> Vec<Reply> {
+        use crate::clients::ClientState;
+        use crate::config::Config;
+        use crate::state::Shared;
+        let shared = Shared::new(Config::default());
+        let info = shared.clients.register("a".into(), "b".into());
+        let mut client = ClientState::new(info.id, "a".into(), "b".into(), info);
+        let mut state = shared.lock();
+        setup(state.keyspace.db_mut(0));
+        cmds.iter()
+            .map(|cmd| {
+                let args: Vec<Bytes> = cmd.iter().map(|s| b(s)).collect();
+                let mut ctx = Ctx {
+                    shared: &shared,
+                    state: &mut state,
+                    client: &mut client,
+                    now_ms: 0,
+                    blocked: None,
+                    may_block: false,
+                };
+                let reply = super::super::execute(&mut ctx, &args);
+                assert!(ctx.blocked.is_none());
+                reply
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_command_refuses_another_type() {
+        let cmds: &[&[&str]] = &[
+            &["lpush", "s", "a"],
+            &["rpush", "s", "a"],
+            &["lpushx", "s", "a"],
+            &["rpushx", "s", "a"],
+            &["lpop", "s"],
+            &["rpop", "s", "2"],
+            &["llen", "s"],
+            &["lrange", "s", "0", "-1"],
+            &["lindex", "s", "0"],
+            &["lset", "s", "0", "a"],
+            &["linsert", "s", "before", "a", "b"],
+            &["lrem", "s", "0", "a"],
+            &["ltrim", "s", "0", "1"],
+            &["lpos", "s", "a"],
+            &["lmove", "s", "l", "left", "left"],
+            &["lmove", "l", "s", "left", "left"],
+            &["rpoplpush", "s", "l"],
+            &["lmpop", "2", "s", "l", "left"],
+            &["blpop", "s", "l", "0"],
+            &["brpop", "s", "0"],
+            &["blmove", "s", "l", "left", "left", "0"],
+            &["brpoplpush", "l", "s", "0"],
+            &["blmpop", "0", "1", "s", "left"],
+        ];
+        let replies = run_all(
+            |db| {
+                db.insert(b("s"), Value::Str(b("x")), None);
+                db.insert(b("l"), Value::List(Vector::unit(b("e"))), None);
+            },
+            cmds,
+        );
+        for (cmd, reply) in cmds.iter().zip(replies) {
+            assert_eq!(reply, CommandError::WrongType.to_reply(), "{cmd:?}");
+        }
+    }
+
+    #[test]
+    fn blocking_commands_answer_at_once_where_they_may_not_block() {
+        let replies = run_all(
+            |_| {},
+            &[
+                &["blpop", "a", "b", "0"],
+                &["brpop", "a", "1"],
+                &["blmove", "a", "b", "left", "right", "0"],
+                &["brpoplpush", "a", "b", "0"],
+                &["blmpop", "0", "1", "a", "left"],
+                &["rpush", "b", "x"],
+                &["blmpop", "0", "2", "a", "b", "right", "count", "9"],
+            ],
+        );
+        assert_eq!(replies[..5], vec![Reply::NullArray; 5]);
+        assert_eq!(replies[6], mpop_reply(b("b"), vec![b("x")]));
+    }
+
     #[test]
     fn ranges_follow_redis_rules() {
         assert_eq!(resolve_range(0, -1, 3), Some((0, 3)));
