@@ -718,7 +718,15 @@ mod tests {
                 &["blmpop", "0", "2", "a", "b", "right", "count", "9"],
             ],
         );
-        assert_eq!(replies[..5], vec![Reply::NullArray; 5]);
+        // As in Redis 7.0: null arrays, except a null bulk for the moves.
+        let nulls = [
+            Reply::NullArray,
+            Reply::NullArray,
+            Reply::Null,
+            Reply::Null,
+            Reply::NullArray,
+        ];
+        assert_eq!(replies[..5], nulls);
         assert_eq!(replies[6], mpop_reply(b("b"), vec![b("x")]));
     }
 

@@ -6,7 +6,8 @@
 //! that function with the ready key, which runs the same list primitive the
 //! command would have run, for the waiter's database. Serving happens under the
 //! state lock between whole commands. Timeouts answer with a null array, as Redis
-//! 7.0 does for every blocked list command (BLMOVE and BRPOPLPUSH included).
+//! 7.0 does for every blocked list command (BLMOVE and BRPOPLPUSH included); where
+//! blocking is not allowed (MULTI) BLMOVE and BRPOPLPUSH answer a null bulk.
 
 use bytes::Bytes;
 
@@ -105,6 +106,11 @@ fn bmove(
     if ctx.db().contains(src, now) {
         return move_cmd(ctx, src, dst, from, to);
     }
+    if !ctx.may_block {
+        // Inside MULTI Redis answers a null bulk here, though a real timeout
+        // answers a null array.
+        return Ok(Reply::Null);
+    }
     ctx.block_on(
         vec![src.clone()],
         args,
@@ -136,9 +142,8 @@ fn serve_bmove(
     let src = Bytes::copy_from_slice(ready_key);
     let dst = args.get(2)?.clone();
     let d = state.keyspace.db_mut(db);
-    if read_list(d, &src, now_ms).ok()?.is_none() {
-        return None;
-    }
+    // A source that is absent or of another type keeps the waiter blocked.
+    read_list(d, &src, now_ms).ok()??;
     match move_elem(d, &src, &dst, from, to, now_ms) {
         Ok(Some(elem)) => {
             state.dirty += 1;
