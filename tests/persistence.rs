@@ -564,3 +564,106 @@ fn check_dump_reports_sound_corrupt_and_unreadable_files() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("unreadable"), "{out}");
 }
+
+/// Runs with only the list commands: big lists (many chunks) in two databases
+/// survive SAVE, BGSAVE, DEBUG RELOAD and kill -9.
+#[test]
+fn lists_survive_save_bgsave_reload_and_kill9() {
+    let mut server = Server::start();
+    let mut con = server.client();
+    let items: Vec<String> = (0..5000).map(|i| format!("item-{i}")).collect();
+    for db in ["0", "2"] {
+        let _: () = q(&mut con, &["SELECT", db]);
+        let _: i64 = redis::cmd("RPUSH")
+            .arg("big")
+            .arg(&items)
+            .query(&mut con)
+            .unwrap();
+        let _: i64 = q(&mut con, &["LPUSH", "small", "x"]);
+    }
+    let _: () = q(&mut con, &["SAVE"]);
+    server.restart();
+    let mut con = server.client();
+    for db in ["0", "2"] {
+        let _: () = q(&mut con, &["SELECT", db]);
+        let got: Vec<String> = q(&mut con, &["LRANGE", "big", "0", "-1"]);
+        assert_eq!(got, items, "db {db}");
+    }
+    let _: i64 = q(&mut con, &["RPUSH", "big", "after-save"]);
+    let started: String = q(&mut con, &["BGSAVE"]);
+    assert_eq!(started, "Background saving started");
+    // SAVE is refused while the background save runs; bounded retry.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match redis::cmd("SAVE").query::<()>(&mut con) {
+            Ok(()) => break,
+            Err(e) => {
+                assert_eq!(e.detail(), Some("Background save already in progress"));
+                assert!(Instant::now() < deadline);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    let ok: String = q(&mut con, &["DEBUG", "RELOAD"]);
+    assert_eq!(ok, "OK");
+    let len: i64 = q(&mut con, &["LLEN", "big"]);
+    assert_eq!(len, 5001);
+    server.restart();
+    let mut con = server.client();
+    let _: () = q(&mut con, &["SELECT", "2"]);
+    let last: Vec<String> = q(&mut con, &["LRANGE", "big", "-1", "-1"]);
+    assert_eq!(last, ["after-save"]);
+    assert!(server
+        .log()
+        .contains("Loaded 4 keys (0 expired keys dropped)"));
+}
+
+/// kill -9 during SAVE and BGSAVE, repeatedly: the restart always loads a
+/// whole dump, old or new (lists only, so it runs with the list commands).
+#[test]
+fn kill9_mid_save_loads_a_whole_old_or_new_dump_lists() {
+    let mut server = Server::start();
+    let mut con = server.client();
+    let items: Vec<String> = (0..1000).map(|i| format!("element-{i:06}")).collect();
+    let mut pipe = redis::pipe();
+    for k in 0..300 {
+        pipe.cmd("RPUSH").arg(format!("l{k}")).arg(&items).ignore();
+    }
+    pipe.cmd("RPUSH").arg("marker").arg("0").ignore();
+    let _: () = pipe.query(&mut con).unwrap();
+    let _: () = q(&mut con, &["SAVE"]);
+    let mut last_saved = 0i64;
+    for round in 1..=10i64 {
+        let mut con = server.client();
+        // The new state: the marker and one list grow by one element.
+        let _: i64 = q(&mut con, &["RPUSH", "marker", &round.to_string()]);
+        let _: i64 = q(&mut con, &["RPUSH", "l0", &round.to_string()]);
+        if round % 2 == 0 {
+            let _: String = q(&mut con, &["BGSAVE"]);
+        } else {
+            let mut c = server.client();
+            std::thread::spawn(move || {
+                let _ = redis::cmd("SAVE").query::<()>(&mut c);
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1 + (round as u64 * 7) % 40));
+        server.restart(); // kill -9, then start again
+        let mut con = server.client();
+        let marker: Vec<i64> = q(&mut con, &["LRANGE", "marker", "0", "-1"]);
+        let top = *marker.last().unwrap();
+        assert!(
+            top == round || top == last_saved,
+            "round {round}: marker {marker:?}"
+        );
+        let l0: i64 = q(&mut con, &["LLEN", "l0"]);
+        assert_eq!(
+            l0,
+            1000 + marker.len() as i64 - 1,
+            "round {round}: torn dump"
+        );
+        let l299: i64 = q(&mut con, &["LLEN", "l299"]);
+        assert_eq!(l299, 1000);
+        // The state now holds the loaded dump; rounds continue from it.
+        last_saved = top;
+    }
+}

@@ -321,6 +321,8 @@ struct Pending {
     declared: u64,
     received: u64,
     value: Value,
+    /// A string's bytes so far (copied once, not once per chunk).
+    text: Vec<u8>,
     header_offset: u64,
 }
 
@@ -405,6 +407,7 @@ impl Body {
             declared: h.len,
             received: 0,
             value,
+            text: Vec::new(),
             header_offset: offset,
         });
         if h.kind == Kind::Str && h.len == 0 {
@@ -466,12 +469,7 @@ impl Body {
             member: show(member),
         };
         match (record, &mut p.value) {
-            (Record::StrChunk(b), Value::Str(s)) => {
-                let mut joined = Vec::with_capacity(s.len() + b.len());
-                joined.extend_from_slice(s);
-                joined.extend_from_slice(b);
-                *s = Bytes::from(joined);
-            }
+            (Record::StrChunk(b), Value::Str(_)) => p.text.extend_from_slice(b),
             (Record::ListChunk(items), Value::List(l)) => {
                 l.extend(items.into_iter().map(Bytes::copy_from_slice));
             }
@@ -502,9 +500,12 @@ impl Body {
 
     /// Installs the finished pending key, or drops it if it has expired.
     fn complete(&mut self) {
-        let (Some(p), Some(db)) = (self.pending.take(), self.db) else {
+        let (Some(mut p), Some(db)) = (self.pending.take(), self.db) else {
             return;
         };
+        if p.kind == Kind::Str {
+            p.value = Value::Str(Bytes::from(std::mem::take(&mut p.text)));
+        }
         if p.expire_at.is_some_and(|t| t <= self.now_ms) {
             self.keys_expired += 1;
             self.expired_keys.insert(p.key);
