@@ -737,3 +737,132 @@ mod tests {
         );
     }
 }
+
+/// Runs commands in process, for tests that look at what the wire does not
+/// show (change counting, keyspace statistics).
+#[cfg(test)]
+pub(super) mod harness {
+    use bytes::Bytes;
+
+    use crate::clients::ClientState;
+    use crate::commands::{execute, Ctx};
+    use crate::config::Config;
+    use crate::keyspace::unix_ms;
+    use crate::reply::{Protocol, Reply};
+    use crate::state::Shared;
+
+    pub struct Harness {
+        shared: Shared,
+        client: ClientState,
+    }
+
+    impl Harness {
+        pub fn new() -> Harness {
+            let shared = Shared::new(Config::default());
+            let info = shared.clients.register("test".into(), "test".into());
+            let client = ClientState::new(info.id, "test".into(), "test".into(), info);
+            Harness { shared, client }
+        }
+
+        pub fn resp3(&mut self) {
+            self.client.proto = Protocol::Resp3;
+        }
+
+        pub fn run(&mut self, args: &[&str]) -> Reply {
+            let args: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let mut state = self.shared.lock();
+            let mut ctx = Ctx {
+                shared: &self.shared,
+                state: &mut state,
+                client: &mut self.client,
+                now_ms: unix_ms(),
+                blocked: None,
+                may_block: false,
+            };
+            execute(&mut ctx, &args)
+        }
+
+        /// Runs a command and returns how many changes it counted.
+        pub fn dirty_of(&mut self, args: &[&str]) -> u64 {
+            let before = self.shared.lock().dirty;
+            self.run(args);
+            self.shared.lock().dirty - before
+        }
+
+        /// (keyspace_hits, keyspace_misses) a command added.
+        pub fn stats_of(&mut self, args: &[&str]) -> (u64, u64) {
+            let read = |h: &Harness| {
+                let s = h.shared.lock();
+                (s.stats.keyspace_hits, s.stats.keyspace_misses)
+            };
+            let before = read(self);
+            self.run(args);
+            let after = read(self);
+            (after.0 - before.0, after.1 - before.1)
+        }
+
+        pub fn key_count(&self) -> usize {
+            self.shared.lock().keyspace.db(0).len()
+        }
+    }
+
+    #[test]
+    fn hash_change_counting_matches_redis() {
+        let mut h = Harness::new();
+        // Figures read from redis-server 7.0.15's rdb_changes_since_last_save.
+        assert_eq!(h.dirty_of(&["HSET", "h", "a", "1", "b", "2"]), 2);
+        assert_eq!(h.dirty_of(&["HSET", "h", "a", "1", "c", "3"]), 2);
+        assert_eq!(h.dirty_of(&["HMSET", "h", "a", "1"]), 1);
+        assert_eq!(h.dirty_of(&["HSETNX", "h", "a", "1"]), 0);
+        assert_eq!(h.dirty_of(&["HSETNX", "h", "z", "1"]), 1);
+        assert_eq!(h.dirty_of(&["HDEL", "h", "a", "nope", "b"]), 2);
+        assert_eq!(h.dirty_of(&["HDEL", "h", "nope"]), 0);
+        assert_eq!(h.dirty_of(&["HINCRBY", "h", "n", "0"]), 1);
+        assert_eq!(h.dirty_of(&["HINCRBYFLOAT", "h", "f", "0"]), 1);
+        h.run(&["HSET", "h", "s", "abc"]);
+        assert_eq!(h.dirty_of(&["HINCRBY", "h", "s", "1"]), 0, "error");
+        assert_eq!(h.dirty_of(&["HSET", "h", "a"]), 0, "arity error");
+    }
+
+    #[test]
+    fn hash_reads_count_hits_and_misses() {
+        let mut h = Harness::new();
+        h.run(&["HSET", "h", "a", "1"]);
+        h.run(&["SADD", "s", "a"]);
+        assert_eq!(h.stats_of(&["HGET", "h", "a"]), (1, 0));
+        assert_eq!(h.stats_of(&["HGET", "h", "zz"]), (1, 0));
+        assert_eq!(h.stats_of(&["HGET", "nokey", "a"]), (0, 1));
+        assert_eq!(h.stats_of(&["HGET", "s", "a"]), (1, 0), "wrong type is a hit");
+        assert_eq!(h.stats_of(&["HSET", "h", "a", "2"]), (0, 0), "writes do not count");
+        assert_eq!(h.stats_of(&["HSCAN", "h", "0"]), (1, 0));
+    }
+
+    #[test]
+    fn hrandfield_withvalues_shape_follows_protocol() {
+        let mut h = Harness::new();
+        h.run(&["HSET", "h", "a", "1", "b", "2"]);
+        let Reply::Array(flat) = h.run(&["HRANDFIELD", "h", "-3", "WITHVALUES"]) else {
+            panic!("array expected")
+        };
+        assert_eq!(flat.len(), 6);
+        h.resp3();
+        let Reply::Array(pairs) = h.run(&["HRANDFIELD", "h", "2", "WITHVALUES"]) else {
+            panic!("array expected")
+        };
+        assert_eq!(pairs.len(), 2);
+        assert!(pairs
+            .iter()
+            .all(|p| matches!(p, Reply::Array(fv) if fv.len() == 2)));
+    }
+
+    #[test]
+    fn failed_increment_on_missing_key_leaves_no_key() {
+        let mut h = Harness::new();
+        assert!(h.run(&["HINCRBY", "h", "f", "x"]).is_error());
+        assert!(h.run(&["HINCRBYFLOAT", "h", "f", "inf"]).is_error());
+        assert_eq!(h.key_count(), 0);
+    }
+}

@@ -725,3 +725,69 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod counting_tests {
+    use super::super::hashes::harness::Harness;
+    use crate::reply::Reply;
+
+    #[test]
+    fn set_change_counting_matches_redis() {
+        let mut h = Harness::new();
+        // Figures read from redis-server 7.0.15's rdb_changes_since_last_save.
+        assert_eq!(h.dirty_of(&["SADD", "s", "a", "b", "c"]), 3);
+        assert_eq!(h.dirty_of(&["SADD", "s", "a", "d"]), 1);
+        assert_eq!(h.dirty_of(&["SREM", "s", "a", "zz"]), 1);
+        assert_eq!(h.dirty_of(&["SREM", "s", "zz"]), 0);
+        assert_eq!(h.dirty_of(&["SPOP", "s", "10"]), 3);
+        assert_eq!(h.key_count(), 0);
+        h.run(&["SADD", "s", "a", "b", "c", "d", "e", "f"]);
+        assert_eq!(h.dirty_of(&["SPOP", "s", "2"]), 2);
+        assert_eq!(h.dirty_of(&["SPOP", "s"]), 1);
+        assert_eq!(h.dirty_of(&["SPOP", "s", "0"]), 0);
+        assert_eq!(h.dirty_of(&["SPOP", "nokey", "3"]), 0);
+        h.run(&["SADD", "src", "a", "c"]);
+        assert_eq!(h.dirty_of(&["SMOVE", "src", "t", "a"]), 2);
+        h.run(&["SADD", "t", "c"]);
+        assert_eq!(h.dirty_of(&["SMOVE", "src", "t", "c"]), 1);
+        assert_eq!(h.dirty_of(&["SMOVE", "t", "t", "c"]), 0);
+        h.run(&["SADD", "x", "1", "2", "3"]);
+        h.run(&["SADD", "y", "3", "4"]);
+        assert_eq!(h.dirty_of(&["SINTERSTORE", "dst", "x", "y"]), 1);
+        assert_eq!(h.dirty_of(&["SINTERSTORE", "dst", "x", "nokey"]), 1);
+        assert_eq!(h.dirty_of(&["SINTERSTORE", "dst", "x", "nokey"]), 0);
+        assert_eq!(h.dirty_of(&["SUNIONSTORE", "dst", "x", "y"]), 1);
+        assert_eq!(h.dirty_of(&["SDIFFSTORE", "dst", "x", "x"]), 1);
+    }
+
+    #[test]
+    fn set_reads_count_hits_and_misses() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "s", "a"]);
+        assert_eq!(h.stats_of(&["SISMEMBER", "s", "a"]), (1, 0));
+        assert_eq!(h.stats_of(&["SINTER", "s", "nokey"]), (1, 1));
+        assert_eq!(h.stats_of(&["SINTERSTORE", "d", "s", "nokey"]), (0, 0));
+        assert_eq!(h.stats_of(&["SPOP", "s"]), (0, 0));
+    }
+
+    #[test]
+    fn spop_large_count_keeps_survivors() {
+        let mut h = Harness::new();
+        let members: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        let mut cmd = vec!["SADD", "s"];
+        cmd.extend(members.iter().map(String::as_str));
+        h.run(&cmd);
+        let Reply::Set(popped) = h.run(&["SPOP", "s", "70"]) else {
+            panic!("SPOP with a count answers a set")
+        };
+        assert_eq!(popped.len(), 70);
+        let Reply::Set(rest) = h.run(&["SMEMBERS", "s"]) else {
+            panic!("SMEMBERS answers a set")
+        };
+        assert_eq!(rest.len(), 30);
+        let mut all: Vec<Reply> = popped.into_iter().chain(rest).collect();
+        all.sort_by_key(|r| format!("{r:?}"));
+        all.dedup();
+        assert_eq!(all.len(), 100, "popped and kept partition the set");
+    }
+}
