@@ -134,7 +134,16 @@ fn integer_and_float_increments() {
     assert_eq!(q::<i64>(&mut c, &["HINCRBY", "h", "n", "-10"]), -5);
     q::<i64>(
         &mut c,
-        &["HSET", "h", "s", "abc", "sp", " 1", "big", "9223372036854775807"],
+        &[
+            "HSET",
+            "h",
+            "s",
+            "abc",
+            "sp",
+            " 1",
+            "big",
+            "9223372036854775807",
+        ],
     );
     let not_int = "ERR value is not an integer or out of range";
     assert_eq!(error(&mut c, &["HINCRBY", "h", "n", "x"]), not_int);
@@ -160,14 +169,26 @@ fn integer_and_float_increments() {
         "ERR increment or decrement would overflow"
     );
 
-    assert_eq!(q::<String>(&mut c, &["HINCRBYFLOAT", "h", "f", "10.5"]), "10.5");
-    assert_eq!(q::<String>(&mut c, &["HINCRBYFLOAT", "h", "f", "0.1"]), "10.6");
-    assert_eq!(q::<String>(&mut c, &["HINCRBYFLOAT", "h", "e", "5.0e3"]), "5000");
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "h", "f", "10.5"]),
+        "10.5"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "h", "f", "0.1"]),
+        "10.6"
+    );
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "h", "e", "5.0e3"]),
+        "5000"
+    );
     assert_eq!(
         q::<String>(&mut c, &["HINCRBYFLOAT", "h", "t", "1.23e-10"]),
         "0.000000000123"
     );
-    assert_eq!(q::<String>(&mut c, &["HINCRBYFLOAT", "h", "n", "0.25"]), "-4.75");
+    assert_eq!(
+        q::<String>(&mut c, &["HINCRBYFLOAT", "h", "n", "0.25"]),
+        "-4.75"
+    );
     assert_eq!(q::<String>(&mut c, &["HGET", "h", "n"]), "-4.75");
     assert_eq!(
         error(&mut c, &["HINCRBYFLOAT", "h", "f", "x"]),
@@ -211,7 +232,11 @@ fn binary_and_empty_fields() {
         .query(&mut c)
         .unwrap();
     assert_eq!(n, 2);
-    let got: Vec<u8> = redis::cmd("HGET").arg("h").arg(field).query(&mut c).unwrap();
+    let got: Vec<u8> = redis::cmd("HGET")
+        .arg("h")
+        .arg(field)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(got, value);
     assert_eq!(q::<String>(&mut c, &["HGET", "h", ""]), "");
     assert_eq!(q::<i64>(&mut c, &["HSTRLEN", "h", ""]), 0);
@@ -220,7 +245,11 @@ fn binary_and_empty_fields() {
     assert_eq!(all[field], value);
     assert_eq!(all[&b""[..]], b"");
     assert_eq!(q::<i64>(&mut c, &["HDEL", "h", ""]), 1);
-    let n: i64 = redis::cmd("HDEL").arg("h").arg(field).query(&mut c).unwrap();
+    let n: i64 = redis::cmd("HDEL")
+        .arg("h")
+        .arg(field)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(n, 1);
     assert_eq!(q::<i64>(&mut c, &["HLEN", "h"]), 0);
 }
@@ -234,7 +263,10 @@ fn resp3_shapes() {
         Value::Map(pairs) => assert_eq!(pairs.len(), 2),
         other => panic!("HGETALL should be a map in RESP3: {other:?}"),
     }
-    assert_eq!(q::<Value>(&mut c, &["HGETALL", "nokey"]), Value::Map(vec![]));
+    assert_eq!(
+        q::<Value>(&mut c, &["HGETALL", "nokey"]),
+        Value::Map(vec![])
+    );
     assert_eq!(q::<Value>(&mut c, &["HRANDFIELD", "nokey"]), Value::Nil);
     // Redis 7.0 answers RESP3 WITHVALUES with [field, value] pairs.
     let Value::Array(pairs) = q::<Value>(&mut c, &["HRANDFIELD", "h", "-5", "WITHVALUES"]) else {
@@ -274,7 +306,11 @@ fn hrandfield_properties() {
         let got: Vec<String> = q(&mut c, &["HRANDFIELD", "h", &count.to_string()]);
         assert_eq!(got.len(), count.min(50), "count {count}");
         let distinct: HashSet<&String> = got.iter().collect();
-        assert_eq!(distinct.len(), got.len(), "positive count gives distinct fields");
+        assert_eq!(
+            distinct.len(),
+            got.len(),
+            "positive count gives distinct fields"
+        );
         assert!(got.iter().all(|f| universe.contains(f)));
     }
     let got: Vec<String> = q(&mut c, &["HRANDFIELD", "h", "-200"]);
@@ -289,7 +325,10 @@ fn hrandfield_properties() {
     }
     assert!(q::<Vec<String>>(&mut c, &["HRANDFIELD", "h", "0"]).is_empty());
     assert!(q::<Vec<String>>(&mut c, &["HRANDFIELD", "nokey", "3"]).is_empty());
-    assert_eq!(error(&mut c, &["HRANDFIELD", "h", "1", "2"]), "ERR syntax error");
+    assert_eq!(
+        error(&mut c, &["HRANDFIELD", "h", "1", "2"]),
+        "ERR syntax error"
+    );
     assert_eq!(
         error(&mut c, &["HRANDFIELD", "h", "x"]),
         "ERR value is not an integer or out of range"
@@ -299,7 +338,10 @@ fn hrandfield_properties() {
         "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
     );
     assert_eq!(
-        error(&mut c, &["HRANDFIELD", "h", "-9223372036854775807", "WITHVALUES"]),
+        error(
+            &mut c,
+            &["HRANDFIELD", "h", "-9223372036854775807", "WITHVALUES"]
+        ),
         "ERR value is out of range"
     );
     // Every field turns up eventually: the picks are not stuck on a few
@@ -318,12 +360,14 @@ fn hrandfield_properties() {
 fn hscan_small_hash_comes_whole() {
     let s = Server::start();
     let mut c = s.client();
-    q::<i64>(&mut c, &["HSET", "h", "a", "1", "b", "2", "c", "3", "ab", "4"]);
+    q::<i64>(
+        &mut c,
+        &["HSET", "h", "a", "1", "b", "2", "c", "3", "ab", "4"],
+    );
     let (cursor, items): (String, Vec<String>) = q(&mut c, &["HSCAN", "h", "0", "COUNT", "1"]);
     assert_eq!(cursor, "0", "a listpack-sized hash is returned in one call");
     assert_eq!(items.len(), 8);
-    let (cursor, mut items): (String, Vec<String>) =
-        q(&mut c, &["HSCAN", "h", "0", "MATCH", "a*"]);
+    let (cursor, mut items): (String, Vec<String>) = q(&mut c, &["HSCAN", "h", "0", "MATCH", "a*"]);
     assert_eq!(cursor, "0");
     items.sort();
     assert_eq!(items, ["1", "4", "a", "ab"]);
@@ -334,8 +378,14 @@ fn hscan_small_hash_comes_whole() {
         error(&mut c, &["HSCAN", "h", "18446744073709551616"]),
         "ERR invalid cursor"
     );
-    assert_eq!(error(&mut c, &["HSCAN", "h", "0", "COUNT", "0"]), "ERR syntax error");
-    assert_eq!(error(&mut c, &["HSCAN", "h", "0", "NOVALUES"]), "ERR syntax error");
+    assert_eq!(
+        error(&mut c, &["HSCAN", "h", "0", "COUNT", "0"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        error(&mut c, &["HSCAN", "h", "0", "NOVALUES"]),
+        "ERR syntax error"
+    );
     assert_eq!(
         error(&mut c, &["HSCAN", "h", "0", "COUNT", "x"]),
         "ERR value is not an integer or out of range"
@@ -385,8 +435,10 @@ fn hscan_walks_a_large_hash_completely() {
     assert_eq!(calls, 200, "COUNT 10 over 2000 fields");
 
     // MATCH filters after COUNT elements are taken.
-    let (_, items): (String, Vec<String>) =
-        q(&mut c, &["HSCAN", "h", "0", "COUNT", "100", "MATCH", "field:1*"]);
+    let (_, items): (String, Vec<String>) = q(
+        &mut c,
+        &["HSCAN", "h", "0", "COUNT", "100", "MATCH", "field:1*"],
+    );
     assert!(items.len() <= 200);
     assert!(items.chunks(2).all(|fv| fv[0].starts_with("field:1")));
 
@@ -407,10 +459,7 @@ fn redis_cli_sees_hashes() {
     let lines: HashSet<&str> = out.lines().collect();
     // redis-cli prints a RESP3 map one "field value" pair per line.
     assert_eq!(lines, ["f v", "g w"].into());
-    assert_eq!(
-        s.cli(&["HINCRBYFLOAT", "h", "n", "2.5"]).trim(),
-        "2.5"
-    );
+    assert_eq!(s.cli(&["HINCRBYFLOAT", "h", "n", "2.5"]).trim(), "2.5");
     assert_eq!(
         s.cli(&["HSET", "h", "x"]).trim(),
         "ERR wrong number of arguments for 'hset' command"

@@ -150,7 +150,10 @@ fn wrong_type_and_arity() {
         );
     }
     assert_eq!(error(&mut c, &["SPOP", "s", "1", "2"]), "ERR syntax error");
-    assert_eq!(error(&mut c, &["SRANDMEMBER", "s", "1", "2"]), "ERR syntax error");
+    assert_eq!(
+        error(&mut c, &["SRANDMEMBER", "s", "1", "2"]),
+        "ERR syntax error"
+    );
 }
 
 #[test]
@@ -160,17 +163,35 @@ fn algebra_and_store() {
     q::<i64>(&mut c, &["SADD", "x", "a", "b", "c"]);
     q::<i64>(&mut c, &["SADD", "y", "c", "d", "b"]);
     q::<i64>(&mut c, &["SADD", "z", "c", "e"]);
-    assert_eq!(q::<HashSet<String>>(&mut c, &["SINTER", "x", "y"]), set_of(&["b", "c"]));
-    assert_eq!(q::<HashSet<String>>(&mut c, &["SINTER", "x", "y", "z"]), set_of(&["c"]));
+    assert_eq!(
+        q::<HashSet<String>>(&mut c, &["SINTER", "x", "y"]),
+        set_of(&["b", "c"])
+    );
+    assert_eq!(
+        q::<HashSet<String>>(&mut c, &["SINTER", "x", "y", "z"]),
+        set_of(&["c"])
+    );
     assert_eq!(
         q::<HashSet<String>>(&mut c, &["SUNION", "x", "y", "z"]),
         set_of(&["a", "b", "c", "d", "e"])
     );
-    assert_eq!(q::<HashSet<String>>(&mut c, &["SDIFF", "x", "y"]), set_of(&["a"]));
-    assert_eq!(q::<HashSet<String>>(&mut c, &["SDIFF", "y", "x", "z"]), set_of(&["d"]));
+    assert_eq!(
+        q::<HashSet<String>>(&mut c, &["SDIFF", "x", "y"]),
+        set_of(&["a"])
+    );
+    assert_eq!(
+        q::<HashSet<String>>(&mut c, &["SDIFF", "y", "x", "z"]),
+        set_of(&["d"])
+    );
     assert!(q::<HashSet<String>>(&mut c, &["SINTER", "x", "nokey"]).is_empty());
-    assert_eq!(q::<HashSet<String>>(&mut c, &["SUNION", "x", "nokey"]).len(), 3);
-    assert_eq!(q::<HashSet<String>>(&mut c, &["SDIFF", "x", "nokey"]).len(), 3);
+    assert_eq!(
+        q::<HashSet<String>>(&mut c, &["SUNION", "x", "nokey"]).len(),
+        3
+    );
+    assert_eq!(
+        q::<HashSet<String>>(&mut c, &["SDIFF", "x", "nokey"]).len(),
+        3
+    );
     assert!(q::<HashSet<String>>(&mut c, &["SDIFF", "nokey", "x"]).is_empty());
     assert_eq!(q::<HashSet<String>>(&mut c, &["SINTER", "x"]).len(), 3);
 
@@ -185,7 +206,11 @@ fn algebra_and_store() {
     assert_eq!(members(&mut c, "x"), set_of(&["a", "b", "c", "e"]));
     // An empty result deletes the destination.
     assert_eq!(q::<i64>(&mut c, &["SINTERSTORE", "dst", "x", "nokey"]), 0);
-    assert_eq!(q::<i64>(&mut c, &["HSET", "dst", "f", "v"]), 1, "dst was deleted");
+    assert_eq!(
+        q::<i64>(&mut c, &["HSET", "dst", "f", "v"]),
+        1,
+        "dst was deleted"
+    );
     // A destination of another type is replaced.
     assert_eq!(q::<i64>(&mut c, &["SUNIONSTORE", "dst", "z"]), 2);
     assert_eq!(members(&mut c, "dst"), set_of(&["c", "e"]));
@@ -201,10 +226,19 @@ fn sintercard_limits_and_errors() {
     q::<i64>(&mut c, &["SADD", "x", "1", "2", "3", "4"]);
     q::<i64>(&mut c, &["SADD", "y", "2", "3", "4", "5"]);
     assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "x", "y"]), 3);
-    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "x", "y", "LIMIT", "2"]), 2);
-    assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "2", "x", "y", "LIMIT", "0"]), 3);
     assert_eq!(
-        q::<i64>(&mut c, &["SINTERCARD", "2", "x", "y", "LIMIT", "1", "LIMIT", "5"]),
+        q::<i64>(&mut c, &["SINTERCARD", "2", "x", "y", "LIMIT", "2"]),
+        2
+    );
+    assert_eq!(
+        q::<i64>(&mut c, &["SINTERCARD", "2", "x", "y", "LIMIT", "0"]),
+        3
+    );
+    assert_eq!(
+        q::<i64>(
+            &mut c,
+            &["SINTERCARD", "2", "x", "y", "LIMIT", "1", "LIMIT", "5"]
+        ),
         3
     );
     assert_eq!(q::<i64>(&mut c, &["SINTERCARD", "1", "x"]), 4);
@@ -225,8 +259,14 @@ fn sintercard_limits_and_errors() {
             "ERR LIMIT can't be negative"
         );
     }
-    assert_eq!(error(&mut c, &["SINTERCARD", "2", "x", "y", "LIMIT"]), "ERR syntax error");
-    assert_eq!(error(&mut c, &["SINTERCARD", "2", "x", "y", "FOO", "1"]), "ERR syntax error");
+    assert_eq!(
+        error(&mut c, &["SINTERCARD", "2", "x", "y", "LIMIT"]),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        error(&mut c, &["SINTERCARD", "2", "x", "y", "FOO", "1"]),
+        "ERR syntax error"
+    );
 }
 
 #[test]
@@ -243,7 +283,11 @@ fn smove_cases() {
     // Moving a member the destination already has still removes it from the source.
     assert_eq!(q::<i64>(&mut c, &["SMOVE", "src", "dst", "b"]), 1);
     assert_eq!(q::<i64>(&mut c, &["SCARD", "src"]), 0);
-    assert_eq!(q::<i64>(&mut c, &["HSET", "src", "f", "v"]), 1, "src was deleted");
+    assert_eq!(
+        q::<i64>(&mut c, &["HSET", "src", "f", "v"]),
+        1,
+        "src was deleted"
+    );
     assert_eq!(q::<i64>(&mut c, &["SMOVE", "dst", "fresh", "a"]), 1);
     assert_eq!(members(&mut c, "fresh"), set_of(&["a"]));
 }
@@ -260,7 +304,11 @@ fn spop_and_srandmember_properties() {
         let got: Vec<String> = q(&mut c, &["SRANDMEMBER", "s", &count.to_string()]);
         assert_eq!(got.len(), count.min(100));
         let distinct: HashSet<&String> = got.iter().collect();
-        assert_eq!(distinct.len(), got.len(), "positive count gives distinct members");
+        assert_eq!(
+            distinct.len(),
+            got.len(),
+            "positive count gives distinct members"
+        );
         assert!(got.iter().all(|m| universe.contains(m)));
     }
     let got: Vec<String> = q(&mut c, &["SRANDMEMBER", "s", "-500"]);
@@ -274,7 +322,11 @@ fn spop_and_srandmember_properties() {
         error(&mut c, &["SRANDMEMBER", "s", "-9223372036854775808"]),
         "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
     );
-    assert_eq!(q::<i64>(&mut c, &["SCARD", "s"]), 100, "SRANDMEMBER removes nothing");
+    assert_eq!(
+        q::<i64>(&mut c, &["SCARD", "s"]),
+        100,
+        "SRANDMEMBER removes nothing"
+    );
 
     // SPOP: popped members leave the set, and popped + kept = the original.
     let mut left = universe.clone();
@@ -292,7 +344,11 @@ fn spop_and_srandmember_properties() {
     let rest: HashSet<String> = q(&mut c, &["SPOP", "s", "1000"]);
     assert_eq!(rest, left);
     assert_eq!(q::<Option<String>>(&mut c, &["SPOP", "s"]), None);
-    assert_eq!(q::<i64>(&mut c, &["HSET", "s", "f", "v"]), 1, "emptied set was deleted");
+    assert_eq!(
+        q::<i64>(&mut c, &["HSET", "s", "f", "v"]),
+        1,
+        "emptied set was deleted"
+    );
     for bad in ["-1", "x"] {
         assert_eq!(
             error(&mut c, &["SPOP", "nokey", bad]),
@@ -301,7 +357,11 @@ fn spop_and_srandmember_properties() {
     }
     fill(&mut c, "t", "m", 1);
     assert_eq!(q::<String>(&mut c, &["SPOP", "t"]), "m0");
-    assert_eq!(q::<i64>(&mut c, &["HSET", "t", "f", "v"]), 1, "t was deleted");
+    assert_eq!(
+        q::<i64>(&mut c, &["HSET", "t", "f", "v"]),
+        1,
+        "t was deleted"
+    );
 }
 
 #[test]
@@ -349,7 +409,11 @@ fn binary_and_empty_members() {
     assert_eq!(n, 2);
     let all: HashSet<Vec<u8>> = q(&mut c, &["SMEMBERS", "s"]);
     assert_eq!(all, [m.to_vec(), Vec::new()].into());
-    let is: i64 = redis::cmd("SISMEMBER").arg("s").arg(m).query(&mut c).unwrap();
+    let is: i64 = redis::cmd("SISMEMBER")
+        .arg("s")
+        .arg(m)
+        .query(&mut c)
+        .unwrap();
     assert_eq!(is, 1);
     assert_eq!(q::<i64>(&mut c, &["SISMEMBER", "s", ""]), 1);
     let moved: i64 = redis::cmd("SMOVE")
@@ -395,14 +459,19 @@ fn sscan_walks_a_large_set_completely() {
     assert_eq!(calls, 200);
     assert!(universe.is_subset(&seen), "every member is returned");
 
-    let (_, items): (String, Vec<String>) =
-        q(&mut c, &["SSCAN", "s", "0", "COUNT", "100", "MATCH", "member:1*"]);
+    let (_, items): (String, Vec<String>) = q(
+        &mut c,
+        &["SSCAN", "s", "0", "COUNT", "100", "MATCH", "member:1*"],
+    );
     assert!(items.len() <= 100);
     assert!(items.iter().all(|m| m.starts_with("member:1")));
     let (cursor, items): (String, Vec<String>) = q(&mut c, &["SSCAN", "nokey", "0"]);
     assert_eq!((cursor.as_str(), items.len()), ("0", 0));
     assert_eq!(error(&mut c, &["SSCAN", "s", "x"]), "ERR invalid cursor");
-    assert_eq!(error(&mut c, &["SSCAN", "s", "0", "COUNT", "0"]), "ERR syntax error");
+    assert_eq!(
+        error(&mut c, &["SSCAN", "s", "0", "COUNT", "0"]),
+        "ERR syntax error"
+    );
     // A small set of strings is a hashtable in Redis 7.0: COUNT is honoured.
     fill(&mut c, "small", "m", 5);
     let (cursor, items): (String, Vec<String>) = q(&mut c, &["SSCAN", "small", "0", "COUNT", "2"]);

@@ -261,9 +261,7 @@ pub(super) struct ScanOptions {
 
 impl ScanOptions {
     pub fn matches(&self, item: &[u8]) -> bool {
-        self.pattern
-            .as_ref()
-            .is_none_or(|p| glob::matches(p, item))
+        self.pattern.as_ref().is_none_or(|p| glob::matches(p, item))
     }
 }
 
@@ -505,12 +503,16 @@ fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn hkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::bulks(hash.into_iter().flat_map(|h| h.keys().cloned())))
+    Ok(Reply::bulks(
+        hash.into_iter().flat_map(|h| h.keys().cloned()),
+    ))
 }
 
 fn hvals(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::bulks(hash.into_iter().flat_map(|h| h.values().cloned())))
+    Ok(Reply::bulks(
+        hash.into_iter().flat_map(|h| h.values().cloned()),
+    ))
 }
 
 fn hexists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -624,7 +626,10 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, withvalues: bool)
     };
     let resp3 = ctx.client.proto == Protocol::Resp3;
     let reply = match (withvalues, resp3) {
-        (false, _) => picks.into_iter().map(|(f, _)| Reply::Bulk(f.clone())).collect(),
+        (false, _) => picks
+            .into_iter()
+            .map(|(f, _)| Reply::Bulk(f.clone()))
+            .collect(),
         // Redis 7.0 answers RESP3 clients with [field, value] pairs.
         (true, true) => picks
             .into_iter()
@@ -652,8 +657,18 @@ mod tests {
         assert_eq!(parse_scan_cursor(b"").unwrap(), 0);
         assert_eq!(parse_scan_cursor(b"00").unwrap(), 0);
         assert_eq!(parse_scan_cursor(b"-1").unwrap(), u64::MAX);
-        assert_eq!(parse_scan_cursor(b"18446744073709551615").unwrap(), u64::MAX);
-        for bad in [&b"x"[..], b"18446744073709551616", b" 1", b"-", b"-+1", b"1x"] {
+        assert_eq!(
+            parse_scan_cursor(b"18446744073709551615").unwrap(),
+            u64::MAX
+        );
+        for bad in [
+            &b"x"[..],
+            b"18446744073709551616",
+            b" 1",
+            b"-",
+            b"-+1",
+            b"1x",
+        ] {
             assert_eq!(parse_scan_cursor(bad), Err(CommandError::InvalidCursor));
         }
     }
@@ -665,7 +680,11 @@ mod tests {
         assert!(o.matches(b"abc") && !o.matches(b"b"));
         let o = parse_scan_options(&[b("match"), b("*")]).unwrap();
         assert!(o.pattern.is_none());
-        for bad in [vec![b("count"), b("0")], vec![b("count")], vec![b("novalues")]] {
+        for bad in [
+            vec![b("count"), b("0")],
+            vec![b("count")],
+            vec![b("novalues")],
+        ] {
             assert_eq!(
                 parse_scan_options(&bad).err(),
                 Some(CommandError::Syntax),
@@ -709,10 +728,7 @@ mod tests {
         assert_eq!(incr_int(&mut h, &b("n"), 5).unwrap(), 5);
         assert_eq!(incr_int(&mut h, &b("n"), -7).unwrap(), -2);
         h.insert(b("big"), b("9223372036854775807"));
-        assert_eq!(
-            incr_int(&mut h, &b("big"), 1),
-            Err(CommandError::Overflow)
-        );
+        assert_eq!(incr_int(&mut h, &b("big"), 1), Err(CommandError::Overflow));
         h.insert(b("s"), b(" 1"));
         assert_eq!(
             incr_int(&mut h, &b("s"), 1),
@@ -835,8 +851,16 @@ pub(super) mod harness {
         assert_eq!(h.stats_of(&["HGET", "h", "a"]), (1, 0));
         assert_eq!(h.stats_of(&["HGET", "h", "zz"]), (1, 0));
         assert_eq!(h.stats_of(&["HGET", "nokey", "a"]), (0, 1));
-        assert_eq!(h.stats_of(&["HGET", "s", "a"]), (1, 0), "wrong type is a hit");
-        assert_eq!(h.stats_of(&["HSET", "h", "a", "2"]), (0, 0), "writes do not count");
+        assert_eq!(
+            h.stats_of(&["HGET", "s", "a"]),
+            (1, 0),
+            "wrong type is a hit"
+        );
+        assert_eq!(
+            h.stats_of(&["HSET", "h", "a", "2"]),
+            (0, 0),
+            "writes do not count"
+        );
         assert_eq!(h.stats_of(&["HSCAN", "h", "0"]), (1, 0));
     }
 
