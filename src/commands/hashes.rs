@@ -348,6 +348,18 @@ fn hash_for_write<'c>(ctx: &'c mut Ctx<'_>, key: &Bytes) -> Result<&'c mut Hash,
         .as_hash_mut()
 }
 
+/// The existing hash at `key`, looked up by a write command (no keyspace
+/// statistics, as Redis's `lookupKeyWrite`) that first checks whether it has
+/// anything to do: a mutable lookup copies the path to a hash that a snapshot
+/// still shares, which a no-op write should not pay for.
+fn existing_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Hash>, CommandError> {
+    let now = ctx.now_ms;
+    ctx.db()
+        .get(key, now)
+        .map(|e| e.value.as_hash())
+        .transpose()
+}
+
 /// The existing hash at `key` for writing (no keyspace statistics, as Redis's
 /// `lookupKeyWrite`).
 fn existing_hash_mut<'c>(
@@ -388,10 +400,10 @@ fn hmset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let hash = hash_for_write(ctx, &args[1])?;
-    if hash.contains_key(&args[2]) {
+    if existing_hash(ctx, &args[1])?.is_some_and(|h| h.contains_key(&args[2])) {
         return Ok(Reply::Integer(0));
     }
+    let hash = hash_for_write(ctx, &args[1])?;
     hash.insert(owned(&args[2]), owned(&args[3]));
     ctx.dirty(1);
     Ok(Reply::Integer(1))
@@ -399,6 +411,11 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
+    let fields = &args[2..];
+    let any = existing_hash(ctx, key)?.is_some_and(|h| fields.iter().any(|f| h.contains_key(f)));
+    if !any {
+        return Ok(Reply::Integer(0));
+    }
     let Some(hash) = existing_hash_mut(ctx, key)? else {
         return Ok(Reply::Integer(0));
     };
@@ -560,14 +577,16 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             items.push(Reply::Bulk(v));
         }
     };
-    if is_listpack_sized(&hash) {
-        hash.into_iter().for_each(&mut push);
-        return Ok(scan_reply(0, items));
-    }
     let target = ScanTarget::Hash {
         db: ctx.client.db,
         key: owned(key),
     };
+    if is_listpack_sized(&hash) {
+        // A walk parked before the hash shrank is finished by this reply.
+        ctx.state.scans.take(cursor, &target);
+        hash.into_iter().for_each(&mut push);
+        return Ok(scan_reply(0, items));
+    }
     let mut iter = match ctx.state.scans.take(cursor, &target) {
         Some(ScanIter::Hash(it)) => it,
         _ => Box::new(hash.into_iter()),
@@ -820,6 +839,11 @@ pub(super) mod harness {
             (after.0 - before.0, after.1 - before.1)
         }
 
+        /// An O(1) clone of database 0, as a snapshot takes.
+        pub fn snapshot(&self) -> crate::keyspace::Db {
+            self.shared.lock().keyspace.db(0).clone()
+        }
+
         pub fn key_count(&self) -> usize {
             self.shared.lock().keyspace.db(0).len()
         }
@@ -880,6 +904,25 @@ pub(super) mod harness {
         assert!(pairs
             .iter()
             .all(|p| matches!(p, Reply::Array(fv) if fv.len() == 2)));
+    }
+
+    /// A write that changes nothing must not copy a hash a snapshot shares.
+    #[test]
+    fn no_op_writes_leave_shared_hashes_alone() {
+        let mut h = Harness::new();
+        h.run(&["HSET", "h", "a", "1"]);
+        let snap = h.snapshot();
+        h.run(&["HDEL", "h", "zz"]);
+        h.run(&["HSETNX", "h", "a", "2"]);
+        let live = h.snapshot();
+        let hash = |db: &crate::keyspace::Db| match db.peek(b"h", 0) {
+            Some(e) => e.value.as_hash().unwrap().clone(),
+            None => panic!("hash lost"),
+        };
+        assert!(hash(&snap).ptr_eq(&hash(&live)));
+        h.run(&["HDEL", "h", "a"]);
+        assert_eq!(h.key_count(), 0);
+        assert_eq!(hash(&snap).len(), 1, "the snapshot keeps its version");
     }
 
     #[test]

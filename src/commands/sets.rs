@@ -207,6 +207,15 @@ fn read_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Set>, Com
     lookup_read(ctx, key).map(Value::as_set).transpose()
 }
 
+/// The existing set at `key`, looked up by a write command (no keyspace
+/// statistics) that first checks whether it has anything to do: a mutable
+/// lookup copies the path to a set that a snapshot still shares, which a no-op
+/// write should not pay for.
+fn existing_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Set>, CommandError> {
+    let now = ctx.now_ms;
+    ctx.db().get(key, now).map(|e| e.value.as_set()).transpose()
+}
+
 /// The existing set at `key` for writing (no keyspace statistics, as Redis's
 /// `lookupKeyWrite`).
 fn existing_set_mut<'c>(
@@ -245,6 +254,10 @@ fn set_reply(members: Vec<Bytes>) -> Reply {
 // Single-key commands.
 
 fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let new_members = &args[2..];
+    if existing_set(ctx, &args[1])?.is_some_and(|s| new_members.iter().all(|m| s.contains(m))) {
+        return Ok(Reply::Integer(0));
+    }
     let now = ctx.now_ms;
     let key = owned(&args[1]);
     let set = ctx
@@ -265,6 +278,11 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
+    let gone = &args[2..];
+    let any = existing_set(ctx, key)?.is_some_and(|s| gone.iter().any(|m| s.contains(m)));
+    if !any {
+        return Ok(Reply::Integer(0));
+    }
     let Some(set) = existing_set_mut(ctx, key)? else {
         return Ok(Reply::Integer(0));
     };
@@ -655,14 +673,16 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let opts = parse_scan_options(&args[3..])?;
     let keep = |m: Bytes| opts.matches(&m).then_some(Reply::Bulk(m));
-    if is_intset_sized(set.len(), set.iter()) {
-        let all = redis_order(set.into_iter().collect());
-        return Ok(scan_reply(0, all.into_iter().filter_map(keep).collect()));
-    }
     let target = ScanTarget::Set {
         db: ctx.client.db,
         key: owned(key),
     };
+    if is_intset_sized(set.len(), set.iter()) {
+        // A walk parked before the set became an intset is finished by this reply.
+        ctx.state.scans.take(cursor, &target);
+        let all = redis_order(set.into_iter().collect());
+        return Ok(scan_reply(0, all.into_iter().filter_map(keep).collect()));
+    }
     let mut iter = match ctx.state.scans.take(cursor, &target) {
         Some(ScanIter::Set(it)) => it,
         _ => Box::new(set.into_iter()),
@@ -780,6 +800,25 @@ mod counting_tests {
         assert_eq!(h.stats_of(&["SINTER", "s", "nokey"]), (1, 1));
         assert_eq!(h.stats_of(&["SINTERSTORE", "d", "s", "nokey"]), (0, 0));
         assert_eq!(h.stats_of(&["SPOP", "s"]), (0, 0));
+    }
+
+    /// A write that changes nothing must not copy a set a snapshot shares.
+    #[test]
+    fn no_op_writes_leave_shared_sets_alone() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "s", "a", "b"]);
+        let snap = h.snapshot();
+        h.run(&["SADD", "s", "a", "b"]);
+        h.run(&["SREM", "s", "zz"]);
+        let live = h.snapshot();
+        let set = |db: &crate::keyspace::Db| match db.peek(b"s", 0) {
+            Some(e) => e.value.as_set().unwrap().clone(),
+            None => panic!("set lost"),
+        };
+        assert!(set(&snap).ptr_eq(&set(&live)));
+        h.run(&["SADD", "s", "c"]);
+        assert!(!set(&snap).ptr_eq(&set(&h.snapshot())));
+        assert_eq!(set(&snap).len(), 2, "the snapshot keeps its version");
     }
 
     #[test]
