@@ -89,6 +89,15 @@ fn small_integer_sets_come_sorted() {
         q::<Vec<String>>(&mut c, &["SMEMBERS", "ints"]),
         ["-1", "3", "5", "10", "100"]
     );
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["SRANDMEMBER", "ints", "10"]),
+        ["-1", "3", "5", "10", "100"]
+    );
+    q::<i64>(&mut c, &["SADD", "ints2", "9", "3", "7"]);
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["SPOP", "ints2", "10"]),
+        ["3", "7", "9"]
+    );
     let (cursor, items): (String, Vec<String>) =
         q(&mut c, &["SSCAN", "ints", "0", "COUNT", "1", "MATCH", "1*"]);
     assert_eq!(cursor, "0");

@@ -409,8 +409,8 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: usize) -> CmdResult {
     }
     let len = set.len();
     let popped: Vec<Bytes> = if count >= len {
-        let all = std::mem::take(set);
-        all.into_iter().collect()
+        // The whole set, in the order Redis would list it.
+        redis_order(std::mem::take(set).into_iter().collect())
     } else if count <= len / 2 {
         let popped: Vec<Bytes> = sample::distinct(set.iter(), len, count, &mut state.rng)
             .into_iter()
@@ -463,18 +463,25 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64) -> CmdResult {
     };
     let len = set.len();
     let rng = &mut ctx.state.rng;
-    let picks: Vec<&Bytes> = if count >= 0 {
+    let picks: Vec<Bytes> = if count >= 0 {
         let k = usize::try_from(count).unwrap_or(usize::MAX);
         if k >= len {
-            set.iter().collect()
+            // The whole set, in the order Redis would list it.
+            redis_order(set.iter().cloned().collect())
         } else {
             sample::distinct(set.iter(), len, k, rng)
+                .into_iter()
+                .cloned()
+                .collect()
         }
     } else {
         let k = sample::check_repeats(count.unsigned_abs())?;
         sample::with_repeats(set.iter(), len, k, rng)
+            .into_iter()
+            .cloned()
+            .collect()
     };
-    Ok(Reply::bulks(picks.into_iter().cloned()))
+    Ok(Reply::bulks(picks))
 }
 
 // ---------------------------------------------------------------------------
