@@ -317,8 +317,8 @@ pub(super) fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     ])
 }
 
-/// Takes up to `count` elements of a parked or fresh walk; returns them and the
-/// cursor to hand back (0 when the walk is over).
+/// Takes up to `count` elements of a parked or fresh walk; returns them and
+/// whether the walk is over (the reply's cursor is then 0).
 pub(super) fn walk<T>(
     iter: &mut Box<dyn Iterator<Item = T> + Send>,
     count: usize,
