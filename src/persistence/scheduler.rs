@@ -211,3 +211,107 @@ pub async fn run(shared: Arc<Shared>) {
         tick(&shared, &mut state);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, SavePoint};
+    use crate::keyspace::Value;
+    use bytes::Bytes;
+
+    fn shared_in(dir: &std::path::Path, save: Vec<SavePoint>) -> Shared {
+        let mut config = Config::default();
+        config.dir = dir.to_path_buf();
+        config.save = save;
+        Shared::new(config)
+    }
+
+    fn put(state: &mut State, key: &str) {
+        state.keyspace.db_mut(0).insert(
+            Bytes::from(key.to_string()),
+            Value::Str(Bytes::new()),
+            None,
+        );
+        state.dirty += 1;
+    }
+
+    #[test]
+    fn dirty_is_reduced_by_what_the_save_captured() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_in(dir.path(), vec![]);
+        let mut state = shared.lock();
+        for i in 0..5 {
+            put(&mut state, &format!("k{i}"));
+        }
+        start_bgsave(&shared, &mut state).unwrap();
+        assert!(matches!(
+            start_bgsave(&shared, &mut state),
+            Err(CommandError::BgsaveInProgress)
+        ));
+        put(&mut state, "during-1");
+        put(&mut state, "during-2");
+        state.persistence.job.wait();
+        assert!(reap(&mut state));
+        assert_eq!(state.dirty, 2);
+        assert!(state.persistence.last_bgsave_ok);
+        assert_eq!(state.persistence.saves, 1);
+        assert!(!state.persistence.job.in_progress());
+        let loaded =
+            super::super::loader::load_file(&dir.path().join("dump.rdb"), Some(16), 0).unwrap();
+        assert_eq!(loaded.keys_loaded, 5);
+    }
+
+    #[test]
+    fn failed_save_refuses_writes_and_is_retried_after_the_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        // The dump path is a directory: the rename fails even for root.
+        std::fs::create_dir(dir.path().join("dump.rdb")).unwrap();
+        std::fs::write(dir.path().join("dump.rdb").join("keep"), b"x").unwrap();
+        let points = vec![SavePoint {
+            seconds: 1,
+            changes: 1,
+        }];
+        let shared = shared_in(dir.path(), points);
+        let mut state = shared.lock();
+        put(&mut state, "k");
+        state.persistence.last_save_unix -= 10;
+        tick(&shared, &mut state);
+        assert!(state.persistence.job.in_progress(), "save point fired");
+        state.persistence.job.wait();
+        tick(&shared, &mut state);
+        assert!(!state.persistence.last_bgsave_ok);
+        assert!(super::super::writes_refused(&shared, &state));
+        assert_eq!(state.dirty, 1);
+        // Within the retry delay, the save point does not fire again.
+        tick(&shared, &mut state);
+        assert!(!state.persistence.job.in_progress());
+        state.persistence.last_bgsave_try_unix -= BGSAVE_RETRY_DELAY_SECS + 1;
+        tick(&shared, &mut state);
+        assert!(state.persistence.job.in_progress(), "retried");
+        state.persistence.job.wait();
+        reap(&mut state);
+        // No temp file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dump.rdb"]);
+    }
+
+    #[test]
+    fn scheduled_bgsave_runs_after_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_in(dir.path(), vec![]);
+        let mut state = shared.lock();
+        put(&mut state, "k");
+        start_bgsave(&shared, &mut state).unwrap();
+        state.persistence.bgsave_scheduled = true;
+        state.persistence.job.wait();
+        tick(&shared, &mut state);
+        assert!(!state.persistence.bgsave_scheduled);
+        assert!(state.persistence.job.in_progress());
+        state.persistence.job.wait();
+        reap(&mut state);
+        assert_eq!(state.persistence.saves, 2);
+    }
+}
