@@ -73,9 +73,11 @@ fn signal_if_list(ctx: &mut Ctx<'_>, db: usize, key: &[u8], value: &Value) {
 /// A database index argument (COPY DB, MOVE), checked against the configured count.
 fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CommandError> {
     let v = args::int(arg)?;
-    // Redis parses an `int`: values beyond 32 bits are not integers to it.
+    // Redis parses a C `int` here, with its own range error.
     if i32::try_from(v).is_err() {
-        return Err(CommandError::NotInteger);
+        return Err(CommandError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     usize::try_from(v)
         .ok()
@@ -524,6 +526,83 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::strings::harness::*;
+
+    fn scan_all(h: &mut Harness, extra: &[&str]) -> Vec<Reply> {
+        let mut cursor = "0".to_string();
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let mut cmd = vec!["scan", cursor.as_str()];
+            cmd.extend_from_slice(extra);
+            let Reply::Array(parts) = h.run(&cmd) else {
+                panic!("scan reply")
+            };
+            let [Reply::Bulk(next), Reply::Array(keys)] = &parts[..] else {
+                panic!("scan shape {parts:?}")
+            };
+            out.extend(keys.iter().cloned());
+            cursor = String::from_utf8(next.to_vec()).unwrap();
+            if cursor == "0" {
+                return out;
+            }
+        }
+        panic!("scan did not finish");
+    }
+
+    #[test]
+    fn type_rename_copy_move_keep_values_and_ttls() {
+        let mut h = Harness::new();
+        h.put("l", a_list());
+        assert_eq!(h.run(&["type", "l"]), Reply::simple("list"));
+        assert_eq!(h.run(&["type", "nokey"]), Reply::simple("none"));
+        assert_eq!(h.run(&["pexpire", "l", "10000"]), Reply::Integer(1));
+        assert_eq!(h.run(&["rename", "l", "l2"]), Reply::ok());
+        assert_eq!(h.run(&["type", "l2"]), Reply::simple("list"));
+        assert_eq!(h.run(&["pttl", "l2"]), Reply::Integer(10000));
+        assert_eq!(h.run(&["copy", "l2", "l3", "db", "3"]), Reply::Integer(1));
+        assert_eq!(h.run(&["copy", "l2", "l2", "db", "3"]), Reply::Integer(1));
+        assert_eq!(h.run(&["move", "l2", "3"]), Reply::Integer(0));
+        assert_eq!(h.run(&["move", "l2", "4"]), Reply::Integer(1));
+        assert_eq!(h.run(&["exists", "l2"]), Reply::Integer(0));
+        h.run(&["select", "3"]);
+        assert_eq!(h.run(&["type", "l3"]), Reply::simple("list"));
+        assert_eq!(h.run(&["pttl", "l3"]), Reply::Integer(10000));
+        for db in 0..16 {
+            h.shared.lock().keyspace.db(db).check_invariants().unwrap();
+        }
+    }
+
+    #[test]
+    fn scan_type_filter_and_expired_keys() {
+        let mut h = Harness::new();
+        for i in 0..30 {
+            h.put(&format!("l{i}"), a_list());
+            h.run(&["set", &format!("s{i}"), "v"]);
+        }
+        h.run(&["pexpire", "s0", "1"]);
+        h.now_ms += 1;
+        let lists = scan_all(&mut h, &["type", "LIST", "count", "7"]);
+        assert_eq!(lists.len(), 30);
+        let strings = scan_all(&mut h, &["type", "string"]);
+        assert_eq!(strings.len(), 29, "the expired key is not returned");
+        let matched = scan_all(&mut h, &["match", "s1*", "count", "1000"]);
+        assert_eq!(matched.len(), 11);
+        assert!(h.shared.lock().scans.is_empty(), "finished walks are not parked");
+    }
+
+    #[test]
+    fn randomkey_skips_expired_keys() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["randomkey"]), Reply::Null);
+        for i in 0..50 {
+            h.run(&["set", &format!("k{i}"), "v", "px", "10"]);
+        }
+        h.run(&["set", "live", "v"]);
+        h.now_ms += 10;
+        assert_eq!(h.run(&["randomkey"]), Reply::bulk_str("live"));
+        h.run(&["del", "live"]);
+        assert_eq!(h.run(&["randomkey"]), Reply::Null);
+    }
 
     fn b(items: &[&str]) -> Vec<Bytes> {
         items

@@ -664,9 +664,151 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Bulk(text))
 }
 
+/// Runs commands against an in-process state, for unit tests of command
+/// families that need keys of types their own commands cannot create.
+#[cfg(test)]
+pub(crate) mod harness {
+    use argh::FromArgs;
+    use bytes::Bytes;
+
+    use crate::clients::ClientState;
+    use crate::commands::{execute, Ctx};
+    use crate::config::{Args, Config};
+    use crate::keyspace::Value;
+    use crate::reply::Reply;
+    use crate::state::Shared;
+
+    pub struct Harness {
+        pub shared: Shared,
+        pub client: ClientState,
+        pub now_ms: i64,
+    }
+
+    impl Harness {
+        pub fn new() -> Harness {
+            let args = Args::from_args(&["forkless"], &[]).expect("default args");
+            let shared = Shared::new(Config::from_args(&args).expect("default config"));
+            let info = shared.clients.register("test".into(), "test".into());
+            let client = ClientState::new(1, "test".into(), "test".into(), info);
+            Harness {
+                shared,
+                client,
+                now_ms: 1_700_000_000_000,
+            }
+        }
+
+        pub fn run(&mut self, cmd: &[&str]) -> Reply {
+            let args: Vec<Bytes> = cmd
+                .iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect();
+            let mut state = self.shared.lock();
+            let mut ctx = Ctx {
+                shared: &self.shared,
+                state: &mut state,
+                client: &mut self.client,
+                now_ms: self.now_ms,
+                blocked: None,
+                may_block: false,
+            };
+            execute(&mut ctx, &args)
+        }
+
+        /// Stores a value of any type directly, with no TTL.
+        pub fn put(&mut self, key: &str, value: Value) {
+            let db = self.client.db;
+            self.shared.lock().keyspace.db_mut(db).insert(
+                Bytes::copy_from_slice(key.as_bytes()),
+                value,
+                None,
+            );
+        }
+
+        pub fn dirty(&self) -> u64 {
+            self.shared.lock().dirty
+        }
+    }
+
+    pub fn err(text: &str) -> Reply {
+        Reply::Error(text.to_string())
+    }
+
+    pub fn bulk(text: &str) -> Reply {
+        Reply::bulk_str(text)
+    }
+
+    pub fn a_list() -> Value {
+        Value::List(imbl::Vector::unit(Bytes::from_static(b"x")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::harness::*;
     use super::*;
+
+    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    #[test]
+    fn string_commands_refuse_other_types() {
+        let mut h = Harness::new();
+        h.put("l", a_list());
+        for cmd in [
+            &["get", "l"][..],
+            &["set", "l", "v", "get"],
+            &["getset", "l", "v"],
+            &["getdel", "l"],
+            &["getex", "l", "persist"],
+            &["append", "l", "x"],
+            &["strlen", "l"],
+            &["getrange", "l", "0", "1"],
+            &["setrange", "l", "0", "x"],
+            &["incr", "l"],
+            &["decrby", "l", "2"],
+            &["incrbyfloat", "l", "1.5"],
+        ] {
+            assert_eq!(h.run(cmd), err(WRONGTYPE), "{cmd:?}");
+        }
+        assert_eq!(h.dirty(), 0, "a refused command changes nothing");
+        assert_eq!(
+            h.run(&["mget", "l", "nokey"]),
+            Reply::Array(vec![Reply::Null, Reply::Null])
+        );
+        // SET (without GET) replaces any type.
+        assert_eq!(h.run(&["set", "l", "v"]), Reply::ok());
+        assert_eq!(h.run(&["get", "l"]), bulk("v"));
+    }
+
+    #[test]
+    fn counters_dirty_and_stats() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["incrby", "n", "5"]), Reply::Integer(5));
+        assert_eq!(h.run(&["incrbyfloat", "n", "0.5"]), bulk("5.5"));
+        assert_eq!(h.run(&["mset", "a", "1", "b", "2"]), Reply::ok());
+        assert_eq!(h.dirty(), 4);
+        h.run(&["get", "a"]);
+        h.run(&["get", "nokey"]);
+        h.run(&["mget", "a", "b", "nokey"]);
+        let stats = h.shared.lock().stats.clone();
+        assert_eq!((stats.keyspace_hits, stats.keyspace_misses), (3, 2));
+    }
+
+    #[test]
+    fn ttl_survives_counters_and_keepttl_only() {
+        let mut h = Harness::new();
+        h.run(&["set", "k", "1", "px", "5000"]);
+        h.run(&["incr", "k"]);
+        h.run(&["append", "k", "0"]);
+        h.run(&["set", "k", "x", "keepttl"]);
+        assert_eq!(h.run(&["pttl", "k"]), Reply::Integer(5000));
+        h.run(&["set", "k", "y"]);
+        assert_eq!(h.run(&["pttl", "k"]), Reply::Integer(-1));
+        h.run(&["set", "k", "1", "px", "5000"]);
+        h.now_ms += 5000;
+        assert_eq!(h.run(&["get", "k"]), Reply::Null, "expired at its deadline");
+        let db = h.shared.lock().keyspace.db(0).clone();
+        db.check_invariants().unwrap();
+    }
 
     fn b(items: &[&str]) -> Vec<Bytes> {
         items
