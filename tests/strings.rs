@@ -58,8 +58,14 @@ fn set_options_and_their_errors() {
     assert_eq!(run::<String>(&mut c, "SET k w XX"), "OK");
     assert_eq!(run::<String>(&mut c, "set k3 w nx"), "OK");
     // GET alone and with NX / XX.
-    assert_eq!(run::<Option<String>>(&mut c, "SET k x GET"), Some("w".into()));
-    assert_eq!(run::<Option<String>>(&mut c, "SET k y NX GET"), Some("x".into()));
+    assert_eq!(
+        run::<Option<String>>(&mut c, "SET k x GET"),
+        Some("w".into())
+    );
+    assert_eq!(
+        run::<Option<String>>(&mut c, "SET k y NX GET"),
+        Some("x".into())
+    );
     assert_eq!(run::<String>(&mut c, "GET k"), "x");
     assert_eq!(run::<Option<String>>(&mut c, "SET new v GET"), None);
     assert_eq!(run::<Option<String>>(&mut c, "SET none v XX GET"), None);
@@ -71,7 +77,11 @@ fn set_options_and_their_errors() {
     run::<()>(&mut c, "SET t v PX 100000");
     assert!((99_000..=100_000).contains(&run::<i64>(&mut c, "PTTL t")));
     run::<()>(&mut c, "SET t v EX 10 EX 20");
-    assert_eq!(run::<i64>(&mut c, "TTL t"), 20, "a repeated option: last wins");
+    assert_eq!(
+        run::<i64>(&mut c, "TTL t"),
+        20,
+        "a repeated option: last wins"
+    );
     run::<()>(&mut c, "SET t v EXAT 99999999999");
     assert_eq!(run::<i64>(&mut c, "EXPIRETIME t"), 99_999_999_999);
     run::<()>(&mut c, "SET t v PXAT 99999999999123");
@@ -117,7 +127,11 @@ fn set_options_and_their_errors() {
         err(&mut c, "SET k"),
         "ERR wrong number of arguments for 'set' command"
     );
-    assert_eq!(run::<String>(&mut c, "GET k"), "x", "failed SETs change nothing");
+    assert_eq!(
+        run::<String>(&mut c, "GET k"),
+        "x",
+        "failed SETs change nothing"
+    );
 }
 
 #[test]
@@ -142,7 +156,10 @@ fn setnx_setex_getset_getdel_getex() {
 
     assert_eq!(run::<Option<String>>(&mut c, "GETSET g 1"), None);
     run::<()>(&mut c, "EXPIRE g 100");
-    assert_eq!(run::<Option<String>>(&mut c, "GETSET g 2"), Some("1".into()));
+    assert_eq!(
+        run::<Option<String>>(&mut c, "GETSET g 2"),
+        Some("1".into())
+    );
     assert_eq!(run::<i64>(&mut c, "TTL g"), -1, "GETSET clears the TTL");
 
     assert_eq!(run::<Option<String>>(&mut c, "GETDEL g"), Some("2".into()));
@@ -228,7 +245,11 @@ fn append_strlen_ranges() {
     assert_eq!(run::<String>(&mut c, "GET a"), "Hello_Redis");
     assert_eq!(run::<i64>(&mut c, "SETRANGE pad 3 x"), 4);
     assert_eq!(q::<Vec<u8>>(&mut c, &[b"GET", b"pad"]), b"\0\0\0x");
-    assert_eq!(run::<i64>(&mut c, "SETRANGE a 1 "), 11, "empty value: length");
+    assert_eq!(
+        run::<i64>(&mut c, "SETRANGE a 1 "),
+        11,
+        "empty value: length"
+    );
     let empty: &[u8] = b"";
     assert_eq!(q::<i64>(&mut c, &[b"SETRANGE", b"nokey", b"0", empty]), 0);
     assert_eq!(run::<i64>(&mut c, "EXISTS nokey"), 0);
@@ -236,10 +257,7 @@ fn append_strlen_ranges() {
         q::<i64>(&mut c, &[b"SETRANGE", b"nokey", b"536870912", empty]),
         0
     );
-    assert_eq!(
-        err(&mut c, "SETRANGE a -1 x"),
-        "ERR offset is out of range"
-    );
+    assert_eq!(err(&mut c, "SETRANGE a -1 x"), "ERR offset is out of range");
     assert_eq!(
         err(&mut c, "SETRANGE a 536870912 x"),
         "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
@@ -268,7 +286,17 @@ fn integer_and_float_counters() {
     run::<()>(&mut c, "INCR n");
     assert_eq!(run::<i64>(&mut c, "TTL n"), 100, "counters keep the TTL");
 
-    for v in [" 1", "1 ", "01", "+1", "-0", "1.0", "", "abc", "99999999999999999999"] {
+    for v in [
+        " 1",
+        "1 ",
+        "01",
+        "+1",
+        "-0",
+        "1.0",
+        "",
+        "abc",
+        "99999999999999999999",
+    ] {
         q::<()>(&mut c, &[b"SET", b"bad", v.as_bytes()]);
         assert_eq!(err(&mut c, "INCR bad"), NOT_INT, "{v:?}");
     }
@@ -323,8 +351,14 @@ fn binary_empty_and_large_values() {
     assert_eq!(q::<String>(&mut c, &[b"SET", key, val]), "OK");
     assert_eq!(q::<Vec<u8>>(&mut c, &[b"GET", key]), val);
     assert_eq!(q::<i64>(&mut c, &[b"STRLEN", key]), val.len() as i64);
-    assert_eq!(q::<i64>(&mut c, &[b"APPEND", key, b"\0"]), val.len() as i64 + 1);
-    assert_eq!(q::<Vec<u8>>(&mut c, &[b"GETRANGE", key, b"0", b"2"]), b"\0\r\n");
+    assert_eq!(
+        q::<i64>(&mut c, &[b"APPEND", key, b"\0"]),
+        val.len() as i64 + 1
+    );
+    assert_eq!(
+        q::<Vec<u8>>(&mut c, &[b"GETRANGE", key, b"0", b"2"]),
+        b"\0\r\n"
+    );
 
     let empty: &[u8] = b"";
     assert_eq!(q::<String>(&mut c, &[b"SET", empty, empty]), "OK");
