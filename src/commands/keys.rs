@@ -408,7 +408,10 @@ fn parse_expire_flags(opts: &[Bytes]) -> Result<ExpireFlags, CommandError> {
 fn expire_allowed(f: ExpireFlags, current: Option<i64>, when: i64) -> bool {
     match current {
         None => !f.xx && !f.gt,
-        Some(cur) => !f.nx && !(f.gt && when <= cur) && !(f.lt && when >= cur),
+        Some(cur) => {
+            let blocked = f.nx || (f.gt && when <= cur) || (f.lt && when >= cur);
+            !blocked
+        }
     }
 }
 

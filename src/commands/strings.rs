@@ -508,7 +508,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn mset_pairs(args: &[Bytes]) -> Result<&[Bytes], CommandError> {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CommandError::wrong_arity(&String::from_utf8_lossy(
             &args[0],
         )));
