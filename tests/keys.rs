@@ -463,6 +463,45 @@ fn keys_nobody_reads_expire_actively() {
 }
 
 #[test]
+fn other_types_move_and_wake_waiters() {
+    let s = Server::start();
+    let mut c = s.client();
+    run::<()>(&mut c, "RPUSH src a b");
+    run::<()>(&mut c, "SET str v");
+    assert_eq!(run::<String>(&mut c, "TYPE src"), "list");
+    assert_eq!(scan_all(&mut c, &["TYPE", "list"]), [b"src".to_vec()]);
+    assert_eq!(scan_all(&mut c, &["TYPE", "string"]), [b"str".to_vec()]);
+    // A renamed, copied or moved list wakes clients blocked on its new name.
+    for (setup, cmd, db) in [
+        ("RPUSH src a b", "RENAME src dst", 0),
+        ("RPUSH src a b", "COPY src dst", 0),
+        ("RPUSH src a b", "COPY src dst DB 3", 3),
+        ("RPUSH src a b", "MOVE src 3", 3),
+    ] {
+        run::<()>(&mut c, "DEL src dst");
+        let mut waiter = s.client();
+        run::<()>(&mut waiter, &format!("SELECT {db}"));
+        run::<()>(&mut waiter, "DEL dst src");
+        let name = if cmd.starts_with("MOVE") {
+            "src"
+        } else {
+            "dst"
+        };
+        let handle = std::thread::spawn(move || {
+            redis::cmd("BLPOP")
+                .arg(name)
+                .arg(10)
+                .query::<Option<(String, String)>>(&mut waiter)
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        run::<()>(&mut c, setup);
+        run::<()>(&mut c, cmd);
+        let got = handle.join().unwrap().expect("blpop");
+        assert_eq!(got, Some((name.to_string(), "a".to_string())), "{cmd}");
+    }
+}
+
+#[test]
 fn resp3_and_redis_cli() {
     let s = Server::start();
     let mut c = s.client_resp3();

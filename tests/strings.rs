@@ -502,6 +502,9 @@ impl Drop for RealRedis {
 
 /// Deterministic commands whose replies (values or error texts) must equal Redis's.
 const SCRIPT: &str = "\
+LPUSH l a|GET l|SET l v GET|GETSET l x|GETDEL l|GETEX l|GETEX l PERSIST|APPEND l x|STRLEN l|\
+GETRANGE l 0 1|SETRANGE l 0 x|INCR l|DECRBY l 1|INCRBYFLOAT l 1|MGET l|TYPE l|SET l v NX|\
+SET l v XX|TYPE l|LPUSH l b|SETNX l v|MSETNX l v|SET l v|TYPE l|\
 SET k v NX XX|SET k v|SET k v2 GET|SET k v3 NX GET|SET k2 v XX GET|SET k v EX 0|SET k v PX -5|\
 SET k v EX 10 PX 1|SET k v KEEPTTL PXAT 5|SET k v EX x|SET k v ex 9223372036854775|\
 GET k|GETSET k w|GETDEL k|GETDEL k|GETEX k|SET k v|GETEX k EX 0|GETEX k PERSIST PX 5|\
