@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::args;
 use super::flags::*;
+use super::strings::since;
 use super::{spec, CommandSpec, Ctx, KEY1, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
 use crate::glob;
@@ -20,26 +21,26 @@ const TWO_KEYS: (i32, i32, i32) = (1, 2, 1);
 
 pub const COMMANDS: &[CommandSpec] = &[
     spec("del", -2, WRITE, ALL_KEYS, "keyspace", "Deletes one or more keys.", del),
-    spec("unlink", -2, WRITE | FAST, ALL_KEYS, "keyspace", "Asynchronously deletes one or more keys.", del),
+    since(spec("unlink", -2, WRITE | FAST, ALL_KEYS, "keyspace", "Asynchronously deletes one or more keys.", del), "4.0.0"),
     spec("exists", -2, READONLY | FAST, ALL_KEYS, "keyspace", "Determines whether one or more keys exist.", exists),
     spec("type", 2, READONLY | FAST, KEY1, "keyspace", "Determines the type of value stored at a key.", type_cmd),
     spec("keys", 2, READONLY, NO_KEYS, "keyspace", "Returns all key names that match a pattern.", keys),
-    spec("scan", -2, READONLY, NO_KEYS, "keyspace", "Iterates over the key names in the database.", scan),
+    since(spec("scan", -2, READONLY, NO_KEYS, "keyspace", "Iterates over the key names in the database.", scan), "2.8.0"),
     spec("randomkey", 1, READONLY, NO_KEYS, "keyspace", "Returns a random key name from the database.", randomkey),
     spec("rename", 3, WRITE, TWO_KEYS, "keyspace", "Renames a key and overwrites the destination.", rename),
     spec("renamenx", 3, WRITE | FAST, TWO_KEYS, "keyspace", "Renames a key only when the target key name doesn't exist.", renamenx),
-    spec("copy", -3, WRITE | DENYOOM, TWO_KEYS, "keyspace", "Copies the value of a key to a new key.", copy),
+    since(spec("copy", -3, WRITE | DENYOOM, TWO_KEYS, "keyspace", "Copies the value of a key to a new key.", copy), "6.2.0"),
     spec("move", 3, WRITE | FAST, KEY1, "keyspace", "Moves a key to another database.", move_cmd),
-    spec("touch", -2, READONLY | FAST, ALL_KEYS, "keyspace", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", touch),
+    since(spec("touch", -2, READONLY | FAST, ALL_KEYS, "keyspace", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", touch), "3.2.1"),
     spec("expire", -3, WRITE | FAST, KEY1, "keyspace", "Sets the expiration time of a key in seconds.", expire),
-    spec("pexpire", -3, WRITE | FAST, KEY1, "keyspace", "Sets the expiration time of a key in milliseconds.", pexpire),
-    spec("expireat", -3, WRITE | FAST, KEY1, "keyspace", "Sets the expiration time of a key to a Unix timestamp.", expireat),
-    spec("pexpireat", -3, WRITE | FAST, KEY1, "keyspace", "Sets the expiration time of a key to a Unix milliseconds timestamp.", pexpireat),
+    since(spec("pexpire", -3, WRITE | FAST, KEY1, "keyspace", "Sets the expiration time of a key in milliseconds.", pexpire), "2.6.0"),
+    since(spec("expireat", -3, WRITE | FAST, KEY1, "keyspace", "Sets the expiration time of a key to a Unix timestamp.", expireat), "1.2.0"),
+    since(spec("pexpireat", -3, WRITE | FAST, KEY1, "keyspace", "Sets the expiration time of a key to a Unix milliseconds timestamp.", pexpireat), "2.6.0"),
     spec("ttl", 2, READONLY | FAST, KEY1, "keyspace", "Returns the expiration time in seconds of a key.", ttl),
-    spec("pttl", 2, READONLY | FAST, KEY1, "keyspace", "Returns the expiration time in milliseconds of a key.", pttl),
-    spec("expiretime", 2, READONLY | FAST, KEY1, "keyspace", "Returns the expiration time of a key as a Unix timestamp.", expiretime),
-    spec("pexpiretime", 2, READONLY | FAST, KEY1, "keyspace", "Returns the expiration time of a key as a Unix milliseconds timestamp.", pexpiretime),
-    spec("persist", 2, WRITE | FAST, KEY1, "keyspace", "Removes the expiration time of a key.", persist),
+    since(spec("pttl", 2, READONLY | FAST, KEY1, "keyspace", "Returns the expiration time in milliseconds of a key.", pttl), "2.6.0"),
+    since(spec("expiretime", 2, READONLY | FAST, KEY1, "keyspace", "Returns the expiration time of a key as a Unix timestamp.", expiretime), "7.0.0"),
+    since(spec("pexpiretime", 2, READONLY | FAST, KEY1, "keyspace", "Returns the expiration time of a key as a Unix milliseconds timestamp.", pexpiretime), "7.0.0"),
+    since(spec("persist", 2, WRITE | FAST, KEY1, "keyspace", "Removes the expiration time of a key.", persist), "2.2.0"),
 ];
 
 /// Default SCAN COUNT, as in Redis.
@@ -207,17 +208,20 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             exhausted = true;
             break;
         };
-        let Some(live) = ctx.db().get(&key, now) else {
+        let Some(type_name) = ctx.db().get(&key, now).map(|e| e.value.type_name()) else {
             continue;
         };
-        let type_ok = opts
-            .type_name
-            .as_ref()
-            .is_none_or(|t| t.eq_ignore_ascii_case(live.value.type_name().as_bytes()));
-        let match_ok = opts.pattern.as_ref().is_none_or(|p| glob::matches(p, &key));
-        if type_ok && match_ok {
-            found.push(Reply::Bulk(key));
+        if !opts.pattern.as_ref().is_none_or(|p| glob::matches(p, &key)) {
+            continue;
         }
+        if let Some(wanted) = &opts.type_name {
+            // Redis looks the key up to learn its type, which counts as a hit.
+            ctx.state.stats.keyspace_hits += 1;
+            if !wanted.eq_ignore_ascii_case(type_name.as_bytes()) {
+                continue;
+            }
+        }
+        found.push(Reply::Bulk(key));
     }
     // The walk's size is exact, so a finished walk answers 0 at once.
     let next = if exhausted || walk.size_hint().1 == Some(0) {

@@ -15,6 +15,14 @@ const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 /// MSET/MSETNX: every other argument is a key.
 const PAIR_KEYS: (i32, i32, i32) = (1, -1, 2);
 
+/// Sets the Redis version a command first appeared in (COMMAND DOCS `since`).
+pub(crate) const fn since(spec: CommandSpec, version: &'static str) -> CommandSpec {
+    CommandSpec {
+        since: version,
+        ..spec
+    }
+}
+
 pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "get",
@@ -43,23 +51,29 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Sets the value of a key only when it does not exist.",
         setnx,
     ),
-    spec(
-        "setex",
-        4,
-        WRITE | DENYOOM,
-        KEY1,
-        "string",
-        "Sets the value and expiration time in seconds of a key.",
-        setex,
+    since(
+        spec(
+            "setex",
+            4,
+            WRITE | DENYOOM,
+            KEY1,
+            "string",
+            "Sets the value and expiration time in seconds of a key.",
+            setex,
+        ),
+        "2.0.0",
     ),
-    spec(
-        "psetex",
-        4,
-        WRITE | DENYOOM,
-        KEY1,
-        "string",
-        "Sets the value and expiration time in milliseconds of a key.",
-        psetex,
+    since(
+        spec(
+            "psetex",
+            4,
+            WRITE | DENYOOM,
+            KEY1,
+            "string",
+            "Sets the value and expiration time in milliseconds of a key.",
+            psetex,
+        ),
+        "2.6.0",
     ),
     spec(
         "getset",
@@ -70,23 +84,29 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Returns the previous value of a key after setting it to a new value.",
         getset,
     ),
-    spec(
-        "getdel",
-        2,
-        WRITE | FAST,
-        KEY1,
-        "string",
-        "Returns the value of a key after deleting the key.",
-        getdel,
+    since(
+        spec(
+            "getdel",
+            2,
+            WRITE | FAST,
+            KEY1,
+            "string",
+            "Returns the value of a key after deleting the key.",
+            getdel,
+        ),
+        "6.2.0",
     ),
-    spec(
-        "getex",
-        -2,
-        WRITE | FAST,
-        KEY1,
-        "string",
-        "Returns the value of a key after setting its expiration time.",
-        getex,
+    since(
+        spec(
+            "getex",
+            -2,
+            WRITE | FAST,
+            KEY1,
+            "string",
+            "Returns the value of a key after setting its expiration time.",
+            getex,
+        ),
+        "6.2.0",
     ),
     spec(
         "mget",
@@ -97,50 +117,65 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Atomically returns the values of one or more keys.",
         mget,
     ),
-    spec(
-        "mset",
-        -3,
-        WRITE | DENYOOM,
-        PAIR_KEYS,
-        "string",
-        "Atomically sets the values of one or more keys.",
-        mset,
+    since(
+        spec(
+            "mset",
+            -3,
+            WRITE | DENYOOM,
+            PAIR_KEYS,
+            "string",
+            "Atomically sets the values of one or more keys.",
+            mset,
+        ),
+        "1.0.1",
     ),
-    spec(
-        "msetnx",
-        -3,
-        WRITE | DENYOOM,
-        PAIR_KEYS,
-        "string",
-        "Atomically sets the values of keys only when none of them exist.",
-        msetnx,
+    since(
+        spec(
+            "msetnx",
+            -3,
+            WRITE | DENYOOM,
+            PAIR_KEYS,
+            "string",
+            "Atomically sets the values of keys only when none of them exist.",
+            msetnx,
+        ),
+        "1.0.1",
     ),
-    spec(
-        "append",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        "string",
-        "Appends a string to the value of a key.",
-        append,
+    since(
+        spec(
+            "append",
+            3,
+            WRITE | DENYOOM | FAST,
+            KEY1,
+            "string",
+            "Appends a string to the value of a key.",
+            append,
+        ),
+        "2.0.0",
     ),
-    spec(
-        "strlen",
-        2,
-        READONLY | FAST,
-        KEY1,
-        "string",
-        "Returns the length of a string value.",
-        strlen,
+    since(
+        spec(
+            "strlen",
+            2,
+            READONLY | FAST,
+            KEY1,
+            "string",
+            "Returns the length of a string value.",
+            strlen,
+        ),
+        "2.2.0",
     ),
-    spec(
-        "getrange",
-        4,
-        READONLY,
-        KEY1,
-        "string",
-        "Returns a substring of the string stored at a key.",
-        getrange,
+    since(
+        spec(
+            "getrange",
+            4,
+            READONLY,
+            KEY1,
+            "string",
+            "Returns a substring of the string stored at a key.",
+            getrange,
+        ),
+        "2.4.0",
     ),
     spec(
         "substr",
@@ -151,14 +186,17 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Returns a substring from a string value.",
         getrange,
     ),
-    spec(
-        "setrange",
-        4,
-        WRITE | DENYOOM,
-        KEY1,
-        "string",
-        "Overwrites a part of a string value with another by an offset.",
-        setrange,
+    since(
+        spec(
+            "setrange",
+            4,
+            WRITE | DENYOOM,
+            KEY1,
+            "string",
+            "Overwrites a part of a string value with another by an offset.",
+            setrange,
+        ),
+        "2.2.0",
     ),
     spec(
         "incr",
@@ -196,14 +234,17 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Decrements a number from the integer value of a key.",
         decrby,
     ),
-    spec(
-        "incrbyfloat",
-        3,
-        WRITE | DENYOOM | FAST,
-        KEY1,
-        "string",
-        "Increments the floating point value of a key by a number.",
-        incrbyfloat,
+    since(
+        spec(
+            "incrbyfloat",
+            3,
+            WRITE | DENYOOM | FAST,
+            KEY1,
+            "string",
+            "Increments the floating point value of a key by a number.",
+            incrbyfloat,
+        ),
+        "2.6.0",
     ),
 ];
 
