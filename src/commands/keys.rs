@@ -621,6 +621,70 @@ mod tests {
             .collect()
     }
 
+    /// Arity, flags and key positions as `COMMAND INFO` reports them on Redis 7.0.
+    #[test]
+    fn specs_match_redis_command_info() {
+        use crate::commands::{flags::NAMES, lookup};
+        let expected: &[(&str, i32, &str, (i32, i32, i32))] = &[
+            ("get", 2, "readonly,fast", (1, 1, 1)),
+            ("set", -3, "write,denyoom", (1, 1, 1)),
+            ("setnx", 3, "write,denyoom,fast", (1, 1, 1)),
+            ("setex", 4, "write,denyoom", (1, 1, 1)),
+            ("psetex", 4, "write,denyoom", (1, 1, 1)),
+            ("getset", 3, "write,denyoom,fast", (1, 1, 1)),
+            ("getdel", 2, "write,fast", (1, 1, 1)),
+            ("getex", -2, "write,fast", (1, 1, 1)),
+            ("mget", -2, "readonly,fast", (1, -1, 1)),
+            ("mset", -3, "write,denyoom", (1, -1, 2)),
+            ("msetnx", -3, "write,denyoom", (1, -1, 2)),
+            ("append", 3, "write,denyoom,fast", (1, 1, 1)),
+            ("strlen", 2, "readonly,fast", (1, 1, 1)),
+            ("getrange", 4, "readonly", (1, 1, 1)),
+            ("substr", 4, "readonly", (1, 1, 1)),
+            ("setrange", 4, "write,denyoom", (1, 1, 1)),
+            ("incr", 2, "write,denyoom,fast", (1, 1, 1)),
+            ("decr", 2, "write,denyoom,fast", (1, 1, 1)),
+            ("incrby", 3, "write,denyoom,fast", (1, 1, 1)),
+            ("decrby", 3, "write,denyoom,fast", (1, 1, 1)),
+            ("incrbyfloat", 3, "write,denyoom,fast", (1, 1, 1)),
+            ("del", -2, "write", (1, -1, 1)),
+            ("unlink", -2, "write,fast", (1, -1, 1)),
+            ("exists", -2, "readonly,fast", (1, -1, 1)),
+            ("type", 2, "readonly,fast", (1, 1, 1)),
+            ("keys", 2, "readonly", (0, 0, 0)),
+            ("scan", -2, "readonly", (0, 0, 0)),
+            ("randomkey", 1, "readonly", (0, 0, 0)),
+            ("rename", 3, "write", (1, 2, 1)),
+            ("renamenx", 3, "write,fast", (1, 2, 1)),
+            ("copy", -3, "write,denyoom", (1, 2, 1)),
+            ("move", 3, "write,fast", (1, 1, 1)),
+            ("touch", -2, "readonly,fast", (1, -1, 1)),
+            ("expire", -3, "write,fast", (1, 1, 1)),
+            ("pexpire", -3, "write,fast", (1, 1, 1)),
+            ("expireat", -3, "write,fast", (1, 1, 1)),
+            ("pexpireat", -3, "write,fast", (1, 1, 1)),
+            ("ttl", 2, "readonly,fast", (1, 1, 1)),
+            ("pttl", 2, "readonly,fast", (1, 1, 1)),
+            ("expiretime", 2, "readonly,fast", (1, 1, 1)),
+            ("pexpiretime", 2, "readonly,fast", (1, 1, 1)),
+            ("persist", 2, "write,fast", (1, 1, 1)),
+        ];
+        for (name, arity, flags, keys) in expected {
+            let spec = lookup(name.as_bytes()).unwrap_or_else(|| panic!("{name} missing"));
+            let names: Vec<&str> = NAMES
+                .iter()
+                .filter(|(bit, _)| spec.flags & bit != 0)
+                .map(|(_, n)| *n)
+                .collect();
+            assert_eq!(spec.arity, *arity, "{name}");
+            assert_eq!(names.join(","), *flags, "{name}");
+            assert_eq!((spec.first_key, spec.last_key, spec.step), *keys, "{name}");
+        }
+        assert_eq!(lookup(b"getdel").unwrap().since, "6.2.0");
+        assert_eq!(lookup(b"expiretime").unwrap().since, "7.0.0");
+        assert_eq!(lookup(b"get").unwrap().since, "1.0.0");
+    }
+
     #[test]
     fn expire_flag_combinations() {
         let nx_err = "ERR NX and XX, GT or LT options at the same time are not compatible";
