@@ -625,7 +625,8 @@ mod tests {
     #[test]
     fn specs_match_redis_command_info() {
         use crate::commands::{flags::NAMES, lookup};
-        let expected: &[(&str, i32, &str, (i32, i32, i32))] = &[
+        type Row = (&'static str, i32, &'static str, (i32, i32, i32));
+        let expected: &[Row] = &[
             ("get", 2, "readonly,fast", (1, 1, 1)),
             ("set", -3, "write,denyoom", (1, 1, 1)),
             ("setnx", 3, "write,denyoom,fast", (1, 1, 1)),
