@@ -91,6 +91,10 @@ fn del_exists_type_touch() {
         .unwrap();
     let n: i64 = redis::cmd("EXISTS").arg(key).query(&mut c).unwrap();
     assert_eq!(n, 1);
+    let all: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    assert_eq!(all, [key.to_vec()]);
+    assert_eq!(scan_all(&mut c, &["MATCH", "\0bin*"]), [key.to_vec()]);
+    assert_eq!(run::<Vec<u8>>(&mut c, "RANDOMKEY"), key.to_vec());
     let n: i64 = redis::cmd("DEL").arg(key).query(&mut c).unwrap();
     assert_eq!(n, 1);
     // A key whose time ran out is not counted by DEL.
