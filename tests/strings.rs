@@ -588,7 +588,7 @@ fn random_command(r: &mut Lcg) -> Vec<String> {
         "", "NX", "XX", "GET", "NX GET", "XX GET", "KEEPTTL", "EX 1000", "PX 0", "NX XX",
     ];
     let expire_opts = ["", "NX", "XX", "GT", "LT", "XX GT", "NX LT"];
-    let line = match r.below(26) {
+    let line = match r.below(36) {
         0 => format!("SET {k} {v} {}", r.pick(&set_opts)),
         1 => format!("GET {k}"),
         2 => format!("APPEND {k} {v}"),
@@ -622,7 +622,22 @@ fn random_command(r: &mut Lcg) -> Vec<String> {
             0 => format!("INCRBYFLOAT f {}", r.pick(&["0.5", "-2", "1.25", "x"])),
             _ => format!("INCRBYFLOAT {k} x"),
         },
-        _ => format!("GETEX {k} {}", r.pick(&["", "PERSIST", "EX 500", "PX 0"])),
+        25 => format!("GETEX {k} {}", r.pick(&["", "PERSIST", "EX 500", "PX 0"])),
+        26 => format!("MOVE {k} 1"),
+        27 => format!("COPY {k} {k2} DB 1"),
+        28 => format!("SETEX {k} {i} {v}"),
+        29 => format!("SETNX {k} {v}"),
+        // Absolute times this small are past; relative ones are made long, so
+        // no reply depends on when each server reads its clock.
+        30 => match r.below(2) {
+            0 => format!("{} {k} {i}", r.pick(&["EXPIREAT", "PEXPIREAT"])),
+            _ => format!("PEXPIRE {k} {i}000000"),
+        },
+        31 => format!("{} {k}", r.pick(&["PTTL", "EXPIRETIME", "PEXPIRETIME"])),
+        32 => "KEYS *".to_string(),
+        33 => "SCAN 0 COUNT 100".to_string(),
+        34 => format!("{} {k} {k2}", r.pick(&["TOUCH", "UNLINK"])),
+        _ => "RANDOMKEY".to_string(),
     };
     line.split(' ')
         .filter(|w| !w.is_empty())
@@ -636,11 +651,26 @@ fn random_command(r: &mut Lcg) -> Vec<String> {
 /// decimals, forkless in f64 (a documented difference).
 fn normalise(line: &[String], reply: Result<Value, String>) -> Result<Value, String> {
     match (line[0].as_str(), reply) {
-        ("TTL", Ok(Value::Int(n))) => Ok(Value::Int(n.signum())),
+        ("TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME", Ok(Value::Int(n))) => {
+            Ok(Value::Int(n.signum()))
+        }
         ("INCRBYFLOAT", Ok(Value::BulkString(b))) => {
             let v: f64 = String::from_utf8_lossy(&b).parse().expect("a float reply");
             Ok(Value::BulkString(format!("{v:.11e}").into_bytes()))
         }
+        // Key order is the servers' own; compare the sets.
+        ("KEYS", Ok(Value::Array(mut keys))) => {
+            keys.sort_by_key(|k| format!("{k:?}"));
+            Ok(Value::Array(keys))
+        }
+        ("SCAN", Ok(Value::Array(mut parts))) => {
+            if let Some(Value::Array(keys)) = parts.get_mut(1) {
+                keys.sort_by_key(|k| format!("{k:?}"));
+            }
+            Ok(Value::Array(parts))
+        }
+        // A random pick: only whether there was one.
+        ("RANDOMKEY", Ok(v)) => Ok(Value::Boolean(v != Value::Nil)),
         (_, other) => other,
     }
 }
@@ -673,6 +703,7 @@ fn random_commands_match_redis_server() {
 }
 
 fn run_random(r: &mut Lcg, theirs: &mut Connection, ours: &mut Connection) {
+    let mut history: Vec<String> = Vec::new();
     for n in 0..3000 {
         let line = random_command(r);
         let mut cmd = redis::cmd(&line[0]);
@@ -681,11 +712,14 @@ fn run_random(r: &mut Lcg, theirs: &mut Connection, ours: &mut Connection) {
         }
         let a = normalise(&line, cmd.query::<Value>(theirs).map_err(|e| e.to_string()));
         let b = normalise(&line, cmd.query::<Value>(ours).map_err(|e| e.to_string()));
+        history.push(format!("{} -> {a:?}", line.join(" ")));
+        let recent = &history[history.len().saturating_sub(12)..];
         assert_eq!(
             b,
             a,
-            "command #{n} `{}` differs from redis-server",
-            line.join(" ")
+            "command #{n} `{}` differs from redis-server after:\n{}",
+            line.join(" "),
+            recent.join("\n")
         );
     }
 }
