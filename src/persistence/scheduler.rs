@@ -220,10 +220,11 @@ mod tests {
     use bytes::Bytes;
 
     fn shared_in(dir: &std::path::Path, save: Vec<SavePoint>) -> Shared {
-        let mut config = Config::default();
-        config.dir = dir.to_path_buf();
-        config.save = save;
-        Shared::new(config)
+        Shared::new(Config {
+            dir: dir.to_path_buf(),
+            save,
+            ..Config::default()
+        })
     }
 
     fn put(state: &mut State, key: &str) {
