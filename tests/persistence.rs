@@ -692,3 +692,52 @@ fn kill9_mid_save_loads_a_whole_old_or_new_dump_lists() {
         temp_files(&server.dir)
     );
 }
+
+/// A shutdown whose save fails keeps the server up (SIGTERM and SHUTDOWN),
+/// unless FORCE; once the disk works again, SIGTERM saves and exits 0.
+#[test]
+fn failed_shutdown_save_keeps_the_server_up() {
+    let mut server = Server::start_with(&["--save", "3600 1"]);
+    let mut con = server.client();
+    let _: () = q(&mut con, &["SET", "k", "v1"]);
+    limit_file_size(server.pid(), "10");
+
+    let err = redis::cmd("SHUTDOWN").query::<()>(&mut con).unwrap_err();
+    assert_eq!(err.detail(), Some("Errors trying to SHUTDOWN. Check logs."));
+    assert!(server.dir.join("dump.rdb").metadata().is_err());
+
+    let pid = server.pid().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        server.wait_exit(Duration::from_secs(2)).is_none(),
+        "exited on a failed save"
+    );
+    let v: String = q(&mut con, &["GET", "k"]);
+    assert_eq!(v, "v1", "still serving");
+    assert!(server.log().contains("can't exit"), "{}", server.log());
+
+    limit_file_size(server.pid(), "unlimited");
+    let _: () = q(&mut con, &["SET", "k", "v2"]);
+    let status = server.signal_and_wait("TERM").expect("exited");
+    assert!(status.success());
+    server.restart();
+    let v: String = q(&mut server.client(), &["GET", "k"]);
+    assert_eq!(v, "v2");
+
+    // FORCE exits even though the save fails; the old dump stays.
+    let mut con = server.client();
+    let _: () = q(&mut con, &["SET", "k", "v3"]);
+    limit_file_size(server.pid(), "10");
+    let _ = redis::cmd("SHUTDOWN").arg("FORCE").query::<()>(&mut con);
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("FORCE exits");
+    assert!(status.success());
+    server.restart();
+    let v: String = q(&mut server.client(), &["GET", "k"]);
+    assert_eq!(v, "v2");
+}
