@@ -174,6 +174,28 @@ proptest! {
         }
     }
 
+    /// Mutations behind a recomputed CRC reach the structural checks: they
+    /// must never panic, and whatever they let through must be a sound keyspace.
+    #[test]
+    fn resealed_mutations_never_panic(
+        ks in keyspace_strategy(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..5),
+    ) {
+        let mut bytes = to_bytes(&ks, NOW);
+        let body = HEADER_LEN..bytes.len() - TRAILER_LEN;
+        for (at, byte) in edits {
+            let i = body.start + at.index(body.len());
+            bytes[i] = byte;
+        }
+        reseal(&mut bytes);
+        if let Ok(loaded) = load_bytes(&bytes, Some(4), NOW) {
+            for db in loaded.keyspace.dbs() {
+                prop_assert!(db.check_invariants().is_ok());
+                prop_assert!(db.iter().all(|(_, e)| !e.value.is_empty_collection()));
+            }
+        }
+    }
+
     #[test]
     fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let mut file = MAGIC.to_vec();
