@@ -100,7 +100,10 @@ fn write_temp(
         source,
     };
     let mut out = CrcWriter::new(BufWriter::with_capacity(256 * 1024, file));
-    let keys = write_body(snapshot, &mut out, now_ms, progress)?;
+    let keys = write_body(snapshot, &mut out, now_ms, progress).map_err(|e| match e {
+        SaveError::Write { source, .. } => write_err(source),
+        other => other,
+    })?;
     let crc = out.hasher.clone().finalize();
     out.write_all(&crc.to_le_bytes()).map_err(write_err)?;
     let bytes = out.written;
@@ -295,4 +298,46 @@ pub fn to_bytes(snapshot: &Keyspace, created_unix_ms: i64) -> Vec<u8> {
     let mut bytes = out.inner;
     bytes.extend_from_slice(&crc.to_le_bytes());
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::loader::load_file;
+    use bytes::Bytes;
+
+    #[test]
+    fn save_replaces_the_dump_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rdb");
+        let mut ks = Keyspace::new(2);
+        ks.db_mut(1)
+            .insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
+        let first = save_to(&ks, &path, 0, &Progress::default()).unwrap();
+        assert_eq!(first.keys, 1);
+        assert_eq!(first.bytes, std::fs::metadata(&path).unwrap().len());
+        ks.db_mut(0)
+            .insert(Bytes::from("b"), Value::Str(Bytes::from("2")), None);
+        let progress = Progress::default();
+        save_to(&ks, &path, 0, &progress).unwrap();
+        assert_eq!(progress.keys_done.load(Ordering::Relaxed), 2);
+        assert_eq!(load_file(&path, Some(2), 0).unwrap().keys_loaded, 2);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dump.rdb"]);
+    }
+
+    #[test]
+    fn failed_save_keeps_the_old_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rdb");
+        std::fs::write(&path, b"old").unwrap();
+        // A directory that does not exist: the temp file cannot be created.
+        let missing = dir.path().join("missing").join("dump.rdb");
+        let err = save_to(&Keyspace::new(1), &missing, 0, &Progress::default()).unwrap_err();
+        assert!(matches!(err, SaveError::Create { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
 }
