@@ -28,6 +28,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// server shuts down.
 pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
     let _ = stream.set_nodelay(true);
+    info.fd.store(
+        std::os::fd::AsRawFd::as_raw_fd(&stream) as i64,
+        Ordering::Relaxed,
+    );
     let mut client = ClientState::new(info.id, info.addr.clone(), info.laddr.clone(), info.clone());
     let result = run(&shared, &mut stream, &mut client).await;
     if let Err(e) = result {
@@ -98,6 +102,7 @@ async fn run(
                 NetStats::add(&shared.net.net_input_bytes, n as u64);
             }
             _ = shutdown.changed() => return Ok(()),
+            _ = client.info.kill_signal.notified() => return Ok(()),
         }
     }
 }
@@ -124,7 +129,7 @@ fn run_batch(
             };
             let reply = commands::execute(&mut ctx, &args);
             blocked = ctx.blocked.take();
-            last_cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+            last_cmd = commands::server::display_name(&args);
             if blocked.is_some() {
                 break;
             }
@@ -164,6 +169,7 @@ async fn wait_blocked(
             r = &mut block.rx => break r.ok(),
             _ = sleep => break None,
             _ = shutdown.changed() => break None,
+            _ = client.info.kill_signal.notified() => break None,
             n = stream.read_buf(rbuf) => {
                 // Pipelined commands after the blocking one wait in the buffer;
                 // a closed socket ends the wait.

@@ -57,6 +57,7 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
         env!("CARGO_PKG_VERSION")
     );
     spawn_signal_handler(shared.clone());
+    tokio::spawn(commands::server::info::sample_metrics(shared.clone()));
     server::run(shared.clone(), listeners).await;
     tracing::info!("forkless is now ready to exit, bye bye...");
     Ok(())

@@ -29,6 +29,8 @@ pub struct State {
     pub rng: Rng,
     pub stats: Stats,
     pub persistence: PersistState,
+    /// Recent counter samples for INFO's instantaneous rates.
+    pub instantaneous: crate::commands::server::info::Instantaneous,
 }
 
 impl State {
@@ -41,6 +43,7 @@ impl State {
             rng: Rng::from_entropy(),
             stats: Stats::default(),
             persistence: PersistState::default(),
+            instantaneous: Default::default(),
         }
     }
 }
