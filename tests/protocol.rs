@@ -130,7 +130,10 @@ fn pipelined_commands_reply_in_order() {
     input.extend(bulk_cmd(&[b"CLIENT", b"INFO"]));
     c.write_all(&input).unwrap();
     let got = read_n(&mut c, expected.len());
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&expected)
+    );
     // CLIENT INFO is a bulk string whose line shows db=1.
     let header = read_n(&mut c, 1);
     assert_eq!(header, b"$");
@@ -161,7 +164,10 @@ fn pipelined_writes_and_reads() {
     expected.extend_from_slice(b":50\r\n");
     c.write_all(&input).unwrap();
     let got = read_n(&mut c, expected.len());
-    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&expected)
+    );
 }
 
 #[test]
@@ -172,7 +178,8 @@ fn inline_commands() {
     c.write_all(b"PING\r\n\r\nPING\n*0\r\n*-1\r\nECHO \"a b\" \r\nECHO 'c\\'d' \"\\x41\\n\"\r\n")
         .unwrap();
     // Redis 7.0.15 answers exactly this.
-    let expected = b"+PONG\r\n+PONG\r\n$3\r\na b\r\n-ERR wrong number of arguments for 'echo' command\r\n";
+    let expected =
+        b"+PONG\r\n+PONG\r\n$3\r\na b\r\n-ERR wrong number of arguments for 'echo' command\r\n";
     assert_eq!(
         String::from_utf8_lossy(&read_n(&mut c, expected.len())),
         String::from_utf8_lossy(expected)

@@ -48,9 +48,34 @@ fn client_fields(line: &str) -> Vec<(String, String)> {
 
 /// Redis 7.0.15's CLIENT LIST fields, in order.
 const CLIENT_FIELDS: &[&str] = &[
-    "id", "addr", "laddr", "fd", "name", "age", "idle", "flags", "db", "sub", "psub", "ssub",
-    "multi", "qbuf", "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp", "obl", "oll", "omem",
-    "tot-mem", "events", "cmd", "user", "redir", "resp",
+    "id",
+    "addr",
+    "laddr",
+    "fd",
+    "name",
+    "age",
+    "idle",
+    "flags",
+    "db",
+    "sub",
+    "psub",
+    "ssub",
+    "multi",
+    "qbuf",
+    "qbuf-free",
+    "argv-mem",
+    "multi-mem",
+    "rbs",
+    "rbp",
+    "obl",
+    "oll",
+    "omem",
+    "tot-mem",
+    "events",
+    "cmd",
+    "user",
+    "redir",
+    "resp",
 ];
 
 #[test]
@@ -148,7 +173,10 @@ fn client_name_id_info_list() {
         "ERR wrong number of arguments for 'client' command"
     );
     let _: () = q(&mut b, &["CLIENT", "NO-EVICT", "on"]);
-    assert_eq!(err(&mut b, &["CLIENT", "NO-EVICT", "x"]), "ERR syntax error");
+    assert_eq!(
+        err(&mut b, &["CLIENT", "NO-EVICT", "x"]),
+        "ERR syntax error"
+    );
     let help: Vec<String> = q(&mut b, &["CLIENT", "HELP"]);
     assert!(help[0].starts_with("CLIENT <subcommand>"));
 
@@ -201,7 +229,10 @@ fn client_kill_closes_idle_connections_promptly() {
     // By id: the idle victim is closed at once, not at its next command.
     let mut victim = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     let victim_id = raw_client_id(&mut victim);
-    let killed: i64 = q(&mut killer, &["CLIENT", "KILL", "ID", &victim_id.to_string()]);
+    let killed: i64 = q(
+        &mut killer,
+        &["CLIENT", "KILL", "ID", &victim_id.to_string()],
+    );
     assert_eq!(killed, 1);
     assert!(closes_within(&mut victim, Duration::from_secs(3)));
 
@@ -286,9 +317,14 @@ fn config_get_set_round_trip() {
     assert_eq!(got["HZ"], "500");
     let got: HashMap<String, String> = q(&mut c, &["CONFIG", "GET", "nosuch"]);
     assert!(got.is_empty());
-    let got: HashMap<String, String> =
-        q(&mut c, &["CONFIG", "GET", "port", "databases", "requirepass"]);
-    assert_eq!(got["port"], "0", "the configured port: 0 asks for a free one");
+    let got: HashMap<String, String> = q(
+        &mut c,
+        &["CONFIG", "GET", "port", "databases", "requirepass"],
+    );
+    assert_eq!(
+        got["port"], "0",
+        "the configured port: 0 asks for a free one"
+    );
     assert_eq!(got["databases"], "16");
     assert_eq!(got["requirepass"], "");
 
@@ -306,11 +342,20 @@ fn config_get_set_round_trip() {
     );
     assert_eq!(
         err(&mut c, &["CONFIG", "SET", "maxclients", "0"]),
-        failed("maxclients", "argument must be between 1 and 4294967295 inclusive")
+        failed(
+            "maxclients",
+            "argument must be between 1 and 4294967295 inclusive"
+        )
     );
     assert_eq!(
-        err(&mut c, &["CONFIG", "SET", "stop-writes-on-bgsave-error", "maybe"]),
-        failed("stop-writes-on-bgsave-error", "argument must be 'yes' or 'no'")
+        err(
+            &mut c,
+            &["CONFIG", "SET", "stop-writes-on-bgsave-error", "maybe"]
+        ),
+        failed(
+            "stop-writes-on-bgsave-error",
+            "argument must be 'yes' or 'no'"
+        )
     );
     assert_eq!(
         err(&mut c, &["CONFIG", "SET", "save", "1 2 3"]),
@@ -339,7 +384,10 @@ fn config_get_set_round_trip() {
         )
     );
     assert_eq!(
-        err(&mut c, &["CONFIG", "SET", "dir", "/nonexistent/forkless-test"]),
+        err(
+            &mut c,
+            &["CONFIG", "SET", "dir", "/nonexistent/forkless-test"]
+        ),
         failed("dir", "No such file or directory")
     );
     assert_eq!(
@@ -458,9 +506,7 @@ fn info_sections_and_formats() {
     }
     let _ = err(&mut c, &["NOSUCHCOMMAND"]);
     let after = info_map(&q::<String>(&mut c, &["INFO", "stats"]));
-    assert!(
-        n(&after, "total_commands_processed") >= n(&before, "total_commands_processed") + 6
-    );
+    assert!(n(&after, "total_commands_processed") >= n(&before, "total_commands_processed") + 6);
     assert_eq!(
         n(&after, "total_error_replies"),
         n(&before, "total_error_replies") + 1
@@ -552,10 +598,7 @@ fn info_keyspace_and_database_commands() {
     let d2 = dirty(&mut c);
     let _: () = q(&mut c, &["FLUSHALL", "SYNC"]);
     assert_eq!(dirty(&mut c), d2 + 2);
-    assert_eq!(
-        err(&mut c, &["FLUSHALL", "sync", "x"]),
-        "ERR syntax error"
-    );
+    assert_eq!(err(&mut c, &["FLUSHALL", "sync", "x"]), "ERR syntax error");
     assert_eq!(s.cli(&["INFO", "keyspace"]).trim(), "# Keyspace");
 
     // TIME: seconds and microseconds as strings.
@@ -580,10 +623,7 @@ fn command_introspection() {
     assert!(names.iter().any(|n| n == "config"));
     let all: Vec<Value> = q(&mut c, &["COMMAND"]);
     assert_eq!(all.len() as i64, count);
-    let filtered: Vec<String> = q(
-        &mut c,
-        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "conf*"],
-    );
+    let filtered: Vec<String> = q(&mut c, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "conf*"]);
     assert_eq!(filtered, vec!["config"]);
 
     let info: Vec<Value> = q(&mut c, &["COMMAND", "INFO", "ping", "nosuch"]);
@@ -597,6 +637,17 @@ fn command_introspection() {
     assert_eq!(ping[1], Value::Int(-1));
     let flags = format!("{:?}", ping[2]);
     assert!(flags.contains("fast"), "{flags}");
+
+    // A container lists its subcommands, which carry the flags.
+    let info: Vec<Value> = q(&mut c, &["COMMAND", "INFO", "config"]);
+    let Value::Array(config) = &info[0] else {
+        panic!("{info:?}")
+    };
+    let subs = format!("{:?}", config[9]);
+    for sub in ["config|get", "config|set", "config|resetstat"] {
+        assert!(subs.contains(sub), "{subs}");
+    }
+    assert!(subs.contains("admin"), "{subs}");
 
     let keys: Vec<String> = q(&mut c, &["COMMAND", "GETKEYS", "SET", "k1", "v"]);
     assert_eq!(keys, vec!["k1"]);

@@ -122,7 +122,9 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 impl ScanTarget {
     fn db(&self) -> usize {
         match self {
-            ScanTarget::Keys { db } | ScanTarget::Hash { db, .. } | ScanTarget::Set { db, .. } => *db,
+            ScanTarget::Keys { db } | ScanTarget::Hash { db, .. } | ScanTarget::Set { db, .. } => {
+                *db
+            }
         }
     }
 }

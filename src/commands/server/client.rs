@@ -15,7 +15,7 @@ use crate::commands::Ctx;
 use crate::errors::{CmdResult, CommandError};
 use crate::reply::{Protocol, Reply};
 
-const SUBS: &[Sub] = &[
+pub(super) const SUBS: &[Sub] = &[
     Sub {
         name: "id",
         arity: 2,
@@ -400,7 +400,9 @@ mod tests {
     #[test]
     fn kill_filter_parsing() {
         let a = |v: &[&str]| -> Vec<Bytes> {
-            v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+            v.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect()
         };
         let f = parse_kill_filter(&a(&["client", "kill", "id", "7", "skipme", "no"])).unwrap();
         assert_eq!(f.id, Some(7));

@@ -12,7 +12,7 @@ use crate::errors::{CmdResult, CommandError};
 use crate::glob;
 use crate::reply::Reply;
 
-const SUBS: &[Sub] = &[
+pub(super) const SUBS: &[Sub] = &[
     Sub {
         name: "count",
         arity: 2,
@@ -134,7 +134,7 @@ fn getkeysandflags(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .collect();
     Ok(Reply::Array(
         keys.into_iter()
-            .map(|k| Reply::Array(vec![Reply::Bulk(k), Reply::Array(key_flags.clone())]))
+            .map(|k| Reply::Array(vec![Reply::Bulk(k), Reply::Set(key_flags.clone())]))
             .collect(),
     ))
 }
@@ -175,48 +175,42 @@ pub fn key_positions(spec: &CommandSpec, argc: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Command flags as COMMAND INFO lists them; Redis does not list `sentinel`.
 fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
     flags::NAMES
         .iter()
-        .filter(|(bit, _)| spec.flags & bit != 0)
+        .filter(|(bit, _)| spec.flags & bit != 0 && *bit != flags::SENTINEL)
         .map(|(_, name)| *name)
         .collect()
 }
 
-/// ACL categories as Redis derives them: read/write, the data type, fast/slow,
-/// blocking, and admin commands' `@dangerous`.
+/// ACL categories as Redis derives them (read/write, the data type, fast/slow,
+/// blocking, admin commands' `@dangerous`), in the order of Redis's category table.
 fn acl_categories(spec: &CommandSpec) -> Vec<String> {
-    let mut cats = Vec::new();
-    if spec.flags & flags::WRITE != 0 {
-        cats.push("@write");
-    }
-    if spec.flags & flags::READONLY != 0 {
-        cats.push("@read");
-    }
-    match spec.group {
-        "string" => cats.push("@string"),
-        "list" => cats.push("@list"),
-        "hash" => cats.push("@hash"),
-        "set" => cats.push("@set"),
-        "keyspace" | "generic" => cats.push("@keyspace"),
-        "connection" => cats.push("@connection"),
-        _ => {}
-    }
-    if spec.flags & flags::ADMIN != 0 {
-        cats.push("@admin");
-    }
-    cats.push(if spec.flags & flags::FAST != 0 {
-        "@fast"
-    } else {
-        "@slow"
-    });
-    if spec.flags & flags::BLOCKING != 0 {
-        cats.push("@blocking");
-    }
-    if spec.flags & flags::ADMIN != 0 || matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
-        cats.push("@dangerous");
-    }
-    cats.into_iter().map(str::to_string).collect()
+    let has = |bit: u32| spec.flags & bit != 0;
+    let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
+    let keyspace = matches!(spec.group, "keyspace" | "generic")
+        || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
+    let table: [(&str, bool); 13] = [
+        ("@keyspace", keyspace),
+        ("@read", has(flags::READONLY)),
+        ("@write", has(flags::WRITE)),
+        ("@set", spec.group == "set"),
+        ("@list", spec.group == "list"),
+        ("@hash", spec.group == "hash"),
+        ("@string", spec.group == "string"),
+        ("@admin", has(flags::ADMIN)),
+        ("@fast", has(flags::FAST)),
+        ("@slow", !has(flags::FAST)),
+        ("@blocking", has(flags::BLOCKING)),
+        ("@dangerous", dangerous),
+        ("@connection", spec.group == "connection"),
+    ];
+    table
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
@@ -229,7 +223,7 @@ fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
 
 fn key_specs(spec: &CommandSpec) -> Reply {
     if spec.first_key <= 0 {
-        return Reply::Array(vec![]);
+        return Reply::Set(vec![]);
     }
     let lastkey = if spec.last_key < 0 {
         spec.last_key as i64
@@ -237,10 +231,15 @@ fn key_specs(spec: &CommandSpec) -> Reply {
         (spec.last_key - spec.first_key) as i64
     };
     let s = |v: &str| Reply::bulk_str(v);
-    Reply::Array(vec![Reply::Map(vec![
+    Reply::Set(vec![Reply::Map(vec![
         (
             s("flags"),
-            Reply::Array(key_spec_flags(spec).iter().map(|f| Reply::simple(f)).collect()),
+            Reply::Array(
+                key_spec_flags(spec)
+                    .iter()
+                    .map(|f| Reply::simple(f))
+                    .collect(),
+            ),
         ),
         (
             s("begin_search"),
@@ -270,11 +269,32 @@ fn key_specs(spec: &CommandSpec) -> Reply {
 }
 
 /// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL
-/// categories, tips, key specs, subcommands.
+/// categories, tips, key specs, subcommands. A container command (CONFIG, ...)
+/// has no flags of its own and lists its subcommands, which carry them.
 pub fn info_entry(spec: &CommandSpec) -> Reply {
+    let Some(subs) = super::subcommands(spec.name) else {
+        return entry(spec.name.to_string(), spec.arity, spec);
+    };
+    let bare = CommandSpec {
+        flags: 0,
+        group: "",
+        ..*spec
+    };
+    let Reply::Array(mut fields) = entry(spec.name.to_string(), spec.arity, &bare) else {
+        unreachable!("entry is an array")
+    };
+    fields[9] = Reply::Set(
+        subs.iter()
+            .map(|sub| entry(format!("{}|{}", spec.name, sub.name), sub.arity, spec))
+            .collect(),
+    );
+    Reply::Array(fields)
+}
+
+fn entry(name: String, arity: i32, spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
-        Reply::bulk_str(spec.name),
-        Reply::Integer(spec.arity as i64),
+        Reply::Bulk(Bytes::from(name)),
+        Reply::Integer(arity as i64),
         Reply::Set(flag_names(spec).into_iter().map(Reply::simple).collect()),
         Reply::Integer(spec.first_key as i64),
         Reply::Integer(spec.last_key as i64),
@@ -285,9 +305,10 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
                 .map(Reply::Simple)
                 .collect(),
         ),
-        Reply::Array(vec![]),
+        // Tips, key specs and subcommands are sets in RESP3, as in Redis 7.0.
+        Reply::Set(vec![]),
         key_specs(spec),
-        Reply::Array(vec![]),
+        Reply::Set(vec![]),
     ])
 }
 
@@ -335,10 +356,20 @@ fn help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 mod tests {
     use super::*;
 
+    fn noop(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+        Ok(Reply::ok())
+    }
+
     #[test]
     fn key_positions_follow_first_last_step() {
-        let get = lookup(b"get").unwrap();
-        assert_eq!(key_positions(get, 2), vec![1]);
+        let one = crate::commands::spec("x", 2, 0, (1, 1, 1), "string", "", noop);
+        assert_eq!(key_positions(&one, 2), vec![1]);
+        // MSET-like: every other argument from the first to the last.
+        let pairs = crate::commands::spec("x", -3, 0, (1, -1, 2), "string", "", noop);
+        assert_eq!(key_positions(&pairs, 5), vec![1, 3]);
+        // DEL-like.
+        let all = crate::commands::spec("x", -2, 0, (1, -1, 1), "keyspace", "", noop);
+        assert_eq!(key_positions(&all, 4), vec![1, 2, 3]);
         let ping = lookup(b"ping").unwrap();
         assert!(key_positions(ping, 1).is_empty());
     }

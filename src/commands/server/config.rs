@@ -20,7 +20,7 @@ use crate::glob;
 use crate::reply::Reply;
 use crate::state::Stats;
 
-const SUBS: &[Sub] = &[
+pub(super) const SUBS: &[Sub] = &[
     Sub {
         name: "get",
         arity: -3,
@@ -347,7 +347,10 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             if let Some(p) = find(pattern) {
                 if !seen.contains(&p.name) {
                     seen.push(p.name);
-                    pairs.push((Reply::Bulk(pattern.clone()), Reply::bulk_str(&(p.get)(&config))));
+                    pairs.push((
+                        Reply::Bulk(pattern.clone()),
+                        Reply::bulk_str(&(p.get)(&config)),
+                    ));
                 }
             }
             continue;
@@ -462,7 +465,10 @@ mod tests {
             int_in("abc", 0, 1).unwrap_err(),
             "argument couldn't be parsed into an integer"
         );
-        assert_eq!(yes_no("maybe").unwrap_err(), "argument must be 'yes' or 'no'");
+        assert_eq!(
+            yes_no("maybe").unwrap_err(),
+            "argument must be 'yes' or 'no'"
+        );
     }
 
     #[test]

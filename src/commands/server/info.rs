@@ -278,22 +278,37 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
     let s = &ctx.state.stats;
     let rates = &ctx.state.instantaneous;
     fields(&[
-        ("total_connections_received", load(&net.total_connections_received)),
-        ("total_commands_processed", s.total_commands_processed.to_string()),
+        (
+            "total_connections_received",
+            load(&net.total_connections_received),
+        ),
+        (
+            "total_commands_processed",
+            s.total_commands_processed.to_string(),
+        ),
         ("instantaneous_ops_per_sec", rates.ops_per_sec().to_string()),
         ("total_net_input_bytes", load(&net.net_input_bytes)),
         ("total_net_output_bytes", load(&net.net_output_bytes)),
         ("total_net_repl_input_bytes", "0".into()),
         ("total_net_repl_output_bytes", "0".into()),
-        ("instantaneous_input_kbps", format!("{:.2}", rates.input_kbps())),
-        ("instantaneous_output_kbps", format!("{:.2}", rates.output_kbps())),
+        (
+            "instantaneous_input_kbps",
+            format!("{:.2}", rates.input_kbps()),
+        ),
+        (
+            "instantaneous_output_kbps",
+            format!("{:.2}", rates.output_kbps()),
+        ),
         ("instantaneous_input_repl_kbps", "0.00".into()),
         ("instantaneous_output_repl_kbps", "0.00".into()),
         ("rejected_connections", load(&net.rejected_connections)),
         ("sync_full", "0".into()),
         ("sync_partial_ok", "0".into()),
         ("sync_partial_err", "0".into()),
-        ("expired_keys", ctx.state.keyspace.expired_count().to_string()),
+        (
+            "expired_keys",
+            ctx.state.keyspace.expired_count().to_string(),
+        ),
         ("expired_stale_perc", "0.00".into()),
         ("expired_time_cap_reached_count", "0".into()),
         ("expire_cycle_cpu_milliseconds", "0".into()),
@@ -353,12 +368,8 @@ fn cpu_times(path: &str) -> [f64; 4] {
     // Fields after the parenthesised command name start at field 3 (state).
     let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| {
-        f.get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / TICKS_PER_SEC
-    };
+    let tick =
+        |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / TICKS_PER_SEC;
     [tick(11), tick(12), tick(13), tick(14)]
 }
 
@@ -481,7 +492,9 @@ mod tests {
     #[test]
     fn sections_are_canonical() {
         let b = |v: &[&str]| -> Vec<Bytes> {
-            v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+            v.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect()
         };
         assert_eq!(requested_sections(&[]), DEFAULT_SECTIONS);
         assert_eq!(requested_sections(&b(&["KEYSPACE"])), vec!["keyspace"]);

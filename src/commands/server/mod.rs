@@ -134,6 +134,16 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// `client|list` in CLIENT LIST's `cmd=` and in arity errors.
 const CONTAINERS: &[&str] = &["client", "command", "config"];
 
+/// The subcommand table of a container command.
+pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
+    match name {
+        "client" => Some(client::SUBS),
+        "command" => Some(command::SUBS),
+        "config" => Some(config::SUBS),
+        _ => None,
+    }
+}
+
 /// The name Redis shows for a command line: `get`, or `client|list` for a
 /// container command.
 pub fn display_name(args: &[Bytes]) -> String {
@@ -143,7 +153,10 @@ pub fn display_name(args: &[Bytes]) -> String {
     let name = String::from_utf8_lossy(first).to_ascii_lowercase();
     match args.get(1) {
         Some(sub) if CONTAINERS.contains(&name.as_str()) => {
-            format!("{name}|{}", String::from_utf8_lossy(sub).to_ascii_lowercase())
+            format!(
+                "{name}|{}",
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            )
         }
         _ => name,
     }
@@ -169,7 +182,10 @@ pub fn dispatch_sub(ctx: &mut Ctx<'_>, args: &[Bytes], container: &str, subs: &[
         args.len() >= (-sub.arity) as usize
     };
     if !ok {
-        return Err(CommandError::wrong_arity(&format!("{container}|{}", sub.name)));
+        return Err(CommandError::wrong_arity(&format!(
+            "{container}|{}",
+            sub.name
+        )));
     }
     (sub.handler)(ctx, args)
 }
@@ -256,7 +272,9 @@ mod tests {
     #[test]
     fn display_names_of_containers() {
         let args = |v: &[&str]| -> Vec<Bytes> {
-            v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+            v.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect()
         };
         assert_eq!(display_name(&args(&["GET", "k"])), "get");
         assert_eq!(display_name(&args(&["CLIENT", "LIST"])), "client|list");
@@ -267,7 +285,9 @@ mod tests {
     #[test]
     fn flush_flags() {
         let a = |v: &[&str]| -> Vec<Bytes> {
-            v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+            v.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect()
         };
         assert!(check_flush_flag(&a(&["flushdb"])).is_ok());
         assert!(check_flush_flag(&a(&["flushdb", "ASYNC"])).is_ok());
