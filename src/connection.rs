@@ -93,6 +93,14 @@ async fn run(
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
             rbuf.reserve(READ_CHUNK);
         }
+        // The `timeout` setting closes clients idle that long (0 = never).
+        let idle_limit = shared.config().timeout;
+        let idle = async {
+            match idle_limit {
+                0 => std::future::pending().await,
+                secs => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
+            }
+        };
         tokio::select! {
             n = stream.read_buf(&mut rbuf) => {
                 let n = n?;
@@ -103,6 +111,10 @@ async fn run(
             }
             _ = shutdown.changed() => return Ok(()),
             _ = client.info.kill_signal.notified() => return Ok(()),
+            _ = idle => {
+                tracing::debug!(client = client.id, "closing idle client");
+                return Ok(());
+            }
         }
     }
 }

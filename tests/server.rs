@@ -690,3 +690,22 @@ fn command_introspection() {
     // redis-cli 7 reads COMMAND DOCS at start-up for its hints.
     assert_eq!(s.cli(&["COMMAND", "COUNT"]).trim(), count.to_string());
 }
+
+#[test]
+fn timeout_closes_idle_clients() {
+    let s = Server::start();
+    let mut c = s.client();
+    let _: () = q(&mut c, &["CONFIG", "SET", "timeout", "1"]);
+    let mut idle = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let _ = raw_client_id(&mut idle);
+    let started = Instant::now();
+    assert!(closes_within(&mut idle, Duration::from_secs(5)));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // The setting's own connection idled too and is gone; a new one is served.
+    assert!(redis::cmd("PING").query::<String>(&mut c).is_err());
+    let mut fresh = s.client();
+    let _: () = q(&mut fresh, &["CONFIG", "SET", "timeout", "0"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let pong: String = q(&mut fresh, &["PING"]);
+    assert_eq!(pong, "PONG");
+}

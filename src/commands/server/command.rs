@@ -273,25 +273,24 @@ fn key_specs(spec: &CommandSpec) -> Reply {
 /// has no flags of its own and lists its subcommands, which carry them.
 pub fn info_entry(spec: &CommandSpec) -> Reply {
     let Some(subs) = super::subcommands(spec.name) else {
-        return entry(spec.name.to_string(), spec.arity, spec);
+        return entry(spec.name.to_string(), spec.arity, spec, Reply::Set(vec![]));
     };
     let bare = CommandSpec {
         flags: 0,
         group: "",
         ..*spec
     };
-    let Reply::Array(mut fields) = entry(spec.name.to_string(), spec.arity, &bare) else {
-        unreachable!("entry is an array")
-    };
-    fields[9] = Reply::Set(
-        subs.iter()
-            .map(|sub| entry(format!("{}|{}", spec.name, sub.name), sub.arity, spec))
-            .collect(),
-    );
-    Reply::Array(fields)
+    let listed = subs
+        .iter()
+        .map(|sub| {
+            let name = format!("{}|{}", spec.name, sub.name);
+            entry(name, sub.arity, spec, Reply::Set(vec![]))
+        })
+        .collect();
+    entry(spec.name.to_string(), spec.arity, &bare, Reply::Set(listed))
 }
 
-fn entry(name: String, arity: i32, spec: &CommandSpec) -> Reply {
+fn entry(name: String, arity: i32, spec: &CommandSpec, subcommands: Reply) -> Reply {
     Reply::Array(vec![
         Reply::Bulk(Bytes::from(name)),
         Reply::Integer(arity as i64),
@@ -308,7 +307,7 @@ fn entry(name: String, arity: i32, spec: &CommandSpec) -> Reply {
         // Tips, key specs and subcommands are sets in RESP3, as in Redis 7.0.
         Reply::Set(vec![]),
         key_specs(spec),
-        Reply::Set(vec![]),
+        subcommands,
     ])
 }
 
