@@ -656,8 +656,12 @@ fn command_introspection() {
         "ERR Invalid command specified"
     );
     assert_eq!(
-        err(&mut c, &["COMMAND", "GETKEYS", "echo", "a", "b"]),
+        err(&mut c, &["COMMAND", "GETKEYS", "SET", "k1"]),
         "ERR Invalid number of arguments specified for command"
+    );
+    assert_eq!(
+        err(&mut c, &["COMMAND", "GETKEYS", "echo", "a", "b"]),
+        "ERR The command has no key arguments"
     );
     assert_eq!(
         err(&mut c, &["COMMAND", "GETKEYS", "echo", "a"]),

@@ -35,12 +35,12 @@ pub(super) const SUBS: &[Sub] = &[
     },
     Sub {
         name: "getkeys",
-        arity: -3,
+        arity: -4,
         handler: getkeys,
     },
     Sub {
         name: "getkeysandflags",
-        arity: -3,
+        arity: -4,
         handler: getkeysandflags,
     },
     Sub {
@@ -142,6 +142,10 @@ fn getkeysandflags(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// The key arguments of a full command line, from its (first, last, step).
 fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), CommandError> {
     let spec = lookup(&line[0]).ok_or_else(|| CommandError::err("Invalid command specified"))?;
+    // Redis checks for key arguments before the command's arity.
+    if spec.first_key <= 0 {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
     if !spec.arity_ok(line.len()) {
         return Err(CommandError::err(
             "Invalid number of arguments specified for command",
@@ -151,9 +155,6 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
         .into_iter()
         .map(|i| line[i].clone())
         .collect::<Vec<_>>();
-    if keys.is_empty() {
-        return Err(CommandError::err("The command has no key arguments"));
-    }
     Ok((spec, keys))
 }
 
