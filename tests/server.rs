@@ -172,6 +172,12 @@ fn client_name_id_info_list() {
         err(&mut b, &["CLIENT"]),
         "ERR wrong number of arguments for 'client' command"
     );
+    let n: i64 = q(&mut b, &["CLIENT", "UNBLOCK", &id.to_string()]);
+    assert_eq!(n, 0, "a client that is not blocked");
+    assert_eq!(
+        err(&mut b, &["CLIENT", "UNBLOCK", "1", "foo"]),
+        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    );
     let _: () = q(&mut b, &["CLIENT", "NO-EVICT", "on"]);
     assert_eq!(
         err(&mut b, &["CLIENT", "NO-EVICT", "x"]),

@@ -52,6 +52,11 @@ pub(super) const SUBS: &[Sub] = &[
         handler: kill,
     },
     Sub {
+        name: "unblock",
+        arity: -3,
+        handler: unblock,
+    },
+    Sub {
         name: "no-evict",
         arity: 3,
         handler: no_evict,
@@ -332,6 +337,35 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(killed))
 }
 
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking command as
+/// if it timed out, or with the UNBLOCKED error.
+fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() > 4 {
+        return Err(CommandError::err(
+            "unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+        ));
+    }
+    let id = args::int(&args[2])?;
+    let reply = match args.get(3) {
+        None => None,
+        Some(m) if args::is(m, "timeout") => None,
+        Some(m) if args::is(m, "error") => Some(Reply::Error(
+            "UNBLOCKED client unblocked via CLIENT UNBLOCK".into(),
+        )),
+        Some(_) => {
+            return Err(CommandError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let Ok(id) = u64::try_from(id) else {
+        return Ok(Reply::Integer(0));
+    };
+    Ok(Reply::Integer(
+        ctx.state.blocking.unblock_client(id, reply) as i64
+    ))
+}
+
 fn no_evict(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Nothing is ever evicted, so the flag is accepted and has no effect.
     if args::is(&args[2], "on") || args::is(&args[2], "off") {
@@ -369,6 +403,8 @@ fn help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             "    Return information about client connections. Options:",
             "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
             "      Return clients of specified type.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
             "SETINFO <option> <value>",
