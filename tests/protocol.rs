@@ -67,6 +67,19 @@ fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// Drains whatever arrives within the read timeout.
+fn read_all_available(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(k) = stream.read(&mut buf) {
+        if k == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..k]);
+    }
+    out
+}
+
 /// Nothing more arrives within a short wait and the connection stays open.
 fn assert_quiet_and_open(stream: &mut TcpStream) {
     let mut buf = [0u8; 64];
@@ -151,6 +164,13 @@ fn pipelined_commands_reply_in_order() {
 fn pipelined_writes_and_reads() {
     let s = Server::start();
     let mut c = connect(&s);
+    // SET and GET belong to the strings family; skip on a build without them.
+    c.write_all(b"COMMAND INFO set\r\n").unwrap();
+    if read_n(&mut c, 5) == b"*1\r\n$" {
+        eprintln!("skipped: this build lacks SET");
+        return;
+    }
+    let _ = read_all_available(&mut c);
     let mut input = Vec::new();
     let mut expected = Vec::new();
     for i in 0..50 {
