@@ -55,6 +55,25 @@ pub struct Stats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub total_error_replies: u64,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats.
+    pub error_codes: std::collections::BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// Counts one error reply under its code, as Redis's errorstats does.
+    pub fn record_error(&mut self, text: &str) {
+        self.total_error_replies += 1;
+        let code = text.split(' ').next().unwrap_or("ERR");
+        // Redis stops adding new codes after 128 distinct ones.
+        let full = self.error_codes.len() >= 128;
+        match self.error_codes.get_mut(code) {
+            Some(n) => *n += 1,
+            None if !full => {
+                self.error_codes.insert(code.to_string(), 1);
+            }
+            None => {}
+        }
+    }
 }
 
 /// Counters updated outside the state lock.
@@ -126,5 +145,21 @@ impl Shared {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_by_code() {
+        let mut s = Stats::default();
+        s.record_error("ERR syntax error");
+        s.record_error("WRONGTYPE Operation against a key");
+        s.record_error("ERR no such key");
+        assert_eq!(s.total_error_replies, 3);
+        assert_eq!(s.error_codes["ERR"], 2);
+        assert_eq!(s.error_codes["WRONGTYPE"], 1);
     }
 }

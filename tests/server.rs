@@ -537,10 +537,14 @@ fn info_sections_and_formats() {
         n(&before, "total_error_replies") + 1
     );
     assert!(n(&after, "total_net_input_bytes") > n(&before, "total_net_input_bytes"));
+    let errors: String = q(&mut c, &["INFO", "errorstats"]);
+    assert!(errors.contains("errorstat_ERR:count="), "{errors}");
     let _: () = q(&mut c, &["CONFIG", "RESETSTAT"]);
     let reset = info_map(&q::<String>(&mut c, &["INFO", "stats"]));
     assert!(n(&reset, "total_commands_processed") <= 2);
     assert_eq!(n(&reset, "total_error_replies"), 0);
+    let errors: String = q(&mut c, &["INFO", "errorstats"]);
+    assert_eq!(errors, "# Errorstats\r\n");
 
     // RESP3: verbatim text.
     let mut c3 = s.client_resp3();

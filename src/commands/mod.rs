@@ -258,8 +258,8 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(reply) => reply,
         Err(e) => e.to_reply(),
     };
-    if reply.is_error() {
-        ctx.state.stats.total_error_replies += 1;
+    if let Reply::Error(text) = &reply {
+        ctx.state.stats.record_error(text);
     }
     if ctx.state.blocking.has_ready() {
         let now = ctx.now_ms;

@@ -120,7 +120,14 @@ fn section_fields(ctx: &mut Ctx<'_>, section: &str) -> Fields {
         "cpu" => cpu(),
         "cluster" => fields(&[("cluster_enabled", "0".into())]),
         "keyspace" => keyspace(ctx),
-        // Modules, command/error/latency statistics: not tracked, shown empty.
+        "errorstats" => ctx
+            .state
+            .stats
+            .error_codes
+            .iter()
+            .map(|(code, n)| (format!("errorstat_{code}"), format!("count={n}")))
+            .collect(),
+        // Modules, command and latency statistics: not tracked, shown empty.
         _ => Vec::new(),
     }
 }
