@@ -6,6 +6,9 @@
 //! SET changes nothing, as in Redis. Parameters clients and benchmarks query but
 //! forkless does not implement are reported with Redis's defaults and refused
 //! on SET.
+//!
+//! Lock order: CONFIG SET takes the config write lock while it holds the state
+//! lock, so no code may wait for the state lock while holding a config guard.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
