@@ -384,11 +384,8 @@ fn write_load(
                 Conn::encode(&mut buf, &[b"SET", key.as_bytes(), &value]);
                 let start = Instant::now();
                 c.send(&buf)?;
-                match c.read()? {
-                    Resp::Error(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
+                if let Resp::Error(_) = c.read()? {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
                 local.record(start.elapsed().as_micros().max(1) as u64)?;
                 ops += 1;

@@ -167,6 +167,7 @@ async fn wait_blocked(
     set_blocked(client, true);
     let mut shutdown = shared.shutdown.subscribe();
     let deadline = block.timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut disconnected = false;
     let outcome = loop {
         let sleep = async {
             match deadline {
@@ -186,7 +187,10 @@ async fn wait_blocked(
                 // Pipelined commands after the blocking one wait in the buffer;
                 // a closed socket ends the wait.
                 match n {
-                    Ok(0) | Err(_) => break None,
+                    Ok(0) | Err(_) => {
+                        disconnected = true;
+                        break None;
+                    }
                     Ok(n) => NetStats::add(&shared.net.net_input_bytes, n as u64),
                 }
             }
@@ -198,6 +202,11 @@ async fn wait_blocked(
     }
     // Cancel under the lock; a reply sent just before the cancel still wins.
     shared.lock().blocking.cancel(block.waiter_id);
+    if disconnected {
+        // As in Redis, a client that went away is freed with its unread
+        // pipeline: the commands queued behind the blocking one must not run.
+        return Err(std::io::ErrorKind::ConnectionAborted.into());
+    }
     match block.rx.try_recv() {
         Ok(reply) => Ok(reply),
         Err(_) => Ok(block.timeout_reply),

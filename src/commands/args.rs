@@ -84,8 +84,10 @@ pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
     if secs < 0.0 {
         return Err(CommandError::TimeoutNegative);
     }
+    // Redis 7.0 converts to milliseconds in a long long; a value past its range
+    // wraps negative there, so it answers "timeout is negative".
     if !secs.is_finite() || secs > (i64::MAX / 1000) as f64 {
-        return Err(CommandError::TimeoutOutOfRange);
+        return Err(CommandError::TimeoutNegative);
     }
     if secs == 0.0 {
         return Ok(None);
@@ -146,5 +148,7 @@ mod tests {
         assert_eq!(timeout(b"0.5").unwrap(), Some(Duration::from_millis(500)));
         assert_eq!(timeout(b"-1"), Err(CommandError::TimeoutNegative));
         assert_eq!(timeout(b"x"), Err(CommandError::TimeoutNotFloat));
+        assert_eq!(timeout(b"inf"), Err(CommandError::TimeoutNegative));
+        assert_eq!(timeout(b"1e100"), Err(CommandError::TimeoutNegative));
     }
 }

@@ -1,5 +1,811 @@
-//! List commands, including the blocking pops and moves.
+//! List commands: pushes, pops, ranges, positional edits, moves, and (in
+//! [`blocking`]) the blocking pops and moves.
+//!
+//! Lists are `imbl::Vector`s, so index, split and concatenation are O(log n): range
+//! reads and trims split the vector instead of walking it, and an edit of a list a
+//! snapshot still shares copies only the touched path. The list primitives here
+//! work on a [`Db`] rather than a [`Ctx`], so that a blocked client can be served
+//! later with exactly the code its command would have run.
 
-use super::CommandSpec;
+mod blocking;
 
-pub const COMMANDS: &[CommandSpec] = &[];
+use bytes::Bytes;
+use imbl::Vector;
+
+use super::flags::*;
+use super::{args, spec, CommandSpec, Ctx, KEY1};
+use crate::errors::{CmdResult, CommandError};
+use crate::keyspace::{Db, Key, Value};
+use crate::reply::Reply;
+
+/// Redis's key positions for commands whose two first arguments are keys.
+const KEY1_2: (i32, i32, i32) = (1, 2, 1);
+/// LMPOP and BLMPOP give their keys through a count (movable keys).
+const MOVABLE: (i32, i32, i32) = (0, 0, 0);
+
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("lpush", -3, WRITE | DENYOOM | FAST, KEY1, "list", "Prepends elements to a list.", lpush),
+    spec("rpush", -3, WRITE | DENYOOM | FAST, KEY1, "list", "Appends elements to a list.", rpush),
+    spec("lpushx", -3, WRITE | DENYOOM | FAST, KEY1, "list", "Prepends elements to an existing list.", lpushx),
+    spec("rpushx", -3, WRITE | DENYOOM | FAST, KEY1, "list", "Appends elements to an existing list.", rpushx),
+    spec("lpop", -2, WRITE | FAST, KEY1, "list", "Removes and returns the first elements of a list.", lpop),
+    spec("rpop", -2, WRITE | FAST, KEY1, "list", "Removes and returns the last elements of a list.", rpop),
+    spec("llen", 2, READONLY | FAST, KEY1, "list", "Returns the length of a list.", llen),
+    spec("lrange", 4, READONLY, KEY1, "list", "Returns a range of elements from a list.", lrange),
+    spec("lindex", 3, READONLY, KEY1, "list", "Returns an element from a list by its index.", lindex),
+    spec("lset", 4, WRITE | DENYOOM, KEY1, "list", "Sets the value of an element in a list by its index.", lset),
+    spec("linsert", 5, WRITE | DENYOOM, KEY1, "list", "Inserts an element before or after another element in a list.", linsert),
+    spec("lrem", 4, WRITE, KEY1, "list", "Removes elements from a list.", lrem),
+    spec("ltrim", 4, WRITE, KEY1, "list", "Removes elements from both ends of a list.", ltrim),
+    spec("lpos", -3, READONLY, KEY1, "list", "Returns the index of matching elements in a list.", lpos),
+    spec("lmove", 5, WRITE | DENYOOM, KEY1_2, "list", "Pops an element from a list, pushes it to another list and returns it.", lmove),
+    spec("rpoplpush", 3, WRITE | DENYOOM, KEY1_2, "list", "Pops the last element of a list, pushes it to another list and returns it.", rpoplpush),
+    spec("lmpop", -4, WRITE, MOVABLE, "list", "Pops elements from the first non-empty list of several.", lmpop),
+    spec("blpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", "Pops the first element of the first non-empty list, or blocks until one is available.", blocking::blpop),
+    spec("brpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", "Pops the last element of the first non-empty list, or blocks until one is available.", blocking::brpop),
+    spec("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, KEY1_2, "list", "Pops an element from a list, pushes it to another list and returns it; blocks until one is available.", blocking::blmove),
+    spec("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, KEY1_2, "list", "Pops the last element of a list, pushes it to another list and returns it; blocks until one is available.", blocking::brpoplpush),
+    spec("blmpop", -5, WRITE | BLOCKING, MOVABLE, "list", "Pops elements from the first non-empty list of several, or blocks until one is available.", blocking::blmpop),
+];
+
+/// Which end of a list a command works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Left,
+    Right,
+}
+
+impl End {
+    /// `LEFT` or `RIGHT`, case-insensitively; `ERR syntax error` otherwise.
+    fn parse(arg: &[u8]) -> Result<End, CommandError> {
+        if args::is(arg, "left") {
+            Ok(End::Left)
+        } else if args::is(arg, "right") {
+            Ok(End::Right)
+        } else {
+            Err(CommandError::Syntax)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// List primitives on a database, shared with the blocking serve path.
+// ---------------------------------------------------------------------------
+
+/// The list at `key`, `None` if absent, WRONGTYPE if it holds something else.
+fn read_list<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now_ms: i64,
+) -> Result<Option<&'a Vector<Bytes>>, CommandError> {
+    db.get(key, now_ms).map(|e| e.value.as_list()).transpose()
+}
+
+/// Like [`read_list`], for changing the list in place.
+fn write_list<'a>(
+    db: &'a mut Db,
+    key: &[u8],
+    now_ms: i64,
+) -> Result<Option<&'a mut Vector<Bytes>>, CommandError> {
+    db.get_mut(key, now_ms)
+        .map(|e| e.value.as_list_mut())
+        .transpose()
+}
+
+/// Fails with WRONGTYPE if `key` holds a value that is not a list.
+fn check_list_or_absent(db: &mut Db, key: &[u8], now_ms: i64) -> Result<(), CommandError> {
+    read_list(db, key, now_ms).map(|_| ())
+}
+
+/// Pushes `elems` in order at `end`, creating the list unless `only_existing`.
+/// Returns the new length, or 0 when the key is absent and `only_existing`.
+fn push_elems(
+    db: &mut Db,
+    key: &Key,
+    now_ms: i64,
+    end: End,
+    elems: &[Bytes],
+    only_existing: bool,
+) -> Result<usize, CommandError> {
+    let list = if only_existing {
+        match write_list(db, key, now_ms)? {
+            Some(list) => list,
+            None => return Ok(0),
+        }
+    } else {
+        check_list_or_absent(db, key, now_ms)?;
+        db.get_or_insert_with(key, now_ms, || Value::List(Vector::new()))
+            .value
+            .as_list_mut()?
+    };
+    for elem in elems {
+        match end {
+            End::Left => list.push_front(elem.clone()),
+            End::Right => list.push_back(elem.clone()),
+        }
+    }
+    Ok(list.len())
+}
+
+/// Pops up to `count` elements from `end`, in pop order; deletes the key if that
+/// emptied it. `None` when the key is absent.
+fn pop_elems(
+    db: &mut Db,
+    key: &[u8],
+    now_ms: i64,
+    end: End,
+    count: usize,
+) -> Result<Option<Vec<Bytes>>, CommandError> {
+    let Some(list) = write_list(db, key, now_ms)? else {
+        return Ok(None);
+    };
+    let n = count.min(list.len());
+    let popped: Vec<Bytes> = match end {
+        End::Left => {
+            let rest = list.split_off(n);
+            std::mem::replace(list, rest).into_iter().collect()
+        }
+        End::Right => {
+            let at = list.len() - n;
+            list.split_off(at).into_iter().rev().collect()
+        }
+    };
+    db.remove_if_empty(key);
+    Ok(Some(popped))
+}
+
+/// Pops up to `count` elements from the first key holding a non-empty list.
+/// WRONGTYPE if a key before it holds another type.
+fn pop_first_nonempty(
+    db: &mut Db,
+    keys: &[Bytes],
+    now_ms: i64,
+    end: End,
+    count: usize,
+) -> Result<Option<(Bytes, Vec<Bytes>)>, CommandError> {
+    for key in keys {
+        let nonempty = read_list(db, key, now_ms)?.is_some_and(|l| !l.is_empty());
+        if nonempty {
+            let popped = pop_elems(db, key, now_ms, end, count)?.unwrap_or_default();
+            return Ok(Some((key.clone(), popped)));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves one element from `src`'s `from` end to `dst`'s `to` end (the same key
+/// rotates the list). `None` when `src` is absent. Checks both types first, so a
+/// WRONGTYPE destination leaves the source untouched.
+fn move_elem(
+    db: &mut Db,
+    src: &Key,
+    dst: &Key,
+    from: End,
+    to: End,
+    now_ms: i64,
+) -> Result<Option<Bytes>, CommandError> {
+    if read_list(db, src, now_ms)?.is_none_or(|l| l.is_empty()) {
+        return Ok(None);
+    }
+    check_list_or_absent(db, dst, now_ms)?;
+    let Some(list) = write_list(db, src, now_ms)? else {
+        return Ok(None);
+    };
+    let elem = match from {
+        End::Left => list.pop_front(),
+        End::Right => list.pop_back(),
+    };
+    let Some(elem) = elem else {
+        return Ok(None);
+    };
+    push_elems(db, dst, now_ms, to, std::slice::from_ref(&elem), false)?;
+    db.remove_if_empty(src);
+    Ok(Some(elem))
+}
+
+/// Resolves a Redis (start, stop) range, negative indexes counting from the
+/// end, to a half-open range of `len`; `None` when it selects nothing.
+fn resolve_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len_i = len as i64;
+    let start = if start < 0 {
+        len_i.saturating_add(start)
+    } else {
+        start
+    }
+    .max(0);
+    let stop = if stop < 0 {
+        len_i.saturating_add(stop)
+    } else {
+        stop
+    };
+    if start > stop || start >= len_i {
+        return None;
+    }
+    let stop = stop.min(len_i - 1);
+    Some((start as usize, stop as usize + 1))
+}
+
+/// Resolves a single index (negative from the end) to a position in `len`.
+fn resolve_index(index: i64, len: usize) -> Option<usize> {
+    let len_i = len as i64;
+    let i = if index < 0 {
+        len_i.checked_add(index)?
+    } else {
+        index
+    };
+    (0..len_i).contains(&i).then_some(i as usize)
+}
+
+// ---------------------------------------------------------------------------
+// Argument helpers with Redis's per-command error texts.
+// ---------------------------------------------------------------------------
+
+/// A count that must be a non-negative integer; `ERR <msg>` otherwise (Redis
+/// uses the same text for a non-integer and for a negative value).
+fn non_negative(arg: &[u8], msg: &str) -> Result<usize, CommandError> {
+    args::parse_i64_strict(arg)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| CommandError::err(msg))
+}
+
+/// A count that must be at least 1; `ERR <msg>` otherwise.
+fn at_least_one(arg: &[u8], msg: &str) -> Result<usize, CommandError> {
+    match non_negative(arg, msg)? {
+        0 => Err(CommandError::err(msg)),
+        n => Ok(n),
+    }
+}
+
+/// Parses LMPOP/BLMPOP's `numkeys key... LEFT|RIGHT [COUNT n]` starting at
+/// `numkeys_idx`, in Redis's order of checks.
+fn parse_mpop(
+    args: &[Bytes],
+    numkeys_idx: usize,
+) -> Result<(Vec<Bytes>, End, usize), CommandError> {
+    let numkeys = at_least_one(&args[numkeys_idx], "numkeys should be greater than 0")?;
+    let where_idx = numkeys_idx
+        .checked_add(numkeys)
+        .and_then(|i| i.checked_add(1))
+        .filter(|i| *i < args.len())
+        .ok_or(CommandError::Syntax)?;
+    let end = End::parse(&args[where_idx])?;
+    let mut count = None;
+    let mut j = where_idx + 1;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        if count.is_none() && more && args::is(&args[j], "count") {
+            count = Some(at_least_one(
+                &args[j + 1],
+                "count should be greater than 0",
+            )?);
+            j += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let keys = args[numkeys_idx + 1..where_idx].to_vec();
+    Ok((keys, end, count.unwrap_or(1)))
+}
+
+/// The `[key, [elements...]]` reply of LMPOP and BLMPOP.
+fn mpop_reply(key: Bytes, elems: Vec<Bytes>) -> Reply {
+    Reply::Array(vec![Reply::Bulk(key), Reply::bulks(elems)])
+}
+
+/// Counts a read towards `keyspace_hits` / `keyspace_misses`, as Redis's read lookups do.
+fn count_read(ctx: &mut Ctx<'_>, key: &[u8]) {
+    let now = ctx.now_ms;
+    let hit = ctx.db().contains(key, now);
+    let stats = &mut ctx.state.stats;
+    if hit {
+        stats.keyspace_hits += 1;
+    } else {
+        stats.keyspace_misses += 1;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Handlers.
+// ---------------------------------------------------------------------------
+
+fn push_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool) -> CmdResult {
+    let now = ctx.now_ms;
+    let key = &args[1];
+    let elems = &args[2..];
+    let len = push_elems(ctx.db(), key, now, end, elems, only_existing)?;
+    if len > 0 {
+        ctx.dirty(elems.len() as u64);
+        ctx.signal_key(key);
+    }
+    Ok(Reply::Integer(len as i64))
+}
+
+fn lpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    push_cmd(ctx, args, End::Left, false)
+}
+
+fn rpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    push_cmd(ctx, args, End::Right, false)
+}
+
+fn lpushx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    push_cmd(ctx, args, End::Left, true)
+}
+
+fn rpushx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    push_cmd(ctx, args, End::Right, true)
+}
+
+fn pop_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, name: &str) -> CmdResult {
+    if args.len() > 3 {
+        return Err(CommandError::wrong_arity(name));
+    }
+    let count = match args.get(2) {
+        Some(arg) => Some(non_negative(
+            arg,
+            "value is out of range, must be positive",
+        )?),
+        None => None,
+    };
+    let now = ctx.now_ms;
+    let popped = pop_elems(ctx.db(), &args[1], now, end, count.unwrap_or(1))?;
+    let Some(popped) = popped else {
+        // Redis answers a missing key with a null array when a count was given.
+        return Ok(if count.is_some() {
+            Reply::NullArray
+        } else {
+            Reply::Null
+        });
+    };
+    ctx.dirty(popped.len() as u64);
+    Ok(match count {
+        Some(_) => Reply::bulks(popped),
+        None => Reply::bulk_opt(popped.into_iter().next()),
+    })
+}
+
+fn lpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    pop_cmd(ctx, args, End::Left, "lpop")
+}
+
+fn rpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    pop_cmd(ctx, args, End::Right, "rpop")
+}
+
+fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    count_read(ctx, &args[1]);
+    let now = ctx.now_ms;
+    let len = read_list(ctx.db(), &args[1], now)?.map_or(0, Vector::len);
+    Ok(Reply::Integer(len as i64))
+}
+
+fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let start = args::int(&args[2])?;
+    let stop = args::int(&args[3])?;
+    count_read(ctx, &args[1]);
+    let now = ctx.now_ms;
+    let Some(list) = read_list(ctx.db(), &args[1], now)? else {
+        return Ok(Reply::Array(vec![]));
+    };
+    let Some((from, to)) = resolve_range(start, stop, list.len()) else {
+        return Ok(Reply::Array(vec![]));
+    };
+    // skip/take split the shared tree in O(log n) instead of walking to `from`.
+    Ok(Reply::bulks(list.skip(from).take(to - from)))
+}
+
+fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    count_read(ctx, &args[1]);
+    let now = ctx.now_ms;
+    let Some(list) = read_list(ctx.db(), &args[1], now)? else {
+        return Ok(Reply::Null);
+    };
+    let index = args::int(&args[2])?;
+    let elem = resolve_index(index, list.len()).and_then(|i| list.get(i).cloned());
+    Ok(Reply::bulk_opt(elem))
+}
+
+fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let now = ctx.now_ms;
+    let Some(list) = write_list(ctx.db(), &args[1], now)? else {
+        return Err(CommandError::NoSuchKey);
+    };
+    let index = args::int(&args[2])?;
+    let i = resolve_index(index, list.len()).ok_or(CommandError::IndexOutOfRange)?;
+    list.set(i, args[3].clone());
+    ctx.dirty(1);
+    Ok(Reply::ok())
+}
+
+fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let after = if args::is(&args[2], "after") {
+        true
+    } else if args::is(&args[2], "before") {
+        false
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    let now = ctx.now_ms;
+    let Some(list) = write_list(ctx.db(), &args[1], now)? else {
+        return Ok(Reply::Integer(0));
+    };
+    let Some(pos) = list.iter().position(|e| *e == args[3]) else {
+        return Ok(Reply::Integer(-1));
+    };
+    list.insert(pos + usize::from(after), args[4].clone());
+    let len = list.len();
+    ctx.dirty(1);
+    ctx.signal_key(&args[1]);
+    Ok(Reply::Integer(len as i64))
+}
+
+fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let count = args::int(&args[2])?;
+    let now = ctx.now_ms;
+    let Some(list) = write_list(ctx.db(), &args[1], now)? else {
+        return Ok(Reply::Integer(0));
+    };
+    let elem = &args[3];
+    let removed = if count == 0 {
+        let before = list.len();
+        list.retain(|e| e != elem);
+        before - list.len()
+    } else {
+        let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+        let mut hits: Vec<usize> = if count > 0 {
+            matching_indexes(list.iter().enumerate(), elem, limit)
+        } else {
+            matching_indexes(list.iter().enumerate().rev(), elem, limit)
+        };
+        // Remove back to front so earlier indexes stay valid.
+        hits.sort_unstable_by(|a, b| b.cmp(a));
+        for i in &hits {
+            list.remove(*i);
+        }
+        hits.len()
+    };
+    ctx.db().remove_if_empty(&args[1]);
+    ctx.dirty(removed as u64);
+    Ok(Reply::Integer(removed as i64))
+}
+
+fn matching_indexes<'a>(
+    iter: impl Iterator<Item = (usize, &'a Bytes)>,
+    elem: &Bytes,
+    limit: usize,
+) -> Vec<usize> {
+    iter.filter(|(_, e)| *e == elem)
+        .map(|(i, _)| i)
+        .take(limit)
+        .collect()
+}
+
+fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let start = args::int(&args[2])?;
+    let stop = args::int(&args[3])?;
+    let now = ctx.now_ms;
+    let Some(list) = write_list(ctx.db(), &args[1], now)? else {
+        return Ok(Reply::ok());
+    };
+    let before = list.len();
+    *list = match resolve_range(start, stop, before) {
+        Some((from, to)) => list.skip(from).take(to - from),
+        None => Vector::new(),
+    };
+    let removed = before - list.len();
+    ctx.db().remove_if_empty(&args[1]);
+    ctx.dirty(removed as u64);
+    Ok(Reply::ok())
+}
+
+/// LPOS options: rank (never 0), count (`None` = one integer reply; 0 = all)
+/// and maxlen (0 = the whole list).
+struct LposOptions {
+    rank: i64,
+    count: Option<usize>,
+    maxlen: usize,
+}
+
+fn parse_lpos(args: &[Bytes]) -> Result<LposOptions, CommandError> {
+    let mut opts = LposOptions {
+        rank: 1,
+        count: None,
+        maxlen: 0,
+    };
+    let mut j = 3;
+    while j < args.len() {
+        if j + 1 >= args.len() {
+            return Err(CommandError::Syntax);
+        }
+        let value = &args[j + 1];
+        if args::is(&args[j], "rank") {
+            opts.rank = args::int(value)?;
+            if opts.rank == 0 {
+                return Err(CommandError::err(
+                    "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
+            }
+        } else if args::is(&args[j], "count") {
+            opts.count = Some(non_negative(value, "COUNT can't be negative")?);
+        } else if args::is(&args[j], "maxlen") {
+            opts.maxlen = non_negative(value, "MAXLEN can't be negative")?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        j += 2;
+    }
+    Ok(opts)
+}
+
+fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let opts = parse_lpos(args)?;
+    count_read(ctx, &args[1]);
+    let now = ctx.now_ms;
+    let Some(list) = read_list(ctx.db(), &args[1], now)? else {
+        return Ok(match opts.count {
+            Some(_) => Reply::Array(vec![]),
+            None => Reply::Null,
+        });
+    };
+    let elem = &args[2];
+    // Redis negates the rank in a C long; i64::MIN stays negative there and so
+    // matches from the first hit: keep that.
+    let skip = usize::try_from(opts.rank.unsigned_abs().saturating_sub(1)).unwrap_or(usize::MAX);
+    let skip = if opts.rank == i64::MIN { 0 } else { skip };
+    let want = match opts.count {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => 1,
+    };
+    let scan = if opts.maxlen == 0 {
+        usize::MAX
+    } else {
+        opts.maxlen
+    };
+    let found: Vec<Reply> = if opts.rank > 0 {
+        positions(list.iter().enumerate(), elem, scan, skip, want)
+    } else {
+        positions(list.iter().enumerate().rev(), elem, scan, skip, want)
+    };
+    Ok(match opts.count {
+        Some(_) => Reply::Array(found),
+        None => found.into_iter().next().unwrap_or(Reply::Null),
+    })
+}
+
+fn positions<'a>(
+    iter: impl Iterator<Item = (usize, &'a Bytes)>,
+    elem: &Bytes,
+    scan: usize,
+    skip: usize,
+    want: usize,
+) -> Vec<Reply> {
+    iter.take(scan)
+        .filter(|(_, e)| *e == elem)
+        .skip(skip)
+        .take(want)
+        .map(|(i, _)| Reply::Integer(i as i64))
+        .collect()
+}
+
+/// Runs a move for the client and does its bookkeeping.
+fn move_cmd(ctx: &mut Ctx<'_>, src: &Key, dst: &Key, from: End, to: End) -> CmdResult {
+    let now = ctx.now_ms;
+    let moved = move_elem(ctx.db(), src, dst, from, to, now)?;
+    if moved.is_some() {
+        ctx.dirty(1);
+        ctx.signal_key(dst);
+    }
+    Ok(Reply::bulk_opt(moved))
+}
+
+fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let from = End::parse(&args[3])?;
+    let to = End::parse(&args[4])?;
+    move_cmd(ctx, &args[1], &args[2], from, to)
+}
+
+fn rpoplpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    move_cmd(ctx, &args[1], &args[2], End::Right, End::Left)
+}
+
+fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (keys, end, count) = parse_mpop(args, 1)?;
+    let now = ctx.now_ms;
+    match pop_first_nonempty(ctx.db(), &keys, now, end, count)? {
+        Some((key, popped)) => {
+            ctx.dirty(popped.len() as u64);
+            Ok(mpop_reply(key, popped))
+        }
+        None => Ok(Reply::NullArray),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn list_of(db: &mut Db, key: &str) -> Vec<Bytes> {
+        read_list(db, key.as_bytes(), 0)
+            .unwrap()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs commands through the real dispatcher, as a client that may not block
+    /// (inside MULTI): blocking commands answer at once.
+    fn run_all(setup: impl FnOnce(&mut Db), cmds: &[&[&str]]) -> Vec<Reply> {
+        use crate::clients::ClientState;
+        use crate::config::Config;
+        use crate::state::Shared;
+        let shared = Shared::new(Config::default());
+        let info = shared.clients.register("a".into(), "b".into());
+        let mut client = ClientState::new(info.id, "a".into(), "b".into(), info);
+        let mut state = shared.lock();
+        setup(state.keyspace.db_mut(0));
+        cmds.iter()
+            .map(|cmd| {
+                let args: Vec<Bytes> = cmd.iter().map(|s| b(s)).collect();
+                let mut ctx = Ctx {
+                    shared: &shared,
+                    state: &mut state,
+                    client: &mut client,
+                    now_ms: 0,
+                    blocked: None,
+                    may_block: false,
+                };
+                let reply = super::super::execute(&mut ctx, &args);
+                assert!(ctx.blocked.is_none());
+                reply
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_command_refuses_another_type() {
+        let cmds: &[&[&str]] = &[
+            &["lpush", "s", "a"],
+            &["rpush", "s", "a"],
+            &["lpushx", "s", "a"],
+            &["rpushx", "s", "a"],
+            &["lpop", "s"],
+            &["rpop", "s", "2"],
+            &["llen", "s"],
+            &["lrange", "s", "0", "-1"],
+            &["lindex", "s", "0"],
+            &["lset", "s", "0", "a"],
+            &["linsert", "s", "before", "a", "b"],
+            &["lrem", "s", "0", "a"],
+            &["ltrim", "s", "0", "1"],
+            &["lpos", "s", "a"],
+            &["lmove", "s", "l", "left", "left"],
+            &["lmove", "l", "s", "left", "left"],
+            &["rpoplpush", "s", "l"],
+            &["lmpop", "2", "s", "l", "left"],
+            &["blpop", "s", "l", "0"],
+            &["brpop", "s", "0"],
+            &["blmove", "s", "l", "left", "left", "0"],
+            &["brpoplpush", "l", "s", "0"],
+            &["blmpop", "0", "1", "s", "left"],
+        ];
+        let replies = run_all(
+            |db| {
+                db.insert(b("s"), Value::Str(b("x")), None);
+                db.insert(b("l"), Value::List(Vector::unit(b("e"))), None);
+            },
+            cmds,
+        );
+        for (cmd, reply) in cmds.iter().zip(replies) {
+            assert_eq!(reply, CommandError::WrongType.to_reply(), "{cmd:?}");
+        }
+    }
+
+    #[test]
+    fn blocking_commands_answer_at_once_where_they_may_not_block() {
+        let replies = run_all(
+            |_| {},
+            &[
+                &["blpop", "a", "b", "0"],
+                &["brpop", "a", "1"],
+                &["blmove", "a", "b", "left", "right", "0"],
+                &["brpoplpush", "a", "b", "0"],
+                &["blmpop", "0", "1", "a", "left"],
+                &["rpush", "b", "x"],
+                &["blmpop", "0", "2", "a", "b", "right", "count", "9"],
+            ],
+        );
+        // As in Redis 7.0: null arrays, except a null bulk for the moves.
+        let nulls = [
+            Reply::NullArray,
+            Reply::NullArray,
+            Reply::Null,
+            Reply::Null,
+            Reply::NullArray,
+        ];
+        assert_eq!(replies[..5], nulls);
+        assert_eq!(replies[6], mpop_reply(b("b"), vec![b("x")]));
+    }
+
+    #[test]
+    fn ranges_follow_redis_rules() {
+        assert_eq!(resolve_range(0, -1, 3), Some((0, 3)));
+        assert_eq!(resolve_range(-100, 100, 3), Some((0, 3)));
+        assert_eq!(resolve_range(2, 1, 3), None);
+        assert_eq!(resolve_range(3, 5, 3), None);
+        assert_eq!(resolve_range(-2, -1, 3), Some((1, 3)));
+        assert_eq!(resolve_range(i64::MIN, i64::MAX, 3), Some((0, 3)));
+        assert_eq!(resolve_range(0, -1, 0), None);
+        assert_eq!(resolve_index(-1, 3), Some(2));
+        assert_eq!(resolve_index(-4, 3), None);
+        assert_eq!(resolve_index(3, 3), None);
+        assert_eq!(resolve_index(i64::MIN, 3), None);
+    }
+
+    #[test]
+    fn push_pop_and_delete_when_empty() {
+        let mut db = Db::default();
+        let k = b("k");
+        assert_eq!(
+            push_elems(&mut db, &k, 0, End::Left, &[b("a"), b("b")], false),
+            Ok(2)
+        );
+        assert_eq!(
+            push_elems(&mut db, &k, 0, End::Right, &[b("c")], true),
+            Ok(3)
+        );
+        assert_eq!(list_of(&mut db, "k"), vec![b("b"), b("a"), b("c")]);
+        assert_eq!(
+            pop_elems(&mut db, b"k", 0, End::Right, 2),
+            Ok(Some(vec![b("c"), b("a")]))
+        );
+        assert_eq!(
+            pop_elems(&mut db, b"k", 0, End::Left, 5),
+            Ok(Some(vec![b("b")]))
+        );
+        assert!(db.is_empty());
+        assert_eq!(
+            push_elems(&mut db, &k, 0, End::Left, &[b("x")], true),
+            Ok(0)
+        );
+        assert!(db.is_empty());
+    }
+
+    #[test]
+    fn move_rotates_and_checks_types_first() {
+        let mut db = Db::default();
+        let (k, s) = (b("k"), b("s"));
+        push_elems(&mut db, &k, 0, End::Right, &[b("1"), b("2"), b("3")], false).unwrap();
+        assert_eq!(
+            move_elem(&mut db, &k, &k, End::Right, End::Left, 0),
+            Ok(Some(b("3")))
+        );
+        assert_eq!(list_of(&mut db, "k"), vec![b("3"), b("1"), b("2")]);
+        db.insert(s.clone(), Value::Str(b("x")), None);
+        assert_eq!(
+            move_elem(&mut db, &k, &s, End::Left, End::Left, 0),
+            Err(CommandError::WrongType)
+        );
+        assert_eq!(list_of(&mut db, "k").len(), 3);
+    }
+
+    #[test]
+    fn mpop_arguments() {
+        let a = |v: &[&str]| v.iter().map(|s| b(s)).collect::<Vec<_>>();
+        let (keys, end, count) =
+            parse_mpop(&a(&["lmpop", "2", "a", "b", "right", "count", "3"]), 1).unwrap();
+        assert_eq!((keys.len(), end, count), (2, End::Right, 3));
+        assert_eq!(
+            parse_mpop(&a(&["lmpop", "3", "a", "left"]), 1),
+            Err(CommandError::Syntax)
+        );
+        assert_eq!(
+            parse_mpop(&a(&["lmpop", "9223372036854775807", "a", "left"]), 1),
+            Err(CommandError::Syntax)
+        );
+        assert!(parse_mpop(&a(&["lmpop", "0", "a", "left"]), 1).is_err());
+    }
+}
