@@ -70,6 +70,10 @@ async fn run(
             if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
                 flush(shared, stream, &mut wbuf).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
+                if client.info.is_killed() {
+                    // CLIENT KILL ends the wait with no reply, as in Redis.
+                    return Ok(());
+                }
                 reply.encode(client.proto, &mut wbuf);
             }
         }
