@@ -209,9 +209,10 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         n if n > 3 && args::is(&args[2], "id") => {
             let mut wanted = Vec::new();
             for arg in &args[3..] {
+                // Ids below 1 are accepted and match nobody, as in Redis.
                 match args::parse_i64_strict(arg) {
-                    Some(v) if v >= 1 => wanted.push(v as u64),
-                    _ => return Err(CommandError::err("Invalid client ID")),
+                    Some(v) => wanted.push(u64::try_from(v).unwrap_or(0)),
+                    None => return Err(CommandError::err("Invalid client ID")),
                 }
             }
             ids = Some(wanted);

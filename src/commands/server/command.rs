@@ -235,7 +235,7 @@ fn key_specs(spec: &CommandSpec) -> Reply {
     Reply::Set(vec![Reply::Map(vec![
         (
             s("flags"),
-            Reply::Array(
+            Reply::Set(
                 key_spec_flags(spec)
                     .iter()
                     .map(|f| Reply::simple(f))
