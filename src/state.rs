@@ -57,9 +57,27 @@ pub struct Stats {
     pub total_error_replies: u64,
     /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats.
     pub error_codes: std::collections::BTreeMap<String, u64>,
+    /// Per-command counters, for INFO commandstats.
+    pub commands: std::collections::HashMap<&'static str, CommandStats>,
+}
+
+/// One command's `cmdstat_<name>` counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommandStats {
+    pub calls: u64,
+    pub usec: u64,
+    /// Refused before running (arity, MISCONF).
+    pub rejected_calls: u64,
+    /// Ran and answered with an error.
+    pub failed_calls: u64,
 }
 
 impl Stats {
+    /// The counters of command `name`.
+    pub fn command(&mut self, name: &'static str) -> &mut CommandStats {
+        self.commands.entry(name).or_default()
+    }
+
     /// Counts one error reply under its code, as Redis's errorstats does.
     pub fn record_error(&mut self, text: &str) {
         self.total_error_replies += 1;

@@ -522,6 +522,12 @@ fn info_sections_and_formats() {
     assert_eq!(nothing, "");
     let everything: String = q(&mut c, &["INFO", "everything"]);
     assert!(everything.contains("# Commandstats\r\n"));
+    let _ = err(&mut c, &["PING", "a", "b"]);
+    let stats: String = q(&mut c, &["INFO", "commandstats"]);
+    let ping = info_map(&stats)["cmdstat_ping"].clone();
+    assert!(ping.starts_with("calls="), "{ping}");
+    assert!(ping.contains(",rejected_calls=0,failed_calls=1"), "{ping}");
+    assert!(stats.contains("cmdstat_info:calls="), "{stats}");
 
     // Counters move.
     let n = |m: &HashMap<String, String>, k: &str| m[k].parse::<u64>().unwrap();

@@ -120,6 +120,7 @@ fn section_fields(ctx: &mut Ctx<'_>, section: &str) -> Fields {
         "cpu" => cpu(),
         "cluster" => fields(&[("cluster_enabled", "0".into())]),
         "keyspace" => keyspace(ctx),
+        "commandstats" => commandstats(ctx),
         "errorstats" => ctx
             .state
             .stats
@@ -127,7 +128,7 @@ fn section_fields(ctx: &mut Ctx<'_>, section: &str) -> Fields {
             .iter()
             .map(|(code, n)| (format!("errorstat_{code}"), format!("count={n}")))
             .collect(),
-        // Modules, command and latency statistics: not tracked, shown empty.
+        // Modules and latency percentiles: not tracked, shown empty.
         _ => Vec::new(),
     }
 }
@@ -268,12 +269,17 @@ fn memory() -> Fields {
         ("used_memory_peak", peak.to_string()),
         ("used_memory_peak_human", human_bytes(peak)),
         ("used_memory_peak_perc", format!("{peak_perc:.2}%")),
+        ("used_memory_overhead", "0".into()),
+        ("used_memory_startup", "0".into()),
+        ("used_memory_dataset", rss.to_string()),
+        ("used_memory_dataset_perc", "100.00%".into()),
         ("total_system_memory", total.to_string()),
         ("total_system_memory_human", human_bytes(total)),
         ("maxmemory", "0".into()),
         ("maxmemory_human", "0B".into()),
         ("maxmemory_policy", "noeviction".into()),
         ("mem_fragmentation_ratio", "1.00".into()),
+        ("mem_fragmentation_bytes", "0".into()),
         ("mem_allocator", "libc".into()),
         ("lazyfree_pending_objects", "0".into()),
     ])
@@ -393,6 +399,30 @@ fn cpu() -> Fields {
         ("used_cpu_sys_main_thread", f(msys)),
         ("used_cpu_user_main_thread", f(muser)),
     ])
+}
+
+/// `cmdstat_<name>` lines, by name. Container commands (CONFIG, CLIENT, ...)
+/// are counted as a whole, not per subcommand as Redis does.
+fn commandstats(ctx: &Ctx<'_>) -> Fields {
+    let mut names: Vec<_> = ctx.state.stats.commands.iter().collect();
+    names.sort_by_key(|(name, _)| **name);
+    names
+        .into_iter()
+        .map(|(name, c)| {
+            let per_call = if c.calls > 0 {
+                c.usec as f64 / c.calls as f64
+            } else {
+                0.0
+            };
+            (
+                format!("cmdstat_{name}"),
+                format!(
+                    "calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}",
+                    c.calls, c.usec, c.rejected_calls, c.failed_calls
+                ),
+            )
+        })
+        .collect()
 }
 
 fn keyspace(ctx: &Ctx<'_>) -> Fields {
