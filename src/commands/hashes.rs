@@ -1,5 +1,935 @@
-//! Hash commands.
+//! Hash commands: HSET and friends, HINCRBY/HINCRBYFLOAT, HSCAN and HRANDFIELD,
+//! with Redis 7.0's replies, errors and change counting.
+//!
+//! A hash is an `imbl::HashMap<Bytes, Bytes>`; removing its last field deletes the
+//! key. This module also owns the helpers HSCAN shares with SSCAN (cursor and
+//! option parsing, the reply shape) and the counted read lookup.
 
-use super::CommandSpec;
+use bytes::Bytes;
+use imbl::HashMap;
 
-pub const COMMANDS: &[CommandSpec] = &[];
+use super::args;
+use super::flags::*;
+use super::sample;
+use super::{spec, CommandSpec, Ctx, KEY1};
+use crate::errors::{CmdResult, CommandError};
+use crate::glob;
+use crate::keyspace::scan::{self, ScanIter, ScanTarget};
+use crate::keyspace::Value;
+use crate::reply::{Protocol, Reply};
+
+type Hash = HashMap<Bytes, Bytes>;
+
+/// Redis 7.0 keeps a hash as a listpack (and HSCAN returns it whole) while it has
+/// at most this many fields (`hash-max-listpack-entries`)...
+const LISTPACK_MAX_ENTRIES: usize = 128;
+/// ...and every field and value is at most this long (`hash-max-listpack-value`).
+const LISTPACK_MAX_VALUE: usize = 64;
+
+const fn since(version: &'static str, spec: CommandSpec) -> CommandSpec {
+    CommandSpec {
+        since: version,
+        ..spec
+    }
+}
+
+pub const COMMANDS: &[CommandSpec] = &[
+    since(
+        "2.0.0",
+        spec(
+            "hset",
+            -4,
+            WRITE | DENYOOM | FAST,
+            KEY1,
+            "hash",
+            "Set the string value of a hash field",
+            hset,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hmset",
+            -4,
+            WRITE | DENYOOM | FAST,
+            KEY1,
+            "hash",
+            "Set multiple hash fields to multiple values",
+            hmset,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hsetnx",
+            4,
+            WRITE | DENYOOM | FAST,
+            KEY1,
+            "hash",
+            "Set the value of a hash field, only if the field does not exist",
+            hsetnx,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hget",
+            3,
+            READONLY | FAST,
+            KEY1,
+            "hash",
+            "Get the value of a hash field",
+            hget,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hmget",
+            -3,
+            READONLY | FAST,
+            KEY1,
+            "hash",
+            "Get the values of all the given hash fields",
+            hmget,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hgetall",
+            2,
+            READONLY,
+            KEY1,
+            "hash",
+            "Get all the fields and values in a hash",
+            hgetall,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hkeys",
+            2,
+            READONLY,
+            KEY1,
+            "hash",
+            "Get all the fields in a hash",
+            hkeys,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hvals",
+            2,
+            READONLY,
+            KEY1,
+            "hash",
+            "Get all the values in a hash",
+            hvals,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hdel",
+            -3,
+            WRITE | FAST,
+            KEY1,
+            "hash",
+            "Delete one or more hash fields",
+            hdel,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hexists",
+            3,
+            READONLY | FAST,
+            KEY1,
+            "hash",
+            "Determine if a hash field exists",
+            hexists,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hlen",
+            2,
+            READONLY | FAST,
+            KEY1,
+            "hash",
+            "Get the number of fields in a hash",
+            hlen,
+        ),
+    ),
+    since(
+        "3.2.0",
+        spec(
+            "hstrlen",
+            3,
+            READONLY | FAST,
+            KEY1,
+            "hash",
+            "Get the length of the value of a hash field",
+            hstrlen,
+        ),
+    ),
+    since(
+        "2.0.0",
+        spec(
+            "hincrby",
+            4,
+            WRITE | DENYOOM | FAST,
+            KEY1,
+            "hash",
+            "Increment the integer value of a hash field by the given number",
+            hincrby,
+        ),
+    ),
+    since(
+        "2.6.0",
+        spec(
+            "hincrbyfloat",
+            4,
+            WRITE | DENYOOM | FAST,
+            KEY1,
+            "hash",
+            "Increment the float value of a hash field by the given amount",
+            hincrbyfloat,
+        ),
+    ),
+    since(
+        "2.8.0",
+        spec(
+            "hscan",
+            -3,
+            READONLY,
+            KEY1,
+            "hash",
+            "Incrementally iterate hash fields and associated values",
+            hscan,
+        ),
+    ),
+    since(
+        "6.2.0",
+        spec(
+            "hrandfield",
+            -2,
+            READONLY,
+            KEY1,
+            "hash",
+            "Get one or multiple random fields from a hash",
+            hrandfield,
+        ),
+    ),
+];
+
+// ---------------------------------------------------------------------------
+// Helpers shared with the set family.
+
+/// Looks a key up for reading and counts a keyspace hit or miss, as Redis's
+/// `lookupKeyRead` does (whatever the type found).
+pub(super) fn lookup_read<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Option<&'c Value> {
+    let now = ctx.now_ms;
+    let index = ctx.client.db;
+    let state = &mut *ctx.state;
+    let entry = state.keyspace.db_mut(index).get(key, now);
+    if entry.is_some() {
+        state.stats.keyspace_hits += 1;
+    } else {
+        state.stats.keyspace_misses += 1;
+    }
+    entry.map(|e| &e.value)
+}
+
+/// Copies a client argument before storing it: arguments are slices of the
+/// connection's read buffer, which a stored slice would keep alive.
+pub(super) fn owned(arg: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(arg)
+}
+
+/// HSCAN/SSCAN options after the cursor.
+pub(super) struct ScanOptions {
+    pub count: usize,
+    /// `None` when there is no pattern or it is `*` (matches everything).
+    pub pattern: Option<Bytes>,
+}
+
+impl ScanOptions {
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern.as_ref().is_none_or(|p| glob::matches(p, item))
+    }
+}
+
+/// Parses `[MATCH pattern] [COUNT count]` in any order, later ones winning, as
+/// Redis's `scanGenericCommand` does.
+pub(super) fn parse_scan_options(opts: &[Bytes]) -> Result<ScanOptions, CommandError> {
+    let mut out = ScanOptions {
+        count: 10,
+        pattern: None,
+    };
+    let mut i = 0;
+    while i < opts.len() {
+        let has_value = i + 1 < opts.len();
+        if args::is(&opts[i], "count") && has_value {
+            let n = args::int(&opts[i + 1])?;
+            if n < 1 {
+                return Err(CommandError::Syntax);
+            }
+            out.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if args::is(&opts[i], "match") && has_value {
+            let p = &opts[i + 1];
+            out.pattern = (p.as_ref() != b"*").then(|| p.clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(out)
+}
+
+/// Parses a scan cursor as Redis's `strtoul` does: an empty string is 0, a
+/// leading `-` wraps around, anything else not a decimal is `ERR invalid cursor`.
+pub(super) fn parse_scan_cursor(arg: &[u8]) -> Result<u64, CommandError> {
+    if arg.is_empty() {
+        return Ok(0);
+    }
+    let (neg, digits) = match arg.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, arg),
+    };
+    if neg && digits.first() == Some(&b'+') {
+        return Err(CommandError::InvalidCursor);
+    }
+    let n = scan::parse_cursor(digits).ok_or(CommandError::InvalidCursor)?;
+    Ok(if neg { n.wrapping_neg() } else { n })
+}
+
+/// `[cursor, [items...]]`.
+pub(super) fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(cursor.to_string())),
+        Reply::Array(items),
+    ])
+}
+
+/// Takes up to `count` elements of a parked or fresh walk; returns them and
+/// whether the walk is over (the reply's cursor is then 0).
+pub(super) fn walk<T>(
+    iter: &mut Box<dyn Iterator<Item = T> + Send>,
+    count: usize,
+) -> (Vec<T>, bool) {
+    let batch: Vec<T> = iter.by_ref().take(count).collect();
+    // imbl's consuming iterators report an exact size, so the last batch ends
+    // the scan with cursor 0 instead of one more empty round trip.
+    let finished = batch.len() < count || iter.size_hint().1 == Some(0);
+    (batch, finished)
+}
+
+// ---------------------------------------------------------------------------
+// Lookups.
+
+fn read_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Hash>, CommandError> {
+    lookup_read(ctx, key).map(Value::as_hash).transpose()
+}
+
+/// The hash at `key` for writing, created empty when absent. The caller must
+/// leave it non-empty or call `remove_if_empty`.
+fn hash_for_write<'c>(ctx: &'c mut Ctx<'_>, key: &Bytes) -> Result<&'c mut Hash, CommandError> {
+    let now = ctx.now_ms;
+    let key = owned(key);
+    ctx.db()
+        .get_or_insert_with(&key, now, || Value::Hash(Hash::new()))
+        .value
+        .as_hash_mut()
+}
+
+/// The existing hash at `key`, looked up by a write command (no keyspace
+/// statistics, as Redis's `lookupKeyWrite`) that first checks whether it has
+/// anything to do: a mutable lookup copies the path to a hash that a snapshot
+/// still shares, which a no-op write should not pay for.
+fn existing_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Hash>, CommandError> {
+    let now = ctx.now_ms;
+    ctx.db()
+        .get(key, now)
+        .map(|e| e.value.as_hash())
+        .transpose()
+}
+
+/// The existing hash at `key` for writing (no keyspace statistics, as Redis's
+/// `lookupKeyWrite`).
+fn existing_hash_mut<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &[u8],
+) -> Result<Option<&'c mut Hash>, CommandError> {
+    let now = ctx.now_ms;
+    ctx.db()
+        .get_mut(key, now)
+        .map(|e| e.value.as_hash_mut())
+        .transpose()
+}
+
+// ---------------------------------------------------------------------------
+// Writes.
+
+fn set_pairs(ctx: &mut Ctx<'_>, args: &[Bytes], name: &str) -> Result<i64, CommandError> {
+    if args.len() % 2 == 1 {
+        return Err(CommandError::wrong_arity(name));
+    }
+    let hash = hash_for_write(ctx, &args[1])?;
+    let mut created = 0;
+    for pair in args[2..].chunks_exact(2) {
+        if hash.insert(owned(&pair[0]), owned(&pair[1])).is_none() {
+            created += 1;
+        }
+    }
+    ctx.dirty(((args.len() - 2) / 2) as u64);
+    Ok(created)
+}
+
+fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    set_pairs(ctx, args, "hset").map(Reply::Integer)
+}
+
+fn hmset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    set_pairs(ctx, args, "hmset").map(|_| Reply::ok())
+}
+
+fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if existing_hash(ctx, &args[1])?.is_some_and(|h| h.contains_key(&args[2])) {
+        return Ok(Reply::Integer(0));
+    }
+    let hash = hash_for_write(ctx, &args[1])?;
+    hash.insert(owned(&args[2]), owned(&args[3]));
+    ctx.dirty(1);
+    Ok(Reply::Integer(1))
+}
+
+fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let fields = &args[2..];
+    let any = existing_hash(ctx, key)?.is_some_and(|h| fields.iter().any(|f| h.contains_key(f)));
+    if !any {
+        return Ok(Reply::Integer(0));
+    }
+    let Some(hash) = existing_hash_mut(ctx, key)? else {
+        return Ok(Reply::Integer(0));
+    };
+    let mut removed = 0;
+    for field in &args[2..] {
+        if hash.remove(field).is_some() {
+            removed += 1;
+        }
+    }
+    ctx.db().remove_if_empty(key);
+    ctx.dirty(removed);
+    Ok(Reply::Integer(removed as i64))
+}
+
+fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let incr = args::int(&args[3])?;
+    let hash = hash_for_write(ctx, &args[1])?;
+    let result = incr_int(hash, &args[2], incr);
+    match result {
+        Ok(v) => {
+            ctx.dirty(1);
+            Ok(Reply::Integer(v))
+        }
+        Err(e) => {
+            ctx.db().remove_if_empty(&args[1]);
+            Err(e)
+        }
+    }
+}
+
+fn incr_int(hash: &mut Hash, field: &Bytes, incr: i64) -> Result<i64, CommandError> {
+    let old = match hash.get(field) {
+        Some(v) => args::parse_i64_strict(v).ok_or(CommandError::HashNotInteger)?,
+        None => 0,
+    };
+    let new = old.checked_add(incr).ok_or(CommandError::Overflow)?;
+    hash.insert(owned(field), Bytes::from(new.to_string()));
+    Ok(new)
+}
+
+fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let incr = args::float(&args[3])?;
+    if !incr.is_finite() {
+        return Err(CommandError::err("value is NaN or Infinity"));
+    }
+    let hash = hash_for_write(ctx, &args[1])?;
+    match incr_float(hash, &args[2], incr) {
+        Ok(text) => {
+            ctx.dirty(1);
+            Ok(Reply::Bulk(text))
+        }
+        Err(e) => {
+            ctx.db().remove_if_empty(&args[1]);
+            Err(e)
+        }
+    }
+}
+
+/// Adds in f64; Redis adds in long double, so results needing more than f64
+/// precision (or beyond f64's range) differ.
+fn incr_float(hash: &mut Hash, field: &Bytes, incr: f64) -> Result<Bytes, CommandError> {
+    let old = match hash.get(field) {
+        Some(v) => args::parse_f64(v).ok_or(CommandError::HashNotFloat)?,
+        None => 0.0,
+    };
+    let new = old + incr;
+    if !new.is_finite() {
+        return Err(CommandError::NanOrInfinity);
+    }
+    let text = Bytes::from(args::format_float_human(new));
+    hash.insert(owned(field), text.clone());
+    Ok(text)
+}
+
+// ---------------------------------------------------------------------------
+// Reads.
+
+fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let value = read_hash(ctx, &args[1])?.and_then(|h| h.get(&args[2]).cloned());
+    Ok(Reply::bulk_opt(value))
+}
+
+fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let hash = read_hash(ctx, &args[1])?;
+    let values = args[2..]
+        .iter()
+        .map(|f| Reply::bulk_opt(hash.and_then(|h| h.get(f).cloned())))
+        .collect();
+    Ok(Reply::Array(values))
+}
+
+fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let pairs = read_hash(ctx, &args[1])?
+        .map(|h| {
+            h.iter()
+                .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Reply::Map(pairs))
+}
+
+fn hkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let hash = read_hash(ctx, &args[1])?;
+    Ok(Reply::bulks(
+        hash.into_iter().flat_map(|h| h.keys().cloned()),
+    ))
+}
+
+fn hvals(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let hash = read_hash(ctx, &args[1])?;
+    Ok(Reply::bulks(
+        hash.into_iter().flat_map(|h| h.values().cloned()),
+    ))
+}
+
+fn hexists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let found = read_hash(ctx, &args[1])?.is_some_and(|h| h.contains_key(&args[2]));
+    Ok(Reply::Integer(found as i64))
+}
+
+fn hlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let len = read_hash(ctx, &args[1])?.map_or(0, |h| h.len());
+    Ok(Reply::Integer(len as i64))
+}
+
+fn hstrlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let len = read_hash(ctx, &args[1])?
+        .and_then(|h| h.get(&args[2]))
+        .map_or(0, |v| v.len());
+    Ok(Reply::Integer(len as i64))
+}
+
+// ---------------------------------------------------------------------------
+// HSCAN.
+
+/// Whether Redis 7.0 would hold this hash as a listpack, which HSCAN returns
+/// whole with cursor 0 whatever the COUNT. (Redis never converts a hash back
+/// to a listpack once it outgrew one; we judge by the current contents.)
+fn is_listpack_sized(hash: &Hash) -> bool {
+    hash.len() <= LISTPACK_MAX_ENTRIES
+        && hash
+            .iter()
+            .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE)
+}
+
+fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let cursor = parse_scan_cursor(&args[2])?;
+    let key = &args[1];
+    // An O(1) clone, so that a cursor can keep walking this version.
+    let Some(hash) = read_hash(ctx, key)?.cloned() else {
+        return Ok(scan_reply(0, Vec::new()));
+    };
+    let opts = parse_scan_options(&args[3..])?;
+    let mut items = Vec::new();
+    let mut push = |(f, v): (Bytes, Bytes)| {
+        if opts.matches(&f) {
+            items.push(Reply::Bulk(f));
+            items.push(Reply::Bulk(v));
+        }
+    };
+    let target = ScanTarget::Hash {
+        db: ctx.client.db,
+        key: owned(key),
+    };
+    if is_listpack_sized(&hash) {
+        // A walk parked before the hash shrank is finished by this reply.
+        ctx.state.scans.take(cursor, &target);
+        hash.into_iter().for_each(&mut push);
+        return Ok(scan_reply(0, items));
+    }
+    let mut iter = match ctx.state.scans.take(cursor, &target) {
+        Some(ScanIter::Hash(it)) => it,
+        _ => Box::new(hash.into_iter()),
+    };
+    let (batch, finished) = walk(&mut iter, opts.count);
+    batch.into_iter().for_each(push);
+    let next = if finished {
+        0
+    } else {
+        ctx.state.scans.park(target, ScanIter::Hash(iter))
+    };
+    Ok(scan_reply(next, items))
+}
+
+// ---------------------------------------------------------------------------
+// HRANDFIELD.
+
+fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() >= 3 {
+        let count = sample::parse_count(&args[2])?;
+        let withvalues = match args.len() {
+            3 => false,
+            4 if args::is(&args[3], "withvalues") => true,
+            _ => return Err(CommandError::Syntax),
+        };
+        // Redis halves the range so that count * 2 reply elements cannot overflow.
+        if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+            return Err(CommandError::err("value is out of range"));
+        }
+        return hrandfield_count(ctx, &args[1], count, withvalues);
+    }
+    let Some(hash) = read_hash(ctx, &args[1])?.cloned() else {
+        return Ok(Reply::Null);
+    };
+    let len = hash.len();
+    let field = sample::one(hash.keys(), len, &mut ctx.state.rng);
+    Ok(Reply::bulk_opt(field.cloned()))
+}
+
+fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, withvalues: bool) -> CmdResult {
+    let Some(hash) = read_hash(ctx, key)?.cloned() else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    let len = hash.len();
+    let rng = &mut ctx.state.rng;
+    let picks: Vec<(&Bytes, &Bytes)> = if count >= 0 {
+        let k = usize::try_from(count).unwrap_or(usize::MAX);
+        if k >= len {
+            hash.iter().collect()
+        } else {
+            sample::distinct(hash.iter(), len, k, rng)
+        }
+    } else {
+        let k = sample::check_repeats(count.unsigned_abs())?;
+        sample::with_repeats(hash.iter(), len, k, rng)
+    };
+    let resp3 = ctx.client.proto == Protocol::Resp3;
+    let reply = match (withvalues, resp3) {
+        (false, _) => picks
+            .into_iter()
+            .map(|(f, _)| Reply::Bulk(f.clone()))
+            .collect(),
+        // Redis 7.0 answers RESP3 clients with [field, value] pairs.
+        (true, true) => picks
+            .into_iter()
+            .map(|(f, v)| Reply::Array(vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())]))
+            .collect(),
+        (true, false) => picks
+            .into_iter()
+            .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])
+            .collect(),
+    };
+    Ok(Reply::Array(reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn cursor_parsing_follows_strtoul() {
+        assert_eq!(parse_scan_cursor(b"0").unwrap(), 0);
+        assert_eq!(parse_scan_cursor(b"").unwrap(), 0);
+        assert_eq!(parse_scan_cursor(b"00").unwrap(), 0);
+        assert_eq!(parse_scan_cursor(b"-1").unwrap(), u64::MAX);
+        assert_eq!(
+            parse_scan_cursor(b"18446744073709551615").unwrap(),
+            u64::MAX
+        );
+        for bad in [
+            &b"x"[..],
+            b"18446744073709551616",
+            b" 1",
+            b"-",
+            b"-+1",
+            b"1x",
+        ] {
+            assert_eq!(parse_scan_cursor(bad), Err(CommandError::InvalidCursor));
+        }
+    }
+
+    #[test]
+    fn scan_options() {
+        let o = parse_scan_options(&[b("COUNT"), b("5"), b("match"), b("a*")]).unwrap();
+        assert_eq!(o.count, 5);
+        assert!(o.matches(b"abc") && !o.matches(b"b"));
+        let o = parse_scan_options(&[b("match"), b("*")]).unwrap();
+        assert!(o.pattern.is_none());
+        for bad in [
+            vec![b("count"), b("0")],
+            vec![b("count")],
+            vec![b("novalues")],
+        ] {
+            assert_eq!(
+                parse_scan_options(&bad).err(),
+                Some(CommandError::Syntax),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_scan_options(&[b("count"), b("x")]).err(),
+            Some(CommandError::NotInteger)
+        );
+    }
+
+    #[test]
+    fn walk_ends_exactly_at_the_last_batch() {
+        let h: Hash = (0..25).map(|i| (b(&i.to_string()), b("v"))).collect();
+        let mut it: Box<dyn Iterator<Item = (Bytes, Bytes)> + Send> = Box::new(h.into_iter());
+        let mut seen = 0;
+        let mut rounds = 0;
+        loop {
+            let (batch, finished) = walk(&mut it, 5);
+            seen += batch.len();
+            rounds += 1;
+            if finished {
+                break;
+            }
+        }
+        assert_eq!((seen, rounds), (25, 5));
+    }
+
+    #[test]
+    fn listpack_threshold() {
+        let mut h: Hash = (0..128).map(|i| (b(&i.to_string()), b("v"))).collect();
+        assert!(is_listpack_sized(&h));
+        h.insert(b("long"), Bytes::from(vec![b'x'; 65]));
+        assert!(!is_listpack_sized(&h));
+    }
+
+    #[test]
+    fn integer_increments() {
+        let mut h = Hash::new();
+        assert_eq!(incr_int(&mut h, &b("n"), 5).unwrap(), 5);
+        assert_eq!(incr_int(&mut h, &b("n"), -7).unwrap(), -2);
+        h.insert(b("big"), b("9223372036854775807"));
+        assert_eq!(incr_int(&mut h, &b("big"), 1), Err(CommandError::Overflow));
+        h.insert(b("s"), b(" 1"));
+        assert_eq!(
+            incr_int(&mut h, &b("s"), 1),
+            Err(CommandError::HashNotInteger)
+        );
+    }
+
+    #[test]
+    fn float_increments() {
+        let mut h = Hash::new();
+        assert_eq!(incr_float(&mut h, &b("f"), 10.5).unwrap(), b("10.5"));
+        assert_eq!(incr_float(&mut h, &b("f"), 0.1).unwrap(), b("10.6"));
+        h.insert(b("x"), b("abc"));
+        assert_eq!(
+            incr_float(&mut h, &b("x"), 1.0),
+            Err(CommandError::HashNotFloat)
+        );
+        h.insert(b("m"), b("1.7e308"));
+        assert_eq!(
+            incr_float(&mut h, &b("m"), 1.7e308),
+            Err(CommandError::NanOrInfinity)
+        );
+    }
+}
+
+/// Runs commands in process, for tests that look at what the wire does not
+/// show (change counting, keyspace statistics).
+#[cfg(test)]
+pub(super) mod harness {
+    use bytes::Bytes;
+
+    use crate::clients::ClientState;
+    use crate::commands::{execute, Ctx};
+    use crate::config::Config;
+    use crate::keyspace::unix_ms;
+    use crate::reply::{Protocol, Reply};
+    use crate::state::Shared;
+
+    pub struct Harness {
+        shared: Shared,
+        client: ClientState,
+    }
+
+    impl Harness {
+        pub fn new() -> Harness {
+            let shared = Shared::new(Config::default());
+            let info = shared.clients.register("test".into(), "test".into());
+            let client = ClientState::new(info.id, "test".into(), "test".into(), info);
+            Harness { shared, client }
+        }
+
+        pub fn resp3(&mut self) {
+            self.client.proto = Protocol::Resp3;
+        }
+
+        pub fn run(&mut self, args: &[&str]) -> Reply {
+            let args: Vec<Bytes> = args
+                .iter()
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect();
+            let mut state = self.shared.lock();
+            let mut ctx = Ctx {
+                shared: &self.shared,
+                state: &mut state,
+                client: &mut self.client,
+                now_ms: unix_ms(),
+                blocked: None,
+                may_block: false,
+            };
+            execute(&mut ctx, &args)
+        }
+
+        /// Runs a command and returns how many changes it counted.
+        pub fn dirty_of(&mut self, args: &[&str]) -> u64 {
+            let before = self.shared.lock().dirty;
+            self.run(args);
+            self.shared.lock().dirty - before
+        }
+
+        /// (keyspace_hits, keyspace_misses) a command added.
+        pub fn stats_of(&mut self, args: &[&str]) -> (u64, u64) {
+            let read = |h: &Harness| {
+                let s = h.shared.lock();
+                (s.stats.keyspace_hits, s.stats.keyspace_misses)
+            };
+            let before = read(self);
+            self.run(args);
+            let after = read(self);
+            (after.0 - before.0, after.1 - before.1)
+        }
+
+        /// An O(1) clone of database 0, as a snapshot takes.
+        pub fn snapshot(&self) -> crate::keyspace::Db {
+            self.shared.lock().keyspace.db(0).clone()
+        }
+
+        pub fn key_count(&self) -> usize {
+            self.shared.lock().keyspace.db(0).len()
+        }
+    }
+
+    #[test]
+    fn hash_change_counting_matches_redis() {
+        let mut h = Harness::new();
+        // Figures read from redis-server 7.0.15's rdb_changes_since_last_save.
+        assert_eq!(h.dirty_of(&["HSET", "h", "a", "1", "b", "2"]), 2);
+        assert_eq!(h.dirty_of(&["HSET", "h", "a", "1", "c", "3"]), 2);
+        assert_eq!(h.dirty_of(&["HMSET", "h", "a", "1"]), 1);
+        assert_eq!(h.dirty_of(&["HSETNX", "h", "a", "1"]), 0);
+        assert_eq!(h.dirty_of(&["HSETNX", "h", "z", "1"]), 1);
+        assert_eq!(h.dirty_of(&["HDEL", "h", "a", "nope", "b"]), 2);
+        assert_eq!(h.dirty_of(&["HDEL", "h", "nope"]), 0);
+        assert_eq!(h.dirty_of(&["HINCRBY", "h", "n", "0"]), 1);
+        assert_eq!(h.dirty_of(&["HINCRBYFLOAT", "h", "f", "0"]), 1);
+        h.run(&["HSET", "h", "s", "abc"]);
+        assert_eq!(h.dirty_of(&["HINCRBY", "h", "s", "1"]), 0, "error");
+        assert_eq!(h.dirty_of(&["HSET", "h", "a"]), 0, "arity error");
+    }
+
+    #[test]
+    fn hash_reads_count_hits_and_misses() {
+        let mut h = Harness::new();
+        h.run(&["HSET", "h", "a", "1"]);
+        h.run(&["SADD", "s", "a"]);
+        assert_eq!(h.stats_of(&["HGET", "h", "a"]), (1, 0));
+        assert_eq!(h.stats_of(&["HGET", "h", "zz"]), (1, 0));
+        assert_eq!(h.stats_of(&["HGET", "nokey", "a"]), (0, 1));
+        assert_eq!(
+            h.stats_of(&["HGET", "s", "a"]),
+            (1, 0),
+            "wrong type is a hit"
+        );
+        assert_eq!(
+            h.stats_of(&["HSET", "h", "a", "2"]),
+            (0, 0),
+            "writes do not count"
+        );
+        assert_eq!(h.stats_of(&["HSCAN", "h", "0"]), (1, 0));
+    }
+
+    #[test]
+    fn hrandfield_withvalues_shape_follows_protocol() {
+        let mut h = Harness::new();
+        h.run(&["HSET", "h", "a", "1", "b", "2"]);
+        let Reply::Array(flat) = h.run(&["HRANDFIELD", "h", "-3", "WITHVALUES"]) else {
+            panic!("array expected")
+        };
+        assert_eq!(flat.len(), 6);
+        h.resp3();
+        let Reply::Array(pairs) = h.run(&["HRANDFIELD", "h", "2", "WITHVALUES"]) else {
+            panic!("array expected")
+        };
+        assert_eq!(pairs.len(), 2);
+        assert!(pairs
+            .iter()
+            .all(|p| matches!(p, Reply::Array(fv) if fv.len() == 2)));
+    }
+
+    /// A write that changes nothing must not copy a hash a snapshot shares.
+    #[test]
+    fn no_op_writes_leave_shared_hashes_alone() {
+        let mut h = Harness::new();
+        h.run(&["HSET", "h", "a", "1"]);
+        let snap = h.snapshot();
+        h.run(&["HDEL", "h", "zz"]);
+        h.run(&["HSETNX", "h", "a", "2"]);
+        let live = h.snapshot();
+        let hash = |db: &crate::keyspace::Db| match db.peek(b"h", 0) {
+            Some(e) => e.value.as_hash().unwrap().clone(),
+            None => panic!("hash lost"),
+        };
+        assert!(hash(&snap).ptr_eq(&hash(&live)));
+        h.run(&["HDEL", "h", "a"]);
+        assert_eq!(h.key_count(), 0);
+        assert_eq!(hash(&snap).len(), 1, "the snapshot keeps its version");
+    }
+
+    #[test]
+    fn failed_increment_on_missing_key_leaves_no_key() {
+        let mut h = Harness::new();
+        assert!(h.run(&["HINCRBY", "h", "f", "x"]).is_error());
+        assert!(h.run(&["HINCRBYFLOAT", "h", "f", "inf"]).is_error());
+        assert_eq!(h.key_count(), 0);
+    }
+}

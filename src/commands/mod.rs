@@ -13,6 +13,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod persistence;
+pub mod sample;
 pub mod server;
 pub mod sets;
 pub mod strings;
