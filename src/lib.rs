@@ -61,6 +61,7 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
     );
     spawn_signal_handler(shared.clone());
     let save_points = tokio::spawn(persistence::scheduler::run(shared.clone()));
+    tokio::spawn(commands::server::info::sample_metrics(shared.clone()));
     server::run(shared.clone(), listeners).await;
     save_points.abort();
     // Shutdown begun some other way than SIGTERM/SIGINT/SHUTDOWN (which save and
