@@ -741,3 +741,48 @@ fn failed_shutdown_save_keeps_the_server_up() {
     let v: String = q(&mut server.client(), &["GET", "k"]);
     assert_eq!(v, "v2");
 }
+
+/// Hashes and sets bigger than one chunk, and a multi-chunk string, survive
+/// BGSAVE and kill -9; DEBUG RELOAD keeps them too.
+#[test]
+fn big_hashes_sets_and_strings_round_trip() {
+    let mut server = Server::start();
+    let mut con = server.client();
+    let mut hset = redis::cmd("HSET");
+    hset.arg("h");
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("s");
+    for i in 0..3000 {
+        hset.arg(format!("field-{i}")).arg(format!("value-{i}"));
+        sadd.arg(format!("member-{i}"));
+    }
+    let _: i64 = hset.query(&mut con).unwrap();
+    let _: i64 = sadd.query(&mut con).unwrap();
+    let big = "x".repeat(3 << 20);
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&big)
+        .query(&mut con)
+        .unwrap();
+    let _: String = q(&mut con, &["BGSAVE"]);
+    assert_eq!(wait_bgsave(&mut con)["rdb_last_bgsave_status"], "ok");
+    server.restart();
+    let mut con = server.client();
+    let n: i64 = q(&mut con, &["HLEN", "h"]);
+    assert_eq!(n, 3000);
+    let v: String = q(&mut con, &["HGET", "h", "field-2999"]);
+    assert_eq!(v, "value-2999");
+    let n: i64 = q(&mut con, &["SCARD", "s"]);
+    assert_eq!(n, 3000);
+    let yes: i64 = q(&mut con, &["SISMEMBER", "s", "member-1234"]);
+    assert_eq!(yes, 1);
+    let got: String = q(&mut con, &["GET", "big"]);
+    assert!(got == big);
+    let ok: String = q(&mut con, &["DEBUG", "RELOAD"]);
+    assert_eq!(ok, "OK");
+    let n: i64 = q(&mut con, &["DBSIZE"]);
+    assert_eq!(n, 3);
+    let info = info_persistence(&mut con);
+    assert_eq!(info["rdb_last_load_keys_loaded"], "3");
+    assert!(info["rdb_last_clone_usec"].parse::<u64>().is_ok());
+}
