@@ -15,17 +15,21 @@
 //! - [`clients`]: per-connection state and the client registry.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
 //! - [`config`]: command-line options and the live configuration.
+//! - [`params`]: the configuration parameter table (CONFIG GET/SET, redis.conf).
+//! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
 //! - [`rng`]: a small PRNG for random picks.
 
 pub mod blocking;
 pub mod clients;
 pub mod commands;
+pub mod conffile;
 pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod glob;
 pub mod keyspace;
+pub mod params;
 pub mod persistence;
 pub mod protocol;
 pub mod reply;
