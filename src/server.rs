@@ -138,5 +138,10 @@ async fn active_expiry(shared: Arc<Shared>) {
             }
             tokio::task::yield_now().await;
         }
+        let threshold = shared.config().latency_monitor_threshold;
+        let ms = started.elapsed().as_millis() as u64;
+        if threshold > 0 && ms >= threshold {
+            shared.lock().latency.record("expire-cycle", ms, threshold);
+        }
     }
 }

@@ -31,6 +31,8 @@ pub struct State {
     pub persistence: PersistState,
     /// Recent counter samples for INFO's instantaneous rates.
     pub instantaneous: crate::commands::server::info::Instantaneous,
+    pub slowlog: crate::commands::monitoring::SlowLog,
+    pub latency: crate::commands::monitoring::LatencyMonitor,
 }
 
 impl State {
@@ -44,6 +46,8 @@ impl State {
             stats: Stats::default(),
             persistence: PersistState::default(),
             instantaneous: Default::default(),
+            slowlog: Default::default(),
+            latency: Default::default(),
         }
     }
 }

@@ -10,8 +10,10 @@
 pub mod args;
 pub mod connection;
 pub mod hashes;
+pub mod introspection;
 pub mod keys;
 pub mod lists;
+pub mod monitoring;
 pub mod persistence;
 pub mod sample;
 pub mod server;
@@ -135,7 +137,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 9] {
+fn families() -> [&'static [CommandSpec]; 11] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -145,6 +147,8 @@ fn families() -> [&'static [CommandSpec]; 9] {
         hashes::COMMANDS,
         sets::COMMANDS,
         persistence::COMMANDS,
+        introspection::COMMANDS,
+        monitoring::COMMANDS,
         &[],
     ]
 }
@@ -289,6 +293,7 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     stats.calls += 1;
     stats.usec += usec;
     stats.failed_calls += result.is_err() as u64;
+    monitoring::after_command(ctx, spec, args, usec);
     result
 }
 

@@ -230,7 +230,7 @@ pub fn human_bytes(n: u64) -> String {
 const PAGE_SIZE: u64 = 4096;
 
 /// Resident set size in bytes, from /proc/self/statm.
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     read_proc("/proc/self/statm")
         .split_whitespace()
         .nth(1)
