@@ -131,6 +131,9 @@ async fn active_expiry(shared: Arc<Shared>) {
         loop {
             let out = {
                 let mut state = shared.lock();
+                if !state.active_expire {
+                    break;
+                }
                 expiry::expire_slice(&mut state.keyspace, unix_ms())
             };
             if !out.more || started.elapsed() >= budget {

@@ -31,6 +31,8 @@ pub struct State {
     pub persistence: PersistState,
     /// Recent counter samples for INFO's instantaneous rates.
     pub instantaneous: crate::commands::server::info::Instantaneous,
+    /// False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry reclaims keys.
+    pub active_expire: bool,
     pub slowlog: crate::commands::monitoring::SlowLog,
     pub latency: crate::commands::monitoring::LatencyMonitor,
 }
@@ -46,6 +48,7 @@ impl State {
             stats: Stats::default(),
             persistence: PersistState::default(),
             instantaneous: Default::default(),
+            active_expire: true,
             slowlog: Default::default(),
             latency: Default::default(),
         }
