@@ -29,6 +29,14 @@ pub struct ClientState {
     /// Close the connection once the pending replies are written (QUIT).
     pub close_after_reply: bool,
     pub info: Arc<ClientInfo>,
+    /// CLIENT REPLY OFF: no replies until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: the next command's reply is dropped...
+    pub skip_next: bool,
+    /// ... and, while it runs, this one's.
+    pub skip_current: bool,
+    /// Lines for a client in MONITOR mode.
+    pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
 }
 
 impl ClientState {
@@ -45,7 +53,21 @@ impl ClientState {
             created: Instant::now(),
             close_after_reply: false,
             info,
+            reply_off: false,
+            skip_next: false,
+            skip_current: false,
+            monitor: None,
         }
+    }
+
+    /// Called before each command: a pending CLIENT REPLY SKIP covers it.
+    pub fn begin_command(&mut self) {
+        self.skip_current = std::mem::take(&mut self.skip_next);
+    }
+
+    /// Whether the reply of the command that just ran is to be dropped.
+    pub fn reply_suppressed(&mut self) -> bool {
+        self.reply_off || std::mem::take(&mut self.skip_current)
     }
 
     /// Copies what other connections may read into the shared [`ClientInfo`].
@@ -110,11 +132,23 @@ impl ClientInfo {
     }
 }
 
+/// A connection in MONITOR mode.
+#[derive(Debug)]
+pub struct Monitor {
+    pub client_id: u64,
+    pub tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
 /// Every connected client, by id.
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// CLIENT PAUSE.
+    pub pause: crate::commands::server::control::PauseState,
+    monitors: Mutex<Vec<Monitor>>,
+    /// Number of monitors, read on every command without a lock.
+    pub monitor_count: std::sync::atomic::AtomicUsize,
 }
 
 impl ClientRegistry {
@@ -147,6 +181,25 @@ impl ClientRegistry {
 
     pub fn unregister(&self, id: u64) {
         self.lock().remove(&id);
+        self.remove_monitor(id);
+    }
+
+    pub fn add_monitor(&self, monitor: Monitor) {
+        let mut m = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        m.push(monitor);
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    pub fn remove_monitor(&self, client_id: u64) {
+        let mut m = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|x| x.client_id != client_id);
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    pub fn send_to_monitors(&self, line: &str) {
+        let mut m = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|x| x.tx.send(line.to_string()).is_ok());
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
     }
 
     pub fn len(&self) -> usize {

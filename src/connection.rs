@@ -67,6 +67,7 @@ async fn run(
 
         let buffered_before = rbuf.len();
         while !pending.is_empty() && !client.close_after_reply {
+            commands::server::control::wait_unpaused(shared, client, pending.iter()).await;
             if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
                 flush(shared, stream, &mut wbuf).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
@@ -74,7 +75,9 @@ async fn run(
                     // CLIENT KILL ends the wait with no reply, as in Redis.
                     return Ok(());
                 }
-                reply.encode(client.proto, &mut wbuf);
+                if !client.reply_suppressed() {
+                    reply.encode(client.proto, &mut wbuf);
+                }
             }
         }
         // Bytes that arrived while a command was blocked are parsed before reading more.
@@ -115,6 +118,9 @@ async fn run(
             }
             _ = shutdown.changed() => return Ok(()),
             _ = client.info.kill_signal.notified() => return Ok(()),
+            Some(line) = commands::server::control::next_monitor_line(&mut client.monitor) => {
+                Reply::Simple(line).encode(client.proto, &mut wbuf);
+            }
             _ = idle => {
                 tracing::debug!(client = client.id, "closing idle client");
                 return Ok(());
@@ -135,6 +141,8 @@ fn run_batch(
     {
         let mut state = shared.lock();
         while let Some(args) = pending.pop_front() {
+            commands::server::control::feed_monitors(shared, client, &args);
+            client.begin_command();
             let mut ctx = Ctx {
                 shared,
                 state: &mut state,
@@ -149,7 +157,9 @@ fn run_batch(
             if blocked.is_some() {
                 break;
             }
-            reply.encode(client.proto, wbuf);
+            if !client.reply_suppressed() {
+                reply.encode(client.proto, wbuf);
+            }
             if client.close_after_reply {
                 pending.clear();
                 break;

@@ -164,7 +164,7 @@ pub fn entry_usage(key: &[u8], entry: &Entry, samples: usize) -> usize {
     db_slot + alloc_size(key.len()) + expiry + value_usage(&entry.value, samples)
 }
 
-const MEMORY_SUBS: &[Sub] = &[
+pub(super) const MEMORY_SUBS: &[Sub] = &[
     Sub {
         name: "usage",
         arity: -3,
@@ -376,7 +376,7 @@ pub fn encoding(value: &Value, config: &Config) -> &'static str {
     }
 }
 
-const OBJECT_SUBS: &[Sub] = &[
+pub(super) const OBJECT_SUBS: &[Sub] = &[
     Sub {
         name: "encoding",
         arity: 3,

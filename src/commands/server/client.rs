@@ -1,4 +1,5 @@
-//! CLIENT: ID, GETNAME, SETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP.
+//! CLIENT: ID, GETNAME, SETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP;
+//! PAUSE, UNPAUSE and REPLY live in [`super::control`].
 //!
 //! Other connections are seen through the client registry's published
 //! [`ClientSnapshot`]s; the calling client is described from its own live state,
@@ -60,6 +61,21 @@ pub(super) const SUBS: &[Sub] = &[
         name: "no-evict",
         arity: 3,
         handler: no_evict,
+    },
+    Sub {
+        name: "pause",
+        arity: -3,
+        handler: super::control::pause,
+    },
+    Sub {
+        name: "unpause",
+        arity: 2,
+        handler: super::control::unpause,
+    },
+    Sub {
+        name: "reply",
+        arity: 3,
+        handler: super::control::reply,
     },
     Sub {
         name: "help",
@@ -414,6 +430,12 @@ fn help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             "    * LIB-VER: the client lib version.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
         ],
     ))
 }

@@ -185,7 +185,14 @@ fn server(shared: &Shared) -> Fields {
         ("configured_hz", config.hz.to_string()),
         ("lru_clock", ((now.as_secs()) & ((1 << 24) - 1)).to_string()),
         ("executable", executable),
-        ("config_file", String::new()),
+        (
+            "config_file",
+            config
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
         ("io_threads_active", "0".into()),
     ])
 }
