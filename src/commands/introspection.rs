@@ -137,8 +137,12 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
         Value::List(l) => {
             let chunks = l.len().div_ceil(LIST_CHUNK);
             let chunk_bytes = alloc_size(LIST_CHUNK * handle + NODE_HEADER);
-            // One branch node per 64 chunks above them.
-            let branches = chunks.div_ceil(LIST_CHUNK);
+            // One branch node per 64 chunks above them, once there are several.
+            let branches = if chunks > 1 {
+                chunks.div_ceil(LIST_CHUNK)
+            } else {
+                0
+            };
             chunks * chunk_bytes
                 + branches * alloc_size(LIST_CHUNK * 16 + NODE_HEADER)
                 + sampled(l.iter(), l.len(), samples, payload)
