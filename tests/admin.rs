@@ -28,7 +28,7 @@ fn q_err(c: &mut Connection, args: &[&str]) -> String {
     }
     match cmd.query::<Value>(c) {
         Ok(v) => panic!("{args:?} succeeded: {v:?}"),
-        Err(e) => e.to_string(),
+        Err(e) => format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")),
     }
 }
 
