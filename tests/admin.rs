@@ -278,7 +278,7 @@ fn config_get_answers_every_redis_parameter_and_set_validates() {
     let some: Vec<String> = q(&mut c, &["CONFIG", "GET", "hz", "maxmemory-p*", "SLOWLOG-MAX-LEN"]);
     assert_eq!(
         some,
-        vec!["hz", "10", "maxmemory-policy", "noeviction", "slowlog-max-len", "128"]
+        vec!["hz", "10", "maxmemory-policy", "noeviction", "SLOWLOG-MAX-LEN", "128"]
     );
     // Redis's validation of stored parameters, and all-or-nothing SET.
     assert_eq!(

@@ -71,7 +71,13 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 };
                 if hit && !seen.contains(&name) {
                     seen.push(name);
-                    pairs.push((Reply::bulk_str(name), Reply::bulk_str(&p.get(&config))));
+                    // An exact name is echoed as the client wrote it, as Redis does.
+                    let shown = if is_glob {
+                        Reply::bulk_str(name)
+                    } else {
+                        Reply::Bulk(pattern.clone())
+                    };
+                    pairs.push((shown, Reply::bulk_str(&p.get(&config))));
                 }
             }
         }
