@@ -182,3 +182,53 @@ pub fn serve_ready(state: &mut State, now_ms: i64) {
         }
     }
 }
+
+// Server family: CLIENT UNBLOCK.
+impl Blocking {
+    /// Ends the waits of `client_id`. With `reply`, the client gets it (the
+    /// UNBLOCKED error); without, its command times out at once. Returns whether
+    /// the client was blocked.
+    pub fn unblock_client(&mut self, client_id: u64, reply: Option<Reply>) -> bool {
+        let ids: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.client_id == client_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            if let Some(waiter) = self.take(*id) {
+                if let Some(reply) = &reply {
+                    // A failed send means the client left; nothing to undo.
+                    let _ = waiter.tx.send(reply.clone());
+                }
+            }
+        }
+        !ids.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod unblock_tests {
+    use super::*;
+
+    fn never(_: &mut State, _: usize, _: &[Bytes], _: &[u8], _: i64) -> Option<Reply> {
+        None
+    }
+
+    #[test]
+    fn unblock_with_error_or_timeout() {
+        let mut b = Blocking::default();
+        let (_, mut rx) = b.register(7, 0, vec![Bytes::from("k")], vec![], never);
+        assert!(!b.unblock_client(8, None));
+        assert!(b.unblock_client(7, Some(Reply::Error("UNBLOCKED x".into()))));
+        assert_eq!(rx.try_recv().unwrap(), Reply::Error("UNBLOCKED x".into()));
+        assert_eq!(b.blocked_clients(), 0);
+        assert_eq!(b.blocking_keys(), 0);
+
+        let (_, mut rx) = b.register(7, 0, vec![Bytes::from("k")], vec![], never);
+        assert!(b.unblock_client(7, None));
+        // The sender is gone: the connection answers with its timeout reply.
+        assert!(rx.try_recv().is_err());
+        assert!(!b.unblock_client(7, None));
+    }
+}

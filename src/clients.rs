@@ -71,6 +71,10 @@ pub struct ClientInfo {
     pub snapshot: Mutex<ClientSnapshot>,
     /// Set by CLIENT KILL or shutdown: the connection closes at its next chance.
     pub killed: std::sync::atomic::AtomicBool,
+    /// Wakes an idle or blocked connection so a kill takes effect at once.
+    pub kill_signal: tokio::sync::Notify,
+    /// The socket's file descriptor (`fd=` in CLIENT LIST), set once connected.
+    pub fd: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +91,17 @@ pub struct ClientSnapshot {
 }
 
 impl ClientInfo {
+    /// Marks the client killed and wakes its connection, which then closes.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        // notify_one keeps a permit if the connection is not waiting right now.
+        self.kill_signal.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> ClientSnapshot {
         self.snapshot
             .lock()
@@ -123,6 +138,8 @@ impl ClientRegistry {
                 blocked: false,
             }),
             killed: std::sync::atomic::AtomicBool::new(false),
+            kill_signal: tokio::sync::Notify::new(),
+            fd: std::sync::atomic::AtomicI64::new(-1),
         });
         self.lock().insert(id, info.clone());
         info

@@ -28,6 +28,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// server shuts down.
 pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientInfo>) {
     let _ = stream.set_nodelay(true);
+    info.fd.store(
+        std::os::fd::AsRawFd::as_raw_fd(&stream) as i64,
+        Ordering::Relaxed,
+    );
     let mut client = ClientState::new(info.id, info.addr.clone(), info.laddr.clone(), info.clone());
     let result = run(&shared, &mut stream, &mut client).await;
     if let Err(e) = result {
@@ -66,6 +70,10 @@ async fn run(
             if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
                 flush(shared, stream, &mut wbuf).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
+                if client.info.is_killed() {
+                    // CLIENT KILL ends the wait with no reply, as in Redis.
+                    return Ok(());
+                }
                 reply.encode(client.proto, &mut wbuf);
             }
         }
@@ -89,6 +97,14 @@ async fn run(
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
             rbuf.reserve(READ_CHUNK);
         }
+        // The `timeout` setting closes clients idle that long (0 = never).
+        let idle_limit = shared.config().timeout;
+        let idle = async {
+            match idle_limit {
+                0 => std::future::pending().await,
+                secs => tokio::time::sleep(std::time::Duration::from_secs(secs)).await,
+            }
+        };
         tokio::select! {
             n = stream.read_buf(&mut rbuf) => {
                 let n = n?;
@@ -98,6 +114,11 @@ async fn run(
                 NetStats::add(&shared.net.net_input_bytes, n as u64);
             }
             _ = shutdown.changed() => return Ok(()),
+            _ = client.info.kill_signal.notified() => return Ok(()),
+            _ = idle => {
+                tracing::debug!(client = client.id, "closing idle client");
+                return Ok(());
+            }
         }
     }
 }
@@ -124,7 +145,7 @@ fn run_batch(
             };
             let reply = commands::execute(&mut ctx, &args);
             blocked = ctx.blocked.take();
-            last_cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+            last_cmd = commands::server::display_name(&args);
             if blocked.is_some() {
                 break;
             }
@@ -165,6 +186,7 @@ async fn wait_blocked(
             r = &mut block.rx => break r.ok(),
             _ = sleep => break None,
             _ = shutdown.changed() => break None,
+            _ = client.info.kill_signal.notified() => break None,
             n = stream.read_buf(rbuf) => {
                 // Pipelined commands after the blocking one wait in the buffer;
                 // a closed socket ends the wait.

@@ -45,11 +45,14 @@ pub enum StartError {
     Bind(std::io::Error),
     #[error("{0}")]
     Load(String),
+    #[error("the final save failed: {0}")]
+    Save(String),
 }
 
 /// Starts the server with `config` and runs it until shutdown.
 pub async fn run_server(config: Config) -> Result<(), StartError> {
     let shared = Arc::new(Shared::new(config));
+    persistence::load_at_startup(&shared).map_err(StartError::Load)?;
     let listeners = server::bind(&shared).await.map_err(StartError::Bind)?;
     let port = shared.bound_port.load(std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
@@ -57,12 +60,25 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
         env!("CARGO_PKG_VERSION")
     );
     spawn_signal_handler(shared.clone());
+    let save_points = tokio::spawn(persistence::scheduler::run(shared.clone()));
+    tokio::spawn(commands::server::info::sample_metrics(shared.clone()));
     server::run(shared.clone(), listeners).await;
+    save_points.abort();
+    // Shutdown begun some other way than SIGTERM/SIGINT/SHUTDOWN (which save and
+    // exit themselves): connections are drained, so this save is the final state.
+    let result = tokio::task::spawn_blocking(move || {
+        let mut state = shared.lock();
+        persistence::shutdown_save(&shared, &mut state, Default::default())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    result.map_err(StartError::Save)?;
     tracing::info!("forkless is now ready to exit, bye bye...");
     Ok(())
 }
 
 fn spawn_signal_handler(shared: Arc<Shared>) {
+    ignore_file_size_signal();
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
@@ -77,8 +93,34 @@ fn spawn_signal_handler(shared: Arc<Shared>) {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
-            tracing::info!("received {name}, scheduling shutdown...");
-            shared.begin_shutdown();
+            tracing::info!("Received {name} scheduling shutdown...");
+            // The save runs under the state lock (no write lands after it) on a
+            // blocking thread; on success the process exits from there.
+            let shared = shared.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let mut state = shared.lock();
+                persistence::shutdown_and_exit(&shared, &mut state, Default::default())
+            })
+            .await;
+            let why = outcome.unwrap_or_else(|e| e.to_string());
+            tracing::warn!(
+                "{name} received but errors trying to shut down the server, check the logs for more information: {why}"
+            );
+        }
+    });
+}
+
+/// A file size limit (RLIMIT_FSIZE) must make a save fail with EFBIG, not kill
+/// the server: catching SIGXFSZ (25 on these targets) turns it into that error.
+fn ignore_file_size_signal() {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    tokio::spawn(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut xfsz) = signal(SignalKind::from_raw(25)) {
+            while xfsz.recv().await.is_some() {}
         }
     });
 }

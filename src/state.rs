@@ -29,6 +29,8 @@ pub struct State {
     pub rng: Rng,
     pub stats: Stats,
     pub persistence: PersistState,
+    /// Recent counter samples for INFO's instantaneous rates.
+    pub instantaneous: crate::commands::server::info::Instantaneous,
 }
 
 impl State {
@@ -41,6 +43,7 @@ impl State {
             rng: Rng::from_entropy(),
             stats: Stats::default(),
             persistence: PersistState::default(),
+            instantaneous: Default::default(),
         }
     }
 }
@@ -52,6 +55,43 @@ pub struct Stats {
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     pub total_error_replies: u64,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats.
+    pub error_codes: std::collections::BTreeMap<String, u64>,
+    /// Per-command counters, for INFO commandstats.
+    pub commands: std::collections::HashMap<&'static str, CommandStats>,
+}
+
+/// One command's `cmdstat_<name>` counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CommandStats {
+    pub calls: u64,
+    pub usec: u64,
+    /// Refused before running (arity, MISCONF).
+    pub rejected_calls: u64,
+    /// Ran and answered with an error.
+    pub failed_calls: u64,
+}
+
+impl Stats {
+    /// The counters of command `name`.
+    pub fn command(&mut self, name: &'static str) -> &mut CommandStats {
+        self.commands.entry(name).or_default()
+    }
+
+    /// Counts one error reply under its code, as Redis's errorstats does.
+    pub fn record_error(&mut self, text: &str) {
+        self.total_error_replies += 1;
+        let code = text.split(' ').next().unwrap_or("ERR");
+        // Redis stops adding new codes after 128 distinct ones.
+        let full = self.error_codes.len() >= 128;
+        match self.error_codes.get_mut(code) {
+            Some(n) => *n += 1,
+            None if !full => {
+                self.error_codes.insert(code.to_string(), 1);
+            }
+            None => {}
+        }
+    }
 }
 
 /// Counters updated outside the state lock.
@@ -123,5 +163,21 @@ impl Shared {
 
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_by_code() {
+        let mut s = Stats::default();
+        s.record_error("ERR syntax error");
+        s.record_error("WRONGTYPE Operation against a key");
+        s.record_error("ERR no such key");
+        assert_eq!(s.total_error_replies, 3);
+        assert_eq!(s.error_codes["ERR"], 2);
+        assert_eq!(s.error_codes["WRONGTYPE"], 1);
     }
 }

@@ -259,8 +259,8 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
         Ok(reply) => reply,
         Err(e) => e.to_reply(),
     };
-    if reply.is_error() {
-        ctx.state.stats.total_error_replies += 1;
+    if let Reply::Error(text) = &reply {
+        ctx.state.stats.record_error(text);
     }
     if ctx.state.blocking.has_ready() {
         let now = ctx.now_ms;
@@ -274,13 +274,22 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::unknown_command(&args[0], &args[1..]));
     };
     if !spec.arity_ok(args.len()) {
+        ctx.state.stats.command(spec.name).rejected_calls += 1;
         return Err(CommandError::wrong_arity(spec.name));
     }
     ctx.state.stats.total_commands_processed += 1;
     if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
+        ctx.state.stats.command(spec.name).rejected_calls += 1;
         return Err(CommandError::Misconf);
     }
-    (spec.handler)(ctx, args)
+    let started = std::time::Instant::now();
+    let result = (spec.handler)(ctx, args);
+    let usec = started.elapsed().as_micros() as u64;
+    let stats = ctx.state.stats.command(spec.name);
+    stats.calls += 1;
+    stats.usec += usec;
+    stats.failed_calls += result.is_err() as u64;
+    result
 }
 
 #[cfg(test)]

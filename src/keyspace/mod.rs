@@ -397,6 +397,32 @@ pub fn unix_ms() -> i64 {
         .unwrap_or(0)
 }
 
+// Server family: CONFIG RESETSTAT zeroes INFO's expired_keys.
+impl Keyspace {
+    /// Resets every database's count of keys removed by expiry.
+    pub fn reset_expired_count(&mut self) {
+        for db in &mut self.dbs {
+            db.expired_count = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod server_family_tests {
+    use super::*;
+
+    #[test]
+    fn reset_expired_count_zeroes_every_db() {
+        let mut ks = Keyspace::new(2);
+        ks.db_mut(1)
+            .insert(Bytes::from("k"), Value::Str(Bytes::from("v")), Some(1));
+        assert!(ks.db_mut(1).get(b"k", 10).is_none());
+        assert_eq!(ks.expired_count(), 1);
+        ks.reset_expired_count();
+        assert_eq!(ks.expired_count(), 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

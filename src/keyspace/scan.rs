@@ -118,6 +118,26 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
     std::str::from_utf8(arg).ok()?.parse().ok()
 }
 
+// Server family: FLUSHDB and SWAPDB drop the cursors of the databases they replace.
+impl ScanTarget {
+    fn db(&self) -> usize {
+        match self {
+            ScanTarget::Keys { db } | ScanTarget::Hash { db, .. } | ScanTarget::Set { db, .. } => {
+                *db
+            }
+        }
+    }
+}
+
+impl ScanCursors {
+    /// Drops every cursor walking database `db`: its contents were replaced.
+    pub fn clear_db(&mut self, db: usize) {
+        self.open.retain(|_, c| c.target.db() != db);
+        let open = &self.open;
+        self.lru.retain(|id| open.contains_key(id));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +181,16 @@ mod tests {
             t.park(ScanTarget::Keys { db: 0 }, set_iter(&[]));
         }
         assert_eq!(t.len(), MAX_CURSORS);
+    }
+
+    #[test]
+    fn clear_db_keeps_other_databases() {
+        let mut t = ScanCursors::default();
+        let keep = t.park(ScanTarget::Keys { db: 1 }, set_iter(&["a"]));
+        let drop = t.park(ScanTarget::Keys { db: 0 }, set_iter(&["b"]));
+        t.clear_db(0);
+        assert_eq!(t.len(), 1);
+        assert!(t.take(drop, &ScanTarget::Keys { db: 0 }).is_none());
+        assert!(t.take(keep, &ScanTarget::Keys { db: 1 }).is_some());
     }
 }

@@ -1,6 +1,29 @@
-//! Snapshot persistence: the state of saves, shared with INFO persistence.
+//! Snapshot persistence: the state of saves (shared with INFO persistence),
+//! start-up loading and the shutdown save.
 //!
-//! (The format, writer, loader and scheduler live in the submodules.)
+//! [`format`] defines the file layout, [`writer`] streams a keyspace clone to
+//! disk, [`loader`] reads a file back into a fresh keyspace, [`scheduler`] owns
+//! background saves and save points, [`check`] is `forkless check-dump`.
+
+pub mod check;
+pub mod format;
+pub mod loader;
+pub mod scheduler;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use check::check_dump_main;
+use scheduler::BgJob;
+use writer::SaveStats;
+
+use crate::keyspace::unix_ms;
+use crate::state::{Shared, State};
 
 /// What INFO persistence and the save scheduler track.
 #[derive(Debug, Clone)]
@@ -12,21 +35,52 @@ pub struct PersistState {
     /// Microseconds the last snapshot's keyspace clone took (INFO stats
     /// `latest_fork_usec`, the analogue of Redis's fork time).
     pub latest_clone_usec: u64,
+    /// Unix seconds of the last BGSAVE attempt (for the retry delay).
+    pub last_bgsave_try_unix: i64,
+    /// Duration of the last background save, -1 before the first.
+    pub last_bgsave_time_sec: i64,
+    /// Successful saves since start-up.
+    pub saves: u64,
+    /// Size of the last snapshot written.
+    pub last_save_bytes: u64,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    /// BGSAVE SCHEDULE arrived while a save was running.
+    pub bgsave_scheduled: bool,
+    /// The background save slot, shared with the save thread.
+    pub job: Arc<BgJob>,
 }
 
 impl Default for PersistState {
     fn default() -> Self {
         PersistState {
-            last_save_unix: crate::keyspace::unix_ms() / 1000,
+            last_save_unix: unix_ms() / 1000,
             last_bgsave_ok: true,
             latest_clone_usec: 0,
+            last_bgsave_try_unix: 0,
+            last_bgsave_time_sec: -1,
+            saves: 0,
+            last_save_bytes: 0,
+            last_load_keys_loaded: 0,
+            last_load_keys_expired: 0,
+            bgsave_scheduled: false,
+            job: Arc::new(BgJob::default()),
         }
+    }
+}
+
+impl PersistState {
+    fn record_success(&mut self, stats: SaveStats) {
+        self.last_save_unix = unix_ms() / 1000;
+        self.last_bgsave_ok = true;
+        self.saves += 1;
+        self.last_save_bytes = stats.bytes;
     }
 }
 
 /// Whether writes must get `-MISCONF`: the last background save failed, save
 /// points are configured and `stop-writes-on-bgsave-error` is on (as in Redis).
-pub fn writes_refused(shared: &crate::state::Shared, state: &crate::state::State) -> bool {
+pub fn writes_refused(shared: &Shared, state: &State) -> bool {
     if state.persistence.last_bgsave_ok {
         return false;
     }
@@ -34,35 +88,155 @@ pub fn writes_refused(shared: &crate::state::Shared, state: &crate::state::State
     config.stop_writes_on_bgsave_error && !config.save.is_empty()
 }
 
-/// `forkless check-dump FILE`: verifies a snapshot without starting a server.
-pub fn check_dump_main(file: &std::path::Path) -> std::process::ExitCode {
-    eprintln!(
-        "check-dump {}: the snapshot format is not built yet",
-        file.display()
-    );
-    std::process::ExitCode::from(2)
-}
-
-/// The fields of INFO persistence, in Redis's order and with Redis's names.
-pub fn info_fields(
-    shared: &crate::state::Shared,
-    state: &crate::state::State,
-) -> Vec<(String, String)> {
+/// The fields of INFO persistence, in Redis's order and with Redis's names,
+/// followed by forkless's own.
+pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
     let _ = shared;
     let p = &state.persistence;
-    vec![
-        ("loading".into(), "0".into()),
-        ("async_loading".into(), "0".into()),
+    let current = p.job.current_secs();
+    let in_progress = current.is_some();
+    let (done, total) = if in_progress {
         (
-            "rdb_changes_since_last_save".into(),
-            state.dirty.to_string(),
-        ),
-        ("rdb_bgsave_in_progress".into(), "0".into()),
-        ("rdb_last_save_time".into(), p.last_save_unix.to_string()),
+            p.job.progress.keys_done.load(Ordering::Relaxed),
+            p.job.progress.keys_total.load(Ordering::Relaxed),
+        )
+    } else {
+        (0, 0)
+    };
+    let fields: Vec<(&str, String)> = vec![
+        ("loading", "0".into()),
+        ("async_loading", "0".into()),
+        ("current_cow_peak", "0".into()),
+        ("current_cow_size", "0".into()),
+        ("current_cow_size_age", "0".into()),
+        ("current_fork_perc", "0.00".into()),
+        ("current_save_keys_processed", done.to_string()),
+        ("current_save_keys_total", total.to_string()),
+        ("rdb_changes_since_last_save", state.dirty.to_string()),
+        ("rdb_bgsave_in_progress", u8::from(in_progress).to_string()),
+        ("rdb_last_save_time", p.last_save_unix.to_string()),
         (
-            "rdb_last_bgsave_status".into(),
+            "rdb_last_bgsave_status",
             if p.last_bgsave_ok { "ok" } else { "err" }.into(),
         ),
-        ("aof_enabled".into(), "0".into()),
-    ]
+        (
+            "rdb_last_bgsave_time_sec",
+            p.last_bgsave_time_sec.to_string(),
+        ),
+        (
+            "rdb_current_bgsave_time_sec",
+            current.map_or("-1".into(), |s| s.to_string()),
+        ),
+        ("rdb_saves", p.saves.to_string()),
+        ("rdb_last_cow_size", "0".into()),
+        (
+            "rdb_last_load_keys_expired",
+            p.last_load_keys_expired.to_string(),
+        ),
+        (
+            "rdb_last_load_keys_loaded",
+            p.last_load_keys_loaded.to_string(),
+        ),
+        ("aof_enabled", "0".into()),
+        ("aof_rewrite_in_progress", "0".into()),
+        ("aof_rewrite_scheduled", "0".into()),
+        ("aof_last_rewrite_time_sec", "-1".into()),
+        ("aof_current_rewrite_time_sec", "-1".into()),
+        ("aof_last_bgrewrite_status", "ok".into()),
+        ("aof_rewrites", "0".into()),
+        ("aof_rewrites_consecutive_failures", "0".into()),
+        ("aof_last_write_status", "ok".into()),
+        ("aof_last_cow_size", "0".into()),
+        ("module_fork_in_progress", "0".into()),
+        ("module_fork_last_cow_size", "0".into()),
+        ("rdb_last_clone_usec", p.latest_clone_usec.to_string()),
+        ("rdb_last_save_bytes", p.last_save_bytes.to_string()),
+    ];
+    fields
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// Loads the dump at start-up, if there is one. A missing file means an empty
+/// server; any other problem is fatal (the file is never ignored or overwritten).
+pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
+    let (path, databases) = {
+        let c = shared.config();
+        (c.dump_path(), c.databases)
+    };
+    if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
+        tracing::info!("No snapshot at {}; starting empty", path.display());
+        return Ok(());
+    }
+    tracing::info!("Loading snapshot {}...", path.display());
+    let started = Instant::now();
+    let loaded = loader::load_file(&path, Some(databases), unix_ms())
+        .map_err(|e| format!("cannot load snapshot {}: {e}", path.display()))?;
+    let mut state = shared.lock();
+    state.keyspace = loaded.keyspace;
+    state.persistence.last_load_keys_loaded = loaded.keys_loaded;
+    state.persistence.last_load_keys_expired = loaded.keys_expired;
+    tracing::info!(
+        "Loaded {} keys ({} expired keys dropped) in {:.3} s",
+        loaded.keys_loaded,
+        loaded.keys_expired,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// How a shutdown treats the snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownOptions {
+    /// NOSAVE: never save.
+    pub nosave: bool,
+    /// SAVE: save even without save points.
+    pub save: bool,
+    /// FORCE: exit even if the save fails.
+    pub force: bool,
+}
+
+/// The shutdown save, run with the state lock held so no write can land after
+/// it: waits for a background save in flight, then saves when save points are
+/// configured (or SAVE was given). Err means the server must stay up.
+pub fn shutdown_save(
+    shared: &Shared,
+    state: &mut State,
+    opts: ShutdownOptions,
+) -> Result<(), String> {
+    let job = state.persistence.job.clone();
+    if job.in_progress() {
+        tracing::info!("Waiting for the background save to finish before shutting down...");
+        job.wait();
+        scheduler::reap(state);
+    }
+    let configured = !shared.config().save.is_empty();
+    if opts.nosave || !(opts.save || configured) {
+        return Ok(());
+    }
+    tracing::info!("Saving the final snapshot before exiting.");
+    match scheduler::save_foreground(shared, state) {
+        Ok(_) => Ok(()),
+        Err(e) if opts.force => {
+            tracing::warn!("Error trying to save the DB ({e}); exiting anyway (FORCE).");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!("Error trying to save the DB, can't exit: {e}");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Saves (if configured) and ends the process with status 0. On a failed save,
+/// logs and returns so the server stays up.
+pub fn shutdown_and_exit(shared: &Shared, state: &mut State, opts: ShutdownOptions) -> String {
+    match shutdown_save(shared, state, opts) {
+        Ok(()) => {
+            tracing::info!("forkless is now ready to exit, bye bye...");
+            std::process::exit(0)
+        }
+        Err(e) => e,
+    }
 }

@@ -1,0 +1,388 @@
+//! COMMAND: the command table as clients introspect it (COMMAND, COUNT, LIST,
+//! INFO, DOCS, GETKEYS, GETKEYSANDFLAGS, HELP), built from each [`CommandSpec`].
+//!
+//! Cluster-aware clients read key positions from COMMAND INFO, and redis-cli 7
+//! reads COMMAND DOCS for its hints, so both follow Redis 7's reply shapes.
+
+use bytes::Bytes;
+
+use super::{args, dispatch_sub, help_reply, Sub};
+use crate::commands::{all_commands, flags, lookup, CommandSpec, Ctx};
+use crate::errors::{CmdResult, CommandError};
+use crate::glob;
+use crate::reply::Reply;
+
+pub(super) const SUBS: &[Sub] = &[
+    Sub {
+        name: "count",
+        arity: 2,
+        handler: count,
+    },
+    Sub {
+        name: "list",
+        arity: -2,
+        handler: list,
+    },
+    Sub {
+        name: "info",
+        arity: -2,
+        handler: info,
+    },
+    Sub {
+        name: "docs",
+        arity: -2,
+        handler: docs,
+    },
+    Sub {
+        name: "getkeys",
+        arity: -4,
+        handler: getkeys,
+    },
+    Sub {
+        name: "getkeysandflags",
+        arity: -4,
+        handler: getkeysandflags,
+    },
+    Sub {
+        name: "help",
+        arity: 2,
+        handler: help,
+    },
+];
+
+pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 1 {
+        return Ok(Reply::Array(sorted().into_iter().map(info_entry).collect()));
+    }
+    dispatch_sub(ctx, args, "command", SUBS)
+}
+
+/// Every command, by name, so replies are stable.
+fn sorted() -> Vec<&'static CommandSpec> {
+    let mut all: Vec<_> = all_commands().collect();
+    all.sort_by_key(|s| s.name);
+    all
+}
+
+fn count(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    Ok(Reply::Integer(all_commands().count() as i64))
+}
+
+fn list(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let filter: Box<dyn Fn(&CommandSpec) -> bool> = match args.len() {
+        2 => Box::new(|_| true),
+        5 if args::is(&args[2], "filterby") => {
+            let value = args[4].clone();
+            if args::is(&args[3], "pattern") {
+                Box::new(move |s| glob::matches_nocase(&value, s.name.as_bytes()))
+            } else if args::is(&args[3], "aclcat") {
+                let cat = String::from_utf8_lossy(&value).to_ascii_lowercase();
+                Box::new(move |s| acl_categories(s).iter().any(|c| c[1..] == cat))
+            } else if args::is(&args[3], "module") {
+                Box::new(|_| false)
+            } else {
+                return Err(CommandError::Syntax);
+            }
+        }
+        _ => return Err(CommandError::Syntax),
+    };
+    Ok(Reply::Array(
+        sorted()
+            .into_iter()
+            .filter(|s| filter(s))
+            .map(|s| Reply::bulk_str(s.name))
+            .collect(),
+    ))
+}
+
+fn info(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if args.len() == 2 {
+        return Ok(Reply::Array(sorted().into_iter().map(info_entry).collect()));
+    }
+    Ok(Reply::Array(
+        args[2..]
+            .iter()
+            .map(|name| lookup(name).map(info_entry).unwrap_or(Reply::Null))
+            .collect(),
+    ))
+}
+
+fn docs(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let specs: Vec<&CommandSpec> = if args.len() == 2 {
+        sorted()
+    } else {
+        args[2..].iter().filter_map(|n| lookup(n)).collect()
+    };
+    Ok(Reply::Map(
+        specs
+            .into_iter()
+            .map(|s| (Reply::bulk_str(s.name), docs_entry(s)))
+            .collect(),
+    ))
+}
+
+fn getkeys(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (_, keys) = keys_of(&args[2..])?;
+    Ok(Reply::Array(keys.into_iter().map(Reply::Bulk).collect()))
+}
+
+fn getkeysandflags(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (spec, keys) = keys_of(&args[2..])?;
+    let key_flags: Vec<Reply> = key_spec_flags(spec)
+        .iter()
+        .map(|f| Reply::simple(f))
+        .collect();
+    Ok(Reply::Array(
+        keys.into_iter()
+            .map(|k| Reply::Array(vec![Reply::Bulk(k), Reply::Set(key_flags.clone())]))
+            .collect(),
+    ))
+}
+
+/// The key arguments of a full command line, from its (first, last, step).
+fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), CommandError> {
+    let spec = lookup(&line[0]).ok_or_else(|| CommandError::err("Invalid command specified"))?;
+    // Redis checks for key arguments before the command's arity.
+    if spec.first_key <= 0 {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
+    if !spec.arity_ok(line.len()) {
+        return Err(CommandError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = key_positions(spec, line.len())
+        .into_iter()
+        .map(|i| line[i].clone())
+        .collect::<Vec<_>>();
+    Ok((spec, keys))
+}
+
+/// Argument indexes holding keys in a command line of `argc` arguments.
+pub fn key_positions(spec: &CommandSpec, argc: usize) -> Vec<usize> {
+    if spec.first_key <= 0 || spec.step <= 0 {
+        return Vec::new();
+    }
+    let argc = argc as i64;
+    let last = if spec.last_key < 0 {
+        argc + spec.last_key as i64
+    } else {
+        spec.last_key as i64
+    };
+    let last = last.min(argc - 1);
+    (spec.first_key as i64..=last)
+        .step_by(spec.step as usize)
+        .map(|i| i as usize)
+        .collect()
+}
+
+/// Command flags as COMMAND INFO lists them; Redis does not list `sentinel`.
+fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
+    flags::NAMES
+        .iter()
+        .filter(|(bit, _)| spec.flags & bit != 0 && *bit != flags::SENTINEL)
+        .map(|(_, name)| *name)
+        .collect()
+}
+
+/// ACL categories as Redis derives them (read/write, the data type, fast/slow,
+/// blocking, admin commands' `@dangerous`), in the order of Redis's category table.
+fn acl_categories(spec: &CommandSpec) -> Vec<String> {
+    let has = |bit: u32| spec.flags & bit != 0;
+    let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
+    let keyspace = matches!(spec.group, "keyspace" | "generic")
+        || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
+    let table: [(&str, bool); 13] = [
+        ("@keyspace", keyspace),
+        ("@read", has(flags::READONLY)),
+        ("@write", has(flags::WRITE)),
+        ("@set", spec.group == "set"),
+        ("@list", spec.group == "list"),
+        ("@hash", spec.group == "hash"),
+        ("@string", spec.group == "string"),
+        ("@admin", has(flags::ADMIN)),
+        ("@fast", has(flags::FAST)),
+        ("@slow", !has(flags::FAST)),
+        ("@blocking", has(flags::BLOCKING)),
+        ("@dangerous", dangerous),
+        ("@connection", spec.group == "connection"),
+    ];
+    table
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
+    if spec.is_write() {
+        &["RW", "access", "update"]
+    } else {
+        &["RO", "access"]
+    }
+}
+
+fn key_specs(spec: &CommandSpec) -> Reply {
+    if spec.first_key <= 0 {
+        return Reply::Set(vec![]);
+    }
+    let lastkey = if spec.last_key < 0 {
+        spec.last_key as i64
+    } else {
+        (spec.last_key - spec.first_key) as i64
+    };
+    let s = |v: &str| Reply::bulk_str(v);
+    Reply::Set(vec![Reply::Map(vec![
+        (
+            s("flags"),
+            Reply::Set(
+                key_spec_flags(spec)
+                    .iter()
+                    .map(|f| Reply::simple(f))
+                    .collect(),
+            ),
+        ),
+        (
+            s("begin_search"),
+            Reply::Map(vec![
+                (s("type"), s("index")),
+                (
+                    s("spec"),
+                    Reply::Map(vec![(s("index"), Reply::Integer(spec.first_key as i64))]),
+                ),
+            ]),
+        ),
+        (
+            s("find_keys"),
+            Reply::Map(vec![
+                (s("type"), s("range")),
+                (
+                    s("spec"),
+                    Reply::Map(vec![
+                        (s("lastkey"), Reply::Integer(lastkey)),
+                        (s("keystep"), Reply::Integer(spec.step as i64)),
+                        (s("limit"), Reply::Integer(0)),
+                    ]),
+                ),
+            ]),
+        ),
+    ])])
+}
+
+/// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL
+/// categories, tips, key specs, subcommands. A container command (CONFIG, ...)
+/// has no flags of its own and lists its subcommands, which carry them.
+pub fn info_entry(spec: &CommandSpec) -> Reply {
+    let Some(subs) = super::subcommands(spec.name) else {
+        return entry(spec.name.to_string(), spec.arity, spec, Reply::Set(vec![]));
+    };
+    let bare = CommandSpec {
+        flags: 0,
+        group: "",
+        ..*spec
+    };
+    let listed = subs
+        .iter()
+        .map(|sub| {
+            let name = format!("{}|{}", spec.name, sub.name);
+            entry(name, sub.arity, spec, Reply::Set(vec![]))
+        })
+        .collect();
+    entry(spec.name.to_string(), spec.arity, &bare, Reply::Set(listed))
+}
+
+fn entry(name: String, arity: i32, spec: &CommandSpec, subcommands: Reply) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(name)),
+        Reply::Integer(arity as i64),
+        Reply::Set(flag_names(spec).into_iter().map(Reply::simple).collect()),
+        Reply::Integer(spec.first_key as i64),
+        Reply::Integer(spec.last_key as i64),
+        Reply::Integer(spec.step as i64),
+        Reply::Set(
+            acl_categories(spec)
+                .into_iter()
+                .map(Reply::Simple)
+                .collect(),
+        ),
+        // Tips, key specs and subcommands are sets in RESP3, as in Redis 7.0.
+        Reply::Set(vec![]),
+        key_specs(spec),
+        subcommands,
+    ])
+}
+
+/// One COMMAND DOCS entry. Redis's docs group for keyspace commands is `generic`.
+fn docs_entry(spec: &CommandSpec) -> Reply {
+    let group = match spec.group {
+        "keyspace" => "generic",
+        g => g,
+    };
+    Reply::Map(vec![
+        (Reply::bulk_str("summary"), Reply::bulk_str(spec.summary)),
+        (Reply::bulk_str("since"), Reply::bulk_str(spec.since)),
+        (Reply::bulk_str("group"), Reply::bulk_str(group)),
+        (Reply::bulk_str("arguments"), Reply::Array(vec![])),
+    ])
+}
+
+fn help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    Ok(help_reply(
+        "COMMAND",
+        &[
+            "(no subcommand)",
+            "    Return details about all Redis commands.",
+            "COUNT",
+            "    Return the total number of commands in this Redis server.",
+            "LIST",
+            "    Return a list of all commands in this Redis server.",
+            "INFO [<command-name> ...]",
+            "    Return details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details about multiple Redis commands.",
+            "    If no command names are given, documentation details for all",
+            "    commands are returned.",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
+            "GETKEYSANDFLAGS <full-command>",
+            "    Return the keys and the access flags from a full Redis command.",
+        ],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+        Ok(Reply::ok())
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let one = crate::commands::spec("x", 2, 0, (1, 1, 1), "string", "", noop);
+        assert_eq!(key_positions(&one, 2), vec![1]);
+        // MSET-like: every other argument from the first to the last.
+        let pairs = crate::commands::spec("x", -3, 0, (1, -1, 2), "string", "", noop);
+        assert_eq!(key_positions(&pairs, 5), vec![1, 3]);
+        // DEL-like.
+        let all = crate::commands::spec("x", -2, 0, (1, -1, 1), "keyspace", "", noop);
+        assert_eq!(key_positions(&all, 4), vec![1, 2, 3]);
+        let ping = lookup(b"ping").unwrap();
+        assert!(key_positions(ping, 1).is_empty());
+    }
+
+    #[test]
+    fn every_command_has_categories() {
+        for spec in all_commands() {
+            let cats = acl_categories(spec);
+            assert!(
+                cats.iter().any(|c| c == "@fast" || c == "@slow"),
+                "{}",
+                spec.name
+            );
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The snapshot file format, version 1: constants, the fixed header, the record
+//! types and their framing. `rdb-format.md` at the repository root describes the
+//! same layout byte by byte; the two must change together.
+//!
+//! Byte order is little-endian everywhere. A file is
+//! `header | frame* | crc32`, where each frame is a `u32` length followed by that
+//! many bytes of a postcard-encoded [`Record`], and the last frame holds
+//! [`Record::End`].
+
+use serde::{Deserialize, Serialize};
+
+/// PNG-style magic: the high first byte makes the file invalid UTF-8 and ASCII,
+/// `\r\n` and `\x1a\n` catch line-ending conversions and `type` on DOS.
+pub const MAGIC: [u8; 8] = [0x89, b'F', b'K', b'L', b'\r', b'\n', 0x1a, b'\n'];
+/// The only version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const MAGIC_OFFSET: usize = 0;
+pub const MAGIC_LEN: usize = MAGIC.len();
+pub const VERSION_OFFSET: usize = MAGIC_OFFSET + MAGIC_LEN;
+pub const VERSION_LEN: usize = 4;
+pub const CREATED_OFFSET: usize = VERSION_OFFSET + VERSION_LEN;
+pub const CREATED_LEN: usize = 8;
+pub const DB_COUNT_OFFSET: usize = CREATED_OFFSET + CREATED_LEN;
+pub const DB_COUNT_LEN: usize = 4;
+pub const KEY_COUNT_OFFSET: usize = DB_COUNT_OFFSET + DB_COUNT_LEN;
+pub const KEY_COUNT_LEN: usize = 8;
+/// Bytes of the fixed header; the first frame starts here.
+pub const HEADER_LEN: usize = KEY_COUNT_OFFSET + KEY_COUNT_LEN;
+
+/// Each record is preceded by its length as a `u32`.
+pub const FRAME_LEN_LEN: usize = 4;
+/// The trailer: CRC32 (IEEE, as crc32fast computes it) of every byte before it.
+pub const TRAILER_LEN: usize = 4;
+/// The smallest well-formed file: header, an End frame, trailer.
+pub const MIN_FILE_LEN: usize = HEADER_LEN + FRAME_LEN_LEN + 2 + TRAILER_LEN;
+
+/// A value chunk holds at most this many elements...
+pub const CHUNK_MAX_ELEMENTS: usize = 1024;
+/// ...and stops growing once it holds this many payload bytes (a single larger
+/// element still goes in a chunk of its own).
+pub const CHUNK_MAX_BYTES: usize = 1 << 20;
+
+/// The fixed-size header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub version: u32,
+    /// Unix milliseconds when the snapshot was taken.
+    pub created_unix_ms: i64,
+    /// Databases the writing server had.
+    pub db_count: u32,
+    /// Key records in the file (keys already expired at save time included).
+    pub key_count: u64,
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[MAGIC_OFFSET..MAGIC_OFFSET + MAGIC_LEN].copy_from_slice(&MAGIC);
+        out[VERSION_OFFSET..VERSION_OFFSET + VERSION_LEN]
+            .copy_from_slice(&self.version.to_le_bytes());
+        out[CREATED_OFFSET..CREATED_OFFSET + CREATED_LEN]
+            .copy_from_slice(&self.created_unix_ms.to_le_bytes());
+        out[DB_COUNT_OFFSET..DB_COUNT_OFFSET + DB_COUNT_LEN]
+            .copy_from_slice(&self.db_count.to_le_bytes());
+        out[KEY_COUNT_OFFSET..KEY_COUNT_OFFSET + KEY_COUNT_LEN]
+            .copy_from_slice(&self.key_count.to_le_bytes());
+        out
+    }
+
+    /// Splits the raw header into fields; the loader validates them.
+    pub fn decode(raw: &[u8; HEADER_LEN]) -> ([u8; MAGIC_LEN], Header) {
+        let mut magic = [0u8; MAGIC_LEN];
+        magic.copy_from_slice(&raw[MAGIC_OFFSET..MAGIC_OFFSET + MAGIC_LEN]);
+        let u32_at = |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&raw[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        let header = Header {
+            version: u32_at(VERSION_OFFSET),
+            created_unix_ms: u64_at(CREATED_OFFSET) as i64,
+            db_count: u32_at(DB_COUNT_OFFSET),
+            key_count: u64_at(KEY_COUNT_OFFSET),
+        };
+        (magic, header)
+    }
+}
+
+/// The type of a key's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    Str,
+    List,
+    Hash,
+    Set,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Str => "string",
+            Kind::List => "list",
+            Kind::Hash => "hash",
+            Kind::Set => "set",
+        }
+    }
+}
+
+/// Starts a key: its value follows in chunk records of the matching kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyHeader<'a> {
+    pub key: &'a [u8],
+    /// Absolute expiry, Unix milliseconds; `None` = no TTL.
+    pub expire_at_ms: Option<i64>,
+    pub kind: Kind,
+    /// String: byte length. List, hash, set: element count (hash: fields), ≥ 1.
+    pub len: u64,
+}
+
+/// One frame's payload. Variant order is part of the format (postcard encodes
+/// the variant index as a varint): append, never reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record<'a> {
+    /// The keys that follow belong to this database. Indexes strictly increase.
+    Db { index: u32 },
+    #[serde(borrow)]
+    Key(KeyHeader<'a>),
+    /// The next bytes of a string value.
+    StrChunk(&'a [u8]),
+    /// The next elements of a list, head to tail.
+    #[serde(borrow)]
+    ListChunk(Vec<&'a [u8]>),
+    /// More members of a set.
+    #[serde(borrow)]
+    SetChunk(Vec<&'a [u8]>),
+    /// More (field, value) pairs of a hash.
+    #[serde(borrow)]
+    HashChunk(Vec<(&'a [u8], &'a [u8])>),
+    /// The last record; `keys` must equal the header's key count.
+    End { keys: u64 },
+}
+
+impl Record<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Record::Db { .. } => "Db",
+            Record::Key(_) => "Key",
+            Record::StrChunk(_) => "StrChunk",
+            Record::ListChunk(_) => "ListChunk",
+            Record::SetChunk(_) => "SetChunk",
+            Record::HashChunk(_) => "HashChunk",
+            Record::End { .. } => "End",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips() {
+        let h = Header {
+            version: FORMAT_VERSION,
+            created_unix_ms: 1_700_000_000_123,
+            db_count: 16,
+            key_count: 42,
+        };
+        let raw = h.encode();
+        assert_eq!(&raw[..8], &MAGIC);
+        assert!(std::str::from_utf8(&raw[..8]).is_err());
+        assert_eq!(Header::decode(&raw), (MAGIC, h));
+        assert_eq!(HEADER_LEN, 32);
+    }
+
+    #[test]
+    fn record_encoding_is_stable() {
+        // Pins the postcard 1.x wire format of a few records (see rdb-format.md).
+        let bytes = postcard::to_stdvec(&Record::Db { index: 3 }).unwrap();
+        assert_eq!(bytes, [0x00, 0x03]);
+        let bytes = postcard::to_stdvec(&Record::Key(KeyHeader {
+            key: b"k",
+            expire_at_ms: Some(-1),
+            kind: Kind::Set,
+            len: 300,
+        }))
+        .unwrap();
+        assert_eq!(bytes, [0x01, 0x01, b'k', 0x01, 0x01, 0x03, 0xac, 0x02]);
+        let bytes = postcard::to_stdvec(&Record::HashChunk(vec![(b"f", b"vv")])).unwrap();
+        assert_eq!(bytes, [0x05, 0x01, 0x01, b'f', 0x02, b'v', b'v']);
+        let bytes = postcard::to_stdvec(&Record::End { keys: 0 }).unwrap();
+        assert_eq!(bytes, [0x06, 0x00]);
+    }
+}

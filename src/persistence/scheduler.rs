@@ -1,0 +1,318 @@
+//! Save bookkeeping: the one background save that may run at a time, foreground
+//! saves, and the save-point job that starts BGSAVE as Redis's `serverCron` does.
+//!
+//! A background save is an O(1) keyspace clone taken under the state lock and
+//! streamed to disk by a std thread that never takes the state lock: it reports
+//! into the [`BgJob`] slot, and the outcome is applied to the state ("reaped")
+//! by the save-point job or by whoever waits for it (SHUTDOWN). So waiting for a
+//! save while holding the state lock cannot deadlock.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::writer::{self, Progress, SaveError, SaveStats};
+use crate::errors::CommandError;
+use crate::keyspace::unix_ms;
+use crate::state::{Shared, State};
+
+/// Redis's CONFIG_BGSAVE_RETRY_DELAY: a failed background save is retried by the
+/// save points only after this many seconds.
+pub const BGSAVE_RETRY_DELAY_SECS: i64 = 5;
+/// How often the save-point job runs (Redis's serverCron at hz 10).
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The running background save, if any, shared with its thread.
+#[derive(Debug, Default)]
+pub struct BgJob {
+    slot: Mutex<Slot>,
+    done: Condvar,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    running: Option<Running>,
+    outcome: Option<Result<SaveStats, String>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    started: Instant,
+    dirty_at_clone: u64,
+}
+
+impl BgJob {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a background save is running or its outcome is not yet applied.
+    pub fn in_progress(&self) -> bool {
+        self.slot().running.is_some()
+    }
+
+    /// Seconds the running save has taken so far.
+    pub fn current_secs(&self) -> Option<u64> {
+        self.slot().running.map(|r| r.started.elapsed().as_secs())
+    }
+
+    fn finish(&self, outcome: Result<SaveStats, String>) {
+        self.slot().outcome = Some(outcome);
+        self.done.notify_all();
+    }
+
+    /// Blocks until the running save (if any) has finished writing.
+    pub fn wait(&self) {
+        let mut slot = self.slot();
+        while slot.running.is_some() && slot.outcome.is_none() {
+            slot = self.done.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Starts a background save of the current keyspace. The caller holds the lock.
+pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandError> {
+    let job = state.persistence.job.clone();
+    let mut slot = job.slot();
+    if slot.running.is_some() {
+        return Err(CommandError::BgsaveInProgress);
+    }
+    let clone_started = Instant::now();
+    let snapshot = state.keyspace.clone();
+    let clone_usec = clone_started.elapsed().as_micros() as u64;
+    let now_ms = unix_ms();
+    let p = &mut state.persistence;
+    p.latest_clone_usec = clone_usec;
+    p.last_bgsave_try_unix = now_ms / 1000;
+    slot.running = Some(Running {
+        started: Instant::now(),
+        dirty_at_clone: state.dirty,
+    });
+    slot.outcome = None;
+    job.progress.keys_done.store(0, Ordering::Relaxed);
+    job.progress
+        .keys_total
+        .store(snapshot.key_count() as u64, Ordering::Relaxed);
+    drop(slot);
+    let path = shared.config().dump_path();
+    tracing::info!("Background saving started");
+    let thread_job = job.clone();
+    let spawned = std::thread::Builder::new()
+        .name("bgsave".into())
+        .spawn(move || {
+            // A panic must still end the job, or SHUTDOWN would wait for it forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                writer::save_to(&snapshot, &path, now_ms, &thread_job.progress)
+            }));
+            drop(snapshot);
+            thread_job.finish(match result {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the save thread panicked".into()),
+            });
+        });
+    if let Err(e) = spawned {
+        job.finish(Err(format!("cannot start the save thread: {e}")));
+    }
+    Ok(())
+}
+
+/// Applies a finished background save's outcome to the state (Redis's
+/// `backgroundSaveDoneHandler`). Returns whether one was applied.
+pub fn reap(state: &mut State) -> bool {
+    let job = state.persistence.job.clone();
+    let mut slot = job.slot();
+    let (Some(running), Some(outcome)) = (slot.running, slot.outcome.take()) else {
+        return false;
+    };
+    slot.running = None;
+    drop(slot);
+    let p = &mut state.persistence;
+    p.last_bgsave_time_sec = running.started.elapsed().as_secs() as i64;
+    match outcome {
+        Ok(stats) => {
+            state.dirty = state.dirty.saturating_sub(running.dirty_at_clone);
+            p.record_success(stats);
+            tracing::info!(
+                "Background saving terminated with success ({} keys, {} bytes)",
+                stats.keys,
+                stats.bytes
+            );
+        }
+        Err(e) => {
+            p.last_bgsave_ok = false;
+            tracing::warn!("Background saving error: {e}");
+        }
+    }
+    true
+}
+
+/// SAVE: writes the keyspace while the caller holds the lock, as Redis blocks.
+pub fn save_foreground(shared: &Shared, state: &mut State) -> Result<SaveStats, SaveError> {
+    let started = Instant::now();
+    let snapshot = state.keyspace.clone();
+    state.persistence.latest_clone_usec = started.elapsed().as_micros() as u64;
+    let path = shared.config().dump_path();
+    let job = state.persistence.job.clone();
+    match writer::save_to(&snapshot, &path, unix_ms(), &job.progress) {
+        Ok(stats) => {
+            state.dirty = 0;
+            state.persistence.record_success(stats);
+            tracing::info!(
+                "DB saved on disk ({} keys, {} bytes)",
+                stats.keys,
+                stats.bytes
+            );
+            Ok(stats)
+        }
+        Err(e) => {
+            tracing::warn!("Failed saving the DB: {e}");
+            Err(e)
+        }
+    }
+}
+
+/// One run of the save-point check; the caller holds the lock.
+pub fn tick(shared: &Shared, state: &mut State) {
+    reap(state);
+    if state.persistence.job.in_progress() {
+        return;
+    }
+    if state.persistence.bgsave_scheduled {
+        state.persistence.bgsave_scheduled = false;
+        let _ = start_bgsave(shared, state);
+        return;
+    }
+    let points = shared.config().save.clone();
+    let now = unix_ms() / 1000;
+    let p = &state.persistence;
+    let may_retry = p.last_bgsave_ok || now - p.last_bgsave_try_unix > BGSAVE_RETRY_DELAY_SECS;
+    if !may_retry {
+        return;
+    }
+    let due = points
+        .iter()
+        .find(|sp| state.dirty >= sp.changes && now - p.last_save_unix > sp.seconds as i64);
+    if let Some(sp) = due {
+        tracing::info!(
+            "{} changes in {} seconds. Saving...",
+            sp.changes,
+            sp.seconds
+        );
+        let _ = start_bgsave(shared, state);
+    }
+}
+
+/// The save-point job: runs [`tick`] ten times a second until shutdown.
+pub async fn run(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(TICK).await;
+        let mut state = shared.lock();
+        tick(&shared, &mut state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, SavePoint};
+    use crate::keyspace::Value;
+    use bytes::Bytes;
+
+    fn shared_in(dir: &std::path::Path, save: Vec<SavePoint>) -> Shared {
+        Shared::new(Config {
+            dir: dir.to_path_buf(),
+            save,
+            ..Config::default()
+        })
+    }
+
+    fn put(state: &mut State, key: &str) {
+        state.keyspace.db_mut(0).insert(
+            Bytes::from(key.to_string()),
+            Value::Str(Bytes::new()),
+            None,
+        );
+        state.dirty += 1;
+    }
+
+    #[test]
+    fn dirty_is_reduced_by_what_the_save_captured() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_in(dir.path(), vec![]);
+        let mut state = shared.lock();
+        for i in 0..5 {
+            put(&mut state, &format!("k{i}"));
+        }
+        start_bgsave(&shared, &mut state).unwrap();
+        assert!(matches!(
+            start_bgsave(&shared, &mut state),
+            Err(CommandError::BgsaveInProgress)
+        ));
+        put(&mut state, "during-1");
+        put(&mut state, "during-2");
+        state.persistence.job.wait();
+        assert!(reap(&mut state));
+        assert_eq!(state.dirty, 2);
+        assert!(state.persistence.last_bgsave_ok);
+        assert_eq!(state.persistence.saves, 1);
+        assert!(!state.persistence.job.in_progress());
+        let loaded =
+            super::super::loader::load_file(&dir.path().join("dump.rdb"), Some(16), 0).unwrap();
+        assert_eq!(loaded.keys_loaded, 5);
+    }
+
+    #[test]
+    fn failed_save_refuses_writes_and_is_retried_after_the_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        // The dump path is a directory: the rename fails even for root.
+        std::fs::create_dir(dir.path().join("dump.rdb")).unwrap();
+        std::fs::write(dir.path().join("dump.rdb").join("keep"), b"x").unwrap();
+        let points = vec![SavePoint {
+            seconds: 1,
+            changes: 1,
+        }];
+        let shared = shared_in(dir.path(), points);
+        let mut state = shared.lock();
+        put(&mut state, "k");
+        state.persistence.last_save_unix -= 10;
+        tick(&shared, &mut state);
+        assert!(state.persistence.job.in_progress(), "save point fired");
+        state.persistence.job.wait();
+        tick(&shared, &mut state);
+        assert!(!state.persistence.last_bgsave_ok);
+        assert!(super::super::writes_refused(&shared, &state));
+        assert_eq!(state.dirty, 1);
+        // Within the retry delay, the save point does not fire again.
+        tick(&shared, &mut state);
+        assert!(!state.persistence.job.in_progress());
+        state.persistence.last_bgsave_try_unix -= BGSAVE_RETRY_DELAY_SECS + 1;
+        tick(&shared, &mut state);
+        assert!(state.persistence.job.in_progress(), "retried");
+        state.persistence.job.wait();
+        reap(&mut state);
+        // No temp file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dump.rdb"]);
+    }
+
+    #[test]
+    fn scheduled_bgsave_runs_after_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_in(dir.path(), vec![]);
+        let mut state = shared.lock();
+        put(&mut state, "k");
+        start_bgsave(&shared, &mut state).unwrap();
+        state.persistence.bgsave_scheduled = true;
+        state.persistence.job.wait();
+        tick(&shared, &mut state);
+        assert!(!state.persistence.bgsave_scheduled);
+        assert!(state.persistence.job.in_progress());
+        state.persistence.job.wait();
+        reap(&mut state);
+        assert_eq!(state.persistence.saves, 2);
+    }
+}

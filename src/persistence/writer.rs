@@ -1,0 +1,343 @@
+//! The snapshot writer: streams an O(1) keyspace clone to a temp file in the
+//! target directory while computing the CRC, fsyncs it, renames it over the
+//! dump and fsyncs the directory (as Redis's `rdb.c` does, plus the directory).
+//! The file is never built in memory; on any error the temp file is removed and
+//! the old dump is left untouched.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::format::*;
+use crate::keyspace::{Entry, Keyspace, Value};
+
+/// Why a save failed. The old dump is intact in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("cannot create temp file {path}: {source}")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("write error saving snapshot to {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot rename {from} to {to}: {source}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot encode record: {0}")]
+    Encode(postcard::Error),
+}
+
+/// What a successful save wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaveStats {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Progress counters a save updates as it goes (INFO `current_save_keys_*`).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub keys_done: AtomicU64,
+    pub keys_total: AtomicU64,
+}
+
+/// How often long saves and loads log their progress.
+pub const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `snapshot` to `path` durably and atomically.
+pub fn save_to(
+    snapshot: &Keyspace,
+    path: &Path,
+    now_ms: i64,
+    progress: &Progress,
+) -> Result<SaveStats, SaveError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = dir.join(format!(
+        "temp-{}-{}.rdb",
+        std::process::id(),
+        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = write_temp(snapshot, &temp, now_ms, progress).and_then(|stats| {
+        fs::rename(&temp, path).map_err(|source| SaveError::Rename {
+            from: temp.clone(),
+            to: path.to_path_buf(),
+            source,
+        })?;
+        // The rename is durable only once the directory entry is on disk.
+        if let Err(e) = File::open(&dir).and_then(|d| d.sync_all()) {
+            tracing::warn!("could not fsync directory {}: {e}", dir.display());
+        }
+        Ok(stats)
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+fn write_temp(
+    snapshot: &Keyspace,
+    temp: &Path,
+    now_ms: i64,
+    progress: &Progress,
+) -> Result<SaveStats, SaveError> {
+    let file = File::create(temp).map_err(|source| SaveError::Create {
+        path: temp.to_path_buf(),
+        source,
+    })?;
+    let write_err = |source| SaveError::Write {
+        path: temp.to_path_buf(),
+        source,
+    };
+    let mut out = CrcWriter::new(BufWriter::with_capacity(256 * 1024, file));
+    let keys = write_body(snapshot, &mut out, now_ms, progress).map_err(|e| match e {
+        SaveError::Write { source, .. } => write_err(source),
+        other => other,
+    })?;
+    let crc = out.hasher.clone().finalize();
+    out.write_all(&crc.to_le_bytes()).map_err(write_err)?;
+    let bytes = out.written;
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    Ok(SaveStats { keys, bytes })
+}
+
+/// Writes header and records (everything the CRC covers) to `out`.
+pub fn write_body<W: Write>(
+    snapshot: &Keyspace,
+    out: &mut W,
+    created_unix_ms: i64,
+    progress: &Progress,
+) -> Result<u64, SaveError> {
+    let total = snapshot.key_count() as u64;
+    progress.keys_done.store(0, Ordering::Relaxed);
+    progress.keys_total.store(total, Ordering::Relaxed);
+    let header = Header {
+        version: FORMAT_VERSION,
+        created_unix_ms,
+        db_count: snapshot.db_count() as u32,
+        key_count: total,
+    };
+    let mut w = FrameWriter {
+        out,
+        buf: Vec::with_capacity(CHUNK_MAX_BYTES + 1024),
+    };
+    w.raw(&header.encode())?;
+    let mut done = 0u64;
+    let mut last_log = Instant::now();
+    for (index, db) in snapshot.dbs().iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        w.record(&Record::Db {
+            index: index as u32,
+        })?;
+        for (key, entry) in db.iter() {
+            write_entry(&mut w, key, entry)?;
+            done += 1;
+            if done.is_multiple_of(1024) {
+                progress.keys_done.store(done, Ordering::Relaxed);
+                if last_log.elapsed() >= PROGRESS_LOG_EVERY {
+                    tracing::info!("saving snapshot: {done}/{total} keys");
+                    last_log = Instant::now();
+                }
+            }
+        }
+    }
+    progress.keys_done.store(done, Ordering::Relaxed);
+    w.record(&Record::End { keys: done })?;
+    Ok(done)
+}
+
+fn write_entry<W: Write>(
+    w: &mut FrameWriter<'_, W>,
+    key: &[u8],
+    entry: &Entry,
+) -> Result<(), SaveError> {
+    let (kind, len) = match &entry.value {
+        Value::Str(s) => (Kind::Str, s.len()),
+        Value::List(l) => (Kind::List, l.len()),
+        Value::Hash(h) => (Kind::Hash, h.len()),
+        Value::Set(s) => (Kind::Set, s.len()),
+    };
+    w.record(&Record::Key(KeyHeader {
+        key,
+        expire_at_ms: entry.expire_at,
+        kind,
+        len: len as u64,
+    }))?;
+    match &entry.value {
+        Value::Str(s) => {
+            for piece in s.chunks(CHUNK_MAX_BYTES) {
+                w.record(&Record::StrChunk(piece))?;
+            }
+        }
+        Value::List(l) => chunked(l.iter().map(|e| &e[..]), |c| {
+            w.record(&Record::ListChunk(c))
+        })?,
+        Value::Set(s) => chunked(s.iter().map(|e| &e[..]), |c| w.record(&Record::SetChunk(c)))?,
+        Value::Hash(h) => {
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            for (f, v) in h.iter() {
+                bytes += f.len() + v.len();
+                chunk.push((&f[..], &v[..]));
+                if chunk.len() >= CHUNK_MAX_ELEMENTS || bytes >= CHUNK_MAX_BYTES {
+                    w.record(&Record::HashChunk(std::mem::take(&mut chunk)))?;
+                    bytes = 0;
+                }
+            }
+            if !chunk.is_empty() {
+                w.record(&Record::HashChunk(chunk))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Groups elements into chunks bounded by count and bytes.
+fn chunked<'a>(
+    items: impl Iterator<Item = &'a [u8]>,
+    mut emit: impl FnMut(Vec<&'a [u8]>) -> Result<(), SaveError>,
+) -> Result<(), SaveError> {
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        bytes += item.len();
+        chunk.push(item);
+        if chunk.len() >= CHUNK_MAX_ELEMENTS || bytes >= CHUNK_MAX_BYTES {
+            emit(std::mem::take(&mut chunk))?;
+            bytes = 0;
+        }
+    }
+    if !chunk.is_empty() {
+        emit(chunk)?;
+    }
+    Ok(())
+}
+
+/// Encodes records into length-prefixed frames, reusing one buffer.
+struct FrameWriter<'w, W: Write> {
+    out: &'w mut W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> FrameWriter<'_, W> {
+    fn raw(&mut self, bytes: &[u8]) -> Result<(), SaveError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|source| SaveError::Write {
+                path: PathBuf::new(),
+                source,
+            })
+    }
+
+    fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
+        self.buf.clear();
+        let buf = std::mem::take(&mut self.buf);
+        let buf = postcard::to_extend(record, buf).map_err(SaveError::Encode)?;
+        let len = u32::try_from(buf.len())
+            .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
+        self.raw(&len.to_le_bytes())?;
+        self.raw(&buf)?;
+        self.buf = buf;
+        Ok(())
+    }
+}
+
+/// Passes bytes through while hashing and counting them.
+pub struct CrcWriter<W: Write> {
+    pub inner: W,
+    pub hasher: crc32fast::Hasher,
+    pub written: u64,
+}
+
+impl<W: Write> CrcWriter<W> {
+    pub fn new(inner: W) -> Self {
+        CrcWriter {
+            inner,
+            hasher: crc32fast::Hasher::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Encodes a whole snapshot in memory (header, records, CRC): for tests and
+/// fixtures only; the server always streams with [`save_to`].
+pub fn to_bytes(snapshot: &Keyspace, created_unix_ms: i64) -> Vec<u8> {
+    let mut out = CrcWriter::new(Vec::new());
+    write_body(snapshot, &mut out, created_unix_ms, &Progress::default())
+        .expect("writing to memory cannot fail");
+    let crc = out.hasher.clone().finalize();
+    let mut bytes = out.inner;
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::loader::load_file;
+    use bytes::Bytes;
+
+    #[test]
+    fn save_replaces_the_dump_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rdb");
+        let mut ks = Keyspace::new(2);
+        ks.db_mut(1)
+            .insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
+        let first = save_to(&ks, &path, 0, &Progress::default()).unwrap();
+        assert_eq!(first.keys, 1);
+        assert_eq!(first.bytes, std::fs::metadata(&path).unwrap().len());
+        ks.db_mut(0)
+            .insert(Bytes::from("b"), Value::Str(Bytes::from("2")), None);
+        let progress = Progress::default();
+        save_to(&ks, &path, 0, &progress).unwrap();
+        assert_eq!(progress.keys_done.load(Ordering::Relaxed), 2);
+        assert_eq!(load_file(&path, Some(2), 0).unwrap().keys_loaded, 2);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["dump.rdb"]);
+    }
+
+    #[test]
+    fn failed_save_keeps_the_old_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rdb");
+        std::fs::write(&path, b"old").unwrap();
+        // A directory that does not exist: the temp file cannot be created.
+        let missing = dir.path().join("missing").join("dump.rdb");
+        let err = save_to(&Keyspace::new(1), &missing, 0, &Progress::default()).unwrap_err();
+        assert!(matches!(err, SaveError::Create { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+}
