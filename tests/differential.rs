@@ -31,8 +31,14 @@ use harness::Pair;
 /// soon as they land.)
 const NOT_IN_CORPUS: &[(&str, &str)] = &[
     ("shutdown", "stops the server"),
-    ("save", "persistence: writes files, covered by its own tests"),
-    ("bgsave", "persistence: writes files, covered by its own tests"),
+    (
+        "save",
+        "persistence: writes files, covered by its own tests",
+    ),
+    (
+        "bgsave",
+        "persistence: writes files, covered by its own tests",
+    ),
     ("lastsave", "persistence: a timestamp"),
     ("debug", "not a user command"),
     ("monitor", "streams other clients' commands"),
@@ -75,8 +81,9 @@ fn load_corpus() -> Vec<script::Script> {
 
 /// The tags named in README.md's `## Compatibility` section as `` `tag` ``.
 fn readme_tags() -> BTreeSet<String> {
-    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
     let section = readme
         .split("\n## Compatibility")
         .nth(1)
@@ -107,18 +114,27 @@ fn corpus_parses_and_covers_the_command_table() {
         .map(|c| c.name)
         .filter(|c| !covered.contains(*c) && !allowed.contains(c))
         .collect();
-    assert!(missing.is_empty(), "commands with no corpus line: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "commands with no corpus line: {missing:?}"
+    );
     let tags: BTreeSet<String> = corpus
         .iter()
         .flat_map(|s| &s.lines)
         .filter_map(|l| match &l.step {
-            Step::Command { mode: Mode::Differs(t), .. } => Some(t.clone()),
+            Step::Command {
+                mode: Mode::Differs(t),
+                ..
+            } => Some(t.clone()),
             _ => None,
         })
         .collect();
     let documented = readme_tags();
     let undocumented: Vec<_> = tags.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "@differs tags missing from README.md's Compatibility section: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "@differs tags missing from README.md's Compatibility section: {undocumented:?}"
+    );
     assert!(corpus.iter().map(|s| s.lines.len()).sum::<usize>() > 500);
 }
 
@@ -166,7 +182,12 @@ fn corpus_matches_redis_server() {
         failures.is_empty(),
         "{} differences from redis-server:\n{}",
         failures.len(),
-        failures.iter().take(60).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(60)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(pair.compared > 1000, "{}", pair.compared);
 }
@@ -211,7 +232,11 @@ mod gen {
     fn c(data: &[&str], opts: &str) -> Vec<Vec<u8>> {
         data.iter()
             .map(|w| w.as_bytes().to_vec())
-            .chain(opts.split(' ').filter(|w| !w.is_empty()).map(|w| w.as_bytes().to_vec()))
+            .chain(
+                opts.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .map(|w| w.as_bytes().to_vec()),
+            )
             .collect()
     }
 
@@ -228,8 +253,18 @@ mod gen {
         let side = r.pick(&["LEFT", "RIGHT"]);
         let side2 = r.pick(&["LEFT", "RIGHT"]);
         let set_opts = [
-            "", "NX", "XX", "GET", "NX GET", "XX GET", "KEEPTTL", "EX 1000", "PX 0", "NX XX",
-            "PXAT 1", "EX 100 KEEPTTL",
+            "",
+            "NX",
+            "XX",
+            "GET",
+            "NX GET",
+            "XX GET",
+            "KEEPTTL",
+            "EX 1000",
+            "PX 0",
+            "NX XX",
+            "PXAT 1",
+            "EX 100 KEEPTTL",
         ];
         let expire_opts = ["", "NX", "XX", "GT", "LT", "XX GT", "NX LT"];
         let mut mode = Mode::Exact;
@@ -262,11 +297,17 @@ mod gen {
             20 => c(&["DEL", k, k2], ""),
             21 => c(&["RENAME", k, k2], ""),
             22 => c(&["RENAMENX", k, k2], ""),
-            23 => c(&["COPY", k, k2], r.pick(&["", "REPLACE", "DB 1", "DB 1 REPLACE"])),
+            23 => c(
+                &["COPY", k, k2],
+                r.pick(&["", "REPLACE", "DB 1", "DB 1 REPLACE"]),
+            ),
             24 => c(&["MOVE", k, r.pick(&["0", "1"])], ""),
             25 => c(&["TYPE", k], ""),
             // Relative times race with the clock, so GT/LT only meet absolute ones.
-            26 => c(&["EXPIRE", k, r.pick(&["0", "1001", "2002", "-1"])], r.pick(&["", "NX", "XX"])),
+            26 => c(
+                &["EXPIRE", k, r.pick(&["0", "1001", "2002", "-1"])],
+                r.pick(&["", "NX", "XX"]),
+            ),
             27 => {
                 mode = Mode::Approx(1);
                 c(&[r.pick(&["TTL", "EXPIRETIME"]), k], "")
@@ -295,7 +336,10 @@ mod gen {
                 c(&["RANDOMKEY"], "")
             }
             34 => c(&[r.pick(&["EXPIREAT", "PEXPIREAT"]), k, i], ""),
-            35 => c(&["PEXPIRE", k, &format!("{i}000000")], r.pick(&["", "NX", "XX"])),
+            35 => c(
+                &["PEXPIRE", k, &format!("{i}000000")],
+                r.pick(&["", "NX", "XX"]),
+            ),
             36 => c(&["SELECT", r.pick(&["0", "1"])], ""),
             37 => c(&[r.pick(&["LPUSH", "RPUSH"]), k, m, m2], ""),
             38 => c(&[r.pick(&["LPUSHX", "RPUSHX"]), k, m], ""),
@@ -305,20 +349,33 @@ mod gen {
             42 => c(&["LRANGE", k, i, j], ""),
             43 => c(&["LINDEX", k, i], ""),
             44 => c(&["LSET", k, i, m], ""),
-            45 => c(&["LINSERT", k, r.pick(&["BEFORE", "AFTER", "MIDDLE"]), m, m2], ""),
+            45 => c(
+                &["LINSERT", k, r.pick(&["BEFORE", "AFTER", "MIDDLE"]), m, m2],
+                "",
+            ),
             46 => c(&["LREM", k, i, m], ""),
             47 => c(&["LTRIM", k, i, j], ""),
             48 => {
                 let opts = format!(
                     "{} {}",
-                    r.pick(&["", "RANK 1", "COUNT 0", "MAXLEN 1", "RANK 0", "RANK -1 COUNT 2"]),
+                    r.pick(&[
+                        "",
+                        "RANK 1",
+                        "COUNT 0",
+                        "MAXLEN 1",
+                        "RANK 0",
+                        "RANK -1 COUNT 2"
+                    ]),
                     r.pick(&["", "COUNT 0", "RANK -1", "MAXLEN 2", "COUNT -1"])
                 );
                 c(&["LPOS", k, m], &opts)
             }
             49 => c(&["LMOVE", k, k2, side, side2], ""),
             50 => c(&["RPOPLPUSH", k, k2], ""),
-            51 => c(&["LMPOP", "2", k, k2, side], r.pick(&["", "COUNT 2", "COUNT 0"])),
+            51 => c(
+                &["LMPOP", "2", k, k2, side],
+                r.pick(&["", "COUNT 2", "COUNT 0"]),
+            ),
             52 => c(&["HSET", k, m, v, m2, i], ""),
             53 => c(&["HSETNX", k, m, v], ""),
             54 => c(&["HGET", k, m], ""),
@@ -366,20 +423,48 @@ mod gen {
             }
             75 => {
                 mode = Mode::Random;
-                c(&["SRANDMEMBER", k], r.pick(&["", "0", "1", "2", "5", "-1", "-5"]))
+                c(
+                    &["SRANDMEMBER", k],
+                    r.pick(&["", "0", "1", "2", "5", "-1", "-5"]),
+                )
             }
             76 => c(&["SMOVE", k, k2, m], ""),
             77 => {
                 mode = Mode::Unordered;
                 c(&[r.pick(&["SINTER", "SUNION", "SDIFF"]), k, k2], "")
             }
-            78 => c(&["SINTERCARD", "2", k, k2], r.pick(&["", "LIMIT 1", "LIMIT 0"])),
-            79 => c(&[r.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]), k, k2, r.pick(KEYS)], ""),
+            78 => c(
+                &["SINTERCARD", "2", k, k2],
+                r.pick(&["", "LIMIT 1", "LIMIT 0"]),
+            ),
+            79 => c(
+                &[
+                    r.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"]),
+                    k,
+                    k2,
+                    r.pick(KEYS),
+                ],
+                "",
+            ),
             80 => c(&["PING"], r.pick(&["", "hi"])),
             81 => c(&["ECHO", v], ""),
             82 => c(&["SUBSTR", k, i, j], ""),
-            83 => c(&["INCRBY", k, r.pick(&["9223372036854775807", "-9223372036854775808"])], ""),
-            84 => c(&["SET", k, r.pick(&["9223372036854775806", "-9223372036854775807", "10"])], ""),
+            83 => c(
+                &[
+                    "INCRBY",
+                    k,
+                    r.pick(&["9223372036854775807", "-9223372036854775808"]),
+                ],
+                "",
+            ),
+            84 => c(
+                &[
+                    "SET",
+                    k,
+                    r.pick(&["9223372036854775806", "-9223372036854775807", "10"]),
+                ],
+                "",
+            ),
             85 => c(&["LPUSH", k, i], ""),
             86 => c(&["SADD", k, i, j, "1000"], ""),
             87 => c(&["HSET", k, m, i], ""),
@@ -391,7 +476,10 @@ mod gen {
                 let when = r.pick(&["99999999999", "2000000000", "99999999998", "1"]);
                 match r.below(2) {
                     0 => c(&["EXPIREAT", k, when], r.pick(&expire_opts)),
-                    _ => c(&["PEXPIREAT", k, &format!("{when}000")], r.pick(&expire_opts)),
+                    _ => c(
+                        &["PEXPIREAT", k, &format!("{when}000")],
+                        r.pick(&expire_opts),
+                    ),
                 }
             }
         };
@@ -441,7 +529,9 @@ fn random_sequences_match_redis_server() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(50),
     );
-    eprintln!("random differential: seed {seed} (FORKLESS_DIFF_SEED={seed} replays), {cases} cases");
+    eprintln!(
+        "random differential: seed {seed} (FORKLESS_DIFF_SEED={seed} replays), {cases} cases"
+    );
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {
@@ -450,7 +540,8 @@ fn random_sequences_match_redis_server() {
         max_shrink_iters: 2000,
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
     let pair = RefCell::new(Pair::new(real.port, ours.port));
     let run = std::cell::Cell::new(0u32);
     let commands = std::cell::Cell::new(0usize);
@@ -467,7 +558,8 @@ fn random_sequences_match_redis_server() {
         let mut pair = pair.borrow_mut();
         pair.reconnect().map_err(TestCaseError::fail)?;
         reset_generated(&mut pair);
-        pair.set_protocol(if resp3 { 3 } else { 2 }).map_err(TestCaseError::fail)?;
+        pair.set_protocol(if resp3 { 3 } else { 2 })
+            .map_err(TestCaseError::fail)?;
         let mut history = vec![format!("HELLO {}", if resp3 { 3 } else { 2 })];
         for (t, s) in steps {
             let (mode, args) = gen::command(t, s);
@@ -491,5 +583,9 @@ fn random_sequences_match_redis_server() {
     if let Err(e) = result {
         panic!("seed {seed}: {e}");
     }
-    assert!(run.get() >= cases.min(200), "only {} sequences ran", run.get());
+    assert!(
+        run.get() >= cases.min(200),
+        "only {} sequences ran",
+        run.get()
+    );
 }

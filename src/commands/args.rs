@@ -129,7 +129,10 @@ fn fits_long_double(arg: &[u8]) -> bool {
         return false;
     };
     let lower = s.to_ascii_lowercase();
-    if lower.contains("inf") || lower.contains("nan") || lower.starts_with(|c: char| c.is_whitespace()) {
+    if lower.contains("inf")
+        || lower.contains("nan")
+        || lower.starts_with(|c: char| c.is_whitespace())
+    {
         return false;
     }
     let (mantissa, exp) = lower.split_once('e').unwrap_or((&lower, "0"));

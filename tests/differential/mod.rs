@@ -50,7 +50,10 @@ impl Pair {
     }
 
     fn both(&mut self, args: &[Vec<u8>]) -> Result<(V, V), String> {
-        let a = self.real.call(args).map_err(|e| format!("redis-server: {e}"))?;
+        let a = self
+            .real
+            .call(args)
+            .map_err(|e| format!("redis-server: {e}"))?;
         let b = self.ours.call(args).map_err(|e| format!("forkless: {e}"))?;
         Ok((a, b))
     }
@@ -194,8 +197,7 @@ impl Pair {
             return Err(format!("redis-server {a}, forkless {b}"));
         }
         for (who, v) in [("redis-server", &a), ("forkless", &b)] {
-            check_pick(name, args, v, &population)
-                .map_err(|e| format!("{who} reply {v}: {e}"))?;
+            check_pick(name, args, v, &population).map_err(|e| format!("{who} reply {v}: {e}"))?;
         }
         if name == "SPOP" {
             self.resync_set(&key)?;
@@ -219,8 +221,14 @@ impl Pair {
 
     /// Makes forkless's set at `key` equal redis-server's (members and expiry).
     fn resync_set(&mut self, key: &[u8]) -> Result<(), String> {
-        let members = self.real.call(&[arg("SMEMBERS"), key.to_vec()]).map_err(|e| e.to_string())?;
-        let when = self.real.call(&[arg("PEXPIRETIME"), key.to_vec()]).map_err(|e| e.to_string())?;
+        let members = self
+            .real
+            .call(&[arg("SMEMBERS"), key.to_vec()])
+            .map_err(|e| e.to_string())?;
+        let when = self
+            .real
+            .call(&[arg("PEXPIRETIME"), key.to_vec()])
+            .map_err(|e| e.to_string())?;
         let io = |e: std::io::Error| e.to_string();
         self.ours.call(&[arg("DEL"), key.to_vec()]).map_err(io)?;
         let members: Vec<Vec<u8>> = members
@@ -267,7 +275,14 @@ fn walk(
         };
         if pairs {
             for p in items.chunks(2) {
-                out.push([p[0].bytes().unwrap_or_default(), b"=", p.get(1).and_then(V::bytes).unwrap_or_default()].concat());
+                out.push(
+                    [
+                        p[0].bytes().unwrap_or_default(),
+                        b"=",
+                        p.get(1).and_then(V::bytes).unwrap_or_default(),
+                    ]
+                    .concat(),
+                );
             }
         } else {
             out.extend(items.iter().map(|i| i.bytes().unwrap_or_default().to_vec()));
@@ -294,7 +309,12 @@ fn flat_pairs_or_items(v: &V, args: &[Vec<u8>]) -> BTreeMap<Vec<u8>, Vec<u8>> {
             .chunks(2)
             .map(|p| (bytes(&p[0]), p.get(1).map(bytes).unwrap_or_default()))
             .collect(),
-        _ => v.items().unwrap_or_default().iter().map(|x| (bytes(x), Vec::new())).collect(),
+        _ => v
+            .items()
+            .unwrap_or_default()
+            .iter()
+            .map(|x| (bytes(x), Vec::new()))
+            .collect(),
     }
 }
 
@@ -333,7 +353,11 @@ fn check_pick(
                 })
                 .collect()
         } else {
-            items.chunks(2).filter(|p| p.len() == 2).map(|p| (&p[0], &p[1])).collect()
+            items
+                .chunks(2)
+                .filter(|p| p.len() == 2)
+                .map(|p| (&p[0], &p[1]))
+                .collect()
         };
         let mut fields = Vec::new();
         for (f, val) in pairs {

@@ -62,8 +62,7 @@ impl V {
 /// Writes bytes the way a corpus line quotes them.
 pub fn quote(b: &[u8]) -> String {
     let plain = !b.is_empty()
-        && b
-            .iter()
+        && b.iter()
             .all(|&c| c.is_ascii_graphic() && c != b'"' && c != b'\'' && c != b'\\');
     if plain {
         return String::from_utf8_lossy(b).into_owned();

@@ -153,7 +153,9 @@ pub fn split(line: &str) -> Result<Vec<Vec<u8>>, String> {
                                 b'b' => word.push(8),
                                 b'x' => {
                                     let hex = line.get(i + 1..i + 3).ok_or("short \\x")?;
-                                    word.push(u8::from_str_radix(hex, 16).map_err(|e| e.to_string())?);
+                                    word.push(
+                                        u8::from_str_radix(hex, 16).map_err(|e| e.to_string())?,
+                                    );
                                     i += 2;
                                 }
                                 c => word.push(c),
@@ -187,10 +189,7 @@ pub fn split(line: &str) -> Result<Vec<Vec<u8>>, String> {
                     i += 1;
                 }
                 let bare = &line[start..i];
-                word = match bare
-                    .strip_prefix("$rep(")
-                    .and_then(|r| r.strip_suffix(')'))
-                {
+                word = match bare.strip_prefix("$rep(").and_then(|r| r.strip_suffix(')')) {
                     Some(spec) => {
                         let (n, text) = spec.split_once(',').ok_or("bad $rep")?;
                         let n: usize = n.parse().map_err(|_| "bad $rep count")?;
