@@ -589,3 +589,84 @@ fn random_sequences_match_redis_server() {
         run.get()
     );
 }
+
+// ---------------------------------------------------------------------------
+// The wire protocol itself: inline commands, quoting and malformed frames.
+
+/// Raw request bytes; each is followed by an inline PING so that a connection
+/// left open answers +PONG and the read can stop there.
+const RAW_REQUESTS: &[&[u8]] = &[
+    b"PING\r\n",
+    b"ping hello\n",
+    b"ECHO \"a b\\x41\\n\"\r\n",
+    b"ECHO 'it''s'\r\n",
+    b"ECHO 'a\\'b'\r\n",
+    b"ECHO \"unbalanced\r\n",
+    b"ECHO \"a\"b\r\n",
+    b"   \r\n",
+    b"\r\n",
+    b"SET k v\r\nGET k\r\n",
+    b"*1\r\n$4\r\nPING\r\n",
+    b"*0\r\n",
+    b"*-1\r\n",
+    b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n",
+    b"*1\r\n$-1\r\n",
+    b"*1\r\n$x\r\n",
+    b"*x\r\n",
+    b"*1048577\r\n",
+    b"*1\r\n$536870913\r\n",
+    b"*1\r\n+PING\r\n",
+    b"*2\r\n$4\r\nECHO\r\n$3\r\nabcd\r\n",
+    b"$3\r\nfoo\r\n",
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+];
+
+fn raw_exchange(port: u16, request: &[u8]) -> (Vec<u8>, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let mut all = request.to_vec();
+    all.extend_from_slice(b"PING\r\n");
+    let _ = s.write_all(&all);
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                if out.ends_with(b"+PONG\r\n") {
+                    return (out, false);
+                }
+            }
+            Err(_) => return (out, true),
+        }
+    }
+    (out, false)
+}
+
+#[test]
+fn wire_protocol_edges_match_redis_server() {
+    let Some(real) = RealRedis::start() else {
+        eprintln!("redis-server not available; differential test skipped");
+        return;
+    };
+    let ours = Server::start();
+    let mut failures = Vec::new();
+    for req in RAW_REQUESTS {
+        let theirs = raw_exchange(real.port, req);
+        let mine = raw_exchange(ours.port, req);
+        if theirs != mine {
+            failures.push(format!(
+                "{}:\n  redis-server: {} (closed: {})\n  forkless:     {} (closed: {})",
+                harness::resp::quote(req),
+                harness::resp::quote(&theirs.0),
+                theirs.1,
+                harness::resp::quote(&mine.0),
+                mine.1
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
