@@ -216,11 +216,12 @@ mod gen {
     }
 
     const KEYS: &[&str] = &["a", "b", "c"];
-    const MEMBERS: &[&str] = &["x", "y", "z", "1", "2", "-3", ""];
+    const MEMBERS: &[&str] = &["x", "y", "z", "1", "2", "-3", "", "\0\r\n\u{e9}"];
     // Values beyond 2^53 are left out of float arithmetic: INCRBYFLOAT on them
     // shows Redis's 80-bit long double, a documented difference.
     const VALUES: &[&str] = &[
-        "", "0", "1", "-7", "12", "x", "hello", "3.5", "007", " 1", "1e3", "-0.25",
+        "", "0", "1", "-7", "12", "x", "hello", "3.5", "007", " 1", "1e3", "-0.25", "0x10",
+        "\0\r\n",
     ];
     const INTS: &[&str] = &["0", "1", "-1", "2", "-2", "3", "5", "-100", "100", "x"];
     const EXACT_FLOATS: &[&str] = &["0.5", "-2", "1.25", "x", "3"];
