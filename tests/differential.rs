@@ -625,7 +625,8 @@ const RAW_REQUESTS: &[&[u8]] = &[
 fn raw_exchange(port: u16, request: &[u8]) -> (Vec<u8>, bool) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let mut all = request.to_vec();
     all.extend_from_slice(b"PING\r\n");
     let _ = s.write_all(&all);
@@ -636,7 +637,10 @@ fn raw_exchange(port: u16, request: &[u8]) -> (Vec<u8>, bool) {
         match s.read(&mut buf) {
             Ok(0) => return (out, true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
                 if out.ends_with(b"+PONG\r\n") {
                     return (out, false);
                 }

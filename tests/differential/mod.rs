@@ -401,9 +401,14 @@ pub fn shape(v: &V) -> V {
     }
 }
 
-/// The reply with its top-level elements (or pairs) in sorted order.
+/// The reply with its top-level elements (or pairs) in sorted order; for a
+/// `[cursor, [elements]]` scan page, the elements.
 fn sorted(v: &V, pairs: bool) -> V {
     match v {
+        // A SCAN-family page: the cursor exact, the elements as a multiset.
+        V::Array(x) if matches!(x.as_slice(), [V::Bulk(_), V::Array(_)]) => {
+            V::Array(vec![x[0].clone(), sorted(&x[1], pairs)])
+        }
         V::Array(x) if pairs => {
             let mut chunks: Vec<Vec<V>> = x.chunks(2).map(<[V]>::to_vec).collect();
             chunks.sort();

@@ -7,6 +7,8 @@
 //! SET big $rep(1048576,ab)             a word of `ab` repeated to 1048576 bytes
 //! @unordered SMEMBERS s                elements compared as a multiset
 //! @pairs HGETALL h                     flat field/value pairs as a multiset
+//!                                      (for a scan page: cursor exact, then
+//!                                      the page's elements as a multiset)
 //! @scan SSCAN s 0 COUNT 2              full iteration; the union is compared
 //! @random SPOP s 2                     properties only, then state resynced
 //! @approx 1 TTL k                      integers within 1 (negatives exact)
