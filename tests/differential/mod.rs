@@ -460,3 +460,116 @@ pub fn compare(mode: &Mode, a: &V, b: &V) -> Result<bool, String> {
         Err(format!("\n  redis-server: {a}\n  forkless:     {b}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> V {
+        V::Bulk(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn comparison_modes() {
+        let ab = V::Array(vec![bulk("a"), bulk("b")]);
+        let ba = V::Array(vec![bulk("b"), bulk("a")]);
+        assert!(compare(&Mode::Exact, &ab, &ba).is_err());
+        assert_eq!(compare(&Mode::Unordered, &ab, &ba), Ok(false));
+        // Types count: a bulk is not a simple string, a null bulk not a null array.
+        assert!(compare(&Mode::Exact, &bulk("OK"), &V::Simple(b"OK".to_vec())).is_err());
+        assert!(compare(&Mode::Exact, &V::NullBulk, &V::NullArray).is_err());
+        let flat = |v: &[&str]| V::Array(v.iter().map(|s| bulk(s)).collect());
+        assert_eq!(
+            compare(
+                &Mode::Pairs,
+                &flat(&["f", "1", "g", "2"]),
+                &flat(&["g", "2", "f", "1"])
+            ),
+            Ok(false)
+        );
+        assert!(compare(
+            &Mode::Pairs,
+            &flat(&["f", "1", "g", "2"]),
+            &flat(&["f", "2", "g", "1"])
+        )
+        .is_err());
+        let page = |c: &str, v: &[&str]| V::Array(vec![bulk(c), flat(v)]);
+        assert_eq!(
+            compare(
+                &Mode::Unordered,
+                &page("0", &["a", "b"]),
+                &page("0", &["b", "a"])
+            ),
+            Ok(false)
+        );
+        assert!(compare(&Mode::Unordered, &page("0", &["a"]), &page("5", &["a"])).is_err());
+        assert_eq!(
+            compare(&Mode::Approx(1), &V::Int(100), &V::Int(99)),
+            Ok(false)
+        );
+        assert!(compare(&Mode::Approx(1000), &V::Int(-1), &V::Int(5)).is_err());
+        assert_eq!(
+            compare(&Mode::Differs("t".into()), &V::Int(1), &V::Int(2)),
+            Ok(true)
+        );
+        assert!(compare(&Mode::Differs("t".into()), &V::Int(1), &V::Int(1)).is_err());
+    }
+
+    #[test]
+    fn random_pick_properties() {
+        let pop: BTreeMap<Vec<u8>, Vec<u8>> = [("a", "1"), ("b", "2"), ("c", "3")]
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        let args =
+            |w: &[&str]| -> Vec<Vec<u8>> { w.iter().map(|s| s.as_bytes().to_vec()).collect() };
+        let arr = |v: &[&str]| V::Array(v.iter().map(|s| bulk(s)).collect());
+        assert!(check_pick(
+            "SRANDMEMBER",
+            &args(&["SRANDMEMBER", "s"]),
+            &bulk("a"),
+            &pop
+        )
+        .is_ok());
+        assert!(check_pick(
+            "SRANDMEMBER",
+            &args(&["SRANDMEMBER", "s"]),
+            &bulk("z"),
+            &pop
+        )
+        .is_err());
+        assert!(check_pick(
+            "SRANDMEMBER",
+            &args(&["SRANDMEMBER", "s", "2"]),
+            &arr(&["a", "b"]),
+            &pop
+        )
+        .is_ok());
+        assert!(check_pick(
+            "SRANDMEMBER",
+            &args(&["SRANDMEMBER", "s", "2"]),
+            &arr(&["a", "a"]),
+            &pop
+        )
+        .is_err());
+        assert!(check_pick(
+            "SRANDMEMBER",
+            &args(&["SRANDMEMBER", "s", "9"]),
+            &arr(&["a", "b"]),
+            &pop
+        )
+        .is_err());
+        assert!(check_pick(
+            "SRANDMEMBER",
+            &args(&["SRANDMEMBER", "s", "-4"]),
+            &arr(&["a", "a", "c", "a"]),
+            &pop
+        )
+        .is_ok());
+        let hr = args(&["HRANDFIELD", "h", "2", "WITHVALUES"]);
+        assert!(check_pick("HRANDFIELD", &hr, &arr(&["a", "1", "c", "3"]), &pop).is_ok());
+        assert!(check_pick("HRANDFIELD", &hr, &arr(&["a", "2", "c", "3"]), &pop).is_err());
+        let nested = V::Array(vec![arr(&["a", "1"]), arr(&["b", "2"])]);
+        assert!(check_pick("HRANDFIELD", &hr, &nested, &pop).is_ok());
+    }
+}
