@@ -104,7 +104,9 @@ fn corpus_parses_and_covers_the_command_table() {
     let mut covered = BTreeSet::new();
     for s in &corpus {
         for line in &s.lines {
-            if let Step::Command { args, .. } = &line.step {
+            if let Step::Command { args, .. } | Step::Other { args, .. } | Step::Send(args) =
+                &line.step
+            {
                 covered.insert(String::from_utf8_lossy(&args[0]).to_lowercase());
             }
         }

@@ -26,6 +26,8 @@ pub struct Pair {
     pub compared: usize,
     /// Expected-difference tags seen to still differ.
     pub differs_seen: BTreeSet<String>,
+    /// Second connections (redis-server, forkless), opened on first use.
+    others: Option<(Conn, Conn)>,
 }
 
 fn upper(b: &[u8]) -> String {
@@ -46,6 +48,7 @@ impl Pair {
             proto: 2,
             compared: 0,
             differs_seen: BTreeSet::new(),
+            others: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl Pair {
     pub fn reconnect(&mut self) -> Result<(), String> {
         self.real = Conn::connect(self.real_port).map_err(|e| e.to_string())?;
         self.ours = Conn::connect(self.our_port).map_err(|e| e.to_string())?;
+        self.others = None;
         if self.proto == 3 {
             self.set_protocol(3)?;
         }
@@ -116,10 +120,31 @@ impl Pair {
                 std::thread::sleep(Duration::from_millis(*ms));
                 Ok(())
             }
-            Step::Command { mode, args } => self
-                .exec(mode, args)
-                .map_err(|e| format!("{} `{}` [RESP{}]: {e}", line.at, line.text, self.proto)),
+            Step::Command { mode, args } => self.exec(mode, args),
+            Step::Send(args) => {
+                self.compared += 1;
+                self.real.send(args).map_err(|e| e.to_string())?;
+                self.ours.send(args).map_err(|e| e.to_string())
+            }
+            Step::Recv => {
+                let a = self.real.read().map_err(|e| format!("redis-server: {e}"))?;
+                let b = self.ours.read().map_err(|e| format!("forkless: {e}"))?;
+                compare(&Mode::Exact, &a, &b).map(drop)
+            }
+            Step::Other { mode, args } => {
+                if self.others.is_none() {
+                    let real = Conn::connect(self.real_port).map_err(|e| e.to_string())?;
+                    let ours = Conn::connect(self.our_port).map_err(|e| e.to_string())?;
+                    self.others = Some((real, ours));
+                }
+                let (real, ours) = self.others.as_mut().expect("just opened");
+                self.compared += 1;
+                let a = real.call(args).map_err(|e| format!("redis-server: {e}"))?;
+                let b = ours.call(args).map_err(|e| format!("forkless: {e}"))?;
+                compare(mode, &a, &b).map(drop)
+            }
         }
+        .map_err(|e| format!("{} `{}` [RESP{}]: {e}", line.at, line.text, self.proto))
     }
 
     pub fn exec(&mut self, mode: &Mode, args: &[Vec<u8>]) -> Result<(), String> {

@@ -16,6 +16,9 @@
 //! @differs incrbyfloat-long-double INCRBYFLOAT f 0.1
 //!                                      a documented difference: must differ
 //! @sleep 50                            both servers' clocks move on
+//! @send BLPOP q 5                      send without reading (it blocks)
+//! @other RPUSH q a                     run on a second connection, compare
+//! @recv                                read and compare the @send's reply
 //! @requires swapdb                     (file level) skip the file unless the
 //!                                      command table has these commands
 //! ```
@@ -35,8 +38,20 @@ pub enum Mode {
 
 #[derive(Debug, Clone)]
 pub enum Step {
-    Command { mode: Mode, args: Vec<Vec<u8>> },
+    Command {
+        mode: Mode,
+        args: Vec<Vec<u8>>,
+    },
     Sleep(u64),
+    /// Sends without reading the reply (a command that blocks).
+    Send(Vec<Vec<u8>>),
+    /// Reads the reply to the last `Send` and compares it.
+    Recv,
+    /// Runs a command on a second connection to each server.
+    Other {
+        mode: Mode,
+        args: Vec<Vec<u8>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +105,24 @@ pub fn parse(name: &str, text: &str) -> Result<Script, String> {
                     .map_err(|_| format!("{at}: bad @sleep"))?;
                 script.lines.push(Line {
                     step: Step::Sleep(ms),
+                    at,
+                    text: line.to_string(),
+                });
+                continue;
+            }
+            "@send" | "@recv" | "@other" => {
+                words.remove(0);
+                let step = match first.as_str() {
+                    "@send" if !words.is_empty() => Step::Send(words),
+                    "@recv" if words.is_empty() => Step::Recv,
+                    "@other" if !words.is_empty() => Step::Other {
+                        mode: Mode::Exact,
+                        args: words,
+                    },
+                    _ => return Err(format!("{at}: bad {first}")),
+                };
+                script.lines.push(Line {
+                    step,
                     at,
                     text: line.to_string(),
                 });
