@@ -229,7 +229,7 @@ mod gen {
     const EXACT_FLOATS: &[&str] = &["0.5", "-2", "1.25", "x", "3"];
 
     /// Number of command templates.
-    pub const TEMPLATES: u16 = 93;
+    pub const TEMPLATES: u16 = 94;
 
     /// Data words kept exactly (empty ones too), then option words split on spaces.
     fn c(data: &[&str], opts: &str) -> Vec<Vec<u8>> {
@@ -475,6 +475,11 @@ mod gen {
             89 => c(&[r.pick(&["LPUSH", "RPUSH"]), k, v], ""),
             90 => c(&["SMOVE", k, k2, i], ""),
             91 => c(&["SINTERCARD", "3", k, k2, "nokey"], ""),
+            // Server commands, once forkless has them.
+            93 if forkless::commands::lookup(b"swapdb").is_some() => {
+                c(&[], r.pick(&["DBSIZE", "SWAPDB 0 1", "DBSIZE", "FLUSHDB"]))
+            }
+            93 => c(&["PING"], ""),
             _ => {
                 let when = r.pick(&["99999999999", "2000000000", "99999999998", "1"]);
                 match r.below(2) {
