@@ -124,7 +124,12 @@ impl Pair {
             Step::Send(args) => {
                 self.compared += 1;
                 self.real.send(args).map_err(|e| e.to_string())?;
-                self.ours.send(args).map_err(|e| e.to_string())
+                self.ours.send(args).map_err(|e| e.to_string())?;
+                // Later lines must find the client blocked, not racing its command.
+                let (real, ours) = self.others()?;
+                wait_blocked(real);
+                wait_blocked(ours);
+                Ok(())
             }
             Step::Recv => {
                 let a = self.real.read().map_err(|e| format!("redis-server: {e}"))?;
@@ -132,19 +137,25 @@ impl Pair {
                 compare(&Mode::Exact, &a, &b).map(drop)
             }
             Step::Other { mode, args } => {
-                if self.others.is_none() {
-                    let real = Conn::connect(self.real_port).map_err(|e| e.to_string())?;
-                    let ours = Conn::connect(self.our_port).map_err(|e| e.to_string())?;
-                    self.others = Some((real, ours));
-                }
-                let (real, ours) = self.others.as_mut().expect("just opened");
                 self.compared += 1;
+                let (real, ours) = self.others()?;
                 let a = real.call(args).map_err(|e| format!("redis-server: {e}"))?;
                 let b = ours.call(args).map_err(|e| format!("forkless: {e}"))?;
                 compare(mode, &a, &b).map(drop)
             }
         }
         .map_err(|e| format!("{} `{}` [RESP{}]: {e}", line.at, line.text, self.proto))
+    }
+
+    /// The second connections, opened on first use.
+    fn others(&mut self) -> Result<(&mut Conn, &mut Conn), String> {
+        if self.others.is_none() {
+            let real = Conn::connect(self.real_port).map_err(|e| e.to_string())?;
+            let ours = Conn::connect(self.our_port).map_err(|e| e.to_string())?;
+            self.others = Some((real, ours));
+        }
+        let (real, ours) = self.others.as_mut().expect("just opened");
+        Ok((real, ours))
     }
 
     pub fn exec(&mut self, mode: &Mode, args: &[Vec<u8>]) -> Result<(), String> {
@@ -273,6 +284,23 @@ impl Pair {
             }
         }
         self.contents(&[arg("SMEMBERS"), key.to_vec()]).map(drop)
+    }
+}
+
+/// Waits (up to 2 s) until INFO reports a blocked client.
+fn wait_blocked(c: &mut Conn) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let info = c.cmd(&["INFO", "clients"]);
+        let text = String::from_utf8_lossy(info.bytes().unwrap_or_default()).into_owned();
+        let blocked = text
+            .lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .and_then(|n| n.trim().parse::<u32>().ok());
+        if blocked.is_none_or(|n| n > 0) {
+            return; // blocked, or no INFO to tell
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
