@@ -682,3 +682,45 @@ fn wire_protocol_edges_match_redis_server() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Every command in the table answers a wrong argument count (too few, and
+/// one too many for fixed arities) exactly as redis-server does.
+#[test]
+fn arity_errors_match_redis_server_for_every_command() {
+    let Some(real) = RealRedis::start() else {
+        eprintln!("redis-server not available; differential test skipped");
+        return;
+    };
+    let ours = Server::start();
+    let mut pair = Pair::new(real.port, ours.port);
+    let mut failures = Vec::new();
+    let mut names: Vec<(&str, i32)> = forkless::commands::all_commands()
+        .map(|c| (c.name, c.arity))
+        .collect();
+    names.sort_unstable();
+    let mut checked = 0;
+    for (name, arity) in names {
+        let mut calls: Vec<Vec<Vec<u8>>> = Vec::new();
+        let min = arity.unsigned_abs() as usize;
+        if min > 1 {
+            // Too few: the name alone, then one argument short (mixed case).
+            calls.push(vec![name.as_bytes().to_vec()]);
+            let mut short = vec![name.to_ascii_uppercase().into_bytes()];
+            short.extend((2..min).map(|_| b"x".to_vec()));
+            calls.push(short);
+        }
+        if arity > 0 {
+            let mut long = vec![name.as_bytes().to_vec()];
+            long.extend((0..arity).map(|_| b"x".to_vec()));
+            calls.push(long);
+        }
+        for args in calls {
+            checked += 1;
+            if let Err(e) = pair.exec(&Mode::Exact, &args) {
+                failures.push(format!("{}: {e}", script::render(&Mode::Exact, &args)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 100, "{checked}");
+}
