@@ -144,11 +144,10 @@ impl Reader {
                 continue;
             }
             let fail = |reason: &str| {
-                ConfigError(format!(
-                    "configuration error at {at}: '{line}': {reason}"
-                ))
+                ConfigError(format!("configuration error at {at}: '{line}': {reason}"))
             };
-            let args = split_args(line).ok_or_else(|| fail("Unbalanced quotes in configuration line"))?;
+            let args =
+                split_args(line).ok_or_else(|| fail("Unbalanced quotes in configuration line"))?;
             let Some((name, values)) = args.split_first() else {
                 continue;
             };
@@ -175,7 +174,12 @@ impl Reader {
         Ok(())
     }
 
-    fn apply(&mut self, config: &mut Config, param: &Param, values: &[String]) -> Result<(), String> {
+    fn apply(
+        &mut self,
+        config: &mut Config,
+        param: &Param,
+        values: &[String],
+    ) -> Result<(), String> {
         if param.name == "save" {
             return self.apply_save(config, values);
         }
@@ -349,8 +353,14 @@ mod tests {
 
     #[test]
     fn splits_like_sdssplitargs() {
-        assert_eq!(split_args("save 3600 1").unwrap(), vec!["save", "3600", "1"]);
-        assert_eq!(split_args("  dir \"/tmp/a b\" ").unwrap(), vec!["dir", "/tmp/a b"]);
+        assert_eq!(
+            split_args("save 3600 1").unwrap(),
+            vec!["save", "3600", "1"]
+        );
+        assert_eq!(
+            split_args("  dir \"/tmp/a b\" ").unwrap(),
+            vec!["dir", "/tmp/a b"]
+        );
         assert_eq!(split_args("x 'it\\'s'").unwrap(), vec!["x", "it's"]);
         assert_eq!(split_args("x \"a\\x41\\n\"").unwrap(), vec!["x", "aA\n"]);
         assert_eq!(split_args("save \"\"").unwrap(), vec!["save", ""]);
@@ -389,7 +399,10 @@ mod tests {
         let err = apply_file(&mut Config::defaults(), &bad).unwrap_err().0;
         assert!(err.contains("b.conf:3"), "{err}");
         assert!(err.contains("'port abc'"), "{err}");
-        assert!(err.contains("argument couldn't be parsed into an integer"), "{err}");
+        assert!(
+            err.contains("argument couldn't be parsed into an integer"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -401,7 +414,10 @@ mod tests {
         c.hz = 33;
         c.extra.insert("list-compress-depth", "2".into());
         let text = rewritten(original, &c);
-        assert!(text.starts_with("# my server\nport 7000\nunknown-thing 1\nsave 300 3\n"), "{text}");
+        assert!(
+            text.starts_with("# my server\nport 7000\nunknown-thing 1\nsave 300 3\n"),
+            "{text}"
+        );
         assert!(!text.contains("save 200 2"));
         assert!(text.contains(REWRITE_MARKER));
         assert!(text.contains("\nhz 33\n"));

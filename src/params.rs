@@ -535,7 +535,11 @@ pub static PARAMS: &[Param] = &[
     imm(stored("aof_rewrite_cpulist", Kind::Str, "")),
     imm(stored("bgsave_cpulist", Kind::Str, "")),
     stored("ignore-warnings", Kind::Str, ""),
-    stored("proc-title-template", Kind::Str, "{title} {listen-addr} {server-mode}"),
+    stored(
+        "proc-title-template",
+        Kind::Str,
+        "{title} {listen-addr} {server-mode}",
+    ),
     stored("bind-source-addr", Kind::Str, ""),
     imm(stored("logfile", Kind::Str, "")),
     stored("tls-cert-file", Kind::Str, ""),
@@ -558,8 +562,7 @@ pub static PARAMS: &[Param] = &[
     imm(stored(
         "syslog-facility",
         Kind::Enum(&[
-            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
-            "local7",
+            "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
         ]),
         "local0",
     )),
@@ -613,7 +616,11 @@ pub static PARAMS: &[Param] = &[
         Kind::Enum(DEBUG_LEVELS),
         "no",
     )),
-    imm(stored("enable-module-command", Kind::Enum(DEBUG_LEVELS), "no")),
+    imm(stored(
+        "enable-module-command",
+        Kind::Enum(DEBUG_LEVELS),
+        "no",
+    )),
     stored(
         "tls-auth-clients",
         Kind::Enum(&["no", "yes", "optional"]),
@@ -625,7 +632,11 @@ pub static PARAMS: &[Param] = &[
         "cluster-slave-validity-factor",
     ),
     alias(
-        stored("list-max-listpack-size", Kind::Int(i32::MIN as i64, I32), "-2"),
+        stored(
+            "list-max-listpack-size",
+            Kind::Int(i32::MIN as i64, I32),
+            "-2",
+        ),
         "list-max-ziplist-size",
     ),
     stored("tcp-keepalive", Kind::Int(0, I32), "300"),
@@ -699,7 +710,11 @@ pub static PARAMS: &[Param] = &[
     ),
     stored("hll-sparse-max-bytes", Kind::Mem(0, MAX), "3000"),
     stored("tracking-table-max-keys", Kind::Int(0, MAX), "1000000"),
-    stored("client-query-buffer-limit", Kind::Mem(1024 * 1024, MAX), "1073741824"),
+    stored(
+        "client-query-buffer-limit",
+        Kind::Mem(1024 * 1024, MAX),
+        "1073741824",
+    ),
     stored("repl-backlog-ttl", Kind::Int(0, MAX), "3600"),
     stored("auto-aof-rewrite-min-size", Kind::Mem(0, MAX), "67108864"),
     stored("maxmemory-clients", Kind::Str, "0"),

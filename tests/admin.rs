@@ -149,12 +149,21 @@ fn config_file_starts_the_server_as_configured_and_rewrite_round_trips() {
     assert_eq!(config_get(&mut c, "hash-max-ziplist-entries"), "3");
     let info: String = q(&mut c, &["INFO", "server"]);
     let canon = std::fs::canonicalize(&conf).unwrap();
-    assert!(info.contains(&format!("config_file:{}", canon.display())), "{info}");
+    assert!(
+        info.contains(&format!("config_file:{}", canon.display())),
+        "{info}"
+    );
     // The encoding threshold read from the file acts on OBJECT ENCODING.
     let _: i64 = q(&mut c, &["HSET", "h", "a", "1", "b", "2", "c", "3"]);
-    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]), "listpack");
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]),
+        "listpack"
+    );
     let _: i64 = q(&mut c, &["HSET", "h", "d", "4"]);
-    assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]), "hashtable");
+    assert_eq!(
+        q::<String>(&mut c, &["OBJECT", "ENCODING", "h"]),
+        "hashtable"
+    );
     // The save actually goes to dir/dbfilename.
     let _: () = q(&mut c, &["SAVE"]);
     assert!(data.join("test dump.rdb").exists());
@@ -162,16 +171,34 @@ fn config_file_starts_the_server_as_configured_and_rewrite_round_trips() {
     // CONFIG SET several pairs, then REWRITE keeps comments and unknown lines.
     let _: () = q(
         &mut c,
-        &["CONFIG", "SET", "hz", "42", "maxmemory-policy", "allkeys-lru", "save", "60 5"],
+        &[
+            "CONFIG",
+            "SET",
+            "hz",
+            "42",
+            "maxmemory-policy",
+            "allkeys-lru",
+            "save",
+            "60 5",
+        ],
     );
     let _: () = q(&mut c, &["CONFIG", "REWRITE"]);
     let rewritten = std::fs::read_to_string(&conf).unwrap();
-    assert!(rewritten.starts_with("# forkless test configuration\n"), "{rewritten}");
-    assert!(rewritten.contains("rename-command FLUSHALL \"\""), "{rewritten}");
+    assert!(
+        rewritten.starts_with("# forkless test configuration\n"),
+        "{rewritten}"
+    );
+    assert!(
+        rewritten.contains("rename-command FLUSHALL \"\""),
+        "{rewritten}"
+    );
     assert!(rewritten.contains("\nsave 60 5\n"), "{rewritten}");
     assert!(!rewritten.contains("save 300 10"), "{rewritten}");
     assert!(rewritten.contains("\nhz 42\n"), "{rewritten}");
-    assert!(rewritten.contains("\nmaxmemory-policy allkeys-lru\n"), "{rewritten}");
+    assert!(
+        rewritten.contains("\nmaxmemory-policy allkeys-lru\n"),
+        "{rewritten}"
+    );
     drop(c);
     drop(server);
 
@@ -199,9 +226,21 @@ fn command_line_flags_override_the_file() {
 fn a_bad_config_line_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     for (text, line, reason) in [
-        ("port 6379\nhz abc\n", 2, "argument couldn't be parsed into an integer"),
-        ("\nappendfsync sometimes\n", 2, "argument(s) must be one of the following"),
-        ("activerehashing maybe\n", 1, "argument must be 'yes' or 'no'"),
+        (
+            "port 6379\nhz abc\n",
+            2,
+            "argument couldn't be parsed into an integer",
+        ),
+        (
+            "\nappendfsync sometimes\n",
+            2,
+            "argument(s) must be one of the following",
+        ),
+        (
+            "activerehashing maybe\n",
+            1,
+            "argument must be 'yes' or 'no'",
+        ),
         ("dir \"/tmp\n", 1, "Unbalanced quotes"),
         ("list-compress-depth 1 2\n", 1, "wrong number of arguments"),
     ] {
@@ -213,7 +252,10 @@ fn a_bad_config_line_is_a_clear_error() {
         assert!(err.contains(&format!("bad.conf:{line}")), "{err}");
         assert!(err.contains(reason), "{err}");
     }
-    let out = Command::new(BIN).arg(tmp.path().join("missing.conf")).output().unwrap();
+    let out = Command::new(BIN)
+        .arg(tmp.path().join("missing.conf"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -269,20 +311,34 @@ fn config_get_answers_every_redis_parameter_and_set_validates() {
     let server = Server::start();
     let mut c = server.client();
     let all: Vec<String> = q(&mut c, &["CONFIG", "GET", "*"]);
-    let names: std::collections::HashSet<&str> = all.iter().step_by(2).map(String::as_str).collect();
+    let names: std::collections::HashSet<&str> =
+        all.iter().step_by(2).map(String::as_str).collect();
     for name in REDIS_PARAMS.split_whitespace() {
         assert!(names.contains(name), "CONFIG GET * lacks {name}");
     }
     assert_eq!(names.len(), REDIS_PARAMS.split_whitespace().count());
     // Several patterns at once.
-    let some: Vec<String> = q(&mut c, &["CONFIG", "GET", "hz", "maxmemory-p*", "SLOWLOG-MAX-LEN"]);
+    let some: Vec<String> = q(
+        &mut c,
+        &["CONFIG", "GET", "hz", "maxmemory-p*", "SLOWLOG-MAX-LEN"],
+    );
     assert_eq!(
         some,
-        vec!["hz", "10", "maxmemory-policy", "noeviction", "SLOWLOG-MAX-LEN", "128"]
+        vec![
+            "hz",
+            "10",
+            "maxmemory-policy",
+            "noeviction",
+            "SLOWLOG-MAX-LEN",
+            "128"
+        ]
     );
     // Redis's validation of stored parameters, and all-or-nothing SET.
     assert_eq!(
-        q_err(&mut c, &["CONFIG", "SET", "hz", "20", "list-compress-depth", "-1"]),
+        q_err(
+            &mut c,
+            &["CONFIG", "SET", "hz", "20", "list-compress-depth", "-1"]
+        ),
         "ERR CONFIG SET failed (possibly related to argument 'list-compress-depth') - \
          argument must be between 0 and 2147483647 inclusive"
     );
@@ -291,7 +347,17 @@ fn config_get_answers_every_redis_parameter_and_set_validates() {
         q_err(&mut c, &["CONFIG", "SET", "databases", "3"]),
         "ERR CONFIG SET failed (possibly related to argument 'databases') - can't set immutable config"
     );
-    let _: () = q(&mut c, &["CONFIG", "SET", "hash-max-ziplist-value", "1kb", "activerehashing", "NO"]);
+    let _: () = q(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "hash-max-ziplist-value",
+            "1kb",
+            "activerehashing",
+            "NO",
+        ],
+    );
     assert_eq!(config_get(&mut c, "hash-max-listpack-value"), "1024");
     assert_eq!(config_get(&mut c, "activerehashing"), "no");
     assert_eq!(
@@ -312,8 +378,14 @@ fn memory_and_object_introspection() {
     let usage: i64 = q(&mut c, &["MEMORY", "USAGE", "s"]);
     let all: i64 = q(&mut c, &["MEMORY", "USAGE", "s", "SAMPLES", "0"]);
     assert!(usage > 1000 * 16 && all > 1000 * 16, "{usage} {all}");
-    assert_eq!(q::<Option<i64>>(&mut c, &["MEMORY", "USAGE", "nokey"]), None);
-    assert_eq!(q_err(&mut c, &["MEMORY", "USAGE", "s", "FOO"]), "ERR syntax error");
+    assert_eq!(
+        q::<Option<i64>>(&mut c, &["MEMORY", "USAGE", "nokey"]),
+        None
+    );
+    assert_eq!(
+        q_err(&mut c, &["MEMORY", "USAGE", "s", "FOO"]),
+        "ERR syntax error"
+    );
     let stats: Vec<Value> = q(&mut c, &["MEMORY", "STATS"]);
     assert!(format!("{stats:?}").contains("keys.count"));
     let doctor: String = q(&mut c, &["MEMORY", "DOCTOR"]);
@@ -334,13 +406,21 @@ fn memory_and_object_introspection() {
         ("i", "intset"),
         ("s", "hashtable"),
     ] {
-        assert_eq!(q::<String>(&mut c, &["OBJECT", "ENCODING", key]), enc, "{key}");
+        assert_eq!(
+            q::<String>(&mut c, &["OBJECT", "ENCODING", key]),
+            enc,
+            "{key}"
+        );
     }
-    assert_eq!(q::<Option<String>>(&mut c, &["OBJECT", "ENCODING", "nokey"]), None);
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["OBJECT", "ENCODING", "nokey"]),
+        None
+    );
     assert_eq!(q::<i64>(&mut c, &["OBJECT", "REFCOUNT", "n"]), 2147483647);
     assert_eq!(q::<i64>(&mut c, &["OBJECT", "REFCOUNT", "e"]), 1);
     assert_eq!(q::<i64>(&mut c, &["OBJECT", "IDLETIME", "e"]), 0);
-    assert!(q_err(&mut c, &["OBJECT", "FREQ", "e"]).starts_with("ERR An LFU maxmemory policy is not selected"));
+    assert!(q_err(&mut c, &["OBJECT", "FREQ", "e"])
+        .starts_with("ERR An LFU maxmemory policy is not selected"));
     // RESP3 too.
     let mut c3 = server.client_resp3();
     assert_eq!(q::<String>(&mut c3, &["OBJECT", "ENCODING", "n"]), "int");
@@ -354,7 +434,9 @@ fn slowlog_records_and_truncates() {
     let _: () = q(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
     let _: () = q(&mut c, &["SET", "k", &"v".repeat(200)]);
     let entries: Vec<Value> = q(&mut c, &["SLOWLOG", "GET", "1"]);
-    let Value::Array(entry) = &entries[0] else { panic!("{entries:?}") };
+    let Value::Array(entry) = &entries[0] else {
+        panic!("{entries:?}")
+    };
     assert_eq!(entry.len(), 6);
     let args: Vec<String> = redis::from_redis_value(entry[3].clone()).unwrap();
     assert_eq!(args[0], "SET");
@@ -378,7 +460,10 @@ fn slowlog_records_and_truncates() {
 fn latency_monitor_and_debug() {
     let server = Server::start_with(&["--save", "", "--config", "enable-debug-command local"]);
     let mut c = server.client();
-    let _: () = q(&mut c, &["CONFIG", "SET", "latency-monitor-threshold", "10"]);
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "latency-monitor-threshold", "10"],
+    );
     let _: () = q(&mut c, &["DEBUG", "SLEEP", "0.05"]);
     let _: () = q(&mut c, &["SET", "k", "v"]);
     let _: () = q(&mut c, &["BGSAVE"]);
@@ -405,7 +490,10 @@ fn latency_monitor_and_debug() {
 
     let obj: String = q(&mut c, &["DEBUG", "OBJECT", "k"]);
     assert!(obj.contains("encoding:embstr"), "{obj}");
-    assert_eq!(q_err(&mut c, &["DEBUG", "OBJECT", "nokey"]), "ERR no such key");
+    assert_eq!(
+        q_err(&mut c, &["DEBUG", "OBJECT", "nokey"]),
+        "ERR no such key"
+    );
     let _: () = q(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     let _: () = q(&mut c, &["SET", "t", "v", "PX", "1"]);
     std::thread::sleep(Duration::from_millis(300));
@@ -490,7 +578,10 @@ fn client_reply_reset_and_monitor() {
     let _: () = q(&mut c, &["CLIENT", "SETNAME", "x"]);
     assert_eq!(q::<String>(&mut c, &["RESET"]), "RESET");
     let info: String = q(&mut c, &["CLIENT", "INFO"]);
-    assert!(info.contains(" db=0 ") && info.contains(" name= "), "{info}");
+    assert!(
+        info.contains(" db=0 ") && info.contains(" name= "),
+        "{info}"
+    );
 
     // MONITOR streams other clients' commands in Redis's line format.
     let mut mon = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -525,12 +616,28 @@ fn info_sections() {
     let _ = q_err(&mut c, &["INCR", "nope", "x"]);
     let everything: String = q(&mut c, &["INFO", "everything"]);
     for section in [
-        "# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# CPU",
-        "# Commandstats", "# Errorstats", "# Keyspace",
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# CPU",
+        "# Commandstats",
+        "# Errorstats",
+        "# Keyspace",
     ] {
         assert!(everything.contains(section), "{section} missing");
     }
-    for field in ["run_id:", "tcp_port:", "uptime_in_seconds:", "executable:", "config_file:", "cmdstat_set:", "errorstat_ERR:", "db0:keys=1"] {
+    for field in [
+        "run_id:",
+        "tcp_port:",
+        "uptime_in_seconds:",
+        "executable:",
+        "config_file:",
+        "cmdstat_set:",
+        "errorstat_ERR:",
+        "db0:keys=1",
+    ] {
         assert!(everything.contains(field), "{field} missing");
     }
     let two: String = q(&mut c, &["INFO", "server", "keyspace"]);
@@ -564,16 +671,25 @@ fn redis_cli_tools_work() {
     let _: () = q(&mut c, &["SET", "str", "hello"]);
 
     let big = server.cli(&["--bigkeys"]);
-    assert!(big.contains("Biggest   list found '\"biglist\"' has 100 items"), "{big}");
+    assert!(
+        big.contains("Biggest   list found '\"biglist\"' has 100 items"),
+        "{big}"
+    );
     assert!(big.contains("1 sets with 2 members"), "{big}");
 
     let mem = server.cli(&["--memkeys"]);
     assert!(!mem.contains("failed"), "{mem}");
-    assert!(mem.contains("Biggest   list found '\"biglist\"' has"), "{mem}");
+    assert!(
+        mem.contains("Biggest   list found '\"biglist\"' has"),
+        "{mem}"
+    );
     assert!(!mem.contains("1 lists with 0 bytes"), "{mem}");
 
     let latency = cli_bounded(server.port, &["--latency", "-i", "1"], 3);
-    assert!(latency.contains("min:") || latency.split_whitespace().count() >= 4, "{latency:?}");
+    assert!(
+        latency.contains("min:") || latency.split_whitespace().count() >= 4,
+        "{latency:?}"
+    );
 
     let stat = cli_bounded(server.port, &["--stat", "-i", "0.5"], 2);
     assert!(stat.contains("keys") && stat.contains("requests"), "{stat}");

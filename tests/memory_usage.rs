@@ -149,4 +149,3 @@ fn memory_usage_is_within_twice_the_real_heap() {
         }),
     );
 }
-

@@ -477,7 +477,10 @@ fn failing_bgsave_reports_err_keeps_the_old_dump_and_refuses_writes() {
 fn start_with_dump(bytes: &[u8]) -> (tempfile::TempDir, Result<Server, String>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dump.rdb"), bytes).unwrap();
-    let r = Server::spawn_in(dir.path(), &["--save", "", "--config", "enable-debug-command local"]);
+    let r = Server::spawn_in(
+        dir.path(),
+        &["--save", "", "--config", "enable-debug-command local"],
+    );
     (dir, r)
 }
 

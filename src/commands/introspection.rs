@@ -108,7 +108,11 @@ where
     if count == 0 {
         return 0;
     }
-    let limit = if samples == 0 { count } else { samples.min(count) };
+    let limit = if samples == 0 {
+        count
+    } else {
+        samples.min(count)
+    };
     let mut total = 0;
     let mut seen = 0;
     for item in items.take(limit) {
@@ -187,7 +191,11 @@ pub(super) const MEMORY_SUBS: &[Sub] = &[
     Sub {
         name: "malloc-stats",
         arity: 2,
-        handler: |_, _| Ok(Reply::bulk_str("Stats not supported for the current allocator")),
+        handler: |_, _| {
+            Ok(Reply::bulk_str(
+                "Stats not supported for the current allocator",
+            ))
+        },
     },
     Sub {
         name: "purge",
@@ -251,7 +259,8 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         // A sample of keys stands for all, so MEMORY STATS stays cheap.
         let n = db.len();
         dataset += sampled(
-            db.iter().filter(|(_, e)| e.expire_at.is_none_or(|t| t > now)),
+            db.iter()
+                .filter(|(_, e)| e.expire_at.is_none_or(|t| t > now)),
             n,
             STATS_SAMPLES,
             |(k, e)| entry_usage(k, e, 5),
@@ -285,7 +294,13 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         (Reply::bulk_str("functions.caches"), Reply::Integer(0)),
     ];
     pairs.extend(dbs);
-    let pct = |part: i64| if total > 0 { part as f64 * 100.0 / total as f64 } else { 0.0 };
+    let pct = |part: i64| {
+        if total > 0 {
+            part as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        }
+    };
     pairs.extend([
         (Reply::bulk_str("overhead.total"), Reply::Integer(overhead)),
         (Reply::bulk_str("keys.count"), Reply::Integer(keys as i64)),
@@ -293,14 +308,29 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             Reply::bulk_str("keys.bytes-per-key"),
             Reply::Integer(if keys > 0 { total / keys as i64 } else { 0 }),
         ),
-        (Reply::bulk_str("dataset.bytes"), Reply::Integer(dataset as i64)),
-        (Reply::bulk_str("dataset.percentage"), float(pct(dataset as i64))),
+        (
+            Reply::bulk_str("dataset.bytes"),
+            Reply::Integer(dataset as i64),
+        ),
+        (
+            Reply::bulk_str("dataset.percentage"),
+            float(pct(dataset as i64)),
+        ),
         (Reply::bulk_str("peak.percentage"), float(100.0)),
-        (Reply::bulk_str("allocator.allocated"), Reply::Integer(total)),
+        (
+            Reply::bulk_str("allocator.allocated"),
+            Reply::Integer(total),
+        ),
         (Reply::bulk_str("allocator.active"), Reply::Integer(total)),
-        (Reply::bulk_str("allocator.resident"), Reply::Integer(rss as i64)),
+        (
+            Reply::bulk_str("allocator.resident"),
+            Reply::Integer(rss as i64),
+        ),
         (Reply::bulk_str("allocator-fragmentation.ratio"), float(1.0)),
-        (Reply::bulk_str("allocator-fragmentation.bytes"), Reply::Integer(0)),
+        (
+            Reply::bulk_str("allocator-fragmentation.bytes"),
+            Reply::Integer(0),
+        ),
         (Reply::bulk_str("allocator-rss.ratio"), float(1.0)),
         (Reply::bulk_str("allocator-rss.bytes"), Reply::Integer(0)),
         (Reply::bulk_str("rss-overhead.ratio"), float(1.0)),
@@ -360,8 +390,7 @@ pub fn encoding(value: &Value, config: &Config) -> &'static str {
             let max_entries = config.extra_i64("hash-max-listpack-entries", 512);
             let max_value = config.extra_i64("hash-max-listpack-value", 64);
             let small = h.len() as i64 <= max_entries
-                && h
-                    .iter()
+                && h.iter()
                     .all(|(k, v)| k.len() as i64 <= max_value && v.len() as i64 <= max_value);
             if small {
                 "listpack"
@@ -428,7 +457,10 @@ fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Redis shares the integers 0..9999 (refcount INT_MAX); other values have one owner.
     let count = |e: &Entry| match &e.value {
-        Value::Str(s) if is_redis_integer(s) && args::parse_i64_strict(s).is_some_and(|n| (0..10000).contains(&n)) => {
+        Value::Str(s)
+            if is_redis_integer(s)
+                && args::parse_i64_strict(s).is_some_and(|n| (0..10000).contains(&n)) =>
+        {
             i32::MAX as i64
         }
         _ => 1,

@@ -170,8 +170,11 @@ impl LatencyMonitor {
             return n;
         }
         let before = self.events.len();
-        self.events
-            .retain(|name, _| !names.iter().any(|n| n.eq_ignore_ascii_case(name.as_bytes())));
+        self.events.retain(|name, _| {
+            !names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        });
         before - self.events.len()
     }
 }
@@ -391,8 +394,8 @@ fn latency_doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
              talking about it, do you Dave?\n\n",
         );
         for (i, (name, s)) in events.iter().enumerate() {
-            let avg = s.samples.iter().map(|(_, ms)| ms).sum::<u64>()
-                / (s.samples.len().max(1) as u64);
+            let avg =
+                s.samples.iter().map(|(_, ms)| ms).sum::<u64>() / (s.samples.len().max(1) as u64);
             text.push_str(&format!(
                 "{}. {name}: {} latency spikes (average {avg}ms, worst {}ms).\n",
                 i + 1,

@@ -14,9 +14,9 @@ use bytes::Bytes;
 
 use super::{dispatch_sub, help_reply, Sub};
 use crate::commands::Ctx;
-use crate::params::{self, Param, PARAMS};
 use crate::errors::{CmdResult, CommandError};
 use crate::glob;
+use crate::params::{self, Param, PARAMS};
 use crate::reply::Reply;
 use crate::state::Stats;
 
