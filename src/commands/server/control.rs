@@ -36,15 +36,22 @@ pub struct Pause {
 #[derive(Debug, Default)]
 pub struct PauseState {
     current: std::sync::Mutex<Option<Pause>>,
+    /// Set while a pause may be in effect: the per-batch check is one atomic
+    /// load when no pause was ever set.
+    maybe: std::sync::atomic::AtomicBool,
     /// Wakes paused connections on CLIENT UNPAUSE.
     ended: tokio::sync::Notify,
 }
 
 impl PauseState {
     pub fn current(&self) -> Option<Pause> {
+        if !self.maybe.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut p = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if p.is_some_and(|p| p.until <= Instant::now()) {
             *p = None;
+            self.maybe.store(false, Ordering::Relaxed);
         }
         *p
     }
@@ -53,6 +60,7 @@ impl PauseState {
     /// or made stricter, as in Redis.
     pub fn pause(&self, until: Instant, all: bool) {
         let mut p = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        self.maybe.store(true, Ordering::Relaxed);
         *p = Some(match *p {
             Some(old) if old.until > Instant::now() => Pause {
                 until: old.until.max(until),
@@ -64,6 +72,7 @@ impl PauseState {
 
     pub fn unpause(&self) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.maybe.store(false, Ordering::Relaxed);
         self.ended.notify_waiters();
     }
 }
