@@ -37,8 +37,9 @@
 
 use bytes::Bytes;
 
+use super::flags::READONLY;
 use super::server::{dispatch_sub, help_reply, Sub};
-use super::{args, spec, CommandSpec, Ctx, NO_KEYS};
+use super::{args, spec, CommandSpec, Ctx};
 use crate::config::Config;
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::{Entry, Value};
@@ -50,8 +51,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..spec(
             "memory",
             -2,
-            0,
-            NO_KEYS,
+            READONLY,
+            // MEMORY USAGE's key, as COMMAND GETKEYS reports it.
+            (2, 2, 1),
             "server",
             "A container for memory diagnostics commands.",
             memory,
@@ -62,8 +64,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..spec(
             "object",
             -2,
-            0,
-            NO_KEYS,
+            READONLY,
+            (2, 2, 1),
             "keyspace",
             "A container for object introspection commands.",
             object,

@@ -155,6 +155,10 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
         .into_iter()
         .map(|i| line[i].clone())
         .collect::<Vec<_>>();
+    // A container's keyless subcommand (OBJECT HELP) has no key specs of its own.
+    if keys.is_empty() && super::subcommands(spec.name).is_some() {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
     Ok((spec, keys))
 }
 
@@ -276,9 +280,14 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
     let Some(subs) = super::subcommands(spec.name) else {
         return entry(spec.name.to_string(), spec.arity, spec, Reply::Set(vec![]));
     };
+    // Key positions (OBJECT/MEMORY's key is their third word) belong to the
+    // subcommands too; the container itself shows none, as in Redis.
     let bare = CommandSpec {
         flags: 0,
         group: "",
+        first_key: 0,
+        last_key: 0,
+        step: 0,
         ..*spec
     };
     let listed = subs
