@@ -206,6 +206,8 @@ fn config_file_starts_the_server_as_configured_and_rewrite_round_trips() {
     let mut c = server.client();
     assert_eq!(config_get(&mut c, "hz"), "42");
     assert_eq!(config_get(&mut c, "maxmemory-policy"), "allkeys-lru");
+    let memory: String = q(&mut c, &["INFO", "memory"]);
+    assert!(memory.contains("maxmemory_policy:allkeys-lru"), "{memory}");
     assert_eq!(config_get(&mut c, "save"), "60 5");
     assert_eq!(config_get(&mut c, "dbfilename"), "test dump.rdb");
     assert_eq!(config_get(&mut c, "slowlog-max-len"), "5");
