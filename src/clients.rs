@@ -29,6 +29,10 @@ pub struct ClientState {
     /// Close the connection once the pending replies are written (QUIT).
     pub close_after_reply: bool,
     pub info: Arc<ClientInfo>,
+    /// MULTI queue and watched keys.
+    pub tx: crate::commands::transactions::TxState,
+    /// Pub/sub subscriptions and the queue of messages for this client.
+    pub subs: crate::pubsub::ClientSubs,
 }
 
 impl ClientState {
@@ -45,6 +49,8 @@ impl ClientState {
             created: Instant::now(),
             close_after_reply: false,
             info,
+            tx: Default::default(),
+            subs: Default::default(),
         }
     }
 

@@ -91,6 +91,9 @@ pub struct Config {
     pub hz: u32,
     /// Close idle clients after this many seconds (0 = never).
     pub timeout: u64,
+    /// `notify-keyspace-events` as [`crate::pubsub::notify`] flags (0 = off).
+    /// The state keeps a copy that commands read; CONFIG SET updates both.
+    pub notify_keyspace_events: u32,
 }
 
 /// One `save <seconds> <changes>` rule.
@@ -115,6 +118,7 @@ impl Config {
             stop_writes_on_bgsave_error: true,
             hz: 10,
             timeout: 0,
+            notify_keyspace_events: 0,
         };
         if config.bind.is_empty() {
             return Err(ConfigError("--bind needs at least one address".into()));

@@ -131,7 +131,10 @@ async fn active_expiry(shared: Arc<Shared>) {
         loop {
             let out = {
                 let mut state = shared.lock();
-                expiry::expire_slice(&mut state.keyspace, unix_ms())
+                let now = unix_ms();
+                let out = expiry::expire_slice(&mut state.keyspace, now);
+                crate::pubsub::notify::flush_expired_all(&mut state, now);
+                out
             };
             if !out.more || started.elapsed() >= budget {
                 break;

@@ -31,6 +31,8 @@ pub struct State {
     pub persistence: PersistState,
     /// Recent counter samples for INFO's instantaneous rates.
     pub instantaneous: crate::commands::server::info::Instantaneous,
+    /// Pub/sub channels, patterns and keyspace-notification settings.
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl State {
@@ -44,6 +46,7 @@ impl State {
             stats: Stats::default(),
             persistence: PersistState::default(),
             instantaneous: Default::default(),
+            pubsub: Default::default(),
         }
     }
 }

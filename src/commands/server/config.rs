@@ -242,8 +242,12 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "notify-keyspace-events",
-        get: |_| String::new(),
-        change: Change::Fixed,
+        get: |c| crate::pubsub::notify::to_text(c.notify_keyspace_events),
+        change: Change::Set(|c, v| {
+            c.notify_keyspace_events = crate::pubsub::notify::parse(v)
+                .ok_or_else(|| crate::pubsub::notify::PARSE_ERROR.to_string())?;
+            Ok(())
+        }),
     },
     Param {
         name: "slowlog-log-slower-than",
@@ -409,6 +413,8 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
         }
     }
+    // Commands read the notification flags from the state, not the config lock.
+    ctx.state.pubsub.notify_flags = next.notify_keyspace_events;
     *ctx.shared.config_mut() = next;
     Ok(Reply::ok())
 }
