@@ -114,6 +114,16 @@ pub fn flush_expired_all(state: &mut crate::state::State, now_ms: i64) {
     }
 }
 
+/// `del` on `key` if a removal just emptied (and so deleted) it.
+pub fn del_if_gone(ctx: &mut crate::commands::Ctx<'_>, key: &[u8]) {
+    if ctx.state.pubsub.notify_flags & GENERIC != 0 {
+        let now = ctx.now_ms;
+        if ctx.db().peek(key, now).is_none() {
+            ctx.notify(GENERIC, "del", key);
+        }
+    }
+}
+
 fn channel_name(prefix: &str, db: usize, suffix: &[u8]) -> Bytes {
     let mut name = BytesMut::with_capacity(prefix.len() + 24 + suffix.len());
     name.extend_from_slice(prefix.as_bytes());
