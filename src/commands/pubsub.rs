@@ -187,7 +187,7 @@ fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(n as i64))
 }
 
-const PUBSUB_SUBS: &[Sub] = &[
+pub(crate) const PUBSUB_SUBS: &[Sub] = &[
     Sub {
         name: "channels",
         arity: -2,

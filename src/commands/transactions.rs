@@ -162,7 +162,7 @@ pub fn intercept(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> Optio
             flag_failed(ctx);
             return Some(Err(CommandError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
+                super::server::display_name(args)
             ))));
         }
         if spec.name == "ping" && !ctx.client.tx.active {

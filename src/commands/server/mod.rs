@@ -132,7 +132,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// Commands whose first argument names a subcommand; clients see them as
 /// `client|list` in CLIENT LIST's `cmd=` and in arity errors.
-const CONTAINERS: &[&str] = &["client", "command", "config"];
+const CONTAINERS: &[&str] = &["client", "command", "config", "pubsub"];
 
 /// The subcommand table of a container command.
 pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
@@ -140,6 +140,7 @@ pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
         "client" => Some(client::SUBS),
         "command" => Some(command::SUBS),
         "config" => Some(config::SUBS),
+        "pubsub" => Some(super::pubsub::PUBSUB_SUBS),
         _ => None,
     }
 }
