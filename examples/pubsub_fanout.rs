@@ -95,7 +95,11 @@ fn forkless_binary() -> Result<std::path::PathBuf> {
         .map(|d| d.join("forkless"))
         .ok_or("cannot locate the target directory")?;
     if !bin.exists() {
-        return Err(format!("{} is missing: build the forkless binary first", bin.display()).into());
+        return Err(format!(
+            "{} is missing: build the forkless binary first",
+            bin.display()
+        )
+        .into());
     }
     Ok(bin)
 }
@@ -170,7 +174,10 @@ fn measure(port: u16, subscribers: usize, opts: &Opts) -> Result<f64> {
                 let mut s = TcpStream::connect(("127.0.0.1", port))?;
                 s.set_read_timeout(Some(Duration::from_secs(120)))?;
                 s.write_all(format!("SUBSCRIBE {CHANNEL}\r\n").as_bytes())?;
-                let confirm = format!("*3\r\n$9\r\nsubscribe\r\n${}\r\n{CHANNEL}\r\n:1\r\n", CHANNEL.len());
+                let confirm = format!(
+                    "*3\r\n$9\r\nsubscribe\r\n${}\r\n{CHANNEL}\r\n:1\r\n",
+                    CHANNEL.len()
+                );
                 let mut buf = vec![0u8; confirm.len()];
                 s.read_exact(&mut buf)?;
                 ready.wait();

@@ -312,6 +312,11 @@ impl PubSub {
         self.channels.get(channel).map_or(0, HashMap::len)
     }
 
+    /// Channels with at least one subscriber (INFO `pubsub_channels`).
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
     /// Distinct patterns subscribed to by anyone (PUBSUB NUMPAT).
     pub fn numpat(&self) -> usize {
         self.patterns.len()
@@ -360,7 +365,10 @@ mod tests {
         assert_eq!(n, 3);
         let mut out = BytesMut::new();
         a.drain_into(Protocol::Resp2, &mut out, usize::MAX);
-        assert_eq!(&out[..], b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+        assert_eq!(
+            &out[..],
+            b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
         out.clear();
         b.drain_into(Protocol::Resp3, &mut out, usize::MAX);
         let text = String::from_utf8_lossy(&out);

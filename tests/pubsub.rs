@@ -60,7 +60,9 @@ fn resp2_subscribed_mode_allows_only_pubsub_commands() {
     let s = Server::start();
     let mut c = Raw::connect(s.port);
     c.send("SUBSCRIBE c d\r\n");
-    c.expect("*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nd\r\n:2\r\n");
+    c.expect(
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nd\r\n:2\r\n",
+    );
     c.send("GET x\r\n");
     c.expect("-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
     c.send("PUBSUB NUMPAT\r\n");
@@ -118,9 +120,21 @@ fn idle_subscribers_receive_channel_and_pattern_messages() {
         std::thread::sleep(Duration::from_millis(200));
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
         let mut c = client.get_connection().unwrap();
-        let a: i64 = redis::cmd("PUBLISH").arg("news").arg("one").query(&mut c).unwrap();
-        let b: i64 = redis::cmd("PUBLISH").arg("nope").arg("two").query(&mut c).unwrap();
-        let z: i64 = redis::cmd("PUBLISH").arg("zzz").arg("three").query(&mut c).unwrap();
+        let a: i64 = redis::cmd("PUBLISH")
+            .arg("news")
+            .arg("one")
+            .query(&mut c)
+            .unwrap();
+        let b: i64 = redis::cmd("PUBLISH")
+            .arg("nope")
+            .arg("two")
+            .query(&mut c)
+            .unwrap();
+        let z: i64 = redis::cmd("PUBLISH")
+            .arg("zzz")
+            .arg("three")
+            .query(&mut c)
+            .unwrap();
         (a, b, z)
     });
     let mut got = Vec::new();
@@ -222,8 +236,14 @@ fn keyspace_notifications() {
         .arg("Q")
         .query::<()>(&mut c)
         .unwrap_err();
-    assert!(e.to_string().contains("Invalid event class character"), "{e}");
-    let _: () = q(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "nmEKA"]);
+    assert!(
+        e.to_string().contains("Invalid event class character"),
+        "{e}"
+    );
+    let _: () = q(
+        &mut c,
+        &["CONFIG", "SET", "notify-keyspace-events", "nmEKA"],
+    );
     let on: Vec<String> = q(&mut c, &["CONFIG", "GET", "notify-keyspace-events"]);
     assert_eq!(on, vec!["notify-keyspace-events", "AKEm"]);
 
@@ -394,6 +414,9 @@ fn slow_subscriber_hits_the_output_buffer_limit() {
             Err(e) => panic!("subscriber socket not closed after {total} bytes: {e}"),
         }
     }
-    assert!(total < 48 * 1024 * 1024, "{total} bytes reached the subscriber");
+    assert!(
+        total < 48 * 1024 * 1024,
+        "{total} bytes reached the subscriber"
+    );
     assert!(s.log().contains("output buffer limits"), "{}", s.log());
 }

@@ -36,7 +36,8 @@ fn q_err(con: &mut redis::Connection, args: &[&str]) -> String {
 /// Sends raw RESP and returns what the server answered within a short wait.
 fn raw(port: u16, input: &[u8], expect_len: usize) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     s.write_all(input).unwrap();
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -78,7 +79,10 @@ fn queue_time_errors_abort_exec() {
     let _: () = q(&mut c, &["MULTI"]);
     let _: String = q(&mut c, &["SET", "a", "1"]);
     let e = q_err(&mut c, &["SET", "a"]);
-    assert!(e.contains("wrong number of arguments for 'set' command"), "{e}");
+    assert!(
+        e.contains("wrong number of arguments for 'set' command"),
+        "{e}"
+    );
     let e = q_err(&mut c, &["NOSUCHCMD", "x"]);
     assert!(e.contains("unknown command"), "{e}");
     let e = q_err(&mut c, &["EXEC"]);
@@ -235,7 +239,11 @@ fn watch_sees_a_snapshot_reload() {
         eprintln!("skipped: DEBUG is not available in this build");
         return;
     }
-    assert!(!exec_ran_after(&s, &[&["SET", "k", "v"]], &[&["DEBUG", "RELOAD"]]));
+    assert!(!exec_ran_after(
+        &s,
+        &[&["SET", "k", "v"]],
+        &[&["DEBUG", "RELOAD"]]
+    ));
 }
 
 #[test]

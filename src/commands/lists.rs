@@ -645,7 +645,15 @@ fn move_cmd(ctx: &mut Ctx<'_>, src: &Key, dst: &Key, from: End, to: End) -> CmdR
 }
 
 /// The events of a move, in Redis's order: push on `dst`, pop on `src`, `del`.
-fn notify_move(state: &mut State, db: usize, src: &[u8], dst: &[u8], from: End, to: End, now_ms: i64) {
+fn notify_move(
+    state: &mut State,
+    db: usize,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+    now_ms: i64,
+) {
     if state.pubsub.notify_flags != 0 {
         notify_push(state, db, to, dst, now_ms);
         notify_pop(state, db, from, src, now_ms);

@@ -118,7 +118,11 @@ fn verb(kind: Kind, subscribe: bool) -> &'static str {
 }
 
 fn frame(verb: &str, name: Reply, count: usize) -> Reply {
-    Reply::Push(vec![Reply::bulk_str(verb), name, Reply::Integer(count as i64)])
+    Reply::Push(vec![
+        Reply::bulk_str(verb),
+        name,
+        Reply::Integer(count as i64),
+    ])
 }
 
 fn subscribe_to(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult {

@@ -177,7 +177,10 @@ pub fn intercept(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> Optio
         }
     }
     if ctx.client.tx.active
-        && !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+        && !matches!(
+            spec.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
     {
         if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
             ctx.client.tx.failed = true;

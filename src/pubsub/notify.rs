@@ -23,7 +23,8 @@ pub const KEY_MISS: u32 = 1 << 11; // m
 pub const MODULE: u32 = 1 << 13; // d
 pub const NEW: u32 = 1 << 14; // n
 /// `A`: every class but key-miss and new-key events, as in Redis.
-pub const ALL: u32 = GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+pub const ALL: u32 =
+    GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
 /// Class letters in the order Redis prints them (after `A` or the classes).
 const CLASSES: &[(u8, u32)] = &[
