@@ -21,8 +21,9 @@
 //! without changing it (HSET of the same value, SET of the same string) abort,
 //! as in Redis. What identity cannot see is a key that returns to the very same
 //! value object: `RENAME a b` then `RENAME b a`, `SWAPDB 0 1` twice, or a list
-//! pushed then popped at an end that was empty; Redis aborts on those, forkless
-//! does not.
+//! pushed then popped at an end that was empty, or an empty string overwritten
+//! by another empty string (empty `Bytes` share one address); Redis aborts on
+//! those, forkless does not.
 
 use bytes::Bytes;
 
@@ -327,8 +328,9 @@ mod tests {
         }
         assert!(!same_value(&watched, &live));
 
-        let a = Bytes::from("v");
-        let b = Bytes::from("v");
+        // Strings written by commands are fresh allocations (never shared statics).
+        let a = Bytes::copy_from_slice(b"v");
+        let b = Bytes::copy_from_slice(b"v");
         assert!(!same_value(&Value::Str(a.clone()), &Value::Str(b)));
         assert!(same_value(&Value::Str(a.clone()), &Value::Str(a)));
     }
