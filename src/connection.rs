@@ -205,6 +205,14 @@ async fn wait_blocked(
             _ = sleep => break None,
             _ = shutdown.changed() => break None,
             _ = client.info.kill_signal.notified() => break None,
+            // A RESP3 client may be subscribed while it blocks: messages still flow.
+            frame = client.subs.next_frame() => {
+                if let Some(frame) = frame {
+                    client.subs.taken(frame.len());
+                    stream.write_all(&frame).await?;
+                    NetStats::add(&shared.net.net_output_bytes, frame.len() as u64);
+                }
+            }
             n = stream.read_buf(rbuf) => {
                 // Pipelined commands after the blocking one wait in the buffer;
                 // a closed socket ends the wait.

@@ -78,6 +78,37 @@ fn resp2_subscribed_mode_allows_only_pubsub_commands() {
     // Out of subscribed mode, everything works again.
     c.send("UNSUBSCRIBE\r\nPING\r\n");
     c.expect("*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n+PONG\r\n");
+    // RESET leaves subscribed mode (and a transaction) at once.
+    c.send("SUBSCRIBE c\r\nRESET\r\nGET x\r\nMULTI\r\nSET x 1\r\nRESET\r\nEXEC\r\n");
+    c.expect("*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n+RESET\r\n$-1\r\n+OK\r\n+QUEUED\r\n+RESET\r\n-ERR EXEC without MULTI\r\n");
+    let mut other = s.client();
+    let n: i64 = q(&mut other, &["PUBLISH", "c", "x"]);
+    assert_eq!(n, 0);
+}
+
+/// A RESP3 client blocked in BLPOP still receives the messages of its channels.
+#[test]
+fn resp3_subscriber_blocked_in_blpop_gets_messages() {
+    let s = Server::start();
+    let mut c = Raw::connect(s.port);
+    c.send("HELLO 3\r\n");
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut hello = Vec::new();
+    while !String::from_utf8_lossy(&hello).ends_with("*0\r\n") && Instant::now() < deadline {
+        if let Ok(n) = c.sock.read(&mut buf) {
+            hello.extend_from_slice(&buf[..n]);
+        }
+    }
+    c.send("SUBSCRIBE c\r\nBLPOP q 5\r\n");
+    c.expect(">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut other = s.client();
+    let n: i64 = q(&mut other, &["PUBLISH", "c", "hi"]);
+    assert_eq!(n, 1);
+    c.expect(">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nhi\r\n");
+    let _: i64 = q(&mut other, &["RPUSH", "q", "v"]);
+    c.expect("*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
 }
 
 #[test]
@@ -190,8 +221,10 @@ fn pubsub_introspection() {
     );
     let numpat: i64 = q(&mut c, &["PUBSUB", "NUMPAT"]);
     assert_eq!(numpat, 2);
-    assert_eq!(s.cli(&["PUBLISH", "ch1", "x"]).trim(), "2");
-    assert_eq!(s.cli(&["PUBLISH", "pq", "x"]).trim(), "2");
+    let out = s.cli(&["PUBLISH", "ch1", "x"]);
+    assert_eq!(out.trim(), "2", "PUBLISH ch1 via redis-cli: {out:?}");
+    let out = s.cli(&["PUBLISH", "pq", "x"]);
+    assert_eq!(out.trim(), "2", "PUBLISH pq via redis-cli: {out:?}");
     let e = redis::cmd("PUBSUB")
         .arg("NOPE")
         .query::<Value>(&mut c)

@@ -147,10 +147,13 @@ fn subscribe_to(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult {
 fn unsubscribe_from(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult {
     let names: Vec<Bytes> = if names.is_empty() {
         let subs = &ctx.client.subs;
-        match kind {
+        let mut all: Vec<Bytes> = match kind {
             Kind::Channel => subs.channels.iter().cloned().collect(),
             Kind::Pattern => subs.patterns.iter().cloned().collect(),
-        }
+        };
+        // Redis goes in its dict's order; sorted is as good and repeatable.
+        all.sort();
+        all
     } else {
         names.to_vec()
     };

@@ -1,4 +1,5 @@
-//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH, and the queueing of
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH (and RESET, which also
+//! leaves pub/sub), and the queueing of
 //! commands between MULTI and EXEC (see [`intercept`], called by dispatch).
 //!
 //! EXEC runs the queued commands back to back inside one command, so under the
@@ -94,6 +95,18 @@ pub const COMMANDS: &[CommandSpec] = &[
             "transactions",
             "Forgets about watched keys of a transaction.",
             unwatch,
+        )
+    },
+    CommandSpec {
+        since: "6.2.0",
+        ..spec(
+            "reset",
+            1,
+            NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+            NO_KEYS,
+            "connection",
+            "Resets the connection.",
+            reset,
         )
     },
 ];
@@ -264,6 +277,20 @@ fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn unwatch(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     ctx.client.tx.watched.clear();
     Ok(Reply::ok())
+}
+
+/// RESET: leaves MULTI, forgets watched keys, drops every subscription, and
+/// goes back to database 0, RESP2 and no name, as a new connection would be.
+fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.client.tx.reset();
+    let id = ctx.client.id;
+    ctx.state.pubsub.remove_client(&ctx.client.subs, id);
+    ctx.client.subs.channels.clear();
+    ctx.client.subs.patterns.clear();
+    ctx.client.db = 0;
+    ctx.client.proto = Protocol::Resp2;
+    ctx.client.name = None;
+    Ok(Reply::simple("RESET"))
 }
 
 /// Whether every watched key still holds the very value (and expiry) it held
