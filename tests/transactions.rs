@@ -208,6 +208,14 @@ fn watch_sees_writes_expiry_flushes_and_swaps() {
     assert!(exec_ran_after(&s, &[k_set], &[&["SREM", "k", "zz"]]));
     assert!(exec_ran_after(&s, &[k_hash], &[&["HDEL", "k", "nope"]]));
     assert!(exec_ran_after(&s, &[k_str], &[&["PERSIST", "k"]]));
+    assert!(exec_ran_after(&s, &[k_list], &[&["LREM", "k", "0", "zz"]]));
+    assert!(exec_ran_after(&s, &[k_list], &[&["LINSERT", "k", "BEFORE", "zz", "x"]]));
+    // Small (inline) lists too.
+    let k_one: &[&str] = &["RPUSH", "k", "a"];
+    assert!(exec_ran_after(&s, &[k_one], &[&["LPUSHX", "k2", "a"]]));
+    assert!(exec_ran_after(&s, &[k_one], &[&["LRANGE", "k", "0", "-1"]]));
+    assert!(!exec_ran_after(&s, &[k_one], &[&["LSET", "k", "0", "a"]]));
+    assert!(!exec_ran_after(&s, &[k_one], &[&["RPUSH", "k", "b"]]));
     // Expiry of a watched key aborts (Redis 7).
     assert!(!exec_ran_after(
         &s,

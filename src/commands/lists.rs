@@ -485,6 +485,10 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let elem = &args[3];
     let removed = if count == 0 {
+        // No match is no write: leave a shared list uncopied (WATCH, snapshots).
+        if !list.iter().any(|e| e == elem) {
+            return Ok(Reply::Integer(0));
+        }
         let before = list.len();
         list.retain(|e| e != elem);
         before - list.len()

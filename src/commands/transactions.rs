@@ -318,12 +318,25 @@ fn same_entry(a: Option<&Entry>, b: Option<&Entry>) -> bool {
 /// Identity, not equality: equal contents written anew are a change.
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Str(x), Value::Str(y)) => x.as_ptr() == y.as_ptr() && x.len() == y.len(),
-        (Value::List(x), Value::List(y)) => x.ptr_eq(y),
+        (Value::Str(x), Value::Str(y)) => same_bytes(x, y),
+        (Value::List(x), Value::List(y)) => same_list(x, y),
         (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
         (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
         _ => false,
     }
+}
+
+fn same_bytes(x: &Bytes, y: &Bytes) -> bool {
+    x.as_ptr() == y.as_ptr() && x.len() == y.len()
+}
+
+/// Small lists are stored inline in the `Vector`, with no shared node whose
+/// identity could be compared: compare their (few) elements' identities instead.
+fn same_list(x: &imbl::Vector<Bytes>, y: &imbl::Vector<Bytes>) -> bool {
+    if x.is_inline() || y.is_inline() {
+        return x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_bytes(a, b));
+    }
+    x.ptr_eq(y)
 }
 
 #[cfg(test)]
@@ -356,6 +369,16 @@ mod tests {
         assert!(!same_value(&watched, &live));
 
         // Strings written by commands are fresh allocations (never shared statics).
+        // A one-element list is stored inline.
+        let small: Vector<Bytes> = std::iter::once(Bytes::copy_from_slice(b"a")).collect();
+        let watched = Value::List(small.clone());
+        let mut live = Value::List(small);
+        assert!(same_value(&watched, &live));
+        if let Value::List(list) = &mut live {
+            list.set(0, Bytes::copy_from_slice(b"a"));
+        }
+        assert!(!same_value(&watched, &live));
+
         let a = Bytes::copy_from_slice(b"v");
         let b = Bytes::copy_from_slice(b"v");
         assert!(!same_value(&Value::Str(a.clone()), &Value::Str(b)));
