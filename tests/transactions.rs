@@ -209,7 +209,11 @@ fn watch_sees_writes_expiry_flushes_and_swaps() {
     assert!(exec_ran_after(&s, &[k_hash], &[&["HDEL", "k", "nope"]]));
     assert!(exec_ran_after(&s, &[k_str], &[&["PERSIST", "k"]]));
     assert!(exec_ran_after(&s, &[k_list], &[&["LREM", "k", "0", "zz"]]));
-    assert!(exec_ran_after(&s, &[k_list], &[&["LINSERT", "k", "BEFORE", "zz", "x"]]));
+    assert!(exec_ran_after(
+        &s,
+        &[k_list],
+        &[&["LINSERT", "k", "BEFORE", "zz", "x"]]
+    ));
     // Small (inline) lists too.
     let k_one: &[&str] = &["RPUSH", "k", "a"];
     assert!(exec_ran_after(&s, &[k_one], &[&["LPUSHX", "k2", "a"]]));

@@ -21,8 +21,9 @@
 //! key without TTL) do not abort, as in Redis. Writes that copy the value
 //! without changing it (HSET of the same value, SET of the same string) abort,
 //! as in Redis. What identity cannot see is a key that returns to the very same
-//! value object: `RENAME a b` then `RENAME b a`, `SWAPDB 0 1` twice, or a list
-//! pushed then popped at an end that was empty, or an empty string overwritten
+//! value object: `RENAME a b` then `RENAME b a`, `SWAPDB 0 1` twice, a list
+//! pushed then popped at an end that was empty, a one-element list rotated
+//! onto itself (`RPOPLPUSH k k`), or an empty string overwritten
 //! by another empty string (empty `Bytes` share one address); Redis aborts on
 //! those, forkless does not.
 
