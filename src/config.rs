@@ -94,6 +94,8 @@ pub struct Config {
     /// `notify-keyspace-events` as [`crate::pubsub::notify`] flags (0 = off).
     /// The state keeps a copy that commands read; CONFIG SET updates both.
     pub notify_keyspace_events: u32,
+    /// The `pubsub` class of `client-output-buffer-limit`; the state keeps a copy.
+    pub pubsub_output_limit: crate::pubsub::OutputLimit,
 }
 
 /// One `save <seconds> <changes>` rule.
@@ -119,6 +121,7 @@ impl Config {
             hz: 10,
             timeout: 0,
             notify_keyspace_events: 0,
+            pubsub_output_limit: Default::default(),
         };
         if config.bind.is_empty() {
             return Err(ConfigError("--bind needs at least one address".into()));

@@ -49,6 +49,58 @@ impl Default for OutputLimit {
     }
 }
 
+impl OutputLimit {
+    /// `client-output-buffer-limit` as CONFIG GET shows it: the normal and
+    /// replica classes at Redis's defaults (forkless limits only pub/sub clients).
+    pub fn to_config_text(&self) -> String {
+        format!(
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub {} {} {}",
+            self.hard_bytes, self.soft_bytes, self.soft_seconds
+        )
+    }
+
+    /// Parses a CONFIG SET value (`<class> <hard> <soft> <seconds>` ...), with
+    /// Redis's refusals; other classes may only be set to their defaults.
+    pub fn parse_config_text(text: &str, current: OutputLimit) -> Result<OutputLimit, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.is_empty() || !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        let mut out = current;
+        for group in words.chunks(4) {
+            let bad =
+                || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+            let num = |w: &str| {
+                crate::commands::server::config::parse_memory(w)
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(bad)
+            };
+            let (hard, soft, secs) = (num(group[1])?, num(group[2])?, num(group[3])?);
+            let class = group[0].to_ascii_lowercase();
+            match class.as_str() {
+                "pubsub" => {
+                    out = OutputLimit {
+                        hard_bytes: usize::try_from(hard).unwrap_or(usize::MAX),
+                        soft_bytes: usize::try_from(soft).unwrap_or(usize::MAX),
+                        soft_seconds: secs as u64,
+                    }
+                }
+                "normal" if (hard, soft, secs) == (0, 0, 0) => {}
+                "slave" | "replica" if (hard, soft, secs) == (268435456, 67108864, 60) => {}
+                "normal" | "slave" | "replica" => {
+                    return Err("forkless limits only the pubsub class".into())
+                }
+                _ => {
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    )
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The delivery end of one subscribed client, shared by the registry entries of
 /// every channel and pattern it listens to.
 #[derive(Debug)]
@@ -375,6 +427,27 @@ mod tests {
         assert!(text.starts_with(">3\r\n$7\r\nmessage"), "{text}");
         assert!(text.contains(">4\r\n$8\r\npmessage\r\n$2\r\nn*"), "{text}");
         assert_eq!(hb.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn config_text_round_trips() {
+        let d = OutputLimit::default();
+        assert_eq!(
+            d.to_config_text(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        let l = OutputLimit::parse_config_text("pubsub 1mb 512kb 5", d).unwrap();
+        assert_eq!(
+            (l.hard_bytes, l.soft_bytes, l.soft_seconds),
+            (1 << 20, 512 << 10, 5)
+        );
+        assert_eq!(
+            OutputLimit::parse_config_text(&d.to_config_text(), l).unwrap(),
+            d
+        );
+        assert!(OutputLimit::parse_config_text("pubsub 1mb 512kb", d).is_err());
+        assert!(OutputLimit::parse_config_text("foo 1 1 1", d).is_err());
+        assert!(OutputLimit::parse_config_text("pubsub x 1 1", d).is_err());
     }
 
     #[test]

@@ -453,3 +453,67 @@ fn slow_subscriber_hits_the_output_buffer_limit() {
     );
     assert!(s.log().contains("output buffer limits"), "{}", s.log());
 }
+
+/// The soft limit (CONFIG SET client-output-buffer-limit) disconnects a
+/// subscriber that stays over it for its grace period, and not before.
+#[test]
+fn soft_output_limit_after_its_grace_period() {
+    let s = Server::start();
+    let mut c = s.client();
+    let default: Vec<String> = q(&mut c, &["CONFIG", "GET", "client-output-buffer-limit"]);
+    assert_eq!(
+        default[1],
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    );
+    let _: () = q(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 0 256kb 1",
+        ],
+    );
+    let e = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 1mb")
+        .query::<()>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Wrong number of arguments in buffer limit configuration"),
+        "{e}"
+    );
+    let mut lazy = Raw::connect(s.port);
+    lazy.send("SUBSCRIBE slow\r\n");
+    lazy.expect("*3\r\n$9\r\nsubscribe\r\n$4\r\nslow\r\n:1\r\n");
+    let payload = "y".repeat(4096);
+    let publish_batch = |c: &mut redis::Connection, n: usize| -> i64 {
+        let mut p = redis::pipe();
+        for _ in 0..n {
+            p.cmd("PUBLISH").arg("slow").arg(&payload);
+        }
+        let counts: Vec<i64> = p.query(c).unwrap();
+        counts.iter().sum()
+    };
+    // Fill the socket buffers and go over the soft limit (no hard limit).
+    let started = Instant::now();
+    let first = publish_batch(&mut c, 4096);
+    assert_eq!(
+        first, 4096,
+        "nobody is disconnected before the grace period"
+    );
+    // Keep trickling for well over a second: the subscriber goes.
+    let mut gone_after = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        if publish_batch(&mut c, 4) < 4 {
+            gone_after = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gone_after = gone_after.expect("the slow subscriber was never disconnected");
+    // Not before one second over the soft limit (which began after `started`).
+    assert!(gone_after >= Duration::from_secs(1), "{gone_after:?}");
+}

@@ -250,6 +250,15 @@ const PARAMS: &[Param] = &[
         }),
     },
     Param {
+        name: "client-output-buffer-limit",
+        get: |c| c.pubsub_output_limit.to_config_text(),
+        change: Change::Set(|c, v| {
+            c.pubsub_output_limit =
+                crate::pubsub::OutputLimit::parse_config_text(v, c.pubsub_output_limit)?;
+            Ok(())
+        }),
+    },
+    Param {
         name: "slowlog-log-slower-than",
         get: |_| "10000".into(),
         change: Change::Fixed,
@@ -415,6 +424,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     // Commands read the notification flags from the state, not the config lock.
     ctx.state.pubsub.notify_flags = next.notify_keyspace_events;
+    ctx.state.pubsub.limit = next.pubsub_output_limit;
     *ctx.shared.config_mut() = next;
     Ok(Reply::ok())
 }
