@@ -221,6 +221,16 @@ fn pubsub_introspection() {
     );
     let numpat: i64 = q(&mut c, &["PUBSUB", "NUMPAT"]);
     assert_eq!(numpat, 2);
+    let list: String = q(&mut c, &["CLIENT", "LIST"]);
+    assert!(
+        list.contains("flags=P db=0 sub=2 psub=2 ssub=0 multi=-1"),
+        "{list}"
+    );
+    let info: String = q(&mut c, &["INFO", "stats"]);
+    assert!(
+        info.contains("pubsub_channels:2\r\npubsub_patterns:2"),
+        "{info}"
+    );
     let out = s.cli(&["PUBLISH", "ch1", "x"]);
     assert_eq!(out.trim(), "2", "PUBLISH ch1 via redis-cli: {out:?}");
     let out = s.cli(&["PUBLISH", "pq", "x"]);

@@ -113,6 +113,11 @@ fn control_command_errors_match_redis() {
     // DISCARD drops the queue.
     let _: () = q(&mut c, &["MULTI"]);
     let _: String = q(&mut c, &["SET", "a", "2"]);
+    let list: String = q(&mut s.client(), &["CLIENT", "LIST"]);
+    assert!(
+        list.contains("flags=x db=0 sub=0 psub=0 ssub=0 multi=1"),
+        "{list}"
+    );
     let _: () = q(&mut c, &["DISCARD"]);
     let v: String = q(&mut c, &["GET", "a"]);
     assert_eq!(v, "1");
