@@ -70,6 +70,14 @@ fn execabort_on_the_wire() {
     let want = "+OK\r\n+QUEUED\r\n-ERR wrong number of arguments for 'get' command\r\n-EXECABORT Transaction discarded because of previous errors.\r\n";
     let got = raw(s.port, b"MULTI\r\nSET k v\r\nGET\r\nEXEC\r\n", want.len());
     assert_eq!(got, want);
+    // EXEC refused before it runs discards the transaction, as in Redis.
+    let want = "+OK\r\n+QUEUED\r\n-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command\r\n-ERR EXEC without MULTI\r\n";
+    let got = raw(
+        s.port,
+        b"MULTI\r\nSET k v\r\nEXEC x\r\nEXEC\r\n",
+        want.len(),
+    );
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -313,8 +313,11 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     if !spec.arity_ok(args.len()) {
         ctx.state.stats.command(spec.name).rejected_calls += 1;
-        transactions::flag_failed(ctx);
-        return Err(CommandError::wrong_arity(spec.name));
+        return Err(transactions::reject(
+            ctx,
+            spec,
+            CommandError::wrong_arity(spec.name),
+        ));
     }
     if let Some(result) = transactions::intercept(ctx, spec, args) {
         return result;

@@ -148,6 +148,21 @@ pub fn flag_failed(ctx: &mut Ctx<'_>) {
     }
 }
 
+/// A command refused before it ran (arity, subscribed mode): flags an open
+/// transaction, and for EXEC itself discards it with Redis's EXECABORT text.
+pub fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandError {
+    flag_failed(ctx);
+    if spec.name != "exec" {
+        return err;
+    }
+    ctx.client.tx.reset();
+    let text = err.to_string();
+    let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+    CommandError::Other(format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ))
+}
+
 /// Commands RESP2 allows while subscribed.
 fn allowed_while_subscribed(name: &str) -> bool {
     matches!(
@@ -174,11 +189,11 @@ pub fn intercept(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> Optio
     }
     if ctx.client.subs.is_subscribed() && ctx.client.proto == Protocol::Resp2 {
         if !allowed_while_subscribed(spec.name) {
-            flag_failed(ctx);
-            return Some(Err(CommandError::err(format!(
+            let err = CommandError::err(format!(
                 "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 super::server::display_name(args)
-            ))));
+            ));
+            return Some(Err(reject(ctx, spec, err)));
         }
         if spec.name == "ping" && !ctx.client.tx.active {
             if args.len() > 2 {
