@@ -361,6 +361,21 @@ fn keyspace_notifications() {
         ]
     );
 
+    // A write over a key whose time ran out: `expired` comes before `set`.
+    let _: () = q(&mut c, &["SET", "lazy", "v", "PX", "30"]);
+    assert_eq!(collect(&mut ks, 2).len(), 2);
+    std::thread::sleep(Duration::from_millis(60));
+    // (Active expiry may win the race; then the order holds trivially.)
+    let _: () = q(&mut c, &["SET", "lazy", "w"]);
+    let got = collect(&mut ks, 2);
+    assert_eq!(
+        got,
+        vec![
+            ("__keyspace@0__:lazy".into(), "expired".into()),
+            ("__keyspace@0__:lazy".into(), "set".into()),
+        ]
+    );
+
     // Off again: nothing more is published.
     let _: () = q(&mut c, &["CONFIG", "SET", "notify-keyspace-events", ""]);
     let _: () = q(&mut c, &["SET", "lazy", "x"]);

@@ -239,6 +239,11 @@ impl<'a> Ctx<'a> {
 
     /// As [`Ctx::notify`], for a key in database `db` (MOVE, COPY ... DB).
     pub fn notify_db(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
+        // Keys this command found expired were expired before it wrote: their
+        // `expired` events go first, as in Redis.
+        if self.state.keyspace.db(db).has_expired_log() {
+            crate::pubsub::notify::flush_expired(self.state, db, self.now_ms);
+        }
         crate::pubsub::notify::emit(&self.state.pubsub, class, event, key, db, self.now_ms);
     }
 
