@@ -37,6 +37,10 @@ pub struct ClientState {
     pub skip_current: bool,
     /// Lines for a client in MONITOR mode.
     pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// MULTI queue and watched keys.
+    pub tx: crate::commands::transactions::TxState,
+    /// Pub/sub subscriptions and the queue of messages for this client.
+    pub subs: crate::pubsub::ClientSubs,
 }
 
 impl ClientState {
@@ -57,6 +61,8 @@ impl ClientState {
             skip_next: false,
             skip_current: false,
             monitor: None,
+            tx: Default::default(),
+            subs: Default::default(),
         }
     }
 
@@ -80,6 +86,9 @@ impl ClientState {
         s.resp = if self.proto == Protocol::Resp3 { 3 } else { 2 };
         s.last_cmd = last_cmd.to_string();
         s.last_interaction = Instant::now();
+        s.sub = self.subs.channels.len();
+        s.psub = self.subs.patterns.len();
+        s.multi = self.tx.active.then_some(self.tx.queue.len());
     }
 }
 
@@ -110,6 +119,11 @@ pub struct ClientSnapshot {
     pub last_interaction: Instant,
     /// Set while the client waits in a blocking command.
     pub blocked: bool,
+    /// Channel and pattern subscriptions (`sub=`, `psub=`).
+    pub sub: usize,
+    pub psub: usize,
+    /// Commands queued in an open MULTI (`multi=`; -1 outside one).
+    pub multi: Option<usize>,
 }
 
 impl ClientInfo {
@@ -170,6 +184,9 @@ impl ClientRegistry {
                 last_cmd: "NULL".into(),
                 last_interaction: now,
                 blocked: false,
+                sub: 0,
+                psub: 0,
+                multi: None,
             }),
             killed: std::sync::atomic::AtomicBool::new(false),
             kill_signal: tokio::sync::Notify::new(),

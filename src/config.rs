@@ -115,6 +115,11 @@ pub struct Config {
     /// Parameters accepted and reported but without effect, by canonical name
     /// (see [`crate::params`]).
     pub extra: std::collections::BTreeMap<&'static str, String>,
+    /// `notify-keyspace-events` as [`crate::pubsub::notify`] flags (0 = off).
+    /// The state keeps a copy that commands read; CONFIG SET updates both.
+    pub notify_keyspace_events: u32,
+    /// The `pubsub` class of `client-output-buffer-limit`; the state keeps a copy.
+    pub pubsub_output_limit: crate::pubsub::OutputLimit,
 }
 
 /// One `save <seconds> <changes>` rule.
@@ -146,6 +151,8 @@ impl Config {
             enable_debug_command: "no".into(),
             config_file: None,
             extra: crate::params::stored_defaults(),
+            notify_keyspace_events: 0,
+            pubsub_output_limit: Default::default(),
         }
     }
 

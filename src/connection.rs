@@ -23,6 +23,8 @@ use crate::reply::Reply;
 use crate::state::{NetStats, Shared};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Pub/sub bytes moved from the client's queue into one write.
+const MESSAGE_BATCH: usize = 64 * 1024;
 
 /// Serves one client until it quits, breaks the protocol, disconnects or the
 /// server shuts down.
@@ -37,7 +39,11 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     if let Err(e) = result {
         tracing::debug!(client = client.id, "connection ended: {e}");
     }
-    shared.lock().blocking.cancel_client(client.id);
+    {
+        let mut state = shared.lock();
+        state.blocking.cancel_client(client.id);
+        state.pubsub.remove_client(&client.subs, client.id);
+    }
     shared.clients.unregister(client.id);
 }
 
@@ -69,7 +75,7 @@ async fn run(
         while !pending.is_empty() && !client.close_after_reply {
             commands::server::control::wait_unpaused(shared, client, pending.iter()).await;
             if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
-                flush(shared, stream, &mut wbuf).await?;
+                flush(shared, stream, &mut wbuf, &client.subs).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
                 if client.info.is_killed() {
                     // CLIENT KILL ends the wait with no reply, as in Redis.
@@ -85,11 +91,11 @@ async fn run(
 
         if let Some(e) = protocol_error {
             Reply::Error(format!("ERR {e}")).encode(client.proto, &mut wbuf);
-            flush(shared, stream, &mut wbuf).await?;
+            flush(shared, stream, &mut wbuf, &client.subs).await?;
             tracing::debug!(client = client.id, "closing after {e}");
             return Ok(());
         }
-        flush(shared, stream, &mut wbuf).await?;
+        flush(shared, stream, &mut wbuf, &client.subs).await?;
         if client.close_after_reply || client.info.killed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -120,6 +126,15 @@ async fn run(
             _ = client.info.kill_signal.notified() => return Ok(()),
             Some(line) = commands::server::control::next_monitor_line(&mut client.monitor) => {
                 Reply::Simple(line).encode(client.proto, &mut wbuf);
+            }
+            frame = client.subs.next_frame() => {
+                // A pub/sub message while idle: it and whatever else is queued
+                // go out in the next flush.
+                if let Some(frame) = frame {
+                    wbuf.extend_from_slice(&frame);
+                    client.subs.taken(frame.len());
+                    client.subs.drain_into(client.proto, &mut wbuf, MESSAGE_BATCH);
+                }
             }
             _ = idle => {
                 tracing::debug!(client = client.id, "closing idle client");
@@ -156,6 +171,9 @@ fn run_batch(
             };
             let reply = commands::execute(&mut ctx, &args);
             blocked = ctx.blocked.take();
+            // Messages the command published to this very client, and extra
+            // subscribe confirmations, precede its reply, as in Redis.
+            client.subs.drain_into(client.proto, wbuf, usize::MAX);
             last_args = Some(args);
             if blocked.is_some() {
                 break;
@@ -204,6 +222,14 @@ async fn wait_blocked(
             _ = sleep => break None,
             _ = shutdown.changed() => break None,
             _ = client.info.kill_signal.notified() => break None,
+            // A RESP3 client may be subscribed while it blocks: messages still flow.
+            frame = client.subs.next_frame() => {
+                if let Some(frame) = frame {
+                    client.subs.taken(frame.len());
+                    stream.write_all(&frame).await?;
+                    NetStats::add(&shared.net.net_output_bytes, frame.len() as u64);
+                }
+            }
             n = stream.read_buf(rbuf) => {
                 // Pipelined commands after the blocking one wait in the buffer;
                 // a closed socket ends the wait.
@@ -247,11 +273,19 @@ async fn flush(
     shared: &Shared,
     stream: &mut TcpStream,
     wbuf: &mut BytesMut,
+    subs: &crate::pubsub::ClientSubs,
 ) -> std::io::Result<()> {
     if wbuf.is_empty() {
         return Ok(());
     }
-    stream.write_all(wbuf).await?;
+    tokio::select! {
+        r = stream.write_all(wbuf) => r?,
+        // A subscriber that stopped reading and went over its output buffer
+        // limit must not keep its task (and its queue) stuck in a write.
+        _ = subs.overflowed() => {
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
+    }
     NetStats::add(&shared.net.net_output_bytes, wbuf.len() as u64);
     wbuf.clear();
     Ok(())

@@ -11,6 +11,8 @@
 //! - [`commands`]: the command table, dispatch, and one module per family.
 //! - [`keyspace`]: databases of persistent maps; the O(1) snapshot invariant;
 //!   expiry and scan cursors.
+//! - [`pubsub`]: channel/pattern registry, subscriber queues and their
+//!   output-buffer limit, keyspace notifications.
 //! - [`blocking`]: clients blocked in BLPOP and friends.
 //! - [`clients`]: per-connection state and the client registry.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
@@ -32,6 +34,7 @@ pub mod keyspace;
 pub mod params;
 pub mod persistence;
 pub mod protocol;
+pub mod pubsub;
 pub mod reply;
 pub mod rng;
 pub mod server;

@@ -463,7 +463,16 @@ pub static PARAMS: &[Param] = &[
         ]),
         "noeviction",
     ),
-    stored("notify-keyspace-events", Kind::Str, ""),
+    acts(
+        "notify-keyspace-events",
+        "",
+        |c| crate::pubsub::notify::to_text(c.notify_keyspace_events),
+        |c, v| {
+            c.notify_keyspace_events = crate::pubsub::notify::parse(v)
+                .ok_or_else(|| crate::pubsub::notify::PARSE_ERROR.to_string())?;
+            Ok(())
+        },
+    ),
     stored("protected-mode", B, "yes"),
     stored("rdbcompression", B, "yes"),
     imm(stored("rdbchecksum", B, "yes")),
@@ -724,10 +733,16 @@ pub static PARAMS: &[Param] = &[
     imm(stored("unixsocketperm", Kind::Int(0, 0o777), "0")),
     stored("socket-mark-id", Kind::Int(0, U32), "0"),
     words(stored("oom-score-adj-values", Kind::Str, "0 200 800")),
-    words(stored(
+    // Only the pubsub class acts; normal and replica stay at Redis's defaults.
+    words(acts(
         "client-output-buffer-limit",
-        Kind::Str,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        |c| c.pubsub_output_limit.to_config_text(),
+        |c, v| {
+            c.pubsub_output_limit =
+                crate::pubsub::OutputLimit::parse_config_text(v, c.pubsub_output_limit)?;
+            Ok(())
+        },
     )),
     words(stored(
         "latency-tracking-info-percentiles",

@@ -134,7 +134,10 @@ async fn active_expiry(shared: Arc<Shared>) {
                 if !state.active_expire {
                     break;
                 }
-                expiry::expire_slice(&mut state.keyspace, unix_ms())
+                let now = unix_ms();
+                let out = expiry::expire_slice(&mut state.keyspace, now);
+                crate::pubsub::notify::flush_expired_all(&mut state, now);
+                out
             };
             if !out.more || started.elapsed() >= budget {
                 break;

@@ -35,6 +35,8 @@ pub struct State {
     pub active_expire: bool,
     pub slowlog: crate::commands::monitoring::SlowLog,
     pub latency: crate::commands::monitoring::LatencyMonitor,
+    /// Pub/sub channels, patterns and keyspace-notification settings.
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl State {
@@ -51,6 +53,7 @@ impl State {
             active_expire: true,
             slowlog: Default::default(),
             latency: Default::default(),
+            pubsub: Default::default(),
         }
     }
 }
@@ -132,13 +135,17 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Shared {
+        let mut state = State::new(config.databases);
+        // Commands read these copies under the state lock, not the config lock.
+        state.pubsub.notify_flags = config.notify_keyspace_events;
+        state.pubsub.limit = config.pubsub_output_limit;
         let mut rng = Rng::from_entropy();
         let run_id: String = (0..40)
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
             .collect();
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Shared {
-            state: Mutex::new(State::new(config.databases)),
+            state: Mutex::new(state),
             config: RwLock::new(config),
             clients: ClientRegistry::default(),
             net: NetStats::default(),

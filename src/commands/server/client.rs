@@ -145,6 +145,9 @@ fn own_snapshot(ctx: &Ctx<'_>, args: &[Bytes]) -> ClientSnapshot {
         last_cmd: display_name(args),
         last_interaction: Instant::now(),
         blocked,
+        sub: c.subs.channels.len(),
+        psub: c.subs.patterns.len(),
+        multi: c.tx.active.then_some(c.tx.queue.len()),
     }
 }
 
@@ -160,6 +163,12 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
     let age = now.saturating_duration_since(info.created).as_secs();
     let idle = now.saturating_duration_since(s.last_interaction).as_secs();
     let mut flags = String::new();
+    if s.sub + s.psub > 0 {
+        flags.push('P');
+    }
+    if s.multi.is_some() {
+        flags.push('x');
+    }
     if s.blocked {
         flags.push('b');
     }
@@ -171,7 +180,7 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
     }
     format!(
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
-         sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+         sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
          obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} \
          lib-name={} lib-ver={}\n",
         info.id,
@@ -180,6 +189,9 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
         info.fd.load(Ordering::Relaxed),
         text(&s.name),
         s.db,
+        s.sub,
+        s.psub,
+        s.multi.map_or(-1, |n| n as i64),
         s.last_cmd,
         s.resp,
         text(&s.lib_name),

@@ -119,6 +119,9 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         p.set(&mut next, &value)
             .map_err(|r| set_failed(p.name, &r))?;
     }
+    // Commands read the notification flags from the state, not the config lock.
+    ctx.state.pubsub.notify_flags = next.notify_keyspace_events;
+    ctx.state.pubsub.limit = next.pubsub_output_limit;
     *ctx.shared.config_mut() = next;
     Ok(Reply::ok())
 }

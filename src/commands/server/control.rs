@@ -162,7 +162,9 @@ pub fn reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// Per-connection state other families add (MULTI/WATCH, subscriptions)
 /// is reset here when a client sends RESET.
-pub fn reset_connection_hook(_ctx: &mut Ctx<'_>) {}
+pub fn reset_connection_hook(ctx: &mut Ctx<'_>) {
+    crate::commands::transactions::reset_client(ctx);
+}
 
 pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     reset_connection_hook(ctx);

@@ -344,8 +344,11 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("current_eviction_exceeded_time", "0".into()),
         ("keyspace_hits", s.keyspace_hits.to_string()),
         ("keyspace_misses", s.keyspace_misses.to_string()),
-        ("pubsub_channels", "0".into()),
-        ("pubsub_patterns", "0".into()),
+        (
+            "pubsub_channels",
+            ctx.state.pubsub.channel_count().to_string(),
+        ),
+        ("pubsub_patterns", ctx.state.pubsub.numpat().to_string()),
         ("pubsubshard_channels", "0".into()),
         (
             "latest_fork_usec",

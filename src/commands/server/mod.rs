@@ -158,7 +158,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// Commands whose first argument names a subcommand; clients see them as
 /// `client|list` in CLIENT LIST's `cmd=` and in arity errors.
 const CONTAINERS: &[&str] = &[
-    "client", "command", "config", "memory", "object", "slowlog", "latency",
+    "client", "command", "config", "memory", "object", "slowlog", "latency", "pubsub",
 ];
 
 /// The subcommand table of a container command.
@@ -171,6 +171,7 @@ pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
         "object" => Some(super::introspection::OBJECT_SUBS),
         "slowlog" => Some(super::monitoring::SLOWLOG_SUBS),
         "latency" => Some(super::monitoring::LATENCY_SUBS),
+        "pubsub" => Some(super::pubsub::PUBSUB_SUBS),
         _ => None,
     }
 }
