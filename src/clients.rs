@@ -29,6 +29,8 @@ pub struct ClientState {
     /// Close the connection once the pending replies are written (QUIT).
     pub close_after_reply: bool,
     pub info: Arc<ClientInfo>,
+    /// Passed AUTH, or connected while no password was set (see `crate::security`).
+    pub authenticated: bool,
 }
 
 impl ClientState {
@@ -45,6 +47,7 @@ impl ClientState {
             created: Instant::now(),
             close_after_reply: false,
             info,
+            authenticated: true,
         }
     }
 

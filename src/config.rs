@@ -50,6 +50,14 @@ pub struct Args {
     #[argh(option, default = "String::from(\"notice\")")]
     pub loglevel: String,
 
+    /// password clients must give with AUTH before other commands (default: none)
+    #[argh(option, default = "String::new()")]
+    pub requirepass: String,
+
+    /// yes (default) or no: refuse non-loopback clients while no password is set
+    #[argh(option, default = "String::from(\"yes\")")]
+    pub protected_mode: String,
+
     #[argh(subcommand)]
     pub command: Option<SubCommand>,
 }
@@ -91,6 +99,14 @@ pub struct Config {
     pub hz: u32,
     /// Close idle clients after this many seconds (0 = never).
     pub timeout: u64,
+    /// The default user's password; empty means none (see `crate::security`).
+    pub requirepass: String,
+    /// Refuse non-loopback clients while no password is set.
+    pub protected_mode: bool,
+    /// Largest unparsed input a client may accumulate (0 = unlimited).
+    pub client_query_buffer_limit: u64,
+    /// Pending-output limits per client class (see `crate::limits`).
+    pub client_output_buffer_limit: crate::limits::ObufLimits,
 }
 
 /// One `save <seconds> <changes>` rule.
@@ -115,6 +131,11 @@ impl Config {
             stop_writes_on_bgsave_error: true,
             hz: 10,
             timeout: 0,
+            requirepass: args.requirepass.clone(),
+            protected_mode: parse_yes_no(&args.protected_mode)
+                .ok_or_else(|| ConfigError("--protected-mode must be yes or no".into()))?,
+            client_query_buffer_limit: 1 << 30,
+            client_output_buffer_limit: Default::default(),
         };
         if config.bind.is_empty() {
             return Err(ConfigError("--bind needs at least one address".into()));
@@ -148,6 +169,8 @@ impl Default for Config {
             databases: 16,
             maxclients: 10000,
             loglevel: "notice".into(),
+            requirepass: String::new(),
+            protected_mode: "yes".into(),
             command: None,
         })
         .expect("defaults are valid")
@@ -196,6 +219,15 @@ pub fn validate_loglevel(level: &str) -> Result<String, ConfigError> {
         _ => Err(ConfigError(format!(
             "invalid loglevel '{level}': use debug, verbose, notice, warning or nothing"
         ))),
+    }
+}
+
+/// Parses a redis.conf boolean (`yes`/`no`, any case).
+pub fn parse_yes_no(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
     }
 }
 

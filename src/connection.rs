@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use crate::clients::{ClientInfo, ClientState};
 use crate::commands::{self, BlockRequest, Ctx};
 use crate::keyspace::unix_ms;
+use crate::limits::ObufWatch;
 use crate::protocol::{parse_command, ProtocolError};
 use crate::reply::Reply;
 use crate::state::{NetStats, Shared};
@@ -33,6 +34,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         Ordering::Relaxed,
     );
     let mut client = ClientState::new(info.id, info.addr.clone(), info.laddr.clone(), info.clone());
+    client.authenticated = crate::security::starts_authenticated(&shared.config());
     let result = run(&shared, &mut stream, &mut client).await;
     if let Err(e) = result {
         tracing::debug!(client = client.id, "connection ended: {e}");
@@ -112,6 +114,7 @@ async fn run(
                     return Ok(());
                 }
                 NetStats::add(&shared.net.net_input_bytes, n as u64);
+                check_query_buffer(shared, client, &rbuf)?;
             }
             _ = shutdown.changed() => return Ok(()),
             _ = client.info.kill_signal.notified() => return Ok(()),
@@ -132,6 +135,7 @@ fn run_batch(
 ) -> Option<BlockRequest> {
     let mut last_cmd = String::new();
     let mut blocked = None;
+    let obuf_hard = shared.config().client_output_buffer_limit.normal.hard;
     {
         let mut state = shared.lock();
         while let Some(args) = pending.pop_front() {
@@ -150,7 +154,17 @@ fn run_batch(
                 break;
             }
             reply.encode(client.proto, wbuf);
-            if client.close_after_reply {
+            if obuf_hard > 0 && wbuf.len() as u64 > obuf_hard {
+                // Over the hard output limit: drop the output and the client.
+                tracing::warn!(
+                    client = client.id,
+                    "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    client.addr
+                );
+                wbuf.clear();
+                client.info.kill();
+            }
+            if client.close_after_reply || client.info.is_killed() {
                 pending.clear();
                 break;
             }
@@ -195,7 +209,13 @@ async fn wait_blocked(
                         disconnected = true;
                         break None;
                     }
-                    Ok(n) => NetStats::add(&shared.net.net_input_bytes, n as u64),
+                    Ok(n) => {
+                        NetStats::add(&shared.net.net_input_bytes, n as u64);
+                        if check_query_buffer(shared, client, rbuf).is_err() {
+                            disconnected = true;
+                            break None;
+                        }
+                    }
                 }
             }
         }
@@ -234,8 +254,52 @@ async fn flush(
     if wbuf.is_empty() {
         return Ok(());
     }
-    stream.write_all(wbuf).await?;
+    let limit = shared.config().client_output_buffer_limit.normal;
+    let mut watch = ObufWatch::default();
+    let mut written = 0;
+    while written < wbuf.len() {
+        let pending = (wbuf.len() - written) as u64;
+        if watch.exceeded(&limit, pending, std::time::Instant::now()) {
+            // A reader too slow for the soft limit's seconds is dropped, as in Redis.
+            tracing::warn!("Client scheduled to be closed ASAP for overcoming of output buffer limits.");
+            wbuf.clear();
+            return Err(std::io::ErrorKind::ConnectionAborted.into());
+        }
+        let n = match watch.soft_deadline(&limit) {
+            Some(deadline) => {
+                let write = stream.write(&wbuf[written..]);
+                match tokio::time::timeout_at(deadline.into(), write).await {
+                    Ok(n) => n?,
+                    Err(_) => continue,
+                }
+            }
+            None => stream.write(&wbuf[written..]).await?,
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+    }
     NetStats::add(&shared.net.net_output_bytes, wbuf.len() as u64);
     wbuf.clear();
+    Ok(())
+}
+
+/// Closes a client whose unparsed input outgrew `client-query-buffer-limit`.
+fn check_query_buffer(
+    shared: &Shared,
+    client: &ClientState,
+    rbuf: &BytesMut,
+) -> std::io::Result<()> {
+    let limit = shared.config().client_query_buffer_limit;
+    if crate::limits::query_buffer_exceeded(rbuf.len(), limit) {
+        tracing::warn!(
+            client = client.id,
+            "Closing client that reached max query buffer length: {} ({} bytes)",
+            client.addr,
+            rbuf.len()
+        );
+        return Err(std::io::ErrorKind::InvalidData.into());
+    }
     Ok(())
 }

@@ -15,6 +15,8 @@
 //! - [`clients`]: per-connection state and the client registry.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
 //! - [`config`]: command-line options and the live configuration.
+//! - [`security`]: AUTH's password check and protected mode.
+//! - [`limits`]: per-client query and output buffer limits.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
 //! - [`rng`]: a small PRNG for random picks.
 
@@ -26,10 +28,12 @@ pub mod connection;
 pub mod errors;
 pub mod glob;
 pub mod keyspace;
+pub mod limits;
 pub mod persistence;
 pub mod protocol;
 pub mod reply;
 pub mod rng;
+pub mod security;
 pub mod server;
 pub mod state;
 

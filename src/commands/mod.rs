@@ -277,6 +277,14 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.state.stats.command(spec.name).rejected_calls += 1;
         return Err(CommandError::wrong_arity(spec.name));
     }
+    // As in Redis, unknown commands and arity errors are reported before NOAUTH.
+    if !ctx.client.authenticated
+        && spec.flags & flags::NO_AUTH == 0
+        && !ctx.shared.config().requirepass.is_empty()
+    {
+        ctx.state.stats.command(spec.name).rejected_calls += 1;
+        return Err(CommandError::Other(crate::security::NOAUTH.into()));
+    }
     ctx.state.stats.total_commands_processed += 1;
     if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
         ctx.state.stats.command(spec.name).rejected_calls += 1;

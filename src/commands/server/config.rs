@@ -177,8 +177,24 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "requirepass",
-        get: |_| String::new(),
-        change: Change::Fixed,
+        get: |c| c.requirepass.clone(),
+        change: Change::Set(|c, v| {
+            c.requirepass = v.to_string();
+            Ok(())
+        }),
+    },
+    Param {
+        name: "client-query-buffer-limit",
+        get: |c| c.client_query_buffer_limit.to_string(),
+        change: Change::Set(|c, v| {
+            c.client_query_buffer_limit = mem_in(v, 1024 * 1024, i64::MAX)? as u64;
+            Ok(())
+        }),
+    },
+    Param {
+        name: "client-output-buffer-limit",
+        get: |c| c.client_output_buffer_limit.to_config_string(),
+        change: Change::Set(|c, v| c.client_output_buffer_limit.apply(v, parse_memory)),
     },
     Param {
         name: "maxmemory",
@@ -257,8 +273,11 @@ const PARAMS: &[Param] = &[
     },
     Param {
         name: "protected-mode",
-        get: |_| "no".into(),
-        change: Change::Fixed,
+        get: |c| yes_no_str(c.protected_mode),
+        change: Change::Set(|c, v| {
+            c.protected_mode = yes_no(v)?;
+            Ok(())
+        }),
     },
 ];
 
