@@ -24,6 +24,9 @@ use crate::reply::Reply;
 use crate::state::{NetStats, Shared};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// A batch stops taking commands once its replies reach this size; they are
+/// written before the pipeline continues.
+const BATCH_OUTPUT: usize = 1024 * 1024;
 
 /// Serves one client until it quits, breaks the protocol, disconnects or the
 /// server shuts down.
@@ -77,6 +80,10 @@ async fn run(
                     return Ok(());
                 }
                 reply.encode(client.proto, &mut wbuf);
+            } else if !pending.is_empty() {
+                // The batch stopped at BATCH_OUTPUT: write before running more,
+                // so a client that does not read holds at most one batch's output.
+                flush(shared, stream, &mut wbuf).await?;
             }
         }
         // Bytes that arrived while a command was blocked are parsed before reading more.
@@ -166,6 +173,9 @@ fn run_batch(
             }
             if client.close_after_reply || client.info.is_killed() {
                 pending.clear();
+                break;
+            }
+            if wbuf.len() >= BATCH_OUTPUT {
                 break;
             }
         }
