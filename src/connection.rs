@@ -271,7 +271,9 @@ async fn flush(
         let pending = (wbuf.len() - written) as u64;
         if watch.exceeded(&limit, pending, std::time::Instant::now()) {
             // A reader too slow for the soft limit's seconds is dropped, as in Redis.
-            tracing::warn!("Client scheduled to be closed ASAP for overcoming of output buffer limits.");
+            tracing::warn!(
+                "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+            );
             wbuf.clear();
             return Err(std::io::ErrorKind::ConnectionAborted.into());
         }

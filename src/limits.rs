@@ -64,7 +64,11 @@ impl ObufLimits {
     }
 
     /// Applies `<class> <hard> <soft> <seconds>` groups, as CONFIG SET does.
-    pub fn apply(&mut self, text: &str, parse_memory: fn(&str) -> Option<i64>) -> Result<(), String> {
+    pub fn apply(
+        &mut self,
+        text: &str,
+        parse_memory: fn(&str) -> Option<i64>,
+    ) -> Result<(), String> {
         let words: Vec<&str> = text.split_whitespace().collect();
         if words.is_empty() || !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.".into());
@@ -75,7 +79,11 @@ impl ObufLimits {
                 "normal" => &mut next.normal,
                 "replica" | "slave" => &mut next.replica,
                 "pubsub" => &mut next.pubsub,
-                _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+                _ => {
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    )
+                }
             };
             let hard = parse_memory(group[1]);
             let soft = parse_memory(group[2]);
@@ -88,7 +96,10 @@ impl ObufLimits {
                         soft_seconds: t as u64,
                     };
                 }
-                _ => return Err("Error in hard, soft or soft_seconds setting in buffer limit configuration.".into()),
+                _ => return Err(
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                        .into(),
+                ),
             }
         }
         *self = next;
@@ -144,7 +155,14 @@ mod tests {
         l.apply(&text, mem).unwrap();
         assert_eq!(l, ObufLimits::default());
         l.apply("normal 1mb 512kb 10 replica 0 0 0", mem).unwrap();
-        assert_eq!(l.normal, ObufLimit { hard: 1 << 20, soft: 512 << 10, soft_seconds: 10 });
+        assert_eq!(
+            l.normal,
+            ObufLimit {
+                hard: 1 << 20,
+                soft: 512 << 10,
+                soft_seconds: 10
+            }
+        );
         assert_eq!(l.replica.hard, 0);
         assert!(l.apply("normal 1 2", mem).is_err());
         assert!(l.apply("bogus 1 2 3", mem).is_err());
@@ -155,7 +173,11 @@ mod tests {
 
     #[test]
     fn hard_limit_closes_at_once_soft_after_its_seconds() {
-        let limit = ObufLimit { hard: 100, soft: 10, soft_seconds: 2 };
+        let limit = ObufLimit {
+            hard: 100,
+            soft: 10,
+            soft_seconds: 2,
+        };
         let mut w = ObufWatch::default();
         let t0 = Instant::now();
         assert!(!w.exceeded(&limit, 5, t0));
@@ -166,7 +188,11 @@ mod tests {
         // Dropping under the soft limit resets the clock.
         assert!(!w.exceeded(&limit, 5, t0 + Duration::from_secs(3)));
         assert!(!w.exceeded(&limit, 50, t0 + Duration::from_secs(4)));
-        let unlimited = ObufLimit { hard: 0, soft: 0, soft_seconds: 0 };
+        let unlimited = ObufLimit {
+            hard: 0,
+            soft: 0,
+            soft_seconds: 0,
+        };
         assert!(!w.exceeded(&unlimited, u64::MAX, t0));
     }
 

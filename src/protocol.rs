@@ -272,11 +272,20 @@ mod tests {
         // split_args itself stops at a NUL like sdssplitargs.
         assert_eq!(split_args(b"SET a b\0c d").unwrap().len(), 3);
         assert_eq!(split_args(b"\0SET").unwrap().len(), 0);
-        assert_eq!(split_args(b"\"x\0y\""), Err(ProtocolError::UnbalancedQuotes));
+        assert_eq!(
+            split_args(b"\"x\0y\""),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
         assert_eq!(split_args(b"'x'\0zz").unwrap(), vec![Bytes::from("x")]);
         // Vertical tab and form feed separate arguments only between them.
-        assert_eq!(split_args(b"\x0bECHO q").unwrap(), vec![Bytes::from("ECHO"), Bytes::from("q")]);
-        assert_eq!(split_args(b"ECHO a\x0bb").unwrap()[1], Bytes::from("a\x0bb"));
+        assert_eq!(
+            split_args(b"\x0bECHO q").unwrap(),
+            vec![Bytes::from("ECHO"), Bytes::from("q")]
+        );
+        assert_eq!(
+            split_args(b"ECHO a\x0bb").unwrap()[1],
+            Bytes::from("a\x0bb")
+        );
     }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {

@@ -193,7 +193,10 @@ fn read_only_remount_fails_saves_until_writable_again() {
     fs.remount("rw");
     assert_eq!(bgsave(&mut con), "ok");
     let _: () = q(&mut con, &["SET", "again", "1"]);
-    assert!(std::fs::read(&dump).unwrap() != good, "new dump not written");
+    assert!(
+        std::fs::read(&dump).unwrap() != good,
+        "new dump not written"
+    );
 }
 
 #[test]

@@ -100,7 +100,9 @@ fn requirepass_gates_every_command_but_auth_hello_quit() {
     assert_eq!(c.cmd(&["SET", "k", "v"]), NOAUTH);
     assert_eq!(c.cmd(&["CONFIG", "GET", "requirepass"]), NOAUTH);
     // As in Redis, unknown commands and arity errors come before NOAUTH.
-    assert!(c.cmd(&["NOSUCH"]).starts_with("-ERR unknown command 'NOSUCH'"));
+    assert!(c
+        .cmd(&["NOSUCH"])
+        .starts_with("-ERR unknown command 'NOSUCH'"));
     assert_eq!(
         c.cmd(&["GET"]),
         "-ERR wrong number of arguments for 'get' command"
@@ -118,10 +120,17 @@ fn requirepass_gates_every_command_but_auth_hello_quit() {
         c.cmd(&["HELLO", "4", "AUTH", "default", "s3cret"]),
         "-NOPROTO unsupported protocol version"
     );
-    assert_eq!(c.cmd(&["PING"]), NOAUTH, "failed HELLOs did not authenticate");
+    assert_eq!(
+        c.cmd(&["PING"]),
+        NOAUTH,
+        "failed HELLOs did not authenticate"
+    );
     assert_eq!(c.cmd(&["AUTH", "s3cret"]), "+OK");
     assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK");
-    assert_eq!(c.cmd(&["CONFIG", "GET", "requirepass"]), "requirepass\ns3cret");
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "requirepass"]),
+        "requirepass\ns3cret"
+    );
 
     // The two-argument form, and QUIT before authenticating.
     let mut d = Raw::connect(s.port);
@@ -233,7 +242,14 @@ impl RemoteNet {
         let steps: Vec<Vec<&str>> = vec![
             vec!["netns", "add", &net.ns],
             vec![
-                "link", "add", &net.host_if, "type", "veth", "peer", "name", &peer_if,
+                "link",
+                "add",
+                &net.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer_if,
             ],
             vec!["link", "set", &peer_if, "netns", &net.ns],
             vec!["addr", "add", &host_cidr, "dev", &net.host_if],
@@ -241,7 +257,9 @@ impl RemoteNet {
             vec![
                 "netns", "exec", &net.ns, "ip", "addr", "add", &peer_ip, "dev", &peer_if,
             ],
-            vec!["netns", "exec", &net.ns, "ip", "link", "set", &peer_if, "up"],
+            vec![
+                "netns", "exec", &net.ns, "ip", "link", "set", &peer_if, "up",
+            ],
         ];
         for step in steps {
             let out = Command::new("ip")
@@ -302,11 +320,16 @@ fn protected_mode_denies_remote_clients_without_password() {
     // Loopback is still served, and counts the refusal.
     let mut local = Raw::connect(s.port);
     assert_eq!(local.cmd(&["PING"]), "+PONG");
-    assert!(local.cmd(&["INFO", "stats"]).contains("rejected_connections:1"));
+    assert!(local
+        .cmd(&["INFO", "stats"])
+        .contains("rejected_connections:1"));
 
     // With a password, the remote client is let in and must authenticate.
     assert_eq!(local.cmd(&["CONFIG", "SET", "requirepass", "pw"]), "+OK");
-    assert_eq!(net.cli(s.port, &["PING"]).trim(), "NOAUTH Authentication required.");
+    assert_eq!(
+        net.cli(s.port, &["PING"]).trim(),
+        "NOAUTH Authentication required."
+    );
     assert_eq!(
         net.cli(s.port, &["-a", "pw", "--no-auth-warning", "PING"])
             .trim(),
@@ -353,7 +376,10 @@ fn idle_clients_are_closed_after_timeout() {
     let mut idle = Raw::connect(s.port);
     assert_eq!(idle.cmd(&["PING"]), "+PONG");
     let started = Instant::now();
-    assert!(idle.closed_within(Duration::from_secs(5)), "idle client kept");
+    assert!(
+        idle.closed_within(Duration::from_secs(5)),
+        "idle client kept"
+    );
     assert!(started.elapsed() >= Duration::from_millis(900));
     // The admin connection idled too; a fresh client turns the timeout off.
     assert!(admin.closed_within(Duration::from_secs(5)));
@@ -407,7 +433,9 @@ fn query_buffer_limit_closes_the_client() {
         }
     }
     assert!(c.closed_within(Duration::from_secs(10)), "client kept");
-    assert!(s.log().contains("Closing client that reached max query buffer length"));
+    assert!(s
+        .log()
+        .contains("Closing client that reached max query buffer length"));
     assert_eq!(admin.cmd(&["PING"]), "+PONG");
 }
 
@@ -430,7 +458,12 @@ fn output_hard_limit_drops_the_client() {
     let s = Server::start();
     let mut admin = Raw::connect(s.port);
     assert_eq!(
-        admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 1mb 0 0"]),
+        admin.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 1mb 0 0"
+        ]),
         "+OK"
     );
     assert_eq!(
@@ -456,7 +489,12 @@ fn output_soft_limit_drops_a_slow_reader() {
     let s = Server::start();
     let mut admin = Raw::connect(s.port);
     assert_eq!(
-        admin.cmd(&["CONFIG", "SET", "client-output-buffer-limit", "normal 0 256kb 1"]),
+        admin.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 0 256kb 1"
+        ]),
         "+OK"
     );
     let value = "v".repeat(1024 * 1024);
