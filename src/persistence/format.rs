@@ -111,6 +111,7 @@ impl Kind {
 /// Starts a key: its value follows in chunk records of the matching kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyHeader<'a> {
+    #[serde(serialize_with = "ser_bytes")]
     pub key: &'a [u8],
     /// Absolute expiry, Unix milliseconds; `None` = no TTL.
     pub expire_at_ms: Option<i64>,
@@ -128,18 +129,43 @@ pub enum Record<'a> {
     #[serde(borrow)]
     Key(KeyHeader<'a>),
     /// The next bytes of a string value.
-    StrChunk(&'a [u8]),
+    StrChunk(#[serde(serialize_with = "ser_bytes")] &'a [u8]),
     /// The next elements of a list, head to tail.
     #[serde(borrow)]
-    ListChunk(Vec<&'a [u8]>),
+    ListChunk(#[serde(serialize_with = "ser_bytes_seq")] Vec<&'a [u8]>),
     /// More members of a set.
     #[serde(borrow)]
-    SetChunk(Vec<&'a [u8]>),
+    SetChunk(#[serde(serialize_with = "ser_bytes_seq")] Vec<&'a [u8]>),
     /// More (field, value) pairs of a hash.
     #[serde(borrow)]
-    HashChunk(Vec<(&'a [u8], &'a [u8])>),
+    HashChunk(#[serde(serialize_with = "ser_byte_pairs")] Vec<(&'a [u8], &'a [u8])>),
     /// The last record; `keys` must equal the header's key count.
     End { keys: u64 },
+}
+
+// serde serialises `[u8]` as a sequence, one element at a time; postcard encodes
+// a byte sequence and a byte string identically (varint length, then the raw
+// bytes), so writing them with `serialize_bytes` changes no byte of the format and
+// turns a per-byte loop into one copy. Deserialising `&[u8]` already borrows bytes.
+
+fn ser_bytes<S: serde::Serializer>(bytes: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(bytes)
+}
+
+struct AsBytes<'a>(&'a [u8]);
+
+impl Serialize for AsBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+fn ser_bytes_seq<S: serde::Serializer>(items: &[&[u8]], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(|b| AsBytes(b)))
+}
+
+fn ser_byte_pairs<S: serde::Serializer>(items: &[(&[u8], &[u8])], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(|(f, v)| (AsBytes(f), AsBytes(v))))
 }
 
 impl Record<'_> {

@@ -248,13 +248,36 @@ impl<W: Write> FrameWriter<'_, W> {
     fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
         self.buf.clear();
         let buf = std::mem::take(&mut self.buf);
-        let buf = postcard::to_extend(record, buf).map_err(SaveError::Encode)?;
+        let buf =
+            postcard::serialize_with_flavor(record, AppendVec(buf)).map_err(SaveError::Encode)?;
         let len = u32::try_from(buf.len())
             .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
         self.raw(&len.to_le_bytes())?;
         self.raw(&buf)?;
         self.buf = buf;
         Ok(())
+    }
+}
+
+/// A postcard output that appends slices with one copy each; postcard's own
+/// `to_extend` goes through `Extend`, which copies byte by byte.
+struct AppendVec(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendVec {
+    type Output = Vec<u8>;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
     }
 }
 
