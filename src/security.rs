@@ -68,9 +68,10 @@ mod tests {
     use super::*;
 
     fn with_pass(pass: &str) -> Config {
-        let mut c = Config::default();
-        c.requirepass = pass.to_string();
-        c
+        Config {
+            requirepass: pass.to_string(),
+            ..Config::default()
+        }
     }
 
     #[test]

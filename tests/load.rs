@@ -109,7 +109,7 @@ async fn worker(
                 let card: usize = con.scard(&st).await.map_err(|e| ctx("SCARD", e))?;
                 check(i, "SCARD", card, m.set.len())?;
             }
-            7 if i % 2 == 0 => {
+            7 if i.is_multiple_of(2) => {
                 // The pusher: sequence numbers, in order.
                 let _: i64 = con
                     .rpush(&queue, m.queue_ops)

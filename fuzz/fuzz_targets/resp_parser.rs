@@ -43,7 +43,11 @@ fn drain(buf: &mut BytesMut, out: &mut Outcome) -> bool {
 }
 
 fn parse_chunked(data: &[u8], chunk_sizes: &[u8]) -> Outcome {
-    let mut out = Outcome { commands: Vec::new(), error: None, leftover: 0 };
+    let mut out = Outcome {
+        commands: Vec::new(),
+        error: None,
+        leftover: 0,
+    };
     let mut buf = BytesMut::new();
     let mut pos = 0;
     let mut i = 0;
@@ -67,7 +71,9 @@ fn parse_chunked(data: &[u8], chunk_sizes: &[u8]) -> Outcome {
 
 fuzz_target!(|input: &[u8]| {
     // First byte: how many of the following bytes describe the chunking.
-    let Some((&n, rest)) = input.split_first() else { return };
+    let Some((&n, rest)) = input.split_first() else {
+        return;
+    };
     let n = (n as usize % 8).min(rest.len());
     let (chunk_sizes, data) = rest.split_at(n);
 
@@ -76,7 +82,12 @@ fuzz_target!(|input: &[u8]| {
     // Nothing the parser keeps may be much larger than the bytes it was given,
     // whatever lengths the input declares.
     let bound = 4 * data.len() + 64 * 1024;
-    assert!(largest() <= bound, "allocated {} for {} input bytes", largest(), data.len());
+    assert!(
+        largest() <= bound,
+        "allocated {} for {} input bytes",
+        largest(),
+        data.len()
+    );
 
     let chunked = parse_chunked(data, chunk_sizes);
     // Past INLINE_MAX an unterminated line is an error only while the newline

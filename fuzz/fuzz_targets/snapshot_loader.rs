@@ -19,7 +19,12 @@ fuzz_target!(|data: &[u8]| {
     // The keyspace's fixed tables plus a small multiple of the input: a declared
     // count or length must never size an allocation by itself.
     let bound = 16 * data.len() + 1024 * 1024;
-    assert!(largest() <= bound, "allocated {} for a {}-byte file", largest(), data.len());
+    assert!(
+        largest() <= bound,
+        "allocated {} for a {}-byte file",
+        largest(),
+        data.len()
+    );
     if let Ok(loaded) = result {
         assert!(loaded.keys_loaded + loaded.keys_expired <= loaded.header.key_count);
         // A loaded keyspace is usable: every database can be walked.
