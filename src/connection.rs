@@ -140,23 +140,26 @@ fn run_batch(
     pending: &mut VecDeque<Vec<Bytes>>,
     wbuf: &mut BytesMut,
 ) -> Option<BlockRequest> {
-    let mut last_cmd = String::new();
+    let mut last_args: Option<Vec<Bytes>> = None;
     let mut blocked = None;
     let obuf_hard = shared.config().client_output_buffer_limit.normal.hard;
     {
         let mut state = shared.lock();
+        // One clock read per batch: the commands of a batch run back to back
+        // within microseconds, as Redis caches its clock per event-loop turn.
+        let now_ms = unix_ms();
         while let Some(args) = pending.pop_front() {
             let mut ctx = Ctx {
                 shared,
                 state: &mut state,
                 client,
-                now_ms: unix_ms(),
+                now_ms,
                 blocked: None,
                 may_block: true,
             };
             let reply = commands::execute(&mut ctx, &args);
             blocked = ctx.blocked.take();
-            last_cmd = commands::server::display_name(&args);
+            last_args = Some(args);
             if blocked.is_some() {
                 break;
             }
@@ -180,6 +183,7 @@ fn run_batch(
             }
         }
     }
+    let last_cmd = last_args.as_deref().map(commands::server::display_name).unwrap_or_default();
     client.publish(&last_cmd);
     blocked
 }

@@ -48,11 +48,18 @@ pub fn uint(arg: &[u8]) -> Result<usize, CommandError> {
     usize::try_from(v).map_err(|_| CommandError::NotInteger)
 }
 
+/// Redis's string2ld refuses strings this long or longer (MAX_LONG_DOUBLE_CHARS).
+const MAX_FLOAT_CHARS: usize = 5 * 1024;
+
 /// Parses a double the way Redis's string2ld/strtold accepts it: no spaces, no
-/// NaN; `inf`/`-inf` are accepted.
+/// NaN; `inf`/`-inf` and C99 hexadecimal floats (`0x10`, `0x1.8p3`) are accepted.
 pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+    if s.is_empty()
+        || s.len() >= MAX_FLOAT_CHARS
+        || s.starts_with(char::is_whitespace)
+        || s.ends_with(char::is_whitespace)
+    {
         return None;
     }
     let lower = s.to_ascii_lowercase();
@@ -63,7 +70,18 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
             if lower.contains("nan") || lower.contains("inf") {
                 return None;
             }
-            s.parse::<f64>().ok()?
+            let v = match parse_hex_float(&lower) {
+                Some(v) => v,
+                None => s.parse::<f64>().ok()?,
+            };
+            // strtold's ERANGE: Redis refuses numbers too large or too small
+            // to represent (f64's range is narrower than long double's).
+            let mantissa = lower.split('e').next().unwrap_or("");
+            let nonzero = mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c));
+            if v.is_infinite() || (v == 0.0 && nonzero && !lower.starts_with("0x")) {
+                return None;
+            }
+            v
         }
     };
     if v.is_nan() {
@@ -73,6 +91,65 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     }
 }
 
+/// strtold's hexadecimal form: `[+-]0x` hex digits with an optional `.`, then an
+/// optional binary exponent `p[+-]N`. None if `s` is not hexadecimal at all or
+/// is malformed (strtold would stop early and Redis rejects the leftovers).
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest.strip_prefix("0x")?;
+    let (digits, exp) = match rest.split_once('p') {
+        Some((d, e)) => (d, e.parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for c in int_part.chars() {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac_part.chars() {
+        value += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let value = value * 2f64.powi(exp);
+    Some(if neg { -value } else { value })
+}
+
+/// Whether a decimal literal that overflows f64 is still below long double's
+/// maximum (about 1.19e4932), so that strtold would have accepted it.
+fn fits_long_double(arg: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(arg) else {
+        return false;
+    };
+    let lower = s.to_ascii_lowercase();
+    if lower.contains("inf")
+        || lower.contains("nan")
+        || lower.starts_with(|c: char| c.is_whitespace())
+    {
+        return false;
+    }
+    let (mantissa, exp) = lower.split_once('e').unwrap_or((&lower, "0"));
+    let Ok(exp) = exp.parse::<i64>() else {
+        return false;
+    };
+    let int_digits = mantissa
+        .trim_start_matches(['+', '-'])
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('0')
+        .len() as i64;
+    let valid = mantissa.parse::<f64>().is_ok();
+    valid && exp.saturating_add(int_digits) <= 4932
+}
+
 /// A float argument; `ERR value is not a valid float` otherwise.
 pub fn float(arg: &[u8]) -> Result<f64, CommandError> {
     parse_f64(arg).ok_or(CommandError::NotFloat)
@@ -80,7 +157,15 @@ pub fn float(arg: &[u8]) -> Result<f64, CommandError> {
 
 /// A blocking command's timeout in seconds (fractions allowed); `None` = forever.
 pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
-    let secs = parse_f64(arg).ok_or(CommandError::TimeoutNotFloat)?;
+    let Some(secs) = parse_f64(arg) else {
+        // Past f64's range but within long double's, Redis's conversion to
+        // milliseconds wraps and it answers "timeout is negative".
+        return Err(if fits_long_double(arg) {
+            CommandError::TimeoutNegative
+        } else {
+            CommandError::TimeoutNotFloat
+        });
+    };
     if secs < 0.0 {
         return Err(CommandError::TimeoutNegative);
     }
@@ -103,7 +188,19 @@ pub fn format_float_human(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    format!("{v}")
+    let shortest = format!("{v}");
+    // Redis prints "%.17Lf": never more than 17 decimals (1e-20 prints as 0).
+    let decimals = shortest.split_once('.').map_or(0, |(_, f)| f.len());
+    if decimals <= 17 {
+        return shortest;
+    }
+    let fixed = format!("{v:.17}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    if trimmed == "-0" {
+        "0".into()
+    } else {
+        trimmed.into()
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +237,30 @@ mod tests {
         assert_eq!(format_float_human(1e20), "100000000000000000000");
         assert_eq!(format_float_human(1.1e-5), "0.000011");
         assert_eq!(format_float_human(-1.25), "-1.25");
+        assert_eq!(format_float_human(1e-20), "0");
+        assert_eq!(format_float_human(-1e-20), "0");
+        assert_eq!(format_float_human(1.5e-17), "0.00000000000000002");
+        assert_eq!(format_float_human(1e-17), "0.00000000000000001");
+    }
+
+    #[test]
+    fn hex_and_overlong_floats() {
+        assert_eq!(parse_f64(b"0x10"), Some(16.0));
+        assert_eq!(parse_f64(b"-0X1.8p1"), Some(-3.0));
+        assert_eq!(parse_f64(b"0x.8"), Some(0.5));
+        assert_eq!(parse_f64(b"0x1p-2"), Some(0.25));
+        for bad in [&b"0x"[..], b"0x1p", b"0xg", b"0x1.2.3", b"0x1p1.5"] {
+            assert_eq!(parse_f64(bad), None, "{bad:?}");
+        }
+        let long = vec![b'1'; MAX_FLOAT_CHARS];
+        assert_eq!(parse_f64(&long), None);
+        assert!(parse_f64(&long[1..]).is_none(), "overflows");
+        assert_eq!(parse_f64(b"1e5000"), None);
+        assert_eq!(parse_f64(b"1e-5000"), None);
+        assert_eq!(parse_f64(b"0e-5000"), Some(0.0));
+        let mut zeros = vec![b'0'; MAX_FLOAT_CHARS - 2];
+        zeros.push(b'1');
+        assert_eq!(parse_f64(&zeros), Some(1.0));
     }
 
     #[test]
@@ -150,5 +271,7 @@ mod tests {
         assert_eq!(timeout(b"x"), Err(CommandError::TimeoutNotFloat));
         assert_eq!(timeout(b"inf"), Err(CommandError::TimeoutNegative));
         assert_eq!(timeout(b"1e100"), Err(CommandError::TimeoutNegative));
+        assert_eq!(timeout(b"1e400"), Err(CommandError::TimeoutNegative));
+        assert_eq!(timeout(b"1e5000"), Err(CommandError::TimeoutNotFloat));
     }
 }

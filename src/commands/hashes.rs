@@ -22,7 +22,7 @@ type Hash = HashMap<Bytes, Bytes>;
 
 /// Redis 7.0 keeps a hash as a listpack (and HSCAN returns it whole) while it has
 /// at most this many fields (`hash-max-listpack-entries`)...
-const LISTPACK_MAX_ENTRIES: usize = 128;
+const LISTPACK_MAX_ENTRIES: usize = 512;
 /// ...and every field and value is at most this long (`hash-max-listpack-value`).
 const LISTPACK_MAX_VALUE: usize = 64;
 
@@ -735,7 +735,13 @@ mod tests {
 
     #[test]
     fn listpack_threshold() {
-        let mut h: Hash = (0..128).map(|i| (b(&i.to_string()), b("v"))).collect();
+        // Redis 7.0's defaults: 512 entries, 64-byte fields and values.
+        let mut h: Hash = (0..512).map(|i| (b(&i.to_string()), b("v"))).collect();
+        assert!(is_listpack_sized(&h));
+        h.insert(b("one-more"), b("v"));
+        assert!(!is_listpack_sized(&h));
+        h.remove(&b("one-more"));
+        h.insert(b("0"), Bytes::from(vec![b'x'; 64]));
         assert!(is_listpack_sized(&h));
         h.insert(b("long"), Bytes::from(vec![b'x'; 65]));
         assert!(!is_listpack_sized(&h));

@@ -390,8 +390,9 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some((from, to)) = resolve_range(start, stop, list.len()) else {
         return Ok(Reply::Array(vec![]));
     };
-    // skip/take split the shared tree in O(log n) instead of walking to `from`.
-    Ok(Reply::bulks(list.skip(from).take(to - from)))
+    // A narrowed focus reaches `from` in O(log n) and then walks leaf chunks,
+    // without building intermediate vectors.
+    Ok(Reply::bulks(list.focus().narrow(from..to).into_iter().cloned()))
 }
 
 fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
