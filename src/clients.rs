@@ -31,6 +31,18 @@ pub struct ClientState {
     pub info: Arc<ClientInfo>,
     /// Passed AUTH, or connected while no password was set (see `crate::security`).
     pub authenticated: bool,
+    /// CLIENT REPLY OFF: no replies until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: the next command's reply is dropped...
+    pub skip_next: bool,
+    /// ... and, while it runs, this one's.
+    pub skip_current: bool,
+    /// Lines for a client in MONITOR mode.
+    pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    /// MULTI queue and watched keys.
+    pub tx: crate::commands::transactions::TxState,
+    /// Pub/sub subscriptions and the queue of messages for this client.
+    pub subs: crate::pubsub::ClientSubs,
 }
 
 impl ClientState {
@@ -48,7 +60,23 @@ impl ClientState {
             close_after_reply: false,
             info,
             authenticated: true,
+            reply_off: false,
+            skip_next: false,
+            skip_current: false,
+            monitor: None,
+            tx: Default::default(),
+            subs: Default::default(),
         }
+    }
+
+    /// Called before each command: a pending CLIENT REPLY SKIP covers it.
+    pub fn begin_command(&mut self) {
+        self.skip_current = std::mem::take(&mut self.skip_next);
+    }
+
+    /// Whether the reply of the command that just ran is to be dropped.
+    pub fn reply_suppressed(&mut self) -> bool {
+        self.reply_off || std::mem::take(&mut self.skip_current)
     }
 
     /// Copies what other connections may read into the shared [`ClientInfo`].
@@ -61,6 +89,9 @@ impl ClientState {
         s.resp = if self.proto == Protocol::Resp3 { 3 } else { 2 };
         s.last_cmd = last_cmd.to_string();
         s.last_interaction = Instant::now();
+        s.sub = self.subs.channels.len();
+        s.psub = self.subs.patterns.len();
+        s.multi = self.tx.active.then_some(self.tx.queue.len());
     }
 }
 
@@ -91,6 +122,11 @@ pub struct ClientSnapshot {
     pub last_interaction: Instant,
     /// Set while the client waits in a blocking command.
     pub blocked: bool,
+    /// Channel and pattern subscriptions (`sub=`, `psub=`).
+    pub sub: usize,
+    pub psub: usize,
+    /// Commands queued in an open MULTI (`multi=`; -1 outside one).
+    pub multi: Option<usize>,
 }
 
 impl ClientInfo {
@@ -113,11 +149,23 @@ impl ClientInfo {
     }
 }
 
+/// A connection in MONITOR mode.
+#[derive(Debug)]
+pub struct Monitor {
+    pub client_id: u64,
+    pub tx: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
 /// Every connected client, by id.
 #[derive(Debug, Default)]
 pub struct ClientRegistry {
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// CLIENT PAUSE.
+    pub pause: crate::commands::server::control::PauseState,
+    monitors: Mutex<Vec<Monitor>>,
+    /// Number of monitors, read on every command without a lock.
+    pub monitor_count: std::sync::atomic::AtomicUsize,
 }
 
 impl ClientRegistry {
@@ -139,6 +187,9 @@ impl ClientRegistry {
                 last_cmd: "NULL".into(),
                 last_interaction: now,
                 blocked: false,
+                sub: 0,
+                psub: 0,
+                multi: None,
             }),
             killed: std::sync::atomic::AtomicBool::new(false),
             kill_signal: tokio::sync::Notify::new(),
@@ -150,6 +201,25 @@ impl ClientRegistry {
 
     pub fn unregister(&self, id: u64) {
         self.lock().remove(&id);
+        self.remove_monitor(id);
+    }
+
+    pub fn add_monitor(&self, monitor: Monitor) {
+        let mut m = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        m.push(monitor);
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    pub fn remove_monitor(&self, client_id: u64) {
+        let mut m = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|x| x.client_id != client_id);
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
+    }
+
+    pub fn send_to_monitors(&self, line: &str) {
+        let mut m = self.monitors.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|x| x.tx.send(line.to_string()).is_ok());
+        self.monitor_count.store(m.len(), Ordering::Relaxed);
     }
 
     pub fn len(&self) -> usize {

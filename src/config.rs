@@ -14,49 +14,61 @@ use crate::protocol::DEFAULT_MAX_BULK;
 pub const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
 
 /// forkless: a Redis-compatible in-memory data server whose snapshots need no fork.
-#[derive(FromArgs, Debug)]
+///
+/// Usage: forkless [/path/to/redis.conf] [--option value ...]; options given
+/// on the command line override the configuration file.
+#[derive(FromArgs, Debug, Default)]
 pub struct Args {
+    /// a redis.conf-style configuration file to read first
+    #[argh(positional)]
+    pub config_file: Option<PathBuf>,
+
     /// TCP port to listen on (default 6379; 0 picks a free port and logs it)
-    #[argh(option, default = "6379")]
-    pub port: u16,
+    #[argh(option)]
+    pub port: Option<u16>,
 
     /// address(es) to listen on, space separated (default 127.0.0.1, loopback only)
-    #[argh(option, default = "String::from(\"127.0.0.1\")")]
-    pub bind: String,
+    #[argh(option)]
+    pub bind: Option<String>,
 
     /// directory the snapshot file is written to and loaded from (default .)
-    #[argh(option, default = "String::from(\".\")")]
-    pub dir: String,
+    #[argh(option)]
+    pub dir: Option<String>,
 
     /// snapshot file name inside --dir (default dump.rdb); a path is refused
-    #[argh(option, default = "String::from(\"dump.rdb\")")]
-    pub dbfilename: String,
+    #[argh(option)]
+    pub dbfilename: Option<String>,
 
     /// save points as "<seconds> <changes> ..." pairs: snapshot when at least
     /// <changes> writes happened within <seconds> (default "3600 1 300 100 60 10000";
     /// "" disables automatic snapshots)
-    #[argh(option, default = "String::from(DEFAULT_SAVE)")]
-    pub save: String,
+    #[argh(option)]
+    pub save: Option<String>,
 
     /// number of databases, selected with SELECT (default 16)
-    #[argh(option, default = "16")]
-    pub databases: usize,
+    #[argh(option)]
+    pub databases: Option<usize>,
 
     /// maximum number of connected clients (default 10000)
-    #[argh(option, default = "10000")]
-    pub maxclients: usize,
+    #[argh(option)]
+    pub maxclients: Option<usize>,
 
     /// log verbosity: debug, verbose, notice or warning (default notice)
-    #[argh(option, default = "String::from(\"notice\")")]
-    pub loglevel: String,
+    #[argh(option)]
+    pub loglevel: Option<String>,
+
+    /// any other redis.conf directive as "name value", repeatable
+    /// (e.g. --config "hz 20")
+    #[argh(option)]
+    pub config: Vec<String>,
 
     /// password clients must give with AUTH before other commands (default: none)
-    #[argh(option, default = "String::new()")]
-    pub requirepass: String,
+    #[argh(option)]
+    pub requirepass: Option<String>,
 
     /// yes (default) or no: refuse non-loopback clients while no password is set
-    #[argh(option, default = "String::from(\"yes\")")]
-    pub protected_mode: String,
+    #[argh(option)]
+    pub protected_mode: Option<String>,
 
     #[argh(subcommand)]
     pub command: Option<SubCommand>,
@@ -99,13 +111,31 @@ pub struct Config {
     pub hz: u32,
     /// Close idle clients after this many seconds (0 = never).
     pub timeout: u64,
+    /// Commands slower than this many microseconds go to the slow log (-1 = none).
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    /// Latency events at least this many milliseconds are recorded (0 = off).
+    pub latency_monitor_threshold: u64,
+    /// DEBUG is allowed: `no`, `yes` or `local` (loopback clients only).
+    pub enable_debug_command: String,
+    /// The configuration file the server was started with (CONFIG REWRITE's target).
+    pub config_file: Option<PathBuf>,
+    /// Parameters accepted and reported but without effect, by canonical name
+    /// (see [`crate::params`]).
+    pub extra: std::collections::BTreeMap<&'static str, String>,
+    /// `notify-keyspace-events` as [`crate::pubsub::notify`] flags (0 = off).
+    /// The state keeps a copy that commands read; CONFIG SET updates both.
+    pub notify_keyspace_events: u32,
+    /// The `pubsub` class of `client-output-buffer-limit`; the state keeps a copy.
+    pub pubsub_output_limit: crate::pubsub::OutputLimit,
     /// The default user's password; empty means none (see `crate::security`).
     pub requirepass: String,
     /// Refuse non-loopback clients while no password is set.
     pub protected_mode: bool,
     /// Largest unparsed input a client may accumulate (0 = unlimited).
     pub client_query_buffer_limit: u64,
-    /// Pending-output limits per client class (see `crate::limits`).
+    /// The normal and replica classes of `client-output-buffer-limit` (see
+    /// `crate::limits`); the pubsub class is `pubsub_output_limit`.
     pub client_output_buffer_limit: crate::limits::ObufLimits,
 }
 
@@ -117,28 +147,65 @@ pub struct SavePoint {
 }
 
 impl Config {
-    pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
-        let config = Config {
-            port: args.port,
-            bind: args.bind.split_whitespace().map(str::to_string).collect(),
-            dir: PathBuf::from(&args.dir),
-            dbfilename: validate_dbfilename(&args.dbfilename)?,
-            save: parse_save(&args.save)?,
-            databases: validate_databases(args.databases)?,
-            maxclients: args.maxclients.max(1),
-            loglevel: validate_loglevel(&args.loglevel)?,
+    /// Redis's defaults (with forkless's loopback-only bind).
+    pub fn defaults() -> Config {
+        Config {
+            port: 6379,
+            bind: vec!["127.0.0.1".into()],
+            dir: PathBuf::from("."),
+            dbfilename: "dump.rdb".into(),
+            save: parse_save(DEFAULT_SAVE).unwrap_or_default(),
+            databases: 16,
+            maxclients: 10000,
+            loglevel: "notice".into(),
             proto_max_bulk_len: DEFAULT_MAX_BULK,
             stop_writes_on_bgsave_error: true,
             hz: 10,
             timeout: 0,
-            requirepass: args.requirepass.clone(),
-            protected_mode: parse_yes_no(&args.protected_mode)
-                .ok_or_else(|| ConfigError("--protected-mode must be yes or no".into()))?,
+            slowlog_log_slower_than: 10000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+            enable_debug_command: "no".into(),
+            config_file: None,
+            extra: crate::params::stored_defaults(),
+            notify_keyspace_events: 0,
+            pubsub_output_limit: Default::default(),
+            requirepass: String::new(),
+            protected_mode: true,
             client_query_buffer_limit: 1 << 30,
             client_output_buffer_limit: Default::default(),
-        };
-        if config.bind.is_empty() {
-            return Err(ConfigError("--bind needs at least one address".into()));
+        }
+    }
+
+    /// Defaults, then the configuration file (if any), then command-line options.
+    pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
+        let mut config = Config::defaults();
+        if let Some(path) = &args.config_file {
+            for warning in crate::conffile::apply_file(&mut config, path)? {
+                eprintln!("forkless: warning: {warning}");
+            }
+            config.config_file = Some(std::fs::canonicalize(path).unwrap_or(path.clone()));
+        }
+        let flags: [(&str, Option<String>); 10] = [
+            ("port", args.port.map(|v| v.to_string())),
+            ("bind", args.bind.clone()),
+            ("dir", args.dir.clone()),
+            ("dbfilename", args.dbfilename.clone()),
+            ("save", args.save.clone()),
+            ("databases", args.databases.map(|v| v.to_string())),
+            ("maxclients", args.maxclients.map(|v| v.to_string())),
+            ("loglevel", args.loglevel.clone()),
+            ("requirepass", args.requirepass.clone()),
+            ("protected-mode", args.protected_mode.clone()),
+        ];
+        for (name, value) in flags {
+            if let Some(value) = value {
+                set_from_flag(&mut config, name, &value)?;
+            }
+        }
+        for directive in &args.config {
+            let (name, value) = directive.split_once(' ').unwrap_or((directive, ""));
+            set_from_flag(&mut config, name, value.trim())?;
         }
         Ok(config)
     }
@@ -156,24 +223,27 @@ impl Config {
             .collect::<Vec<_>>()
             .join(" ")
     }
+
+    /// A stored integer parameter (e.g. `hash-max-listpack-entries`), or `default`.
+    pub fn extra_i64(&self, name: &str, default: i64) -> i64 {
+        self.extra
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
+fn set_from_flag(config: &mut Config, name: &str, value: &str) -> Result<(), ConfigError> {
+    let param = crate::params::find(name.as_bytes())
+        .ok_or_else(|| ConfigError(format!("--{name}: unknown configuration parameter")))?;
+    param
+        .set(config, value)
+        .map_err(|reason| ConfigError(format!("--{name} '{value}': {reason}")))
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config::from_args(&Args {
-            port: 6379,
-            bind: "127.0.0.1".into(),
-            dir: ".".into(),
-            dbfilename: "dump.rdb".into(),
-            save: DEFAULT_SAVE.into(),
-            databases: 16,
-            maxclients: 10000,
-            loglevel: "notice".into(),
-            requirepass: String::new(),
-            protected_mode: "yes".into(),
-            command: None,
-        })
-        .expect("defaults are valid")
+        Config::defaults()
     }
 }
 
@@ -206,28 +276,12 @@ pub fn validate_dbfilename(name: &str) -> Result<String, ConfigError> {
     Ok(name.to_string())
 }
 
-fn validate_databases(n: usize) -> Result<usize, ConfigError> {
-    if n == 0 || n > i32::MAX as usize {
-        return Err(ConfigError("databases must be at least 1".into()));
-    }
-    Ok(n)
-}
-
 pub fn validate_loglevel(level: &str) -> Result<String, ConfigError> {
     match level {
         "debug" | "verbose" | "notice" | "warning" | "nothing" => Ok(level.to_string()),
         _ => Err(ConfigError(format!(
             "invalid loglevel '{level}': use debug, verbose, notice, warning or nothing"
         ))),
-    }
-}
-
-/// Parses a redis.conf boolean (`yes`/`no`, any case).
-pub fn parse_yes_no(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
     }
 }
 

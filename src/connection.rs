@@ -27,6 +27,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// A batch stops taking commands once its replies reach this size; they are
 /// written before the pipeline continues.
 const BATCH_OUTPUT: usize = 1024 * 1024;
+/// Pub/sub bytes moved from the client's queue into one write.
+const MESSAGE_BATCH: usize = 64 * 1024;
 
 /// Serves one client until it quits, breaks the protocol, disconnects or the
 /// server shuts down.
@@ -42,7 +44,11 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     if let Err(e) = result {
         tracing::debug!(client = client.id, "connection ended: {e}");
     }
-    shared.lock().blocking.cancel_client(client.id);
+    {
+        let mut state = shared.lock();
+        state.blocking.cancel_client(client.id);
+        state.pubsub.remove_client(&client.subs, client.id);
+    }
     shared.clients.unregister(client.id);
 }
 
@@ -72,18 +78,21 @@ async fn run(
 
         let buffered_before = rbuf.len();
         while !pending.is_empty() && !client.close_after_reply {
+            commands::server::control::wait_unpaused(shared, client, pending.iter()).await;
             if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
-                flush(shared, stream, &mut wbuf).await?;
+                flush(shared, stream, &mut wbuf, &client.subs).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
                 if client.info.is_killed() {
                     // CLIENT KILL ends the wait with no reply, as in Redis.
                     return Ok(());
                 }
-                reply.encode(client.proto, &mut wbuf);
+                if !client.reply_suppressed() {
+                    reply.encode(client.proto, &mut wbuf);
+                }
             } else if !pending.is_empty() {
                 // The batch stopped at BATCH_OUTPUT: write before running more,
                 // so a client that does not read holds at most one batch's output.
-                flush(shared, stream, &mut wbuf).await?;
+                flush(shared, stream, &mut wbuf, &client.subs).await?;
             }
         }
         // Bytes that arrived while a command was blocked are parsed before reading more.
@@ -91,11 +100,11 @@ async fn run(
 
         if let Some(e) = protocol_error {
             Reply::Error(format!("ERR {e}")).encode(client.proto, &mut wbuf);
-            flush(shared, stream, &mut wbuf).await?;
+            flush(shared, stream, &mut wbuf, &client.subs).await?;
             tracing::debug!(client = client.id, "closing after {e}");
             return Ok(());
         }
-        flush(shared, stream, &mut wbuf).await?;
+        flush(shared, stream, &mut wbuf, &client.subs).await?;
         if client.close_after_reply || client.info.killed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -125,6 +134,18 @@ async fn run(
             }
             _ = shutdown.changed() => return Ok(()),
             _ = client.info.kill_signal.notified() => return Ok(()),
+            Some(line) = commands::server::control::next_monitor_line(&mut client.monitor) => {
+                Reply::Simple(line).encode(client.proto, &mut wbuf);
+            }
+            frame = client.subs.next_frame() => {
+                // A pub/sub message while idle: it and whatever else is queued
+                // go out in the next flush.
+                if let Some(frame) = frame {
+                    wbuf.extend_from_slice(&frame);
+                    client.subs.taken(frame.len());
+                    client.subs.drain_into(client.proto, &mut wbuf, MESSAGE_BATCH);
+                }
+            }
             _ = idle => {
                 tracing::debug!(client = client.id, "closing idle client");
                 return Ok(());
@@ -149,6 +170,8 @@ fn run_batch(
         // within microseconds, as Redis caches its clock per event-loop turn.
         let now_ms = unix_ms();
         while let Some(args) = pending.pop_front() {
+            commands::server::control::feed_monitors(shared, client, &args);
+            client.begin_command();
             let mut ctx = Ctx {
                 shared,
                 state: &mut state,
@@ -159,11 +182,16 @@ fn run_batch(
             };
             let reply = commands::execute(&mut ctx, &args);
             blocked = ctx.blocked.take();
+            // Messages the command published to this very client, and extra
+            // subscribe confirmations, precede its reply, as in Redis.
+            client.subs.drain_into(client.proto, wbuf, usize::MAX);
             last_args = Some(args);
             if blocked.is_some() {
                 break;
             }
-            reply.encode(client.proto, wbuf);
+            if !client.reply_suppressed() {
+                reply.encode(client.proto, wbuf);
+            }
             if obuf_hard > 0 && wbuf.len() as u64 > obuf_hard {
                 // Over the hard output limit: drop the output and the client.
                 tracing::warn!(
@@ -183,7 +211,10 @@ fn run_batch(
             }
         }
     }
-    let last_cmd = last_args.as_deref().map(commands::server::display_name).unwrap_or_default();
+    let last_cmd = last_args
+        .as_deref()
+        .map(commands::server::display_name)
+        .unwrap_or_default();
     client.publish(&last_cmd);
     blocked
 }
@@ -215,6 +246,14 @@ async fn wait_blocked(
             _ = sleep => break None,
             _ = shutdown.changed() => break None,
             _ = client.info.kill_signal.notified() => break None,
+            // A RESP3 client may be subscribed while it blocks: messages still flow.
+            frame = client.subs.next_frame() => {
+                if let Some(frame) = frame {
+                    client.subs.taken(frame.len());
+                    stream.write_all(&frame).await?;
+                    NetStats::add(&shared.net.net_output_bytes, frame.len() as u64);
+                }
+            }
             n = stream.read_buf(rbuf) => {
                 // Pipelined commands after the blocking one wait in the buffer;
                 // a closed socket ends the wait.
@@ -264,6 +303,7 @@ async fn flush(
     shared: &Shared,
     stream: &mut TcpStream,
     wbuf: &mut BytesMut,
+    subs: &crate::pubsub::ClientSubs,
 ) -> std::io::Result<()> {
     if wbuf.is_empty() {
         return Ok(());
@@ -281,15 +321,22 @@ async fn flush(
             wbuf.clear();
             return Err(std::io::ErrorKind::ConnectionAborted.into());
         }
-        let n = match watch.soft_deadline(&limit) {
-            Some(deadline) => {
-                let write = stream.write(&wbuf[written..]);
-                match tokio::time::timeout_at(deadline.into(), write).await {
-                    Ok(n) => n?,
-                    Err(_) => continue,
-                }
+        let deadline = watch.soft_deadline(&limit);
+        let soft_timer = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
             }
-            None => stream.write(&wbuf[written..]).await?,
+        };
+        let n = tokio::select! {
+            n = stream.write(&wbuf[written..]) => n?,
+            // Re-check the soft limit once its seconds are up.
+            _ = soft_timer => continue,
+            // A subscriber that stopped reading and went over its output buffer
+            // limit must not keep its task (and its queue) stuck in a write.
+            _ = subs.overflowed() => {
+                return Err(std::io::ErrorKind::ConnectionAborted.into());
+            }
         };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());

@@ -11,26 +11,33 @@
 //! - [`commands`]: the command table, dispatch, and one module per family.
 //! - [`keyspace`]: databases of persistent maps; the O(1) snapshot invariant;
 //!   expiry and scan cursors.
+//! - [`pubsub`]: channel/pattern registry, subscriber queues and their
+//!   output-buffer limit, keyspace notifications.
 //! - [`blocking`]: clients blocked in BLPOP and friends.
 //! - [`clients`]: per-connection state and the client registry.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
 //! - [`config`]: command-line options and the live configuration.
 //! - [`security`]: AUTH's password check and protected mode.
 //! - [`limits`]: per-client query and output buffer limits.
+//! - [`params`]: the configuration parameter table (CONFIG GET/SET, redis.conf).
+//! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
 //! - [`rng`]: a small PRNG for random picks.
 
 pub mod blocking;
 pub mod clients;
 pub mod commands;
+pub mod conffile;
 pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod glob;
 pub mod keyspace;
 pub mod limits;
+pub mod params;
 pub mod persistence;
 pub mod protocol;
+pub mod pubsub;
 pub mod reply;
 pub mod rng;
 pub mod security;

@@ -107,6 +107,36 @@ impl ObufLimits {
     }
 }
 
+fn from_pubsub(p: crate::pubsub::OutputLimit) -> ObufLimit {
+    ObufLimit {
+        hard: p.hard_bytes as u64,
+        soft: p.soft_bytes as u64,
+        soft_seconds: p.soft_seconds,
+    }
+}
+
+/// `client-output-buffer-limit` as CONFIG GET prints it; the pubsub class is
+/// the pub/sub queue's own limit (`Config::pubsub_output_limit`).
+pub fn output_limit_config_text(c: &crate::config::Config) -> String {
+    let mut all = c.client_output_buffer_limit;
+    all.pubsub = from_pubsub(c.pubsub_output_limit);
+    all.to_config_string()
+}
+
+/// CONFIG SET client-output-buffer-limit: every class, or nothing on error.
+pub fn set_output_limit_config(c: &mut crate::config::Config, v: &str) -> Result<(), String> {
+    let mut all = c.client_output_buffer_limit;
+    all.pubsub = from_pubsub(c.pubsub_output_limit);
+    all.apply(v, crate::params::parse_memory)?;
+    c.client_output_buffer_limit = all;
+    c.pubsub_output_limit = crate::pubsub::OutputLimit {
+        hard_bytes: usize::try_from(all.pubsub.hard).unwrap_or(usize::MAX),
+        soft_bytes: usize::try_from(all.pubsub.soft).unwrap_or(usize::MAX),
+        soft_seconds: all.pubsub.soft_seconds,
+    };
+    Ok(())
+}
+
 /// Tracks how long a client's pending output has been above its soft limit.
 #[derive(Debug, Default)]
 pub struct ObufWatch {
@@ -145,7 +175,7 @@ mod tests {
     use super::*;
 
     fn mem(v: &str) -> Option<i64> {
-        crate::commands::server::config::parse_memory(v)
+        crate::params::parse_memory(v)
     }
 
     #[test]
@@ -169,6 +199,20 @@ mod tests {
         assert!(l.apply("normal 1 2 3 pubsub x 2 3", mem).is_err());
         // A failed SET leaves every class unchanged.
         assert_eq!(l.normal.hard, 1 << 20);
+    }
+
+    #[test]
+    fn pubsub_class_is_the_pubsub_queue_limit() {
+        let mut c = crate::config::Config::default();
+        set_output_limit_config(&mut c, "pubsub 1mb 0 0 normal 2mb 1mb 5").unwrap();
+        assert_eq!(c.pubsub_output_limit.hard_bytes, 1 << 20);
+        assert_eq!(c.client_output_buffer_limit.normal.hard, 2 << 20);
+        assert_eq!(
+            output_limit_config_text(&c),
+            "normal 2097152 1048576 5 slave 268435456 67108864 60 pubsub 1048576 0 0"
+        );
+        assert!(set_output_limit_config(&mut c, "pubsub 1 2").is_err());
+        assert_eq!(c.pubsub_output_limit.hard_bytes, 1 << 20);
     }
 
     #[test]

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("forkless: bad option: {e}");
+            eprintln!("forkless: {e}");
             return ExitCode::from(1);
         }
     };

@@ -141,12 +141,23 @@ async fn active_expiry(shared: Arc<Shared>) {
         loop {
             let out = {
                 let mut state = shared.lock();
-                expiry::expire_slice(&mut state.keyspace, unix_ms())
+                if !state.active_expire {
+                    break;
+                }
+                let now = unix_ms();
+                let out = expiry::expire_slice(&mut state.keyspace, now);
+                crate::pubsub::notify::flush_expired_all(&mut state, now);
+                out
             };
             if !out.more || started.elapsed() >= budget {
                 break;
             }
             tokio::task::yield_now().await;
+        }
+        let threshold = shared.config().latency_monitor_threshold;
+        let ms = started.elapsed().as_millis() as u64;
+        if threshold > 0 && ms >= threshold {
+            shared.lock().latency.record("expire-cycle", ms, threshold);
         }
     }
 }

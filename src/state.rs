@@ -31,6 +31,12 @@ pub struct State {
     pub persistence: PersistState,
     /// Recent counter samples for INFO's instantaneous rates.
     pub instantaneous: crate::commands::server::info::Instantaneous,
+    /// False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry reclaims keys.
+    pub active_expire: bool,
+    pub slowlog: crate::commands::monitoring::SlowLog,
+    pub latency: crate::commands::monitoring::LatencyMonitor,
+    /// Pub/sub channels, patterns and keyspace-notification settings.
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 impl State {
@@ -44,6 +50,10 @@ impl State {
             stats: Stats::default(),
             persistence: PersistState::default(),
             instantaneous: Default::default(),
+            active_expire: true,
+            slowlog: Default::default(),
+            latency: Default::default(),
+            pubsub: Default::default(),
         }
     }
 }
@@ -125,13 +135,17 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Shared {
+        let mut state = State::new(config.databases);
+        // Commands read these copies under the state lock, not the config lock.
+        state.pubsub.notify_flags = config.notify_keyspace_events;
+        state.pubsub.limit = config.pubsub_output_limit;
         let mut rng = Rng::from_entropy();
         let run_id: String = (0..40)
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
             .collect();
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Shared {
-            state: Mutex::new(State::new(config.databases)),
+            state: Mutex::new(state),
             config: RwLock::new(config),
             clients: ClientRegistry::default(),
             net: NetStats::default(),

@@ -503,7 +503,10 @@ fn failing_bgsave_reports_err_keeps_the_old_dump_and_refuses_writes() {
 fn start_with_dump(bytes: &[u8]) -> (tempfile::TempDir, Result<Server, String>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dump.rdb"), bytes).unwrap();
-    let r = Server::spawn_in(dir.path(), &["--save", ""]);
+    let r = Server::spawn_in(
+        dir.path(),
+        &["--save", "", "--config", "enable-debug-command local"],
+    );
     (dir, r)
 }
 
@@ -616,7 +619,7 @@ fn check_dump_reports_sound_corrupt_and_unreadable_files() {
 /// survive SAVE, BGSAVE, DEBUG RELOAD and kill -9.
 #[test]
 fn lists_survive_save_bgsave_reload_and_kill9() {
-    let mut server = Server::start();
+    let mut server = Server::start_with(&["--save", "", "--config", "enable-debug-command local"]);
     let mut con = server.client();
     let items: Vec<String> = (0..5000).map(|i| format!("item-{i}")).collect();
     for db in ["0", "2"] {
@@ -773,7 +776,7 @@ fn failed_shutdown_save_keeps_the_server_up() {
 /// BGSAVE and kill -9; DEBUG RELOAD keeps them too.
 #[test]
 fn big_hashes_sets_and_strings_round_trip() {
-    let mut server = Server::start();
+    let mut server = Server::start_with(&["--save", "", "--config", "enable-debug-command local"]);
     let mut con = server.client();
     let mut hset = redis::cmd("HSET");
     hset.arg("h");

@@ -132,6 +132,12 @@ fn requirepass_gates_every_command_but_auth_hello_quit() {
         "requirepass\ns3cret"
     );
 
+    // RESET logs the client out again, as in Redis.
+    assert_eq!(c.cmd(&["RESET"]), "+RESET");
+    assert_eq!(c.cmd(&["GET", "k"]), NOAUTH);
+    assert_eq!(c.cmd(&["MULTI"]), NOAUTH);
+    assert_eq!(c.cmd(&["AUTH", "s3cret"]), "+OK");
+
     // The two-argument form, and QUIT before authenticating.
     let mut d = Raw::connect(s.port);
     assert_eq!(d.cmd(&["AUTH", "default", "s3cret"]), "+OK");

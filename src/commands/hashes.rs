@@ -16,6 +16,7 @@ use crate::errors::{CmdResult, CommandError};
 use crate::glob;
 use crate::keyspace::scan::{self, ScanIter, ScanTarget};
 use crate::keyspace::Value;
+use crate::pubsub::notify;
 use crate::reply::{Protocol, Reply};
 
 type Hash = HashMap<Bytes, Bytes>;
@@ -388,6 +389,7 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: &[Bytes], name: &str) -> Result<i64, Comma
         }
     }
     ctx.dirty(((args.len() - 2) / 2) as u64);
+    ctx.notify(notify::HASH, "hset", &args[1]);
     Ok(created)
 }
 
@@ -406,6 +408,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let hash = hash_for_write(ctx, &args[1])?;
     hash.insert(owned(&args[2]), owned(&args[3]));
     ctx.dirty(1);
+    ctx.notify(notify::HASH, "hset", &args[1]);
     Ok(Reply::Integer(1))
 }
 
@@ -427,6 +430,8 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.db().remove_if_empty(key);
     ctx.dirty(removed);
+    ctx.notify(notify::HASH, "hdel", key);
+    notify::del_if_gone(ctx, key);
     Ok(Reply::Integer(removed as i64))
 }
 
@@ -437,6 +442,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match result {
         Ok(v) => {
             ctx.dirty(1);
+            ctx.notify(notify::HASH, "hincrby", &args[1]);
             Ok(Reply::Integer(v))
         }
         Err(e) => {
@@ -465,6 +471,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match incr_float(hash, &args[2], incr) {
         Ok(text) => {
             ctx.dirty(1);
+            ctx.notify(notify::HASH, "hincrbyfloat", &args[1]);
             Ok(Reply::Bulk(text))
         }
         Err(e) => {

@@ -12,6 +12,7 @@ use crate::errors::{CmdResult, CommandError};
 use crate::glob;
 use crate::keyspace::scan::{self, ScanIter, ScanTarget};
 use crate::keyspace::{Entry, Key, Value};
+use crate::pubsub::notify;
 use crate::reply::Reply;
 
 /// Every argument is a key.
@@ -91,13 +92,14 @@ fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CommandError> {
 
 fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now_ms;
-    let db = ctx.db();
     let mut deleted = 0;
     for key in &args[1..] {
+        let db = ctx.db();
         // Reading first expires a key whose time ran out, so it is not counted.
         if db.get(key, now).is_some() {
             db.remove(key);
             deleted += 1;
+            ctx.notify(notify::GENERIC, "del", key);
         }
     }
     ctx.dirty(deleted);
@@ -291,6 +293,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
     let index = ctx.client.db;
     signal_if_list(ctx, index, dst, &entry.value);
     ctx.dirty(1);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     Ok(done(true))
 }
 
@@ -341,6 +345,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     target.insert(dst.clone(), entry.value.clone(), entry.expire_at);
     signal_if_list(ctx, dst_db, dst, &entry.value);
     ctx.dirty(1);
+    ctx.notify_db(dst_db, notify::GENERIC, "copy_to", dst);
     Ok(Reply::Integer(1))
 }
 
@@ -360,6 +365,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     signal_if_list(ctx, to, key, &value);
     ctx.dirty(1);
+    ctx.notify(notify::GENERIC, "move_from", key);
+    ctx.notify_db(to, notify::GENERIC, "move_to", key);
     Ok(Reply::Integer(1))
 }
 
@@ -447,12 +454,15 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], seconds: bool, relative: bo
     if !expire_allowed(flags, current, when) {
         return Ok(Reply::Integer(0));
     }
-    if when <= now {
+    let event = if when <= now {
         db.remove(key);
+        "del"
     } else {
         db.set_expire(key, Some(when));
-    }
+        "expire"
+    };
     ctx.dirty(1);
+    ctx.notify(notify::GENERIC, event, key);
     Ok(Reply::Integer(1))
 }
 
@@ -526,6 +536,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if had_ttl {
         db.set_expire(key, None);
         ctx.dirty(1);
+        ctx.notify(notify::GENERIC, "persist", key);
     }
     Ok(Reply::Integer(had_ttl as i64))
 }

@@ -16,7 +16,9 @@ use super::flags::*;
 use super::{args, spec, CommandSpec, Ctx, KEY1};
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::{Db, Key, Value};
+use crate::pubsub::notify;
 use crate::reply::Reply;
+use crate::state::State;
 
 /// Redis's key positions for commands whose two first arguments are keys.
 const KEY1_2: (i32, i32, i32) = (1, 2, 1);
@@ -65,6 +67,38 @@ impl End {
         } else {
             Err(CommandError::Syntax)
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Keyspace events, shared with the blocking serve path.
+
+/// `lpush`/`rpush` on `key`.
+fn notify_push(state: &State, db: usize, end: End, key: &[u8], now_ms: i64) {
+    let event = match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    };
+    notify::emit(&state.pubsub, notify::LIST, event, key, db, now_ms);
+}
+
+/// `lpop`/`rpop` on `key`, then `del` if the pop emptied it.
+fn notify_pop(state: &mut State, db: usize, end: End, key: &[u8], now_ms: i64) {
+    if state.pubsub.notify_flags == 0 {
+        return;
+    }
+    let event = match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    };
+    notify::emit(&state.pubsub, notify::LIST, event, key, db, now_ms);
+    notify_if_deleted(state, db, key, now_ms);
+}
+
+/// `del` if removing elements emptied (and so deleted) `key`.
+fn notify_if_deleted(state: &mut State, db: usize, key: &[u8], now_ms: i64) {
+    if state.pubsub.notify_flags != 0 && state.keyspace.db(db).peek(key, now_ms).is_none() {
+        notify::emit(&state.pubsub, notify::GENERIC, "del", key, db, now_ms);
     }
 }
 
@@ -316,6 +350,7 @@ fn push_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool) ->
     if len > 0 {
         ctx.dirty(elems.len() as u64);
         ctx.signal_key(key);
+        notify_push(ctx.state, ctx.client.db, end, key, now);
     }
     Ok(Reply::Integer(len as i64))
 }
@@ -358,6 +393,7 @@ fn pop_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, name: &str) -> CmdResult
         });
     };
     ctx.dirty(popped.len() as u64);
+    notify_pop(ctx.state, ctx.client.db, end, &args[1], now);
     Ok(match count {
         Some(_) => Reply::bulks(popped),
         None => Reply::bulk_opt(popped.into_iter().next()),
@@ -392,7 +428,9 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     // A narrowed focus reaches `from` in O(log n) and then walks leaf chunks,
     // without building intermediate vectors.
-    Ok(Reply::bulks(list.focus().narrow(from..to).into_iter().cloned()))
+    Ok(Reply::bulks(
+        list.focus().narrow(from..to).into_iter().cloned(),
+    ))
 }
 
 fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -415,6 +453,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let i = resolve_index(index, list.len()).ok_or(CommandError::IndexOutOfRange)?;
     list.set(i, args[3].clone());
     ctx.dirty(1);
+    ctx.notify(notify::LIST, "lset", &args[1]);
     Ok(Reply::ok())
 }
 
@@ -437,6 +476,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let len = list.len();
     ctx.dirty(1);
     ctx.signal_key(&args[1]);
+    ctx.notify(notify::LIST, "linsert", &args[1]);
     Ok(Reply::Integer(len as i64))
 }
 
@@ -448,6 +488,10 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let elem = &args[3];
     let removed = if count == 0 {
+        // No match is no write: leave a shared list uncopied (WATCH, snapshots).
+        if !list.iter().any(|e| e == elem) {
+            return Ok(Reply::Integer(0));
+        }
         let before = list.len();
         list.retain(|e| e != elem);
         before - list.len()
@@ -467,6 +511,10 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     ctx.db().remove_if_empty(&args[1]);
     ctx.dirty(removed as u64);
+    if removed > 0 {
+        ctx.notify(notify::LIST, "lrem", &args[1]);
+        notify_if_deleted(ctx.state, ctx.client.db, &args[1], now);
+    }
     Ok(Reply::Integer(removed as i64))
 }
 
@@ -496,6 +544,8 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let removed = before - list.len();
     ctx.db().remove_if_empty(&args[1]);
     ctx.dirty(removed as u64);
+    ctx.notify(notify::LIST, "ltrim", &args[1]);
+    notify_if_deleted(ctx.state, ctx.client.db, &args[1], now);
     Ok(Reply::ok())
 }
 
@@ -596,8 +646,25 @@ fn move_cmd(ctx: &mut Ctx<'_>, src: &Key, dst: &Key, from: End, to: End) -> CmdR
     if moved.is_some() {
         ctx.dirty(1);
         ctx.signal_key(dst);
+        notify_move(ctx.state, ctx.client.db, src, dst, from, to, now);
     }
     Ok(Reply::bulk_opt(moved))
+}
+
+/// The events of a move, in Redis's order: push on `dst`, pop on `src`, `del`.
+fn notify_move(
+    state: &mut State,
+    db: usize,
+    src: &[u8],
+    dst: &[u8],
+    from: End,
+    to: End,
+    now_ms: i64,
+) {
+    if state.pubsub.notify_flags != 0 {
+        notify_push(state, db, to, dst, now_ms);
+        notify_pop(state, db, from, src, now_ms);
+    }
 }
 
 fn lmove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -616,6 +683,7 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match pop_first_nonempty(ctx.db(), &keys, now, end, count)? {
         Some((key, popped)) => {
             ctx.dirty(popped.len() as u64);
+            notify_pop(ctx.state, ctx.client.db, end, &key, now);
             Ok(mpop_reply(key, popped))
         }
         None => Ok(Reply::NullArray),

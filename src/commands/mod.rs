@@ -10,13 +10,17 @@
 pub mod args;
 pub mod connection;
 pub mod hashes;
+pub mod introspection;
 pub mod keys;
 pub mod lists;
+pub mod monitoring;
 pub mod persistence;
+pub mod pubsub;
 pub mod sample;
 pub mod server;
 pub mod sets;
 pub mod strings;
+pub mod transactions;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -135,7 +139,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 9] {
+fn families() -> [&'static [CommandSpec]; 12] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -145,7 +149,10 @@ fn families() -> [&'static [CommandSpec]; 9] {
         hashes::COMMANDS,
         sets::COMMANDS,
         persistence::COMMANDS,
-        &[],
+        introspection::COMMANDS,
+        monitoring::COMMANDS,
+        transactions::COMMANDS,
+        pubsub::COMMANDS,
     ]
 }
 
@@ -222,6 +229,27 @@ impl<'a> Ctx<'a> {
         self.state.blocking.signal(db, key);
     }
 
+    /// Publishes keyspace event `event` of `class` (a
+    /// [`crate::pubsub::notify`] constant) on `key` in the client's database.
+    /// One flag test when notifications are off.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        if self.state.pubsub.notify_flags & class != 0 {
+            let db = self.client.db;
+            self.notify_db(db, class, event, key);
+        }
+    }
+
+    /// As [`Ctx::notify`], for a key in database `db` (MOVE, COPY ... DB).
+    pub fn notify_db(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
+        // Keys this command found expired were expired before it wrote: their
+        // `expired` events go first, as in Redis.
+        if self.state.keyspace.db(db).has_expired_log() {
+            crate::pubsub::notify::flush_expired(self.state, db, self.now_ms);
+        }
+        crate::pubsub::notify::emit(&self.state.pubsub, class, event, key, db, self.now_ms);
+    }
+
     /// Blocks the client on `keys`. Returns the reply to send now: none (the
     /// connection waits), or `timeout_reply` at once where blocking is not allowed.
     pub fn block_on(
@@ -253,6 +281,19 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Runs one command queued by MULTI, inside EXEC: as [`execute`], but blocked
+/// clients are served only once the whole transaction ran.
+pub fn execute_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    let reply = match dispatch(ctx, args) {
+        Ok(reply) => reply,
+        Err(e) => e.to_reply(),
+    };
+    if let Reply::Error(text) = &reply {
+        ctx.state.stats.record_error(text);
+    }
+    reply
+}
+
 /// Runs one command and returns its reply. The caller holds the state lock.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let reply = match dispatch(ctx, args) {
@@ -261,6 +302,10 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     };
     if let Reply::Error(text) = &reply {
         ctx.state.stats.record_error(text);
+    }
+    let db = ctx.client.db;
+    if ctx.state.keyspace.db(db).has_expired_log() {
+        crate::pubsub::notify::flush_expired(ctx.state, db, ctx.now_ms);
     }
     if ctx.state.blocking.has_ready() {
         let now = ctx.now_ms;
@@ -271,11 +316,16 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(spec) = lookup(&args[0]) else {
+        transactions::flag_failed(ctx);
         return Err(CommandError::unknown_command(&args[0], &args[1..]));
     };
     if !spec.arity_ok(args.len()) {
         ctx.state.stats.command(spec.name).rejected_calls += 1;
-        return Err(CommandError::wrong_arity(spec.name));
+        return Err(transactions::reject(
+            ctx,
+            spec,
+            CommandError::wrong_arity(spec.name),
+        ));
     }
     // As in Redis, unknown commands and arity errors are reported before NOAUTH.
     if !ctx.client.authenticated
@@ -283,7 +333,11 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         && !ctx.shared.config().requirepass.is_empty()
     {
         ctx.state.stats.command(spec.name).rejected_calls += 1;
-        return Err(CommandError::Other(crate::security::NOAUTH.into()));
+        let noauth = CommandError::Other(crate::security::NOAUTH.into());
+        return Err(transactions::reject(ctx, spec, noauth));
+    }
+    if let Some(result) = transactions::intercept(ctx, spec, args) {
+        return result;
     }
     ctx.state.stats.total_commands_processed += 1;
     if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
@@ -297,6 +351,7 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     stats.calls += 1;
     stats.usec += usec;
     stats.failed_calls += result.is_err() as u64;
+    monitoring::after_command(ctx, spec, args, usec);
     result
 }
 

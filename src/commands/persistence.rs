@@ -1,4 +1,5 @@
-//! Persistence commands: SAVE, BGSAVE, LASTSAVE, SHUTDOWN, DEBUG RELOAD.
+//! Persistence commands: SAVE, BGSAVE, LASTSAVE, SHUTDOWN, and DEBUG (RELOAD,
+//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE), which `enable-debug-command` guards.
 
 use bytes::Bytes;
 
@@ -119,12 +120,94 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if !args[1].eq_ignore_ascii_case(b"reload") {
-        return Err(CommandError::err(format!(
+    debug_allowed(ctx)?;
+    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    match (sub.as_str(), args.len()) {
+        ("reload", _) => debug_reload_args(ctx, args),
+        ("sleep", 3) => debug_sleep(&args[2]),
+        ("object", 3) => debug_object(ctx, &args[2]),
+        ("set-active-expire", 3) => {
+            let on = crate::commands::args::parse_i64_strict(&args[2])
+                .ok_or(CommandError::NotInteger)?;
+            ctx.state.active_expire = on != 0;
+            Ok(Reply::ok())
+        }
+        ("help", 2) => Ok(crate::commands::server::help_reply(
+            "DEBUG",
+            &[
+                "OBJECT <key>",
+                "    Show low-level info about the <key> and associated value.",
+                "RELOAD [NOSAVE]",
+                "    Save the RDB on disk and reload it back to memory.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    Setting it to 0 disables expiring keys in background when they are not",
+                "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+                "    default.",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
+            ],
+        )),
+        _ => Err(CommandError::err(format!(
             "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
             String::from_utf8_lossy(&args[1])
-        )));
+        ))),
     }
+}
+
+/// `enable-debug-command`: `no` refuses DEBUG, `local` allows loopback clients only.
+fn debug_allowed(ctx: &Ctx<'_>) -> Result<(), CommandError> {
+    let setting = ctx.shared.config().enable_debug_command.clone();
+    let local = ctx.client.addr.starts_with("127.")
+        || ctx.client.addr.starts_with("[::1]")
+        || ctx.client.addr.starts_with("::1");
+    match setting.as_str() {
+        "yes" => Ok(()),
+        "local" if local => Ok(()),
+        _ => Err(CommandError::err(
+            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \
+             you can run it from a local connection, otherwise you need to set this option in \
+             the configuration file, and then restart the server.",
+        )),
+    }
+}
+
+/// DEBUG SLEEP: stalls the whole server (it holds the state lock), as in Redis.
+fn debug_sleep(arg: &Bytes) -> CmdResult {
+    let secs = std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite())
+        .unwrap_or(0.0)
+        .max(0.0);
+    std::thread::sleep(std::time::Duration::from_secs_f64(secs.min(3600.0)));
+    Ok(Reply::ok())
+}
+
+fn debug_object(ctx: &mut Ctx<'_>, key: &Bytes) -> CmdResult {
+    let config = ctx.shared.config().clone();
+    let now = ctx.now_ms;
+    let Some(entry) = ctx.db().get(key, now) else {
+        return Err(CommandError::err("no such key"));
+    };
+    let encoding = crate::commands::introspection::encoding(&entry.value, &config);
+    let serialized = crate::commands::introspection::entry_usage(key, entry, 5);
+    let addr = entry as *const _ as usize;
+    let mut text = format!(
+        "Value at:0x{addr:x} refcount:1 encoding:{encoding} serializedlength:{serialized} \
+         lru:0 lru_seconds_idle:0"
+    );
+    if let crate::keyspace::Value::List(l) = &entry.value {
+        let nodes = l.len().div_ceil(128).max(1);
+        text.push_str(&format!(
+            " ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:-2 ql_compressed:0 \
+             ql_uncompressed_size:{serialized}",
+            l.len() as f64 / nodes as f64
+        ));
+    }
+    Ok(Reply::Simple(text))
+}
+
+fn debug_reload_args(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut save = true;
     for arg in &args[2..] {
         if arg.eq_ignore_ascii_case(b"nosave") {

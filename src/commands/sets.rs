@@ -17,6 +17,7 @@ use super::{spec, CommandSpec, Ctx, KEY1, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::scan::{ScanIter, ScanTarget};
 use crate::keyspace::Value;
+use crate::pubsub::notify;
 use crate::reply::Reply;
 
 type Set = HashSet<Bytes>;
@@ -273,6 +274,9 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.dirty(added);
+    if added > 0 {
+        ctx.notify(notify::SET, "sadd", &key);
+    }
     Ok(Reply::Integer(added as i64))
 }
 
@@ -294,6 +298,8 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.db().remove_if_empty(key);
     ctx.dirty(removed);
+    ctx.notify(notify::SET, "srem", key);
+    notify::del_if_gone(ctx, key);
     Ok(Reply::Integer(removed as i64))
 }
 
@@ -343,6 +349,9 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         e.value.as_set_mut()?.remove(member);
     }
     db.remove_if_empty(src);
+    ctx.notify(notify::SET, "srem", src);
+    notify::del_if_gone(ctx, src);
+    let db = ctx.db();
     let added = db
         .get_or_insert_with(&owned(dst), now, || Value::Set(Set::new()))
         .value
@@ -350,6 +359,9 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .insert(owned(member))
         .is_none();
     ctx.dirty(1 + added as u64);
+    if added {
+        ctx.notify(notify::SET, "sadd", dst);
+    }
     Ok(Reply::Integer(1))
 }
 
@@ -389,6 +401,8 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     set.remove(&member);
     db.remove_if_empty(key);
     ctx.dirty(1);
+    ctx.notify(notify::SET, "spop", key);
+    notify::del_if_gone(ctx, key);
     Ok(Reply::Bulk(member))
 }
 
@@ -437,6 +451,8 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: usize) -> CmdResult {
     };
     db.remove_if_empty(key);
     ctx.dirty(popped.len() as u64);
+    ctx.notify(notify::SET, "spop", key);
+    notify::del_if_gone(ctx, key);
     Ok(Reply::Set(popped.into_iter().map(Reply::Bulk).collect()))
 }
 
@@ -602,10 +618,17 @@ fn algebra_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op) -> CmdResult {
     if len == 0 {
         if ctx.db().remove(dst).is_some() {
             ctx.dirty(1);
+            ctx.notify(notify::GENERIC, "del", dst);
         }
     } else {
         ctx.db().insert(owned(dst), Value::Set(result), None);
         ctx.dirty(1);
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.notify(notify::SET, event, dst);
     }
     Ok(Reply::Integer(len as i64))
 }

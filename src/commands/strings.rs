@@ -8,6 +8,7 @@ use super::flags::*;
 use super::{spec, CommandSpec, Ctx, KEY1};
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::{Key, Value};
+use crate::pubsub::notify;
 use crate::reply::Reply;
 
 /// MGET: every argument is a key.
@@ -439,6 +440,10 @@ fn set_generic(
         db.insert(key.clone(), Value::Str(value.clone()), expire_at);
     }
     ctx.dirty(1);
+    ctx.notify(notify::STRING, "set", key);
+    if expire_at.is_some() {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
     Ok(match old {
         Some(old) => Reply::bulk_opt(old),
         None => replies.ok,
@@ -495,6 +500,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.db()
         .insert(args[1].clone(), Value::Str(args[2].clone()), None);
     ctx.dirty(1);
+    ctx.notify(notify::STRING, "set", &args[1]);
     Ok(Reply::bulk_opt(old))
 }
 
@@ -503,6 +509,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if old.is_some() {
         ctx.db().remove(&args[1]);
         ctx.dirty(1);
+        ctx.notify(notify::GENERIC, "del", &args[1]);
     }
     Ok(Reply::bulk_opt(old))
 }
@@ -517,18 +524,22 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if let Some((kind, arg)) = &opts.expire {
         let at = expire_at_ms(*kind, arg, now, "getex")?;
         let db = ctx.db();
-        if at <= now {
+        let event = if at <= now {
             db.remove(key);
+            "del"
         } else {
             db.set_expire(key, Some(at));
-        }
+            "expire"
+        };
         ctx.dirty(1);
+        ctx.notify(notify::GENERIC, event, key);
     } else if opts.persist {
         let db = ctx.db();
         let had_ttl = db.get(key, now).is_some_and(|e| e.expire_at.is_some());
         if had_ttl {
             db.set_expire(key, None);
             ctx.dirty(1);
+            ctx.notify(notify::GENERIC, "persist", key);
         }
     }
     Ok(Reply::Bulk(value))
@@ -563,6 +574,9 @@ fn mset_all(ctx: &mut Ctx<'_>, pairs: &[Bytes]) {
         db.insert(pair[0].clone(), Value::Str(pair[1].clone()), None);
     }
     ctx.dirty((pairs.len() / 2) as u64);
+    for pair in pairs.chunks_exact(2) {
+        ctx.notify(notify::STRING, "set", &pair[0]);
+    }
 }
 
 fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -599,6 +613,7 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     };
     let len = new.len() as i64;
     store_keep_ttl(ctx, key, new);
+    ctx.notify(notify::STRING, "append", key);
     Ok(Reply::Integer(len))
 }
 
@@ -651,6 +666,7 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     buf.resize(new_len, 0);
     buf[offset..offset + value.len()].copy_from_slice(value);
     store_keep_ttl(ctx, key, buf.freeze());
+    ctx.notify(notify::STRING, "setrange", key);
     Ok(Reply::Integer(new_len as i64))
 }
 
@@ -664,6 +680,7 @@ fn incr_decr(ctx: &mut Ctx<'_>, key: &Key, by: i64) -> CmdResult {
     };
     let new = current.checked_add(by).ok_or(CommandError::Overflow)?;
     store_keep_ttl(ctx, key, Bytes::from(new.to_string()));
+    ctx.notify(notify::STRING, "incrby", key);
     Ok(Reply::Integer(new))
 }
 
@@ -702,6 +719,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let text = Bytes::from(args::format_float_human(new));
     store_keep_ttl(ctx, key, text.clone());
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     Ok(Reply::Bulk(text))
 }
 

@@ -131,6 +131,9 @@ pub struct Db {
     expiry: OrdSet<(i64, Key)>,
     /// Keys removed because their time ran out (lazily or actively).
     expired_count: u64,
+    /// Keys expired since the last [`Db::take_expired`], for keyspace
+    /// notifications; emptied after every command and every expiry slice.
+    expired_log: Vec<Key>,
 }
 
 impl Db {
@@ -278,6 +281,9 @@ impl Db {
     fn expire_if_due(&mut self, key: &[u8], now_ms: i64) {
         let due = self.entries.get(key).is_some_and(|e| e.is_expired(now_ms));
         if due {
+            if let Some((k, _)) = self.entries.get_key_value(key) {
+                self.expired_log.push(k.clone());
+            }
             self.remove(key);
             self.expired_count += 1;
         }
@@ -295,6 +301,7 @@ impl Db {
                 return (removed, false);
             }
             self.remove(&key);
+            self.expired_log.push(key);
             self.expired_count += 1;
             removed += 1;
         }
@@ -420,6 +427,37 @@ mod server_family_tests {
         assert_eq!(ks.expired_count(), 1);
         ks.reset_expired_count();
         assert_eq!(ks.expired_count(), 0);
+    }
+}
+
+// Keyspace notifications (pub/sub family).
+impl Db {
+    /// Whether keys expired since the last [`Db::take_expired`].
+    #[inline]
+    pub fn has_expired_log(&self) -> bool {
+        !self.expired_log.is_empty()
+    }
+
+    /// The keys expired since the last call, oldest first.
+    pub fn take_expired(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.expired_log)
+    }
+}
+
+#[cfg(test)]
+mod expired_log_tests {
+    use super::*;
+
+    #[test]
+    fn lazy_and_active_expiry_log_their_keys() {
+        let mut db = Db::default();
+        db.insert(Bytes::from("a"), Value::Str(Bytes::from("1")), Some(10));
+        db.insert(Bytes::from("b"), Value::Str(Bytes::from("1")), Some(20));
+        assert!(db.get(b"a", 15).is_none());
+        assert_eq!(db.expire_due(25, 10), (1, false));
+        assert!(db.has_expired_log());
+        assert_eq!(db.take_expired(), vec![Bytes::from("a"), Bytes::from("b")]);
+        assert!(!db.has_expired_log());
     }
 }
 

@@ -81,6 +81,10 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
     let clone_started = Instant::now();
     let snapshot = state.keyspace.clone();
     let clone_usec = clone_started.elapsed().as_micros() as u64;
+    let threshold = shared.config().latency_monitor_threshold;
+    state
+        .latency
+        .record_snapshot("snapshot-clone", clone_usec, threshold);
     let now_ms = unix_ms();
     let p = &mut state.persistence;
     p.latest_clone_usec = clone_usec;
@@ -127,6 +131,8 @@ pub fn reap(state: &mut State) -> bool {
     };
     slot.running = None;
     drop(slot);
+    let save_usec = running.started.elapsed().as_micros() as u64;
+    state.latency.record_background_save(save_usec);
     let p = &mut state.persistence;
     p.last_bgsave_time_sec = running.started.elapsed().as_secs() as i64;
     match outcome {
@@ -152,9 +158,21 @@ pub fn save_foreground(shared: &Shared, state: &mut State) -> Result<SaveStats, 
     let started = Instant::now();
     let snapshot = state.keyspace.clone();
     state.persistence.latest_clone_usec = started.elapsed().as_micros() as u64;
-    let path = shared.config().dump_path();
+    let (path, threshold) = {
+        let c = shared.config();
+        (c.dump_path(), c.latency_monitor_threshold)
+    };
+    let clone_usec = state.persistence.latest_clone_usec;
+    state
+        .latency
+        .record_snapshot("snapshot-clone", clone_usec, threshold);
     let job = state.persistence.job.clone();
-    match writer::save_to(&snapshot, &path, unix_ms(), &job.progress) {
+    let outcome = writer::save_to(&snapshot, &path, unix_ms(), &job.progress);
+    let save_usec = started.elapsed().as_micros() as u64;
+    state
+        .latency
+        .record_snapshot("snapshot-save", save_usec, threshold);
+    match outcome {
         Ok(stats) => {
             state.dirty = 0;
             state.persistence.record_success(stats);

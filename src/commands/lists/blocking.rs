@@ -12,8 +12,8 @@
 use bytes::Bytes;
 
 use super::{
-    check_list_or_absent, move_cmd, move_elem, mpop_reply, parse_mpop, pop_elems,
-    pop_first_nonempty, read_list, End,
+    check_list_or_absent, move_cmd, move_elem, mpop_reply, notify_move, notify_pop, parse_mpop,
+    pop_elems, pop_first_nonempty, read_list, End,
 };
 use crate::commands::{args, Ctx};
 use crate::errors::CmdResult;
@@ -40,6 +40,7 @@ fn bpop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CmdResult {
     let now = ctx.now_ms;
     if let Some((key, popped)) = pop_first_nonempty(ctx.db(), keys, now, end, 1)? {
         ctx.dirty(popped.len() as u64);
+        notify_pop(ctx.state, ctx.client.db, end, &key, now);
         if let Some(elem) = popped.into_iter().next() {
             return Ok(pair_reply(key, elem));
         }
@@ -78,6 +79,7 @@ fn serve_pop(
         return None;
     }
     state.dirty += popped.len() as u64;
+    notify_pop(state, db, end, ready_key, now_ms);
     Some((Bytes::copy_from_slice(ready_key), popped))
 }
 
@@ -149,6 +151,7 @@ fn serve_bmove(
             state.dirty += 1;
             // The pushed element may serve clients blocked on the destination.
             state.blocking.signal(db, &dst);
+            notify_move(state, db, &src, &dst, from, to, now_ms);
             Some(Reply::Bulk(elem))
         }
         Ok(None) => None,
@@ -167,6 +170,7 @@ pub(super) fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now_ms;
     if let Some((key, popped)) = pop_first_nonempty(ctx.db(), &keys, now, end, count)? {
         ctx.dirty(popped.len() as u64);
+        notify_pop(ctx.state, ctx.client.db, end, &key, now);
         return Ok(mpop_reply(key, popped));
     }
     ctx.block_on(keys, args, timeout, serve_bmpop, Reply::NullArray)

@@ -1,4 +1,5 @@
-//! CLIENT: ID, GETNAME, SETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP.
+//! CLIENT: ID, GETNAME, SETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP;
+//! PAUSE, UNPAUSE and REPLY live in [`super::control`].
 //!
 //! Other connections are seen through the client registry's published
 //! [`ClientSnapshot`]s; the calling client is described from its own live state,
@@ -60,6 +61,21 @@ pub(super) const SUBS: &[Sub] = &[
         name: "no-evict",
         arity: 3,
         handler: no_evict,
+    },
+    Sub {
+        name: "pause",
+        arity: -3,
+        handler: super::control::pause,
+    },
+    Sub {
+        name: "unpause",
+        arity: 2,
+        handler: super::control::unpause,
+    },
+    Sub {
+        name: "reply",
+        arity: 3,
+        handler: super::control::reply,
     },
     Sub {
         name: "help",
@@ -129,6 +145,9 @@ fn own_snapshot(ctx: &Ctx<'_>, args: &[Bytes]) -> ClientSnapshot {
         last_cmd: display_name(args),
         last_interaction: Instant::now(),
         blocked,
+        sub: c.subs.channels.len(),
+        psub: c.subs.patterns.len(),
+        multi: c.tx.active.then_some(c.tx.queue.len()),
     }
 }
 
@@ -144,6 +163,12 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
     let age = now.saturating_duration_since(info.created).as_secs();
     let idle = now.saturating_duration_since(s.last_interaction).as_secs();
     let mut flags = String::new();
+    if s.sub + s.psub > 0 {
+        flags.push('P');
+    }
+    if s.multi.is_some() {
+        flags.push('x');
+    }
     if s.blocked {
         flags.push('b');
     }
@@ -155,7 +180,7 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
     }
     format!(
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
-         sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+         sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
          obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} \
          lib-name={} lib-ver={}\n",
         info.id,
@@ -164,6 +189,9 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
         info.fd.load(Ordering::Relaxed),
         text(&s.name),
         s.db,
+        s.sub,
+        s.psub,
+        s.multi.map_or(-1, |n| n as i64),
         s.last_cmd,
         s.resp,
         text(&s.lib_name),
@@ -414,6 +442,12 @@ fn help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             "    * LIB-VER: the client lib version.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "    Suspend all, or just write, clients for <timeout> milliseconds.",
+            "UNPAUSE",
+            "    Stop the current client pause, resuming traffic.",
+            "REPLY (ON|OFF|SKIP)",
+            "    Control the replies sent to the current connection.",
         ],
     ))
 }

@@ -155,6 +155,10 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
         .into_iter()
         .map(|i| line[i].clone())
         .collect::<Vec<_>>();
+    // A container's keyless subcommand (OBJECT HELP) has no key specs of its own.
+    if keys.is_empty() && super::subcommands(spec.name).is_some() {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
     Ok((spec, keys))
 }
 
@@ -192,7 +196,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
     let keyspace = matches!(spec.group, "keyspace" | "generic")
         || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
-    let table: [(&str, bool); 13] = [
+    let table: [(&str, bool); 15] = [
         ("@keyspace", keyspace),
         ("@read", has(flags::READONLY)),
         ("@write", has(flags::WRITE)),
@@ -200,12 +204,14 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
         ("@list", spec.group == "list"),
         ("@hash", spec.group == "hash"),
         ("@string", spec.group == "string"),
+        ("@pubsub", spec.group == "pubsub" && has(flags::PUBSUB)),
         ("@admin", has(flags::ADMIN)),
         ("@fast", has(flags::FAST)),
         ("@slow", !has(flags::FAST)),
         ("@blocking", has(flags::BLOCKING)),
         ("@dangerous", dangerous),
         ("@connection", spec.group == "connection"),
+        ("@transaction", spec.group == "transactions"),
     ];
     table
         .iter()
@@ -276,9 +282,14 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
     let Some(subs) = super::subcommands(spec.name) else {
         return entry(spec.name.to_string(), spec.arity, spec, Reply::Set(vec![]));
     };
+    // Key positions (OBJECT/MEMORY's key is their third word) belong to the
+    // subcommands too; the container itself shows none, as in Redis.
     let bare = CommandSpec {
         flags: 0,
         group: "",
+        first_key: 0,
+        last_key: 0,
+        step: 0,
         ..*spec
     };
     let listed = subs

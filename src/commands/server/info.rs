@@ -113,7 +113,7 @@ fn section_fields(ctx: &mut Ctx<'_>, section: &str) -> Fields {
     match section {
         "server" => server(ctx.shared),
         "clients" => clients(ctx),
-        "memory" => memory(),
+        "memory" => memory(&ctx.shared.config()),
         "persistence" => crate::persistence::info_fields(ctx.shared, ctx.state),
         "stats" => stats(ctx),
         "replication" => replication(ctx.shared),
@@ -185,7 +185,14 @@ fn server(shared: &Shared) -> Fields {
         ("configured_hz", config.hz.to_string()),
         ("lru_clock", ((now.as_secs()) & ((1 << 24) - 1)).to_string()),
         ("executable", executable),
-        ("config_file", String::new()),
+        (
+            "config_file",
+            config
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
         ("io_threads_active", "0".into()),
     ])
 }
@@ -230,7 +237,7 @@ pub fn human_bytes(n: u64) -> String {
 const PAGE_SIZE: u64 = 4096;
 
 /// Resident set size in bytes, from /proc/self/statm.
-fn rss_bytes() -> u64 {
+pub fn rss_bytes() -> u64 {
     read_proc("/proc/self/statm")
         .split_whitespace()
         .nth(1)
@@ -252,7 +259,13 @@ fn proc_kb(path: &str, name: &str) -> u64 {
 
 /// forkless uses the system allocator, which keeps no statistics, so the
 /// process's resident memory is the honest figure for `used_memory`.
-fn memory() -> Fields {
+fn memory(config: &crate::config::Config) -> Fields {
+    let maxmemory = config.extra_i64("maxmemory", 0).max(0) as u64;
+    let policy = config
+        .extra
+        .get("maxmemory-policy")
+        .cloned()
+        .unwrap_or_else(|| "noeviction".into());
     let rss = rss_bytes();
     let peak = proc_kb("/proc/self/status", "VmHWM:").max(rss);
     let total = proc_kb("/proc/meminfo", "MemTotal:");
@@ -275,9 +288,9 @@ fn memory() -> Fields {
         ("used_memory_dataset_perc", "100.00%".into()),
         ("total_system_memory", total.to_string()),
         ("total_system_memory_human", human_bytes(total)),
-        ("maxmemory", "0".into()),
-        ("maxmemory_human", "0B".into()),
-        ("maxmemory_policy", "noeviction".into()),
+        ("maxmemory", maxmemory.to_string()),
+        ("maxmemory_human", human_bytes(maxmemory)),
+        ("maxmemory_policy", policy),
         ("mem_fragmentation_ratio", "1.00".into()),
         ("mem_fragmentation_bytes", "0".into()),
         ("mem_allocator", "libc".into()),
@@ -331,8 +344,11 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("current_eviction_exceeded_time", "0".into()),
         ("keyspace_hits", s.keyspace_hits.to_string()),
         ("keyspace_misses", s.keyspace_misses.to_string()),
-        ("pubsub_channels", "0".into()),
-        ("pubsub_patterns", "0".into()),
+        (
+            "pubsub_channels",
+            ctx.state.pubsub.channel_count().to_string(),
+        ),
+        ("pubsub_patterns", ctx.state.pubsub.numpat().to_string()),
         ("pubsubshard_channels", "0".into()),
         (
             "latest_fork_usec",

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod control;
 pub mod info;
 
 use bytes::Bytes;
@@ -128,11 +129,37 @@ pub const COMMANDS: &[CommandSpec] = &[
             info::info,
         )
     },
+    CommandSpec {
+        since: "6.2.0",
+        ..spec(
+            "reset",
+            1,
+            NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+            NO_KEYS,
+            "connection",
+            "Resets the connection.",
+            control::reset,
+        )
+    },
+    CommandSpec {
+        since: "1.0.0",
+        ..spec(
+            "monitor",
+            1,
+            ADMIN | NOSCRIPT | LOADING | STALE,
+            NO_KEYS,
+            "server",
+            "Listens for all requests received by the server in real-time.",
+            control::monitor,
+        )
+    },
 ];
 
 /// Commands whose first argument names a subcommand; clients see them as
 /// `client|list` in CLIENT LIST's `cmd=` and in arity errors.
-const CONTAINERS: &[&str] = &["client", "command", "config"];
+const CONTAINERS: &[&str] = &[
+    "client", "command", "config", "memory", "object", "slowlog", "latency", "pubsub",
+];
 
 /// The subcommand table of a container command.
 pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
@@ -140,6 +167,11 @@ pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
         "client" => Some(client::SUBS),
         "command" => Some(command::SUBS),
         "config" => Some(config::SUBS),
+        "memory" => Some(super::introspection::MEMORY_SUBS),
+        "object" => Some(super::introspection::OBJECT_SUBS),
+        "slowlog" => Some(super::monitoring::SLOWLOG_SUBS),
+        "latency" => Some(super::monitoring::LATENCY_SUBS),
+        "pubsub" => Some(super::pubsub::PUBSUB_SUBS),
         _ => None,
     }
 }

@@ -1,0 +1,386 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH (and RESET's share of
+//! leaving MULTI and pub/sub), and the queueing of
+//! commands between MULTI and EXEC (see [`intercept`], called by dispatch).
+//!
+//! EXEC runs the queued commands back to back inside one command, so under the
+//! state lock: a snapshot (which clones the keyspace under that lock) sees all of
+//! a transaction or none of it, and blocked clients are served only after it.
+//!
+//! # WATCH by identity
+//!
+//! WATCH keeps an O(1) clone of the watched key's [`Entry`] (or its absence).
+//! Values are persistent structures, so while the watch holds that clone, any
+//! write to the live value copies the nodes it touches: the live root pointer
+//! (`ptr_eq`), or for strings the `Bytes` pointer and length, differs exactly
+//! when the key was written. EXEC compares identities and expiry times. This
+//! needs no hook in any command, and it also covers expiry (the key is gone),
+//! FLUSHDB/FLUSHALL, SWAPDB and a snapshot load (new values).
+//!
+//! Compared with Redis's "touched" flags: no-op writes that leave the value
+//! uncopied (SADD of a present member, SREM/HDEL of an absent one, PERSIST of a
+//! key without TTL) do not abort, as in Redis. Writes that copy the value
+//! without changing it (HSET of the same value, SET of the same string) abort,
+//! as in Redis. What identity cannot see is a key that returns to the very same
+//! value object: `RENAME a b` then `RENAME b a`, `SWAPDB 0 1` twice, a list
+//! pushed then popped at an end that was empty, a one-element list rotated
+//! onto itself (`RPOPLPUSH k k`), or an empty string overwritten
+//! by another empty string (empty `Bytes` share one address); Redis aborts on
+//! those, forkless does not.
+
+use bytes::Bytes;
+
+use super::flags::*;
+use super::{spec, CommandSpec, Ctx, NO_KEYS};
+use crate::errors::{CmdResult, CommandError};
+use crate::keyspace::{Entry, Key, Value};
+use crate::reply::{Protocol, Reply};
+
+const TX_FLAGS: u32 = NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY;
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        since: "1.2.0",
+        ..spec(
+            "multi",
+            1,
+            TX_FLAGS,
+            NO_KEYS,
+            "transactions",
+            "Starts a transaction.",
+            multi,
+        )
+    },
+    CommandSpec {
+        since: "1.2.0",
+        ..spec(
+            "exec",
+            1,
+            NOSCRIPT | LOADING | STALE,
+            NO_KEYS,
+            "transactions",
+            "Executes all commands in a transaction.",
+            exec,
+        )
+    },
+    CommandSpec {
+        since: "2.0.0",
+        ..spec(
+            "discard",
+            1,
+            TX_FLAGS,
+            NO_KEYS,
+            "transactions",
+            "Discards a transaction.",
+            discard,
+        )
+    },
+    CommandSpec {
+        since: "2.2.0",
+        ..spec(
+            "watch",
+            -2,
+            TX_FLAGS,
+            (1, -1, 1),
+            "transactions",
+            "Monitors changes to keys to determine the execution of a transaction.",
+            watch,
+        )
+    },
+    CommandSpec {
+        since: "2.2.0",
+        ..spec(
+            "unwatch",
+            1,
+            TX_FLAGS,
+            NO_KEYS,
+            "transactions",
+            "Forgets about watched keys of a transaction.",
+            unwatch,
+        )
+    },
+];
+
+/// One client's transaction state.
+#[derive(Debug, Default)]
+pub struct TxState {
+    /// Between MULTI and EXEC/DISCARD.
+    pub active: bool,
+    /// A command was refused while queueing: EXEC will abort.
+    pub failed: bool,
+    /// EXEC is running the queue (no queueing, no subscribed-mode check).
+    pub executing: bool,
+    pub queue: Vec<Vec<Bytes>>,
+    watched: Vec<Watched>,
+}
+
+#[derive(Debug)]
+struct Watched {
+    db: usize,
+    key: Key,
+    seen: Option<Entry>,
+}
+
+impl TxState {
+    fn reset(&mut self) {
+        self.active = false;
+        self.failed = false;
+        self.queue.clear();
+        self.watched.clear();
+    }
+}
+
+/// Marks the transaction failed if one is open (a command refused at queue time).
+pub fn flag_failed(ctx: &mut Ctx<'_>) {
+    if ctx.client.tx.active {
+        ctx.client.tx.failed = true;
+    }
+}
+
+/// A command refused before it ran (arity, subscribed mode): flags an open
+/// transaction, and for EXEC itself discards it with Redis's EXECABORT text.
+pub fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandError {
+    flag_failed(ctx);
+    if spec.name != "exec" {
+        return err;
+    }
+    ctx.client.tx.reset();
+    let text = err.to_string();
+    let reason = text.strip_prefix("ERR ").unwrap_or(&text);
+    CommandError::Other(format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ))
+}
+
+/// Commands RESP2 allows while subscribed.
+fn allowed_while_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "unsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
+/// Runs before every command's handler: refuses what subscribed mode forbids,
+/// answers PING in subscribed mode, and queues commands inside MULTI. `None`
+/// means run the handler. Costs two flag tests for a plain client.
+#[inline]
+pub fn intercept(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> Option<CmdResult> {
+    if (!ctx.client.tx.active && !ctx.client.subs.is_subscribed()) || ctx.client.tx.executing {
+        return None;
+    }
+    if ctx.client.subs.is_subscribed() && ctx.client.proto == Protocol::Resp2 {
+        if !allowed_while_subscribed(spec.name) {
+            let err = CommandError::err(format!(
+                "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                super::server::display_name(args)
+            ));
+            return Some(Err(reject(ctx, spec, err)));
+        }
+        if spec.name == "ping" && !ctx.client.tx.active {
+            if args.len() > 2 {
+                return Some(Err(CommandError::wrong_arity("ping")));
+            }
+            let payload = args.get(1).cloned().unwrap_or_default();
+            return Some(Ok(Reply::Array(vec![
+                Reply::bulk_str("pong"),
+                Reply::Bulk(payload),
+            ])));
+        }
+    }
+    if ctx.client.tx.active
+        && !matches!(
+            spec.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+    {
+        if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
+            ctx.client.tx.failed = true;
+            return Some(Err(CommandError::Misconf));
+        }
+        ctx.client.tx.queue.push(args.to_vec());
+        return Some(Ok(Reply::simple("QUEUED")));
+    }
+    None
+}
+
+fn multi(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    if ctx.client.tx.active {
+        return Err(CommandError::err("MULTI calls can not be nested"));
+    }
+    ctx.client.tx.active = true;
+    Ok(Reply::ok())
+}
+
+fn discard(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    if !ctx.client.tx.active {
+        return Err(CommandError::err("DISCARD without MULTI"));
+    }
+    ctx.client.tx.reset();
+    Ok(Reply::ok())
+}
+
+fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    if !ctx.client.tx.active {
+        return Err(CommandError::err("EXEC without MULTI"));
+    }
+    let queue = std::mem::take(&mut ctx.client.tx.queue);
+    let failed = ctx.client.tx.failed;
+    let intact = watched_intact(ctx);
+    // Redis unwatches before running the queue: the transaction's own writes
+    // do not count against it.
+    ctx.client.tx.reset();
+    if failed {
+        return Err(CommandError::Other(
+            "EXECABORT Transaction discarded because of previous errors.".into(),
+        ));
+    }
+    if !intact {
+        return Ok(Reply::NullArray);
+    }
+    let may_block = ctx.may_block;
+    ctx.may_block = false;
+    ctx.client.tx.executing = true;
+    let replies = queue
+        .iter()
+        .map(|args| super::execute_queued(ctx, args))
+        .collect();
+    ctx.client.tx.executing = false;
+    ctx.may_block = may_block;
+    Ok(Reply::Array(replies))
+}
+
+fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    if ctx.client.tx.active {
+        return Err(CommandError::err("WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.client.db;
+    for key in &args[1..] {
+        let tx = &ctx.client.tx;
+        if tx.watched.iter().any(|w| w.db == db && w.key == *key) {
+            continue;
+        }
+        // `peek` so WATCH itself never deletes: a key already expired counts as
+        // absent, and its later reclamation does not abort (Redis 7 does the same).
+        let seen = ctx.state.keyspace.db(db).peek(key, ctx.now_ms).cloned();
+        ctx.client.tx.watched.push(Watched {
+            db,
+            key: key.clone(),
+            seen,
+        });
+    }
+    Ok(Reply::ok())
+}
+
+fn unwatch(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    ctx.client.tx.watched.clear();
+    Ok(Reply::ok())
+}
+
+/// RESET's share (the rest is in `server::control::reset`): drops the client's transaction, watches and subscriptions.
+pub fn reset_client(ctx: &mut Ctx<'_>) {
+    ctx.client.tx.reset();
+    let id = ctx.client.id;
+    ctx.state.pubsub.remove_client(&ctx.client.subs, id);
+    ctx.client.subs.channels.clear();
+    ctx.client.subs.patterns.clear();
+}
+
+/// Whether every watched key still holds the very value (and expiry) it held
+/// at WATCH time.
+fn watched_intact(ctx: &Ctx<'_>) -> bool {
+    let ks = &ctx.state.keyspace;
+    ctx.client.tx.watched.iter().all(|w| {
+        let now = if w.db < ks.db_count() {
+            ks.db(w.db).peek(&w.key, ctx.now_ms)
+        } else {
+            None
+        };
+        same_entry(w.seen.as_ref(), now)
+    })
+}
+
+fn same_entry(a: Option<&Entry>, b: Option<&Entry>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.expire_at == b.expire_at && same_value(&a.value, &b.value),
+        _ => false,
+    }
+}
+
+/// Identity, not equality: equal contents written anew are a change.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => same_bytes(x, y),
+        (Value::List(x), Value::List(y)) => same_list(x, y),
+        (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
+        (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
+        _ => false,
+    }
+}
+
+fn same_bytes(x: &Bytes, y: &Bytes) -> bool {
+    x.as_ptr() == y.as_ptr() && x.len() == y.len()
+}
+
+/// Small lists are stored inline in the `Vector`, with no shared node whose
+/// identity could be compared: compare their (few) elements' identities instead.
+fn same_list(x: &imbl::Vector<Bytes>, y: &imbl::Vector<Bytes>) -> bool {
+    if x.is_inline() || y.is_inline() {
+        return x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_bytes(a, b));
+    }
+    x.ptr_eq(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imbl::{HashSet, Vector};
+
+    #[test]
+    fn identity_changes_exactly_on_writes() {
+        let s: HashSet<Bytes> = ["a", "b"].iter().map(|x| Bytes::from(*x)).collect();
+        let watched = Value::Set(s.clone());
+        let mut live = Value::Set(s);
+        assert!(same_value(&watched, &live));
+        // A member already present: the live set is left as it is.
+        if let Value::Set(set) = &mut live {
+            assert!(set.contains(&Bytes::from("a")));
+        }
+        assert!(same_value(&watched, &live));
+        if let Value::Set(set) = &mut live {
+            set.insert(Bytes::from("c"));
+        }
+        assert!(!same_value(&watched, &live));
+
+        let l: Vector<Bytes> = (0..1000).map(|i| Bytes::from(i.to_string())).collect();
+        let watched = Value::List(l.clone());
+        let mut live = Value::List(l);
+        if let Value::List(list) = &mut live {
+            list.set(500, Bytes::from("x"));
+        }
+        assert!(!same_value(&watched, &live));
+
+        // Strings written by commands are fresh allocations (never shared statics).
+        // A one-element list is stored inline.
+        let small: Vector<Bytes> = std::iter::once(Bytes::copy_from_slice(b"a")).collect();
+        let watched = Value::List(small.clone());
+        let mut live = Value::List(small);
+        assert!(same_value(&watched, &live));
+        if let Value::List(list) = &mut live {
+            list.set(0, Bytes::copy_from_slice(b"a"));
+        }
+        assert!(!same_value(&watched, &live));
+
+        let a = Bytes::copy_from_slice(b"v");
+        let b = Bytes::copy_from_slice(b"v");
+        assert!(!same_value(&Value::Str(a.clone()), &Value::Str(b)));
+        assert!(same_value(&Value::Str(a.clone()), &Value::Str(a)));
+    }
+}
