@@ -554,3 +554,15 @@ fn a_client_that_never_reads_stalls_only_itself() {
     // The stalled client is still connected (it is slow, not over a limit).
     assert!(admin.cmd(&["CLIENT", "LIST"]).lines().count() >= 2);
 }
+
+#[test]
+fn requirepass_from_a_config_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("forkless.conf");
+    std::fs::write(&conf, "requirepass \"from file\"\nprotected-mode yes\n").unwrap();
+    let s = Server::start_with(&[conf.to_str().unwrap(), "--save", ""]);
+    let mut c = Raw::connect(s.port);
+    assert_eq!(c.cmd(&["PING"]), NOAUTH);
+    assert_eq!(c.cmd(&["AUTH", "from file"]), "+OK");
+    assert_eq!(c.cmd(&["PING"]), "+PONG");
+}
