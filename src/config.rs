@@ -111,6 +111,8 @@ pub struct Config {
     pub hz: u32,
     /// Close idle clients after this many seconds (0 = never).
     pub timeout: u64,
+    /// Worker threads that run connections (`io-threads`).
+    pub io_threads: usize,
     /// Commands slower than this many microseconds go to the slow log (-1 = none).
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -162,6 +164,7 @@ impl Config {
             stop_writes_on_bgsave_error: true,
             hz: 10,
             timeout: 0,
+            io_threads: 1,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,

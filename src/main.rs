@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads)
         .enable_all()
         .build()
     {

@@ -135,8 +135,28 @@ fn parse_multibulk(
     }
     let frame = buf.split_to(pos).freeze();
     Ok(Some(
-        spans.into_iter().map(|(s, e)| frame.slice(s..e)).collect(),
+        spans
+            .into_iter()
+            .map(|(s, e)| own_arg(&frame, s, e))
+            .collect(),
     ))
+}
+
+/// Arguments below this size are copied out of the read buffer.
+const COPY_ARGS_BELOW: usize = 16 * 1024;
+
+/// An argument as its own allocation, or (when large) a slice of the frame.
+///
+/// A slice shares the whole read-buffer allocation it came from, and keys and
+/// values are stored for as long as the data lives: slicing small arguments
+/// would pin a 16 KiB read chunk per handful of stored bytes. A large argument
+/// is most of its frame, so slicing it avoids a big copy at little cost.
+fn own_arg(frame: &Bytes, start: usize, end: usize) -> Bytes {
+    if end - start < COPY_ARGS_BELOW {
+        Bytes::copy_from_slice(&frame[start..end])
+    } else {
+        frame.slice(start..end)
+    }
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {

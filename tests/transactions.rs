@@ -257,7 +257,7 @@ fn watch_sees_writes_expiry_flushes_and_swaps() {
 
 #[test]
 fn watch_sees_a_snapshot_reload() {
-    let s = Server::start();
+    let s = Server::start_with(&["--save", "", "--config", "enable-debug-command local"]);
     let mut c = s.client();
     let info: Value = q(&mut c, &["COMMAND", "INFO", "debug"]);
     if matches!(&info, Value::Array(v) if v.first() == Some(&Value::Nil)) {

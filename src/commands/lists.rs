@@ -174,7 +174,12 @@ fn pop_elems(
         return Ok(None);
     };
     let n = count.min(list.len());
+    // Popping one by one is O(1) amortised at either end; a split rebuilds the
+    // spine (O(log n) allocations), which only pays off for large counts.
+    const POP_ONE_BY_ONE: usize = 64;
     let popped: Vec<Bytes> = match end {
+        End::Left if n <= POP_ONE_BY_ONE => (0..n).filter_map(|_| list.pop_front()).collect(),
+        End::Right if n <= POP_ONE_BY_ONE => (0..n).filter_map(|_| list.pop_back()).collect(),
         End::Left => {
             let rest = list.split_off(n);
             std::mem::replace(list, rest).into_iter().collect()

@@ -381,7 +381,9 @@ impl Body {
         };
         self.key_records += 1;
         let key = Bytes::copy_from_slice(h.key);
-        if self.keyspace.db(db).peek(&key, i64::MIN).is_some() || self.expired_keys.contains(&key) {
+        // A repeat of a live key is caught when it is inserted (one lookup, not
+        // two, per key); a repeat of a key dropped as expired is caught here.
+        if self.expired_keys.contains(&key) {
             return Err(LoadError::DuplicateKey {
                 offset,
                 db,
@@ -411,7 +413,7 @@ impl Body {
             header_offset: offset,
         });
         if h.kind == Kind::Str && h.len == 0 {
-            self.complete();
+            self.complete()?;
         }
         Ok(())
     }
@@ -493,27 +495,48 @@ impl Body {
         }
         p.received += n as u64;
         if p.received == p.declared {
-            self.complete();
+            self.complete()?;
         }
         Ok(())
     }
 
     /// Installs the finished pending key, or drops it if it has expired.
-    fn complete(&mut self) {
+    fn complete(&mut self) -> Result<(), LoadError> {
         let (Some(mut p), Some(db)) = (self.pending.take(), self.db) else {
-            return;
+            return Ok(());
         };
         if p.kind == Kind::Str {
             p.value = Value::Str(Bytes::from(std::mem::take(&mut p.text)));
         }
+        let duplicate = |p: &Pending| LoadError::DuplicateKey {
+            offset: p.header_offset,
+            db,
+            key: show(&p.key),
+        };
         if p.expire_at.is_some_and(|t| t <= self.now_ms) {
+            if self.keyspace.db(db).peek(&p.key, i64::MIN).is_some() {
+                return Err(duplicate(&p));
+            }
             self.keys_expired += 1;
             self.expired_keys.insert(p.key);
-            return;
+            return Ok(());
         }
         *self.per_db.entry((db, p.value.type_name())).or_default() += 1;
         self.keys_loaded += 1;
-        self.keyspace.db_mut(db).insert(p.key, p.value, p.expire_at);
+        let key_for_error = p.key.clone();
+        if self
+            .keyspace
+            .db_mut(db)
+            .insert(p.key, p.value, p.expire_at)
+            .is_some()
+        {
+            return Err(LoadError::DuplicateKey {
+                offset: p.header_offset,
+                db,
+                key: show(&key_for_error),
+            });
+        }
+        Ok(())
     }
 
     fn finish(&mut self, offset: u64, keys: u64, header_keys: u64) -> Result<(), LoadError> {
