@@ -29,6 +29,8 @@ pub struct ClientState {
     /// Close the connection once the pending replies are written (QUIT).
     pub close_after_reply: bool,
     pub info: Arc<ClientInfo>,
+    /// Passed AUTH, or connected while no password was set (see `crate::security`).
+    pub authenticated: bool,
     /// CLIENT REPLY OFF: no replies until CLIENT REPLY ON.
     pub reply_off: bool,
     /// CLIENT REPLY SKIP: the next command's reply is dropped...
@@ -57,6 +59,7 @@ impl ClientState {
             created: Instant::now(),
             close_after_reply: false,
             info,
+            authenticated: true,
             reply_off: false,
             skip_next: false,
             skip_current: false,

@@ -62,6 +62,14 @@ pub struct Args {
     #[argh(option)]
     pub config: Vec<String>,
 
+    /// password clients must give with AUTH before other commands (default: none)
+    #[argh(option)]
+    pub requirepass: Option<String>,
+
+    /// yes (default) or no: refuse non-loopback clients while no password is set
+    #[argh(option)]
+    pub protected_mode: Option<String>,
+
     #[argh(subcommand)]
     pub command: Option<SubCommand>,
 }
@@ -122,6 +130,15 @@ pub struct Config {
     pub notify_keyspace_events: u32,
     /// The `pubsub` class of `client-output-buffer-limit`; the state keeps a copy.
     pub pubsub_output_limit: crate::pubsub::OutputLimit,
+    /// The default user's password; empty means none (see `crate::security`).
+    pub requirepass: String,
+    /// Refuse non-loopback clients while no password is set.
+    pub protected_mode: bool,
+    /// Largest unparsed input a client may accumulate (0 = unlimited).
+    pub client_query_buffer_limit: u64,
+    /// The normal and replica classes of `client-output-buffer-limit` (see
+    /// `crate::limits`); the pubsub class is `pubsub_output_limit`.
+    pub client_output_buffer_limit: crate::limits::ObufLimits,
 }
 
 /// One `save <seconds> <changes>` rule.
@@ -156,6 +173,10 @@ impl Config {
             extra: crate::params::stored_defaults(),
             notify_keyspace_events: 0,
             pubsub_output_limit: Default::default(),
+            requirepass: String::new(),
+            protected_mode: true,
+            client_query_buffer_limit: 1 << 30,
+            client_output_buffer_limit: Default::default(),
         }
     }
 
@@ -168,7 +189,7 @@ impl Config {
             }
             config.config_file = Some(std::fs::canonicalize(path).unwrap_or(path.clone()));
         }
-        let flags: [(&str, Option<String>); 8] = [
+        let flags: [(&str, Option<String>); 10] = [
             ("port", args.port.map(|v| v.to_string())),
             ("bind", args.bind.clone()),
             ("dir", args.dir.clone()),
@@ -177,6 +198,8 @@ impl Config {
             ("databases", args.databases.map(|v| v.to_string())),
             ("maxclients", args.maxclients.map(|v| v.to_string())),
             ("loglevel", args.loglevel.clone()),
+            ("requirepass", args.requirepass.clone()),
+            ("protected-mode", args.protected_mode.clone()),
         ];
         for (name, value) in flags {
             if let Some(value) = value {

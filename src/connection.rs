@@ -18,11 +18,15 @@ use tokio::net::TcpStream;
 use crate::clients::{ClientInfo, ClientState};
 use crate::commands::{self, BlockRequest, Ctx};
 use crate::keyspace::unix_ms;
+use crate::limits::ObufWatch;
 use crate::protocol::{parse_command, ProtocolError};
 use crate::reply::Reply;
 use crate::state::{NetStats, Shared};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// A batch stops taking commands once its replies reach this size; they are
+/// written before the pipeline continues.
+const BATCH_OUTPUT: usize = 1024 * 1024;
 /// Pub/sub bytes moved from the client's queue into one write.
 const MESSAGE_BATCH: usize = 64 * 1024;
 
@@ -35,6 +39,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
         Ordering::Relaxed,
     );
     let mut client = ClientState::new(info.id, info.addr.clone(), info.laddr.clone(), info.clone());
+    client.authenticated = crate::security::starts_authenticated(&shared.config());
     let result = run(&shared, &mut stream, &mut client).await;
     if let Err(e) = result {
         tracing::debug!(client = client.id, "connection ended: {e}");
@@ -84,6 +89,10 @@ async fn run(
                 if !client.reply_suppressed() {
                     reply.encode(client.proto, &mut wbuf);
                 }
+            } else if !pending.is_empty() {
+                // The batch stopped at BATCH_OUTPUT: write before running more,
+                // so a client that does not read holds at most one batch's output.
+                flush(shared, stream, &mut wbuf, &client.subs).await?;
             }
         }
         // Bytes that arrived while a command was blocked are parsed before reading more.
@@ -121,6 +130,7 @@ async fn run(
                     return Ok(());
                 }
                 NetStats::add(&shared.net.net_input_bytes, n as u64);
+                check_query_buffer(shared, client, &rbuf)?;
             }
             _ = shutdown.changed() => return Ok(()),
             _ = client.info.kill_signal.notified() => return Ok(()),
@@ -153,6 +163,7 @@ fn run_batch(
 ) -> Option<BlockRequest> {
     let mut last_args: Option<Vec<Bytes>> = None;
     let mut blocked = None;
+    let obuf_hard = shared.config().client_output_buffer_limit.normal.hard;
     {
         let mut state = shared.lock();
         // One clock read per batch: the commands of a batch run back to back
@@ -181,8 +192,21 @@ fn run_batch(
             if !client.reply_suppressed() {
                 reply.encode(client.proto, wbuf);
             }
-            if client.close_after_reply {
+            if obuf_hard > 0 && wbuf.len() as u64 > obuf_hard {
+                // Over the hard output limit: drop the output and the client.
+                tracing::warn!(
+                    client = client.id,
+                    "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    client.addr
+                );
+                wbuf.clear();
+                client.info.kill();
+            }
+            if client.close_after_reply || client.info.is_killed() {
                 pending.clear();
+                break;
+            }
+            if wbuf.len() >= BATCH_OUTPUT {
                 break;
             }
         }
@@ -238,7 +262,13 @@ async fn wait_blocked(
                         disconnected = true;
                         break None;
                     }
-                    Ok(n) => NetStats::add(&shared.net.net_input_bytes, n as u64),
+                    Ok(n) => {
+                        NetStats::add(&shared.net.net_input_bytes, n as u64);
+                        if check_query_buffer(shared, client, rbuf).is_err() {
+                            disconnected = true;
+                            break None;
+                        }
+                    }
                 }
             }
         }
@@ -278,15 +308,61 @@ async fn flush(
     if wbuf.is_empty() {
         return Ok(());
     }
-    tokio::select! {
-        r = stream.write_all(wbuf) => r?,
-        // A subscriber that stopped reading and went over its output buffer
-        // limit must not keep its task (and its queue) stuck in a write.
-        _ = subs.overflowed() => {
+    let limit = shared.config().client_output_buffer_limit.normal;
+    let mut watch = ObufWatch::default();
+    let mut written = 0;
+    while written < wbuf.len() {
+        let pending = (wbuf.len() - written) as u64;
+        if watch.exceeded(&limit, pending, std::time::Instant::now()) {
+            // A reader too slow for the soft limit's seconds is dropped, as in Redis.
+            tracing::warn!(
+                "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+            );
+            wbuf.clear();
             return Err(std::io::ErrorKind::ConnectionAborted.into());
         }
+        let deadline = watch.soft_deadline(&limit);
+        let soft_timer = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let n = tokio::select! {
+            n = stream.write(&wbuf[written..]) => n?,
+            // Re-check the soft limit once its seconds are up.
+            _ = soft_timer => continue,
+            // A subscriber that stopped reading and went over its output buffer
+            // limit must not keep its task (and its queue) stuck in a write.
+            _ = subs.overflowed() => {
+                return Err(std::io::ErrorKind::ConnectionAborted.into());
+            }
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        written += n;
     }
     NetStats::add(&shared.net.net_output_bytes, wbuf.len() as u64);
     wbuf.clear();
+    Ok(())
+}
+
+/// Closes a client whose unparsed input outgrew `client-query-buffer-limit`.
+fn check_query_buffer(
+    shared: &Shared,
+    client: &ClientState,
+    rbuf: &BytesMut,
+) -> std::io::Result<()> {
+    let limit = shared.config().client_query_buffer_limit;
+    if crate::limits::query_buffer_exceeded(rbuf.len(), limit) {
+        tracing::warn!(
+            client = client.id,
+            "Closing client that reached max query buffer length: {} ({} bytes)",
+            client.addr,
+            rbuf.len()
+        );
+        return Err(std::io::ErrorKind::InvalidData.into());
+    }
     Ok(())
 }

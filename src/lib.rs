@@ -17,6 +17,8 @@
 //! - [`clients`]: per-connection state and the client registry.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
 //! - [`config`]: command-line options and the live configuration.
+//! - [`security`]: AUTH's password check and protected mode.
+//! - [`limits`]: per-client query and output buffer limits.
 //! - [`params`]: the configuration parameter table (CONFIG GET/SET, redis.conf).
 //! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
@@ -31,12 +33,14 @@ pub mod connection;
 pub mod errors;
 pub mod glob;
 pub mod keyspace;
+pub mod limits;
 pub mod params;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
 pub mod reply;
 pub mod rng;
+pub mod security;
 pub mod server;
 pub mod state;
 

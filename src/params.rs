@@ -440,7 +440,15 @@ pub static PARAMS: &[Param] = &[
     fixed("appendonly", "no"),
     imm(fixed("cluster-enabled", "no")),
     imm(fixed("daemonize", "no")),
-    fixed("requirepass", ""),
+    acts(
+        "requirepass",
+        "",
+        |c| c.requirepass.clone(),
+        |c, v| {
+            c.requirepass = v.to_string();
+            Ok(())
+        },
+    ),
     words(alias(fixed("replicaof", ""), "slaveof")),
     fixed("masterauth", ""),
     fixed("masteruser", ""),
@@ -484,7 +492,15 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     ),
-    stored("protected-mode", B, "yes"),
+    acts(
+        "protected-mode",
+        "yes",
+        |c| yes_no_str(c.protected_mode).into(),
+        |c, v| {
+            c.protected_mode = yes_no(v)?;
+            Ok(())
+        },
+    ),
     stored("rdbcompression", B, "yes"),
     imm(stored("rdbchecksum", B, "yes")),
     imm(stored("io-threads-do-reads", B, "no")),
@@ -730,10 +746,14 @@ pub static PARAMS: &[Param] = &[
     ),
     stored("hll-sparse-max-bytes", Kind::Mem(0, MAX), "3000"),
     stored("tracking-table-max-keys", Kind::Int(0, MAX), "1000000"),
-    stored(
+    acts(
         "client-query-buffer-limit",
-        Kind::Mem(1024 * 1024, MAX),
         "1073741824",
+        |c| c.client_query_buffer_limit.to_string(),
+        |c, v| {
+            c.client_query_buffer_limit = mem_in(v, 1024 * 1024, MAX)? as u64;
+            Ok(())
+        },
     ),
     stored("repl-backlog-ttl", Kind::Int(0, MAX), "3600"),
     stored("auto-aof-rewrite-min-size", Kind::Mem(0, MAX), "67108864"),
@@ -744,16 +764,13 @@ pub static PARAMS: &[Param] = &[
     imm(stored("unixsocketperm", Kind::Int(0, 0o777), "0")),
     stored("socket-mark-id", Kind::Int(0, U32), "0"),
     words(stored("oom-score-adj-values", Kind::Str, "0 200 800")),
-    // Only the pubsub class acts; normal and replica stay at Redis's defaults.
+    // Normal clients are bounded by default, unlike Redis (see crate::limits);
+    // the pubsub class is the pub/sub delivery queue's limit.
     words(acts(
         "client-output-buffer-limit",
-        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-        |c| c.pubsub_output_limit.to_config_text(),
-        |c, v| {
-            c.pubsub_output_limit =
-                crate::pubsub::OutputLimit::parse_config_text(v, c.pubsub_output_limit)?;
-            Ok(())
-        },
+        "normal 1073741824 268435456 60 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        crate::limits::output_limit_config_text,
+        crate::limits::set_output_limit_config,
     )),
     words(stored(
         "latency-tracking-info-percentiles",

@@ -135,7 +135,10 @@ fn parse_multibulk(
     }
     let frame = buf.split_to(pos).freeze();
     Ok(Some(
-        spans.into_iter().map(|(s, e)| own_arg(&frame, s, e)).collect(),
+        spans
+            .into_iter()
+            .map(|(s, e)| own_arg(&frame, s, e))
+            .collect(),
     ))
 }
 
@@ -157,7 +160,11 @@ fn own_arg(frame: &Bytes, start: usize, end: usize) -> Bytes {
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(nl) = memchr(b'\n', buf) else {
+    // Redis finds the newline with strchr, which stops at a NUL byte: a line
+    // with a NUL before its newline is never complete, and only the inline
+    // size limit ends it.
+    let newline = memchr(b'\n', buf).filter(|&nl| memchr(0, &buf[..nl]).is_none());
+    let Some(nl) = newline else {
         if buf.len() > INLINE_MAX {
             return Err(ProtocolError::InlineTooBig);
         }
@@ -178,10 +185,11 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
-        if i >= n {
+        // A NUL ends the line, as it ends the C string sdssplitargs reads.
+        if i >= n || line[i] == 0 {
             return Ok(args);
         }
         let mut cur = Vec::new();
@@ -189,7 +197,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
         let mut in_sq = false;
         loop {
             if in_dq {
-                if i >= n {
+                if i >= n || line[i] == 0 {
                     return Err(ProtocolError::UnbalancedQuotes);
                 }
                 let c = line[i];
@@ -214,7 +222,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                     });
                 } else if c == b'"' {
                     // The closing quote must be followed by a space or the end.
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && line[i + 1] != 0 && !is_space(line[i + 1]) {
                         return Err(ProtocolError::UnbalancedQuotes);
                     }
                     i += 1;
@@ -223,7 +231,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                     cur.push(c);
                 }
             } else if in_sq {
-                if i >= n {
+                if i >= n || line[i] == 0 {
                     return Err(ProtocolError::UnbalancedQuotes);
                 }
                 let c = line[i];
@@ -231,7 +239,7 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                     i += 1;
                     cur.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && line[i + 1] != 0 && !is_space(line[i + 1]) {
                         return Err(ProtocolError::UnbalancedQuotes);
                     }
                     i += 1;
@@ -256,9 +264,49 @@ pub fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
     }
 }
 
+/// C's isspace in the "C" locale (includes vertical tab, unlike Rust's
+/// `is_ascii_whitespace`).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: a NUL in an inline request made split_args push empty
+    /// arguments forever.
+    #[test]
+    fn nul_bytes_in_inline_requests_terminate() {
+        let input = b"[\0SET a \"b\\x41c\" 'd e'\r\nPING\n\r\n";
+        let mut buf = BytesMut::from(&input[..]);
+        // The NUL hides the newline, as in Redis: the request waits for more.
+        assert_eq!(parse_command(&mut buf, DEFAULT_MAX_BULK), Ok(None));
+        assert_eq!(buf.len(), input.len());
+        // Past the inline limit it is refused.
+        buf.extend_from_slice(&vec![b'x'; INLINE_MAX]);
+        assert_eq!(
+            parse_command(&mut buf, DEFAULT_MAX_BULK),
+            Err(ProtocolError::InlineTooBig)
+        );
+        // split_args itself stops at a NUL like sdssplitargs.
+        assert_eq!(split_args(b"SET a b\0c d").unwrap().len(), 3);
+        assert_eq!(split_args(b"\0SET").unwrap().len(), 0);
+        assert_eq!(
+            split_args(b"\"x\0y\""),
+            Err(ProtocolError::UnbalancedQuotes)
+        );
+        assert_eq!(split_args(b"'x'\0zz").unwrap(), vec![Bytes::from("x")]);
+        // Vertical tab and form feed separate arguments only between them.
+        assert_eq!(
+            split_args(b"\x0bECHO q").unwrap(),
+            vec![Bytes::from("ECHO"), Bytes::from("q")]
+        );
+        assert_eq!(
+            split_args(b"ECHO a\x0bb").unwrap()[1],
+            Bytes::from("a\x0bb")
+        );
+    }
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
         let mut buf = BytesMut::from(input);

@@ -114,6 +114,16 @@ fn accept(
         });
         return;
     }
+    if crate::security::refuses(&shared.config(), &peer) {
+        NetStats::add(&shared.net.rejected_connections, 1);
+        tracing::debug!("protected mode: refused {peer}");
+        connections.spawn(async move {
+            let _ = stream
+                .write_all(crate::security::PROTECTED_MODE_DENIED.as_bytes())
+                .await;
+        });
+        return;
+    }
     let laddr = local.map(|a| a.to_string()).unwrap_or_default();
     let info = shared.clients.register(peer.to_string(), laddr);
     connections.spawn(crate::connection::serve(shared.clone(), stream, info));

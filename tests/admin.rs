@@ -252,12 +252,10 @@ fn a_bad_config_line_is_a_clear_error() {
         ),
         ("dir \"/tmp\n", 1, "Unbalanced quotes"),
         ("list-compress-depth 1 2\n", 1, "wrong number of arguments"),
-        // Authentication is not implemented yet: a password in the file must
-        // stop the server rather than leave it open.
         (
-            "requirepass secret\n",
+            "protected-mode maybe\n",
             1,
-            "forkless supports only '' for this parameter",
+            "argument must be 'yes' or 'no'",
         ),
     ] {
         let conf = tmp.path().join("bad.conf");

@@ -364,20 +364,51 @@ fn background_save_is_one_point_in_time() {
     assert_eq!(size, 50_000 + 8);
 }
 
+/// Rounds of kill -9 during SAVE/BGSAVE in each crash test.
+const KILL9_ROUNDS: u64 = 50;
+
+/// A small deterministic PRNG (xorshift) so a failing round can be replayed.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 #[test]
 fn kill9_during_saves_always_leaves_the_old_or_new_dump() {
     let mut server = Server::start();
     let mut con = server.client();
-    fill(&mut con, 100_000);
+    let old = 20_000i64;
+    let new = 30_000i64;
+    fill(&mut con, new as usize);
+    // How long a save of the new state takes: kills land at random moments
+    // within (and a little beyond) it.
+    let started = Instant::now();
     let _: () = q(&mut con, &["SAVE"]);
-    let old = 100_000;
-    let new = 150_000;
-    let mut seen_new = false;
-    for round in 0..10u64 {
+    let save_time = started.elapsed().max(Duration::from_millis(2));
+    let _: i64 = redis::cmd("DEL")
+        .arg((old..new).map(|i| format!("key:{i}")).collect::<Vec<_>>())
+        .query(&mut con)
+        .unwrap();
+    let _: () = q(&mut con, &["SAVE"]);
+    let mut seen = [false, false];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let test_start = Instant::now();
+    let mut rounds = 0;
+    for round in 0..KILL9_ROUNDS {
+        rounds = round + 1;
         let mut con = server.client();
         let size: i64 = q(&mut con, &["DBSIZE"]);
-        if size != new {
+        // Alternate the state being saved, so old and new differ every round.
+        let target = if size == old { new } else { old };
+        if target == new {
             fill(&mut con, new as usize);
+        } else {
+            let _: i64 = redis::cmd("DEL")
+                .arg((old..new).map(|i| format!("key:{i}")).collect::<Vec<_>>())
+                .query(&mut con)
+                .unwrap();
         }
         if round % 2 == 0 {
             let _: String = q(&mut con, &["BGSAVE"]);
@@ -387,30 +418,25 @@ fn kill9_during_saves_always_leaves_the_old_or_new_dump() {
                 let _ = redis::cmd("SAVE").query::<()>(&mut c);
             });
         }
-        std::thread::sleep(Duration::from_millis(5 + round * 15));
+        let max_us = (save_time.as_micros() as u64 * 6 / 5).max(1);
+        std::thread::sleep(Duration::from_micros(next_random(&mut rng) % max_us));
         server.restart(); // kill -9 mid-save, then start again
         let mut con = server.client();
-        let size: i64 = q(&mut con, &["DBSIZE"]);
+        let loaded: i64 = q(&mut con, &["DBSIZE"]);
         assert!(
-            size == old || size == new,
-            "round {round}: {size} keys loaded"
+            loaded == size || loaded == target,
+            "round {round}: {loaded} keys loaded, expected {size} (old) or {target} (new)"
         );
-        seen_new |= size == new;
+        seen[(loaded == target) as usize] = true;
     }
-    // A save that completes before the kill is what the next start loads.
-    if !seen_new {
-        let mut con = server.client();
-        fill(&mut con, new as usize);
-        let _: () = q(&mut con, &["SAVE"]);
-        server.restart();
-        let size: i64 = q(&mut server.client(), &["DBSIZE"]);
-        assert_eq!(size, new);
-    }
-    // Stale temp files show the kills did land mid-save (timing dependent).
     eprintln!(
-        "temp files left by kills mid-save: {}",
+        "{rounds} rounds in {:?}; old dump loaded: {}, new dump loaded: {}; temp files left by kills mid-save: {}",
+        test_start.elapsed(),
+        seen[0],
+        seen[1],
         temp_files(&server.dir)
     );
+    assert_eq!(rounds, KILL9_ROUNDS);
 }
 
 fn temp_files(dir: &Path) -> usize {
@@ -657,7 +683,8 @@ fn kill9_mid_save_loads_a_whole_old_or_new_dump_lists() {
     let _: () = pipe.query(&mut con).unwrap();
     let _: () = q(&mut con, &["SAVE"]);
     let mut last_saved = 0i64;
-    for round in 1..=10i64 {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for round in 1..=KILL9_ROUNDS as i64 {
         let mut con = server.client();
         // The new state: the marker and one list grow by one element.
         let _: i64 = q(&mut con, &["RPUSH", "marker", &round.to_string()]);
@@ -670,7 +697,7 @@ fn kill9_mid_save_loads_a_whole_old_or_new_dump_lists() {
                 let _ = redis::cmd("SAVE").query::<()>(&mut c);
             });
         }
-        std::thread::sleep(Duration::from_millis(1 + (round as u64 * 7) % 40));
+        std::thread::sleep(Duration::from_micros(next_random(&mut rng) % 40_000));
         server.restart(); // kill -9, then start again
         let mut con = server.client();
         let marker: Vec<i64> = q(&mut con, &["LRANGE", "marker", "0", "-1"]);

@@ -488,7 +488,8 @@ fn soft_output_limit_after_its_grace_period() {
     let default: Vec<String> = q(&mut c, &["CONFIG", "GET", "client-output-buffer-limit"]);
     assert_eq!(
         default[1],
-        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        // Normal clients are bounded by default in forkless (Redis: 0 0 0).
+        "normal 1073741824 268435456 60 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
     );
     let _: () = q(
         &mut c,

@@ -1,4 +1,4 @@
-//! Connection commands: PING, ECHO, SELECT, QUIT, HELLO (RESP2/RESP3 switch).
+//! Connection commands: PING, ECHO, SELECT, QUIT, AUTH, HELLO (RESP2/RESP3 switch).
 
 use bytes::Bytes;
 
@@ -7,6 +7,7 @@ use super::flags::*;
 use super::{spec, CommandSpec, Ctx, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
 use crate::reply::{Protocol, Reply};
+use crate::security;
 
 pub const COMMANDS: &[CommandSpec] = &[
     spec(
@@ -44,6 +45,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         "connection",
         "Closes the connection.",
         quit,
+    ),
+    spec(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | SENTINEL | ALLOW_BUSY,
+        NO_KEYS,
+        "connection",
+        "Authenticates the connection.",
+        auth,
     ),
     spec(
         "hello",
@@ -85,6 +95,33 @@ fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::ok())
 }
 
+/// `AUTH <password>` or `AUTH <username> <password>`; only `default` exists.
+fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let (user, password) = match args.len() {
+        2 => {
+            if ctx.shared.config().requirepass.is_empty() {
+                return Err(CommandError::Other(security::AUTH_WITHOUT_PASSWORD.into()));
+            }
+            (&Bytes::from_static(b"default"), &args[1])
+        }
+        3 => (&args[1], &args[2]),
+        _ => return Err(CommandError::Syntax),
+    };
+    authenticate(ctx, user, password)?;
+    Ok(Reply::ok())
+}
+
+/// Checks credentials and marks the client authenticated, or fails with WRONGPASS.
+fn authenticate(ctx: &mut Ctx<'_>, user: &Bytes, password: &Bytes) -> Result<(), CommandError> {
+    if security::check_credentials(&ctx.shared.config(), user, password) {
+        ctx.client.authenticated = true;
+        Ok(())
+    } else {
+        tracing::debug!(client = ctx.client.id, "AUTH failed");
+        Err(CommandError::Other(security::WRONGPASS.into()))
+    }
+}
+
 fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut proto = ctx.client.proto;
     let mut i = 1;
@@ -104,11 +141,11 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         i = 2;
     }
     let mut name = None;
+    let mut credentials = None;
     while i < args.len() {
         let more = args.len() - i - 1;
         if args::is(&args[i], "auth") && more >= 2 {
-            // No password is configured: AUTH is accepted only for the default user
-            // with any password, as Redis does without requirepass.
+            credentials = Some((&args[i + 1], &args[i + 2]));
             i += 3;
         } else if args::is(&args[i], "setname") && more >= 1 {
             name = Some(args[i + 1].clone());
@@ -119,6 +156,12 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 String::from_utf8_lossy(&args[i])
             )));
         }
+    }
+    if let Some((user, password)) = credentials {
+        authenticate(ctx, user, password)?;
+    }
+    if !ctx.client.authenticated && !ctx.shared.config().requirepass.is_empty() {
+        return Err(CommandError::Other(security::HELLO_NOAUTH.into()));
     }
     if let Some(name) = name {
         if name.iter().any(|b| *b <= b' ' || *b > b'~') {

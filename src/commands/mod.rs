@@ -327,6 +327,15 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             CommandError::wrong_arity(spec.name),
         ));
     }
+    // As in Redis, unknown commands and arity errors are reported before NOAUTH.
+    if !ctx.client.authenticated
+        && spec.flags & flags::NO_AUTH == 0
+        && !ctx.shared.config().requirepass.is_empty()
+    {
+        ctx.state.stats.command(spec.name).rejected_calls += 1;
+        let noauth = CommandError::Other(crate::security::NOAUTH.into());
+        return Err(transactions::reject(ctx, spec, noauth));
+    }
     if let Some(result) = transactions::intercept(ctx, spec, args) {
         return result;
     }

@@ -175,6 +175,8 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     client.reply_off = false;
     client.skip_next = false;
     client.skip_current = false;
+    // As in Redis, RESET logs the client out when a password is set.
+    client.authenticated = crate::security::starts_authenticated(&ctx.shared.config());
     if client.monitor.take().is_some() {
         ctx.shared.clients.remove_monitor(client.id);
     }
