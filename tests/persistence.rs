@@ -146,7 +146,11 @@ fn save_then_kill9_restores_every_key_value_and_ttl() {
     server.restart(); // kill -9 first
     let mut con = server.client();
     assert_same(&before, &capture(&mut con));
-    assert!(server.log().contains("Loaded 27 keys"), "{}", server.log());
+    assert!(
+        server.log_eventually_contains("Loaded 27 keys", std::time::Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
     let info = info_persistence(&mut con);
     assert_eq!(info["rdb_last_load_keys_loaded"], "27");
     assert_eq!(info["rdb_last_load_keys_expired"], "0");
@@ -212,7 +216,10 @@ fn save_point_triggers_a_background_save() {
         assert!(Instant::now() < deadline, "no automatic save: {info:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(server.log().contains("changes in 1 seconds. Saving..."));
+    assert!(server.log_eventually_contains(
+        "changes in 1 seconds. Saving...",
+        std::time::Duration::from_secs(5)
+    ));
     server.restart();
     let mut con = server.client();
     assert_same(&before, &capture(&mut con));
@@ -491,7 +498,8 @@ fn failing_bgsave_reports_err_keeps_the_old_dump_and_refuses_writes() {
     assert_eq!(err.code(), Some("MISCONF"));
     let v: String = q(&mut con, &["GET", "extra"]);
     assert_eq!(v, "1", "reads still work");
-    assert!(server.log().contains("Background saving error"));
+    assert!(server
+        .log_eventually_contains("Background saving error", std::time::Duration::from_secs(5)));
 
     limit_file_size(server.pid(), "unlimited");
     let _: String = q(&mut con, &["BGSAVE"]);
@@ -663,9 +671,10 @@ fn lists_survive_save_bgsave_reload_and_kill9() {
     let _: () = q(&mut con, &["SELECT", "2"]);
     let last: Vec<String> = q(&mut con, &["LRANGE", "big", "-1", "-1"]);
     assert_eq!(last, ["after-save"]);
-    assert!(server
-        .log()
-        .contains("Loaded 4 keys (0 expired keys dropped)"));
+    assert!(server.log_eventually_contains(
+        "Loaded 4 keys (0 expired keys dropped)",
+        std::time::Duration::from_secs(5)
+    ));
 }
 
 /// kill -9 during SAVE and BGSAVE, repeatedly: the restart always loads a
@@ -748,7 +757,11 @@ fn failed_shutdown_save_keeps_the_server_up() {
     );
     let v: String = q(&mut con, &["GET", "k"]);
     assert_eq!(v, "v1", "still serving");
-    assert!(server.log().contains("can't exit"), "{}", server.log());
+    assert!(
+        server.log_eventually_contains("can't exit", std::time::Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
 
     limit_file_size(server.pid(), "unlimited");
     let _: () = q(&mut con, &["SET", "k", "v2"]);

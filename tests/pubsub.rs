@@ -476,7 +476,11 @@ fn slow_subscriber_hits_the_output_buffer_limit() {
         total < 48 * 1024 * 1024,
         "{total} bytes reached the subscriber"
     );
-    assert!(s.log().contains("output buffer limits"), "{}", s.log());
+    assert!(
+        s.log_eventually_contains("output buffer limits", std::time::Duration::from_secs(5)),
+        "{}",
+        s.log()
+    );
 }
 
 /// The soft limit (CONFIG SET client-output-buffer-limit) disconnects a

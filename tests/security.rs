@@ -439,9 +439,10 @@ fn query_buffer_limit_closes_the_client() {
         }
     }
     assert!(c.closed_within(Duration::from_secs(10)), "client kept");
-    assert!(s
-        .log()
-        .contains("Closing client that reached max query buffer length"));
+    assert!(s.log_eventually_contains(
+        "Closing client that reached max query buffer length",
+        std::time::Duration::from_secs(5)
+    ));
     assert_eq!(admin.cmd(&["PING"]), "+PONG");
 }
 
@@ -484,9 +485,10 @@ fn output_hard_limit_drops_the_client() {
     let mut c = Raw::connect(s.port);
     c.send(&pipeline_of_gets(2));
     assert!(c.closed_within(Duration::from_secs(5)), "client kept");
-    assert!(s
-        .log()
-        .contains("scheduled to be closed ASAP for overcoming of output buffer limits"));
+    assert!(s.log_eventually_contains(
+        "scheduled to be closed ASAP for overcoming of output buffer limits",
+        Duration::from_secs(5)
+    ));
     assert_eq!(admin.cmd(&["PING"]), "+PONG");
 }
 

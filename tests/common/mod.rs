@@ -131,6 +131,21 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits (bounded) until the log contains `needle`: the log is read from
+    /// the process's pipes by another thread, so a line can lag the event.
+    pub fn log_eventually_contains(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
