@@ -44,17 +44,10 @@ const NOT_IN_CORPUS: &[(&str, &str)] = &[
     ("monitor", "streams other clients' commands"),
     ("sync", "replication"),
     ("psync", "replication"),
-    ("multi", "transactions: covered by their own tests"),
-    ("exec", "transactions: covered by their own tests"),
-    ("discard", "transactions: covered by their own tests"),
-    ("watch", "transactions: covered by their own tests"),
-    ("unwatch", "transactions: covered by their own tests"),
     ("subscribe", "pub/sub: changes the connection's mode"),
     ("unsubscribe", "pub/sub: changes the connection's mode"),
     ("psubscribe", "pub/sub: changes the connection's mode"),
     ("punsubscribe", "pub/sub: changes the connection's mode"),
-    ("publish", "pub/sub: covered by its own tests"),
-    ("pubsub", "pub/sub: covered by its own tests"),
 ];
 
 fn corpus_dir() -> std::path::PathBuf {
