@@ -129,7 +129,10 @@ async fn run(
                 if n == 0 {
                     return Ok(());
                 }
-                NetStats::add(&shared.net.net_input_bytes, n as u64);
+                {
+                    NetStats::add(&shared.net.net_input_bytes, n as u64);
+                    NetStats::add(&shared.net.reads_processed, 1);
+                }
                 check_query_buffer(shared, client, &rbuf)?;
             }
             _ = shutdown.changed() => return Ok(()),
@@ -263,7 +266,10 @@ async fn wait_blocked(
                         break None;
                     }
                     Ok(n) => {
-                        NetStats::add(&shared.net.net_input_bytes, n as u64);
+                        {
+                    NetStats::add(&shared.net.net_input_bytes, n as u64);
+                    NetStats::add(&shared.net.reads_processed, 1);
+                }
                         if check_query_buffer(shared, client, rbuf).is_err() {
                             disconnected = true;
                             break None;
@@ -344,6 +350,7 @@ async fn flush(
         written += n;
     }
     NetStats::add(&shared.net.net_output_bytes, wbuf.len() as u64);
+    NetStats::add(&shared.net.writes_processed, 1);
     wbuf.clear();
     Ok(())
 }

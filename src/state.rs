@@ -111,6 +111,9 @@ pub struct NetStats {
     pub rejected_connections: AtomicU64,
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
+    /// Socket reads and writes that moved data (INFO `total_*_processed`).
+    pub reads_processed: AtomicU64,
+    pub writes_processed: AtomicU64,
 }
 
 impl NetStats {

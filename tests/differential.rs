@@ -717,3 +717,69 @@ fn arity_errors_match_redis_server_for_every_command() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked > 100, "{checked}");
 }
+
+/// The `field` names of an INFO reply, section by section, in order.
+fn info_fields(v: &harness::resp::V) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(v.bytes().unwrap_or_default()).into_owned();
+    let text = text.strip_prefix("txt:").unwrap_or(&text).to_string();
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("# ") {
+            section = name.to_string();
+        } else if let Some((field, _)) = line.split_once(':') {
+            out.push((section.clone(), field.to_string()));
+        }
+    }
+    out
+}
+
+/// Exporters and dashboards read INFO by field name and CLIENT LIST by field
+/// name: every field real Redis prints in the default INFO sections and in
+/// CLIENT LIST must be printed by forkless too, in the same section.
+#[test]
+fn info_and_client_list_fields_match_redis_server() {
+    let Some(real) = RealRedis::start() else {
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    };
+    let ours = Server::start();
+    let mut theirs = real.conn();
+    let mut mine = harness::resp::Conn::connect(ours.port).expect("connect");
+    for conn in [&mut theirs, &mut mine] {
+        conn.cmd(&["SET", "k", "v"]);
+    }
+
+    let redis_info = info_fields(&theirs.cmd(&["INFO"]));
+    let our_info: BTreeSet<(String, String)> =
+        info_fields(&mine.cmd(&["INFO"])).into_iter().collect();
+    assert!(
+        redis_info.len() > 100,
+        "too few INFO fields from Redis: {redis_info:?}"
+    );
+    let missing: Vec<_> = redis_info
+        .iter()
+        .filter(|f| !our_info.contains(*f))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "INFO fields Redis prints and forkless does not: {missing:?}"
+    );
+
+    let field_names = |v: &harness::resp::V| -> Vec<String> {
+        let text = String::from_utf8_lossy(v.bytes().unwrap_or_default()).into_owned();
+        let line = text.lines().next().unwrap_or_default().to_string();
+        line.split(' ')
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+            .collect()
+    };
+    let redis_fields = field_names(&theirs.cmd(&["CLIENT", "LIST"]));
+    let our_fields = field_names(&mine.cmd(&["CLIENT", "LIST"]));
+    assert!(redis_fields.len() > 20, "{redis_fields:?}");
+    // forkless may append fields (Redis 7.2's lib-name/lib-ver); Redis's come first, in order.
+    assert_eq!(
+        &our_fields[..redis_fields.len().min(our_fields.len())],
+        &redis_fields[..],
+        "CLIENT LIST fields"
+    );
+}

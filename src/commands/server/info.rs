@@ -274,6 +274,11 @@ fn memory(config: &crate::config::Config) -> Fields {
     } else {
         0.0
     };
+    // forkless has no allocator statistics (it uses the system malloc) and no
+    // scripting engine: the allocator figures are the resident size, and the
+    // Lua/function figures are zero. Every field Redis prints is present, in
+    // Redis's order, so exporters find what they look for.
+    let zero = || "0".to_string();
     fields(&[
         ("used_memory", rss.to_string()),
         ("used_memory_human", human_bytes(rss)),
@@ -282,19 +287,50 @@ fn memory(config: &crate::config::Config) -> Fields {
         ("used_memory_peak", peak.to_string()),
         ("used_memory_peak_human", human_bytes(peak)),
         ("used_memory_peak_perc", format!("{peak_perc:.2}%")),
-        ("used_memory_overhead", "0".into()),
-        ("used_memory_startup", "0".into()),
+        ("used_memory_overhead", zero()),
+        ("used_memory_startup", zero()),
         ("used_memory_dataset", rss.to_string()),
         ("used_memory_dataset_perc", "100.00%".into()),
+        ("allocator_allocated", rss.to_string()),
+        ("allocator_active", rss.to_string()),
+        ("allocator_resident", rss.to_string()),
         ("total_system_memory", total.to_string()),
         ("total_system_memory_human", human_bytes(total)),
+        ("used_memory_lua", zero()),
+        ("used_memory_vm_eval", zero()),
+        ("used_memory_lua_human", human_bytes(0)),
+        ("used_memory_scripts_eval", zero()),
+        ("number_of_cached_scripts", zero()),
+        ("number_of_functions", zero()),
+        ("number_of_libraries", zero()),
+        ("used_memory_vm_functions", zero()),
+        ("used_memory_vm_total", zero()),
+        ("used_memory_vm_total_human", human_bytes(0)),
+        ("used_memory_functions", zero()),
+        ("used_memory_scripts", zero()),
+        ("used_memory_scripts_human", human_bytes(0)),
         ("maxmemory", maxmemory.to_string()),
         ("maxmemory_human", human_bytes(maxmemory)),
         ("maxmemory_policy", policy),
+        ("allocator_frag_ratio", "1.00".into()),
+        ("allocator_frag_bytes", zero()),
+        ("allocator_rss_ratio", "1.00".into()),
+        ("allocator_rss_bytes", zero()),
+        ("rss_overhead_ratio", "1.00".into()),
+        ("rss_overhead_bytes", zero()),
         ("mem_fragmentation_ratio", "1.00".into()),
-        ("mem_fragmentation_bytes", "0".into()),
+        ("mem_fragmentation_bytes", zero()),
+        ("mem_not_counted_for_evict", zero()),
+        ("mem_replication_backlog", zero()),
+        ("mem_total_replication_buffers", zero()),
+        ("mem_clients_slaves", zero()),
+        ("mem_clients_normal", zero()),
+        ("mem_cluster_links", zero()),
+        ("mem_aof_buffer", zero()),
         ("mem_allocator", "libc".into()),
-        ("lazyfree_pending_objects", "0".into()),
+        ("active_defrag_running", zero()),
+        ("lazyfree_pending_objects", zero()),
+        ("lazyfreed_objects", zero()),
     ])
 }
 
@@ -369,6 +405,12 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("unexpected_error_replies", "0".into()),
         ("total_error_replies", s.total_error_replies.to_string()),
         ("dump_payload_sanitizations", "0".into()),
+        ("total_reads_processed", load(&net.reads_processed)),
+        ("total_writes_processed", load(&net.writes_processed)),
+        ("io_threaded_reads_processed", "0".into()),
+        ("io_threaded_writes_processed", "0".into()),
+        ("reply_buffer_shrinks", "0".into()),
+        ("reply_buffer_expands", "0".into()),
     ])
 }
 
