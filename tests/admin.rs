@@ -133,6 +133,13 @@ fn config_file_starts_the_server_as_configured_and_rewrite_round_trips() {
     std::fs::write(&conf, &text).unwrap();
     let server = Proc::start(&conf).expect("starts from the file");
     assert_eq!(server.port, port);
+    // The warning goes to stderr, read by another thread than the ready line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.log.lock().unwrap().contains("redis.conf:9")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(
         server.log.lock().unwrap().contains("redis.conf:9"),
         "warning names file and line: {}",
