@@ -6,30 +6,8 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::Server;
-use redis::{Connection, FromRedisValue, Value};
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-fn q<T: FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    cmd(args)
-        .query(c)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-/// The error line a command answers with, as `CODE detail`.
-fn error(c: &mut Connection, args: &[&str]) -> String {
-    let e = cmd(args)
-        .query::<Value>(c)
-        .expect_err(&format!("{args:?} should fail"));
-    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
-}
+use common::{error, q, Server};
+use redis::{FromRedisValue, Value};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 

@@ -201,3 +201,27 @@ impl Drop for Server {
         self.kill9();
     }
 }
+
+/// Builds a command from words.
+pub fn cmd(args: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c
+}
+
+/// Runs a command that must succeed and converts its reply.
+pub fn q<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> T {
+    cmd(args)
+        .query(c)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// The error line a command that must fail answers with, as `CODE detail`.
+pub fn error(c: &mut redis::Connection, args: &[&str]) -> String {
+    let e = cmd(args)
+        .query::<redis::Value>(c)
+        .expect_err(&format!("{args:?} should fail"));
+    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
+}
