@@ -200,7 +200,12 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let target = ScanTarget::Keys { db: ctx.client.db };
     let mut walk = match ctx.state.scans.take(cursor, &target) {
         Some(ScanIter::Keys(it)) => it,
-        _ => Box::new(ctx.db().entries_snapshot().into_iter()),
+        _ => Box::new(
+            ctx.db()
+                .entries_snapshot()
+                .into_iter()
+                .map(|(k, e)| (k, (*e).clone())),
+        ),
     };
     let now = ctx.now_ms;
     let mut found = Vec::new();
