@@ -25,10 +25,8 @@ use harness::real::RealRedis;
 use harness::script::{self, Mode, Step};
 use harness::Pair;
 
-/// Commands in forkless's table that the corpus does not exercise, and why.
-/// (Server, persistence, transaction and pub/sub commands are being added on
-/// other branches; their corpus files name them with `@requires` and run as
-/// soon as they land.)
+/// Commands in forkless's table that the corpus does not exercise, and why;
+/// each is covered by its own whole-binary tests instead.
 const NOT_IN_CORPUS: &[(&str, &str)] = &[
     ("shutdown", "stops the server"),
     (
@@ -44,10 +42,6 @@ const NOT_IN_CORPUS: &[(&str, &str)] = &[
     ("monitor", "streams other clients' commands"),
     ("sync", "replication"),
     ("psync", "replication"),
-    ("subscribe", "pub/sub: changes the connection's mode"),
-    ("unsubscribe", "pub/sub: changes the connection's mode"),
-    ("psubscribe", "pub/sub: changes the connection's mode"),
-    ("punsubscribe", "pub/sub: changes the connection's mode"),
 ];
 
 fn corpus_dir() -> std::path::PathBuf {
