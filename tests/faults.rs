@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{info_persistence, q, Server};
 
 /// A tmpfs mounted under a temporary directory, unmounted on drop.
 struct Tmpfs {
@@ -64,23 +63,6 @@ macro_rules! mount_or_skip {
             }
         }
     };
-}
-
-fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-fn info_persistence(con: &mut redis::Connection) -> BTreeMap<String, String> {
-    let text: String = q(con, &["INFO", "persistence"]);
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
 }
 
 /// Runs BGSAVE and waits (bounded) for it; returns `rdb_last_bgsave_status`.

@@ -3,17 +3,8 @@
 
 mod common;
 
-use common::Server;
+use common::{q, Server};
 use redis::{Connection, Value};
-
-fn q<T: redis::FromRedisValue>(c: &mut Connection, args: &[&str]) -> T {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
 
 fn err(c: &mut Connection, args: &[&str]) -> String {
     let mut cmd = redis::cmd(args[0]);

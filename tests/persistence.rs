@@ -12,26 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Server, BIN};
+use common::{info_persistence, q, Server, BIN};
 
 const FIXTURE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump-v1.rdb");
-
-fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
-}
-
-fn info_persistence(con: &mut redis::Connection) -> BTreeMap<String, String> {
-    let text: String = q(con, &["INFO", "persistence"]);
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
-}
 
 /// Waits (bounded) until no background save runs; returns INFO persistence.
 fn wait_bgsave(con: &mut redis::Connection) -> BTreeMap<String, String> {

@@ -225,3 +225,12 @@ pub fn error(c: &mut redis::Connection, args: &[&str]) -> String {
         .expect_err(&format!("{args:?} should fail"));
     format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""))
 }
+
+/// INFO persistence as a field -> value map.
+pub fn info_persistence(c: &mut redis::Connection) -> std::collections::BTreeMap<String, String> {
+    let text: String = q(c, &["INFO", "persistence"]);
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
