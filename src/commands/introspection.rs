@@ -265,7 +265,7 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
                 .filter(|(_, e)| e.expire_at.is_none_or(|t| t > now)),
             n,
             STATS_SAMPLES,
-            |(k, e)| entry_usage(k, e, 5),
+            |(k, e)| entry_usage(k, &e, 5),
         );
         dbs.push((
             Reply::bulk_str(&format!("db.{index}")),

@@ -10,7 +10,7 @@ use super::strings::since;
 use super::{spec, CommandSpec, Ctx, KEY1, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
 use crate::glob;
-use crate::keyspace::scan::{self, ScanIter, ScanTarget};
+use crate::keyspace::scan;
 use crate::keyspace::{Entry, Key, Value};
 use crate::pubsub::notify;
 use crate::reply::Reply;
@@ -134,10 +134,10 @@ fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now_ms;
     let out: Vec<Reply> = ctx
         .db()
-        .iter()
-        .filter(|(_, e)| e.expire_at.is_none_or(|t| t > now))
-        .filter(|(k, _)| all || glob::matches(pattern, k))
-        .map(|(k, _)| Reply::Bulk(k.clone()))
+        .records()
+        .filter(|r| !r.is_expired(now))
+        .filter(|r| all || glob::matches(pattern, r.key()))
+        .map(|r| Reply::Bulk(Bytes::copy_from_slice(r.key())))
         .collect();
     Ok(Reply::Array(out))
 }
@@ -189,38 +189,32 @@ fn parse_scan_cursor(arg: &[u8]) -> Result<u64, CommandError> {
     }
 }
 
-/// SCAN walks an O(1) snapshot of the database taken when the scan began, so
-/// every key present for the whole scan is returned exactly once. Each taken key
-/// is checked against the live database, so a key deleted, expired or retyped
-/// since then is reported as it is now. COUNT bounds the keys looked at per
-/// call, not the keys returned, as in Redis.
+/// SCAN's cursor is a position in the keyspace's hash order: the hash of the
+/// next key to visit. Keys are visited in ascending hash order, so every key
+/// present for the whole scan is returned exactly once, whatever is inserted or
+/// deleted between calls, and no cursor state is kept on the server. Keys
+/// taken are checked against the live database (an expired key is deleted and
+/// skipped). COUNT bounds the keys looked at per call, not the keys returned,
+/// as in Redis.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cursor = parse_scan_cursor(&args[1])?;
     let opts = parse_scan_options(&args[2..])?;
-    let target = ScanTarget::Keys { db: ctx.client.db };
-    let mut walk = match ctx.state.scans.take(cursor, &target) {
-        Some(ScanIter::Keys(it)) => it,
-        _ => Box::new(
-            ctx.db()
-                .entries_snapshot()
-                .into_iter()
-                .map(|(k, e)| (k, (*e).clone())),
-        ),
-    };
     let now = ctx.now_ms;
-    let mut found = Vec::new();
-    let mut exhausted = false;
-    for _ in 0..opts.count {
-        let Some((key, _)) = walk.next() else {
-            exhausted = true;
-            break;
-        };
-        let Some(type_name) = ctx.db().get(&key, now).map(|e| e.value.type_name()) else {
-            continue;
-        };
-        if !opts.pattern.as_ref().is_none_or(|p| glob::matches(p, &key)) {
-            continue;
+    let mut taken = Vec::with_capacity(opts.count.min(1024));
+    let next = ctx.db().scan(cursor, opts.count, |r| {
+        if opts
+            .pattern
+            .as_ref()
+            .is_none_or(|p| glob::matches(p, r.key()))
+        {
+            taken.push(Bytes::copy_from_slice(r.key()));
         }
+    });
+    let mut found = Vec::with_capacity(taken.len());
+    for key in taken {
+        let Some(type_name) = ctx.db().record(&key, now).map(|r| r.type_name()) else {
+            continue;
+        };
         if let Some(wanted) = &opts.type_name {
             // Redis looks the key up to learn its type, which counts as a hit.
             ctx.state.stats.keyspace_hits += 1;
@@ -230,18 +224,14 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         found.push(Reply::Bulk(key));
     }
-    // The walk's size is exact, so a finished walk answers 0 at once.
-    let next = if exhausted || walk.size_hint().1 == Some(0) {
-        0
-    } else {
-        ctx.state.scans.park(target, ScanIter::Keys(walk))
-    };
     Ok(Reply::Array(vec![
         Reply::bulk(next.to_string()),
         Reply::Array(found),
     ]))
 }
 
+/// A uniformly random live key: a uniform index into the hash order, found
+/// in O(depth) through the map's subtree counts.
 fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     let now = ctx.now_ms;
     let index = ctx.client.db;
@@ -252,20 +242,25 @@ fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             return Ok(Reply::Null);
         }
         let pick = state.rng.below(len);
-        let Some(key) = state.keyspace.db(index).nth(pick).map(|(k, _)| k.clone()) else {
+        let Some(key) = state
+            .keyspace
+            .db(index)
+            .nth_key(pick)
+            .map(Bytes::copy_from_slice)
+        else {
             continue;
         };
         // Reading deletes the key if its time ran out; then pick again.
-        if state.keyspace.db_mut(index).get(&key, now).is_some() {
+        if state.keyspace.db_mut(index).contains(&key, now) {
             return Ok(Reply::Bulk(key));
         }
     }
     // Mostly expired keys: look for a live one in order.
     let live = ctx
         .db()
-        .iter()
-        .find(|(_, e)| e.expire_at.is_none_or(|t| t > now))
-        .map(|(k, _)| k.clone());
+        .records()
+        .find(|r| !r.is_expired(now))
+        .map(|r| Bytes::copy_from_slice(r.key()));
     Ok(Reply::bulk_opt(live))
 }
 

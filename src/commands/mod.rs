@@ -346,6 +346,8 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let started = std::time::Instant::now();
     let result = (spec.handler)(ctx, args);
+    // Small values a write unpacked are packed again before anyone else looks.
+    ctx.state.keyspace.settle();
     let usec = started.elapsed().as_micros() as u64;
     let stats = ctx.state.stats.command(spec.name);
     stats.calls += 1;

@@ -8,31 +8,27 @@
 //!
 //! # WATCH by identity
 //!
-//! WATCH keeps an O(1) clone of the watched key's [`Entry`] (or its absence).
-//! Values are persistent structures, so while the watch holds that clone, any
-//! write to the live value copies the nodes it touches: the live root pointer
-//! (`ptr_eq`), or for strings the `Bytes` pointer and length, differs exactly
-//! when the key was written. EXEC compares identities and expiry times. This
-//! needs no hook in any command, and it also covers expiry (the key is gone),
-//! FLUSHDB/FLUSHALL, SWAPDB and a snapshot load (new values).
+//! WATCH keeps a clone of the watched key's stored [`Record`] (or its
+//! absence): one reference count. Every write replaces a packed record, and a
+//! write to a boxed record that the watch still shares copies it first, so the
+//! live record is the very same object exactly when nothing wrote the key since
+//! WATCH. EXEC compares identities. This needs no hook in any command, and it
+//! also covers expiry (the key is gone), FLUSHDB/FLUSHALL, SWAPDB and MOVE or
+//! RENAME and back (a moved value is stored in a new record), and a snapshot
+//! load (new records).
 //!
-//! Compared with Redis's "touched" flags: no-op writes that leave the value
-//! uncopied (SADD of a present member, SREM/HDEL of an absent one, PERSIST of a
-//! key without TTL) do not abort, as in Redis. Writes that copy the value
-//! without changing it (HSET of the same value, SET of the same string) abort,
-//! as in Redis. What identity cannot see is a key that returns to the very same
-//! value object: `RENAME a b` then `RENAME b a`, `SWAPDB 0 1` twice, a list
-//! pushed then popped at an end that was empty, a one-element list rotated
-//! onto itself (`RPOPLPUSH k k`), or an empty string overwritten
-//! by another empty string (empty `Bytes` share one address); Redis aborts on
-//! those, forkless does not.
+//! Compared with Redis's "touched" flags: no-op writes that leave the record
+//! alone (SADD of a present member, SREM/HDEL of an absent one, PERSIST of a
+//! key without TTL) do not abort, as in Redis; writes that store the same
+//! contents anew (HSET of the same value, SET of the same string) abort, as in
+//! Redis.
 
 use bytes::Bytes;
 
 use super::flags::*;
 use super::{spec, CommandSpec, Ctx, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
-use crate::keyspace::{Entry, Key, Value};
+use crate::keyspace::{Key, Record};
 use crate::reply::{Protocol, Reply};
 
 const TX_FLAGS: u32 = NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY;
@@ -117,7 +113,7 @@ pub struct TxState {
 struct Watched {
     db: usize,
     key: Key,
-    seen: Option<Entry>,
+    seen: Option<Record>,
 }
 
 impl TxState {
@@ -268,7 +264,12 @@ fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         // `peek` so WATCH itself never deletes: a key already expired counts as
         // absent, and its later reclamation does not abort (Redis 7 does the same).
-        let seen = ctx.state.keyspace.db(db).peek(key, ctx.now_ms).cloned();
+        let seen = ctx
+            .state
+            .keyspace
+            .db(db)
+            .peek_record(key, ctx.now_ms)
+            .cloned();
         ctx.client.tx.watched.push(Watched {
             db,
             key: key.clone(),
@@ -292,95 +293,20 @@ pub fn reset_client(ctx: &mut Ctx<'_>) {
     ctx.client.subs.patterns.clear();
 }
 
-/// Whether every watched key still holds the very value (and expiry) it held
-/// at WATCH time.
+/// Whether every watched key still holds the very record (or absence) it
+/// held at WATCH time.
 fn watched_intact(ctx: &Ctx<'_>) -> bool {
     let ks = &ctx.state.keyspace;
     ctx.client.tx.watched.iter().all(|w| {
         let now = if w.db < ks.db_count() {
-            ks.db(w.db).peek(&w.key, ctx.now_ms)
+            ks.db(w.db).peek_record(&w.key, ctx.now_ms)
         } else {
             None
         };
-        same_entry(w.seen.as_ref(), now)
+        match (&w.seen, now) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same(b),
+            _ => false,
+        }
     })
-}
-
-fn same_entry(a: Option<&Entry>, b: Option<&Entry>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.expire_at == b.expire_at && same_value(&a.value, &b.value),
-        _ => false,
-    }
-}
-
-/// Identity, not equality: equal contents written anew are a change.
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Str(x), Value::Str(y)) => same_bytes(x, y),
-        (Value::List(x), Value::List(y)) => same_list(x, y),
-        (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
-        (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
-        _ => false,
-    }
-}
-
-fn same_bytes(x: &Bytes, y: &Bytes) -> bool {
-    x.as_ptr() == y.as_ptr() && x.len() == y.len()
-}
-
-/// Small lists are stored inline in the `Vector`, with no shared node whose
-/// identity could be compared: compare their (few) elements' identities instead.
-fn same_list(x: &imbl::Vector<Bytes>, y: &imbl::Vector<Bytes>) -> bool {
-    if x.is_inline() || y.is_inline() {
-        return x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_bytes(a, b));
-    }
-    x.ptr_eq(y)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use imbl::{HashSet, Vector};
-
-    #[test]
-    fn identity_changes_exactly_on_writes() {
-        let s: HashSet<Bytes> = ["a", "b"].iter().map(|x| Bytes::from(*x)).collect();
-        let watched = Value::Set(s.clone());
-        let mut live = Value::Set(s);
-        assert!(same_value(&watched, &live));
-        // A member already present: the live set is left as it is.
-        if let Value::Set(set) = &mut live {
-            assert!(set.contains(&Bytes::from("a")));
-        }
-        assert!(same_value(&watched, &live));
-        if let Value::Set(set) = &mut live {
-            set.insert(Bytes::from("c"));
-        }
-        assert!(!same_value(&watched, &live));
-
-        let l: Vector<Bytes> = (0..1000).map(|i| Bytes::from(i.to_string())).collect();
-        let watched = Value::List(l.clone());
-        let mut live = Value::List(l);
-        if let Value::List(list) = &mut live {
-            list.set(500, Bytes::from("x"));
-        }
-        assert!(!same_value(&watched, &live));
-
-        // Strings written by commands are fresh allocations (never shared statics).
-        // A one-element list is stored inline.
-        let small: Vector<Bytes> = std::iter::once(Bytes::copy_from_slice(b"a")).collect();
-        let watched = Value::List(small.clone());
-        let mut live = Value::List(small);
-        assert!(same_value(&watched, &live));
-        if let Value::List(list) = &mut live {
-            list.set(0, Bytes::copy_from_slice(b"a"));
-        }
-        assert!(!same_value(&watched, &live));
-
-        let a = Bytes::copy_from_slice(b"v");
-        let b = Bytes::copy_from_slice(b"v");
-        assert!(!same_value(&Value::Str(a.clone()), &Value::Str(b)));
-        assert!(same_value(&Value::Str(a.clone()), &Value::Str(a)));
-    }
 }

@@ -16,13 +16,16 @@
 //! Nothing in a clone can change afterwards; a background thread may stream it to
 //! disk while writers go on.
 
+pub mod champ;
 pub mod expiry;
+pub mod record;
 pub mod scan;
-
-use std::sync::Arc;
 
 use bytes::Bytes;
 use imbl::{HashMap, HashSet, OrdSet, Vector};
+
+use champ::Champ;
+pub use record::Record;
 
 use crate::errors::CommandError;
 
@@ -116,29 +119,24 @@ pub struct Entry {
     pub expire_at: Option<i64>,
 }
 
-impl Entry {
-    fn is_expired(&self, now_ms: i64) -> bool {
-        matches!(self.expire_at, Some(t) if t <= now_ms)
-    }
-}
-
 /// One numbered database.
 ///
 /// `expiry` is an ordered index of `(expire_at, key)` for exactly the keys whose
-/// entry has `expire_at = Some(_)`; the active expiry cycle pops from its front, so
+/// record has an expiry; the active expiry cycle pops from its front, so
 /// expired keys are reclaimed in deadline order without random sampling.
 #[derive(Debug, Clone, Default)]
 pub struct Db {
-    /// Entries sit behind their own `Arc` so a map slot is 40 bytes, not 112:
-    /// a write after a snapshot copies its root-to-leaf path, and small slots
-    /// make that copy (the user-space copy-on-write) ~3x smaller.
-    entries: HashMap<Key, Arc<Entry>>,
+    entries: Champ<Record>,
     expiry: OrdSet<(i64, Key)>,
     /// Keys removed because their time ran out (lazily or actively).
     expired_count: u64,
     /// Keys expired since the last [`Db::take_expired`], for keyspace
     /// notifications; emptied after every command and every expiry slice.
     expired_log: Vec<Key>,
+    /// The last packed record [`Db::get`] decoded, so it can hand out a reference.
+    view: Option<Entry>,
+    /// Keys whose packed record a write unpacked; [`Db::settle`] packs them again.
+    unpacked: Vec<Key>,
 }
 
 impl Db {
@@ -162,26 +160,44 @@ impl Db {
     /// Reads a key, first deleting it if its time ran out (lazy expiry).
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
         self.expire_if_due(key, now_ms);
-        self.entries.get(key).map(|e| &**e)
+        let record = self.entries.get(key)?;
+        match record.boxed_entry() {
+            Some(entry) => Some(entry),
+            None => Some(self.view.insert(record.to_entry())),
+        }
     }
 
-    /// Reads a key mutably, first deleting it if its time ran out.
+    /// The stored record of a live key, without decoding it.
+    pub fn record(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
+        self.expire_if_due(key, now_ms);
+        self.entries.get(key)
+    }
+
+    /// Reads a key mutably, first deleting it if its time ran out. A packed
+    /// record is unpacked for the write and packed again by [`Db::settle`].
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
         self.expire_if_due(key, now_ms);
-        self.entries.get_mut(key).map(Arc::make_mut)
+        let record = self.entries.get_mut(key)?;
+        let (entry, unpacked) = record.entry_mut();
+        if unpacked {
+            self.unpacked.push(Bytes::copy_from_slice(key));
+        }
+        Some(entry)
     }
 
     /// Looks a key up without expiring it: for readers of a snapshot clone, which
     /// must not change. Expired entries are reported as absent.
-    pub fn peek(&self, key: &[u8], now_ms: i64) -> Option<&Entry> {
-        self.entries
-            .get(key)
-            .map(|e| &**e)
-            .filter(|e| !e.is_expired(now_ms))
+    pub fn peek(&self, key: &[u8], now_ms: i64) -> Option<Entry> {
+        self.peek_record(key, now_ms).map(Record::to_entry)
+    }
+
+    /// The live record under `key`, without expiring anything.
+    pub fn peek_record(&self, key: &[u8], now_ms: i64) -> Option<&Record> {
+        self.entries.get(key).filter(|r| !r.is_expired(now_ms))
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
-        self.get(key, now_ms).is_some()
+        self.record(key, now_ms).is_some()
     }
 
     /// Returns the entry for `key`, creating it with `make()` (and no TTL) when absent.
@@ -192,47 +208,48 @@ impl Db {
         make: impl FnOnce() -> Value,
     ) -> &mut Entry {
         self.expire_if_due(key, now_ms);
-        Arc::make_mut(self.entries.entry(key.clone()).or_insert_with(|| {
-            Arc::new(Entry {
-                value: make(),
-                expire_at: None,
-            })
-        }))
+        if !self.entries.contains_key(key) {
+            self.entries.insert(Record::new(key, make(), None));
+        }
+        self.get_mut(key, now_ms).expect("inserted above")
     }
 
-    /// Stores `value` under `key` with the given expiry, replacing any old entry and TTL.
-    pub fn insert(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> Option<Entry> {
-        if let Some(t) = expire_at {
-            self.expiry.insert((t, key.clone()));
-        }
-        let old = self
-            .entries
-            .insert(key.clone(), Arc::new(Entry { value, expire_at }))
-            .map(unwrap_entry);
-        if let Some(old_t) = old.as_ref().and_then(|e| e.expire_at) {
-            if Some(old_t) != expire_at {
-                self.expiry.remove(&(old_t, key));
+    /// Stores `value` under `key` with the given expiry, replacing any old
+    /// entry and TTL. Returns whether a key (live or expired) was replaced.
+    pub fn insert(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> bool {
+        let old = self.entries.insert(Record::new(&key, value, expire_at));
+        let old_t = old.as_ref().and_then(Record::expire_at);
+        if old_t != expire_at {
+            if let Some(t) = old_t {
+                self.expiry.remove(&(t, key.clone()));
+            }
+            if let Some(t) = expire_at {
+                self.expiry.insert((t, key));
             }
         }
-        old
+        old.is_some()
     }
 
     /// Stores `value` under `key`, keeping the TTL of a live old entry (SET KEEPTTL).
     pub fn insert_keep_ttl(&mut self, key: Key, value: Value, now_ms: i64) {
-        match self.get_mut(&key, now_ms) {
-            Some(entry) => entry.value = value,
-            None => {
-                self.insert(key, value, None);
-            }
-        }
+        let ttl = self.record(&key, now_ms).and_then(Record::expire_at);
+        self.insert(key, value, ttl);
     }
 
     /// Deletes a key, returning its entry (expired or not).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (k, old) = self.entries.remove_with_key(key)?;
-        let old = unwrap_entry(old);
-        if let Some(t) = old.expire_at {
-            self.expiry.remove(&(t, k));
+        self.remove_record(key).map(Record::into_entry)
+    }
+
+    /// Deletes a key (expired or not); returns whether it existed.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.remove_record(key).is_some()
+    }
+
+    fn remove_record(&mut self, key: &[u8]) -> Option<Record> {
+        let old = self.entries.remove(key)?;
+        if let Some(t) = old.expire_at() {
+            self.expiry.remove(&(t, Bytes::copy_from_slice(key)));
         }
         Some(old)
     }
@@ -243,62 +260,86 @@ impl Db {
         let empty = self
             .entries
             .get(key)
+            .and_then(Record::boxed_entry)
             .is_some_and(|e| e.value.is_empty_collection());
         if empty {
-            self.remove(key);
+            self.remove_record(key);
         }
         empty
     }
 
     /// Sets or clears the expiry of an existing key. Returns false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<i64>) -> bool {
-        let Some((k, entry)) = self.entries.get_key_value(key) else {
+        let Some(record) = self.entries.get_mut(key) else {
             return false;
         };
-        let k = k.clone();
-        let old = entry.expire_at;
+        let old = record.expire_at();
         if old == expire_at {
             return true;
         }
+        record.set_expire(expire_at);
+        let k = Bytes::copy_from_slice(key);
         if let Some(t) = old {
             self.expiry.remove(&(t, k.clone()));
         }
         if let Some(t) = expire_at {
-            self.expiry.insert((t, k.clone()));
-        }
-        if let Some(e) = self.entries.get_mut(key) {
-            Arc::make_mut(e).expire_at = expire_at;
+            self.expiry.insert((t, k));
         }
         true
     }
 
+    /// Packs again the records that writes unpacked; run after every command,
+    /// so the keyspace between commands holds every small value packed.
+    #[inline]
+    pub fn settle(&mut self) {
+        self.view = None;
+        if self.unpacked.is_empty() {
+            return;
+        }
+        for key in std::mem::take(&mut self.unpacked) {
+            if let Some(record) = self.entries.get_mut(&key) {
+                record.repack();
+            }
+        }
+    }
+
     pub fn clear(&mut self) {
-        self.entries = HashMap::new();
+        self.entries = Champ::new();
         self.expiry = OrdSet::new();
+        self.view = None;
+        self.unpacked.clear();
     }
 
-    /// Every entry, expired or not, in the map's (hash) order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.entries.iter().map(|(k, e)| (k, &**e))
+    /// Every entry, expired or not, in the map's (hash) order, decoded.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Entry)> {
+        self.entries.iter().map(|r| (r.key(), r.to_entry()))
     }
 
-    /// An O(1) clone of the key map, for cursors that walk it while writers go on.
-    pub fn entries_snapshot(&self) -> HashMap<Key, Arc<Entry>> {
+    /// Every record, expired or not, in hash order.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.entries.iter()
+    }
+
+    /// An O(1) clone of the key map, for walks that outlive a borrow.
+    pub fn entries_snapshot(&self) -> Champ<Record> {
         self.entries.clone()
     }
 
-    /// The `index`-th entry in map order (O(index); used for random picks).
-    pub fn nth(&self, index: usize) -> Option<(&Key, &Entry)> {
-        self.entries.iter().nth(index).map(|(k, e)| (k, &**e))
+    /// The key of the `index`-th record in hash order, in O(depth): random picks.
+    pub fn nth_key(&self, index: usize) -> Option<&[u8]> {
+        self.entries.nth(index).map(Record::key)
+    }
+
+    /// SCAN over the map: up to about `count` records from hash `cursor` on.
+    pub fn scan(&self, cursor: u64, count: usize, emit: impl FnMut(&Record)) -> u64 {
+        self.entries.scan(cursor, count, emit)
     }
 
     fn expire_if_due(&mut self, key: &[u8], now_ms: i64) {
-        let due = self.entries.get(key).is_some_and(|e| e.is_expired(now_ms));
+        let due = self.entries.get(key).is_some_and(|r| r.is_expired(now_ms));
         if due {
-            if let Some((k, _)) = self.entries.get_key_value(key) {
-                self.expired_log.push(k.clone());
-            }
-            self.remove(key);
+            self.expired_log.push(Bytes::copy_from_slice(key));
+            self.remove_record(key);
             self.expired_count += 1;
         }
     }
@@ -314,7 +355,7 @@ impl Db {
             if t > now_ms {
                 return (removed, false);
             }
-            self.remove(&key);
+            self.remove_record(&key);
             self.expired_log.push(key);
             self.expired_count += 1;
             removed += 1;
@@ -323,12 +364,14 @@ impl Db {
         (removed, more)
     }
 
-    /// Checks the expiry index against the entries; for tests and debugging.
+    /// Checks the map's structure and the expiry index against the records;
+    /// for tests and debugging.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.entries.check()?;
         let with_ttl = self
             .entries
             .iter()
-            .filter(|(_, e)| e.expire_at.is_some())
+            .filter(|r| r.expire_at().is_some())
             .count();
         if with_ttl != self.expiry.len() {
             return Err(format!(
@@ -339,18 +382,12 @@ impl Db {
         }
         for (t, k) in self.expiry.iter() {
             match self.entries.get(k) {
-                Some(e) if e.expire_at == Some(*t) => {}
+                Some(r) if r.expire_at() == Some(*t) => {}
                 _ => return Err(format!("index entry ({t}, {k:?}) has no matching key")),
             }
         }
         Ok(())
     }
-}
-
-/// Takes an entry out of its `Arc`, copying it (cheaply: values are reference
-/// counted) only if a snapshot still shares it.
-fn unwrap_entry(e: Arc<Entry>) -> Entry {
-    Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// All databases. See the module docs for the snapshot invariant.
@@ -391,6 +428,14 @@ impl Keyspace {
         self.dbs.iter().map(Db::expired_count).sum()
     }
 
+    /// Packs again every record a command unpacked (see [`Db::settle`]).
+    #[inline]
+    pub fn settle(&mut self) {
+        for db in &mut self.dbs {
+            db.settle();
+        }
+    }
+
     pub fn swap(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
     }
@@ -407,10 +452,12 @@ impl Keyspace {
         if from == to || self.dbs[to].contains(key, now_ms) {
             return false;
         }
-        let Some(entry) = self.dbs[from].get(key, now_ms).cloned() else {
+        if !self.dbs[from].contains(key, now_ms) {
+            return false;
+        }
+        let Some(entry) = self.dbs[from].remove(key) else {
             return false;
         };
-        self.dbs[from].remove(key);
         self.dbs[to].insert(Bytes::copy_from_slice(key), entry.value, entry.expire_at);
         true
     }

@@ -524,12 +524,7 @@ impl Body {
         *self.per_db.entry((db, p.value.type_name())).or_default() += 1;
         self.keys_loaded += 1;
         let key_for_error = p.key.clone();
-        if self
-            .keyspace
-            .db_mut(db)
-            .insert(p.key, p.value, p.expire_at)
-            .is_some()
-        {
+        if self.keyspace.db_mut(db).insert(p.key, p.value, p.expire_at) {
             return Err(LoadError::DuplicateKey {
                 offset: p.header_offset,
                 db,

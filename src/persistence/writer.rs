@@ -146,7 +146,7 @@ pub fn write_body<W: Write>(
             index: index as u32,
         })?;
         for (key, entry) in db.iter() {
-            write_entry(&mut w, key, entry)?;
+            write_entry(&mut w, key, &entry)?;
             done += 1;
             if done.is_multiple_of(1024) {
                 progress.keys_done.store(done, Ordering::Relaxed);

@@ -1,0 +1,963 @@
+//! A persistent hash map sized to its contents: the map behind every database,
+//! and behind hashes and sets that outgrew their flat encodings.
+//!
+//! # Shape
+//!
+//! A hash-array-mapped trie over a keyed 64-bit hash. A node holds a 32-bit
+//! bitmap and an exactly sized array of slots, one per set bit, each either an
+//! item or a child node; level `L` reads 5 bits of the hash starting from the
+//! most significant end, the thirteenth level the last 4 bits, and a fourteenth
+//! level is a bucket of items whose full hashes collide. Reading the hash from
+//! its top means a walk in slot order visits items in ascending hash order,
+//! which gives SCAN a cursor that is simply "the next hash to visit".
+//!
+//! Every node records how many items its subtree holds, so `len` is O(1) and the
+//! i-th item is found in O(depth): uniform random picks without a walk.
+//!
+//! # Sharing
+//!
+//! Nodes sit behind `Arc`. **A node only this map owns (count 1) is changed in
+//! place; a node a clone still shares is copied first, and with it only the path
+//! from the root to the change (`Arc::make_mut`).** So `clone` is O(1), a clone
+//! never sees later writes, and the writer pays for a copy only on the first
+//! write to a node after a snapshot took it.
+//!
+//! # Canonical form
+//!
+//! Below the root, no node holds a single item and nothing else: removal folds
+//! such a node back into its parent's slot (as CHAMP does), so the shape of the
+//! trie depends only on the set of keys, and depth stays minimal.
+
+use std::hash::BuildHasher;
+use std::ops::ControlFlow;
+use std::sync::{Arc, OnceLock};
+
+/// An item the map stores: it carries its own key.
+pub trait MapItem: Clone {
+    fn key(&self) -> &[u8];
+
+    /// The hash that places a key; tests override it to force collisions.
+    #[inline]
+    fn hash_of(key: &[u8]) -> u64 {
+        hash_key(key)
+    }
+}
+
+impl MapItem for bytes::Bytes {
+    fn key(&self) -> &[u8] {
+        self
+    }
+}
+
+impl MapItem for (bytes::Bytes, bytes::Bytes) {
+    fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Bits of the hash read per level, and the levels that read them.
+const BITS: u32 = 5;
+const FULL_LEVELS: u32 = 12;
+/// The level that is a collision bucket (all 64 bits consumed).
+const BUCKET_LEVEL: u32 = FULL_LEVELS + 1;
+
+/// The process-wide hash of a key, keyed by a seed drawn at start-up so that
+/// nobody outside can pick keys that collide (as Redis seeds its SipHash).
+#[inline]
+pub fn hash_key(key: &[u8]) -> u64 {
+    static STATE: OnceLock<foldhash::fast::FixedState> = OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            foldhash::fast::FixedState::with_seed(crate::rng::Rng::from_entropy().next_u64())
+        })
+        .hash_one(key)
+}
+
+/// The slot index bits of `hash` at `level`.
+#[inline]
+fn chunk(hash: u64, level: u32) -> u32 {
+    if level < FULL_LEVELS {
+        ((hash >> (64 - BITS * (level + 1))) & 31) as u32
+    } else {
+        (hash & 15) as u32
+    }
+}
+
+#[derive(Clone)]
+enum Slot<T> {
+    Item(T),
+    Child(Arc<Node<T>>),
+}
+
+#[derive(Clone)]
+struct Node<T> {
+    /// Which chunk values have a slot (unused in a collision bucket).
+    bitmap: u32,
+    /// Items in this subtree.
+    len: usize,
+    slots: Box<[Slot<T>]>,
+}
+
+impl<T> Node<T> {
+    fn empty() -> Node<T> {
+        Node {
+            bitmap: 0,
+            len: 0,
+            slots: Box::new([]),
+        }
+    }
+
+    #[inline]
+    fn index(&self, bit: u32) -> usize {
+        (self.bitmap & (bit - 1)).count_ones() as usize
+    }
+}
+
+/// Inserts `slot` at `at`, growing the array by exactly one.
+fn insert_slot<T>(slots: &mut Box<[Slot<T>]>, at: usize, slot: Slot<T>) {
+    let mut v = std::mem::take(slots).into_vec();
+    v.reserve_exact(1);
+    v.insert(at, slot);
+    *slots = v.into_boxed_slice();
+}
+
+/// Removes the slot at `at`, shrinking the array by exactly one.
+fn remove_slot<T>(slots: &mut Box<[Slot<T>]>, at: usize) -> Slot<T> {
+    let mut v = std::mem::take(slots).into_vec();
+    let slot = v.remove(at);
+    *slots = v.into_boxed_slice();
+    slot
+}
+
+/// A persistent hash map (see the module docs).
+pub struct Champ<T> {
+    root: Arc<Node<T>>,
+}
+
+impl<T> Clone for Champ<T> {
+    /// O(1): shares the root.
+    fn clone(&self) -> Self {
+        Champ {
+            root: self.root.clone(),
+        }
+    }
+}
+
+impl<T: MapItem> Default for Champ<T> {
+    fn default() -> Self {
+        Champ::new()
+    }
+}
+
+impl<T: MapItem + std::fmt::Debug> std::fmt::Debug for Champ<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl<T: MapItem> Champ<T> {
+    pub fn new() -> Champ<T> {
+        Champ {
+            root: Arc::new(Node::empty()),
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.root.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.root.len == 0
+    }
+
+    /// Whether two maps share their root: then they hold the same items.
+    pub fn ptr_eq(&self, other: &Champ<T>) -> bool {
+        Arc::ptr_eq(&self.root, &other.root)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&T> {
+        self.get_hashed(T::hash_of(key), key)
+    }
+
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Lookup with a hash the caller already computed with [`hash_key`].
+    pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&T> {
+        let mut node = &*self.root;
+        let mut level = 0;
+        loop {
+            if level == BUCKET_LEVEL {
+                return node.slots.iter().find_map(|s| match s {
+                    Slot::Item(t) if t.key() == key => Some(t),
+                    _ => None,
+                });
+            }
+            let bit = 1u32 << chunk(hash, level);
+            if node.bitmap & bit == 0 {
+                return None;
+            }
+            match &node.slots[node.index(bit)] {
+                Slot::Item(t) => return (t.key() == key).then_some(t),
+                Slot::Child(c) => node = c,
+            }
+            level += 1;
+        }
+    }
+
+    /// The item under `key` for writing; copies the path to it if a clone shares it.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
+        let hash = T::hash_of(key);
+        if self.get_hashed(hash, key).is_none() {
+            // A miss must not copy a shared path.
+            return None;
+        }
+        let mut node = Arc::make_mut(&mut self.root);
+        let mut level = 0;
+        loop {
+            if level == BUCKET_LEVEL {
+                return node.slots.iter_mut().find_map(|s| match s {
+                    Slot::Item(t) if t.key() == key => Some(t),
+                    _ => None,
+                });
+            }
+            let bit = 1u32 << chunk(hash, level);
+            let at = node.index(bit);
+            match &mut node.slots[at] {
+                Slot::Item(t) => return Some(t),
+                Slot::Child(c) => node = Arc::make_mut(c),
+            }
+            level += 1;
+        }
+    }
+
+    /// Stores `item`, returning the item it replaced under the same key.
+    pub fn insert(&mut self, item: T) -> Option<T> {
+        let hash = T::hash_of(item.key());
+        insert_at(&mut self.root, hash, item, 0)
+    }
+
+    /// Removes the item under `key`.
+    pub fn remove(&mut self, key: &[u8]) -> Option<T> {
+        let hash = T::hash_of(key);
+        if self.get_hashed(hash, key).is_none() {
+            return None;
+        }
+        let root = Arc::make_mut(&mut self.root);
+        let removed = remove_at(root, hash, key, 0);
+        debug_assert!(removed.is_some());
+        removed
+    }
+
+    /// Every item, in ascending hash order.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter {
+            stack: vec![(&*self.root, 0)],
+            remaining: self.root.len,
+        }
+    }
+
+    /// The `index`-th item in hash order, in O(depth).
+    pub fn nth(&self, mut index: usize) -> Option<&T> {
+        if index >= self.len() {
+            return None;
+        }
+        let mut node = &*self.root;
+        'descend: loop {
+            for slot in node.slots.iter() {
+                match slot {
+                    Slot::Item(t) => {
+                        if index == 0 {
+                            return Some(t);
+                        }
+                        index -= 1;
+                    }
+                    Slot::Child(c) => {
+                        if index < c.len {
+                            node = c;
+                            continue 'descend;
+                        }
+                        index -= c.len;
+                    }
+                }
+            }
+            unreachable!("subtree counts out of step with the items");
+        }
+    }
+
+    /// A resumable walk: calls `emit` for items whose hash is at least `cursor`,
+    /// in hash order, until about `count` were emitted (a group of colliding
+    /// hashes is never split). Returns the cursor to resume from, or 0 when the
+    /// walk is over. An item present for the whole of a walk is emitted exactly
+    /// once, whatever is inserted or removed between calls.
+    pub fn scan(&self, cursor: u64, count: usize, mut emit: impl FnMut(&T)) -> u64 {
+        let mut budget = count.max(1);
+        match scan_node(&self.root, 0, cursor, cursor != 0, &mut budget, &mut emit) {
+            ControlFlow::Break(next) => next,
+            ControlFlow::Continue(()) => 0,
+        }
+    }
+
+    /// Builds a map from items in any order without a copy of any node: the
+    /// items are sorted by hash and each node is made once, at its final size.
+    /// Returns the key of a duplicate, if any, instead.
+    pub fn build(items: Vec<T>) -> Result<Champ<T>, T> {
+        let mut hashed: Vec<(u64, T)> = items
+            .into_iter()
+            .map(|t| (T::hash_of(t.key()), t))
+            .collect();
+        hashed.sort_unstable_by_key(|(h, _)| *h);
+        for pair in hashed.windows(2) {
+            if pair[0].0 == pair[1].0 && pair[0].1.key() == pair[1].1.key() {
+                return Err(pair[1].1.clone());
+            }
+        }
+        let node = build_node(hashed, 0);
+        Ok(Champ {
+            root: Arc::new(node),
+        })
+    }
+
+    /// Checks the structure: counts, canonical form, every item where its hash
+    /// says; for tests.
+    pub fn check(&self) -> Result<(), String> {
+        check_node(&self.root, 0, 0, true).map(|_| ())
+    }
+}
+
+fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> Node<T> {
+    let len = items.len();
+    if level == BUCKET_LEVEL {
+        return Node {
+            bitmap: 0,
+            len,
+            slots: items.into_iter().map(|(_, t)| Slot::Item(t)).collect(),
+        };
+    }
+    let mut bitmap = 0;
+    let mut slots = Vec::new();
+    let mut iter = items.into_iter().peekable();
+    while let Some((h, t)) = iter.next() {
+        let c = chunk(h, level);
+        bitmap |= 1 << c;
+        if iter.peek().is_none_or(|(h2, _)| chunk(*h2, level) != c) {
+            slots.push(Slot::Item(t));
+            continue;
+        }
+        let mut group = vec![(h, t)];
+        while let Some(next) = iter.next_if(|(h2, _)| chunk(*h2, level) == c) {
+            group.push(next);
+        }
+        slots.push(Slot::Child(Arc::new(build_node(group, level + 1))));
+    }
+    Node {
+        bitmap,
+        len,
+        slots: slots.into_boxed_slice(),
+    }
+}
+
+/// A node at `level` holding exactly the two items `a` and `b` (distinct keys).
+fn pair_node<T: MapItem>(a: (u64, T), b: (u64, T), level: u32) -> Node<T> {
+    if level == BUCKET_LEVEL {
+        return Node {
+            bitmap: 0,
+            len: 2,
+            slots: Box::new([Slot::Item(a.1), Slot::Item(b.1)]),
+        };
+    }
+    let (ca, cb) = (chunk(a.0, level), chunk(b.0, level));
+    if ca == cb {
+        return Node {
+            bitmap: 1 << ca,
+            len: 2,
+            slots: Box::new([Slot::Child(Arc::new(pair_node(a, b, level + 1)))]),
+        };
+    }
+    let (first, second) = if ca < cb { (a, b) } else { (b, a) };
+    Node {
+        bitmap: (1 << ca) | (1 << cb),
+        len: 2,
+        slots: Box::new([Slot::Item(first.1), Slot::Item(second.1)]),
+    }
+}
+
+fn insert_at<T: MapItem>(node: &mut Arc<Node<T>>, hash: u64, item: T, level: u32) -> Option<T> {
+    let node = Arc::make_mut(node);
+    if level == BUCKET_LEVEL {
+        for slot in node.slots.iter_mut() {
+            if let Slot::Item(t) = slot {
+                if t.key() == item.key() {
+                    return Some(std::mem::replace(t, item));
+                }
+            }
+        }
+        let at = node.slots.len();
+        insert_slot(&mut node.slots, at, Slot::Item(item));
+        node.len += 1;
+        return None;
+    }
+    let bit = 1u32 << chunk(hash, level);
+    let at = node.index(bit);
+    if node.bitmap & bit == 0 {
+        insert_slot(&mut node.slots, at, Slot::Item(item));
+        node.bitmap |= bit;
+        node.len += 1;
+        return None;
+    }
+    let old = match &mut node.slots[at] {
+        Slot::Child(c) => insert_at(c, hash, item, level + 1),
+        Slot::Item(t) if t.key() == item.key() => Some(std::mem::replace(t, item)),
+        slot @ Slot::Item(_) => {
+            let Slot::Item(existing) =
+                std::mem::replace(slot, Slot::Child(Arc::new(Node::empty())))
+            else {
+                unreachable!()
+            };
+            let existing_hash = T::hash_of(existing.key());
+            *slot = Slot::Child(Arc::new(pair_node(
+                (existing_hash, existing),
+                (hash, item),
+                level + 1,
+            )));
+            None
+        }
+    };
+    if old.is_none() {
+        node.len += 1;
+    }
+    old
+}
+
+/// Removes `key`, known to be present below `node`; folds a child left with a
+/// single item back into this node.
+fn remove_at<T: MapItem>(node: &mut Node<T>, hash: u64, key: &[u8], level: u32) -> Option<T> {
+    if level == BUCKET_LEVEL {
+        let at = node
+            .slots
+            .iter()
+            .position(|s| matches!(s, Slot::Item(t) if t.key() == key))?;
+        node.len -= 1;
+        let Slot::Item(t) = remove_slot(&mut node.slots, at) else {
+            unreachable!()
+        };
+        return Some(t);
+    }
+    let bit = 1u32 << chunk(hash, level);
+    let at = node.index(bit);
+    let removed = match &mut node.slots[at] {
+        Slot::Item(_) => {
+            node.bitmap &= !bit;
+            let Slot::Item(t) = remove_slot(&mut node.slots, at) else {
+                unreachable!()
+            };
+            t
+        }
+        Slot::Child(c) => {
+            let child = Arc::make_mut(c);
+            let t = remove_at(child, hash, key, level + 1)?;
+            if child.len == 1 {
+                // Canonical form: a lone item moves up into this slot.
+                if let Some(lone) = lone_item(child) {
+                    node.slots[at] = Slot::Item(lone);
+                }
+            }
+            t
+        }
+    };
+    node.len -= 1;
+    Some(removed)
+}
+
+/// The single item of a one-item subtree.
+fn lone_item<T: MapItem>(node: &Node<T>) -> Option<T> {
+    match node.slots.first()? {
+        Slot::Item(t) => Some(t.clone()),
+        Slot::Child(c) => lone_item(c),
+    }
+}
+
+fn scan_node<T: MapItem>(
+    node: &Node<T>,
+    level: u32,
+    from: u64,
+    bounded: bool,
+    budget: &mut usize,
+    emit: &mut impl FnMut(&T),
+) -> ControlFlow<u64> {
+    if level == BUCKET_LEVEL {
+        // Colliding items share one hash: all or none of them.
+        let Some(Slot::Item(first)) = node.slots.first() else {
+            return ControlFlow::Continue(());
+        };
+        let hash = T::hash_of(first.key());
+        if bounded && hash < from {
+            return ControlFlow::Continue(());
+        }
+        if *budget == 0 {
+            return ControlFlow::Break(hash);
+        }
+        for slot in node.slots.iter() {
+            if let Slot::Item(t) = slot {
+                emit(t);
+            }
+        }
+        *budget = budget.saturating_sub(node.slots.len());
+        return ControlFlow::Continue(());
+    }
+    let start = if bounded { chunk(from, level) } else { 0 };
+    let mut bits = node.bitmap;
+    let mut at = 0;
+    while bits != 0 {
+        let c = bits.trailing_zeros();
+        bits &= bits - 1;
+        let slot = &node.slots[at];
+        at += 1;
+        if c < start {
+            continue;
+        }
+        let on_edge = bounded && c == start;
+        match slot {
+            Slot::Item(t) => {
+                let needs_hash = on_edge || *budget == 0;
+                let hash = if needs_hash { T::hash_of(t.key()) } else { 0 };
+                if on_edge && hash < from {
+                    continue;
+                }
+                if *budget == 0 {
+                    return ControlFlow::Break(hash);
+                }
+                emit(t);
+                *budget -= 1;
+            }
+            Slot::Child(child) => scan_node(child, level + 1, from, on_edge, budget, emit)?,
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// Returns the subtree's item count after checking it.
+fn check_node<T: MapItem>(
+    node: &Node<T>,
+    level: u32,
+    prefix: u64,
+    root: bool,
+) -> Result<usize, String> {
+    if level == BUCKET_LEVEL {
+        if node.slots.len() < 2 && !root {
+            return Err("collision bucket with fewer than two items".into());
+        }
+        let mut hashes = node.slots.iter().map(|s| match s {
+            Slot::Item(t) => Ok(T::hash_of(t.key())),
+            Slot::Child(_) => Err("child inside a collision bucket".to_string()),
+        });
+        let first = hashes.next().transpose()?;
+        for h in hashes {
+            if Some(h?) != first {
+                return Err("bucket items with different hashes".into());
+            }
+        }
+        if node.len != node.slots.len() {
+            return Err("bucket count wrong".into());
+        }
+        return Ok(node.len);
+    }
+    if node.bitmap.count_ones() as usize != node.slots.len() {
+        return Err(format!(
+            "bitmap has {} bits for {} slots",
+            node.bitmap.count_ones(),
+            node.slots.len()
+        ));
+    }
+    if !root && node.slots.len() == 1 && matches!(node.slots[0], Slot::Item(_)) {
+        return Err("non-root node holding a single item".into());
+    }
+    let mut total = 0;
+    let mut bits = node.bitmap;
+    for slot in node.slots.iter() {
+        let c = bits.trailing_zeros();
+        bits &= bits - 1;
+        let shift = if level < FULL_LEVELS {
+            64 - BITS * (level + 1)
+        } else {
+            0
+        };
+        let child_prefix = prefix | ((c as u64) << shift);
+        match slot {
+            Slot::Item(t) => {
+                if chunk(T::hash_of(t.key()), level) != c {
+                    return Err("item in the wrong slot".into());
+                }
+                total += 1;
+            }
+            Slot::Child(child) => {
+                let n = check_node(child, level + 1, child_prefix, false)?;
+                if n < 2 {
+                    return Err("child subtree with fewer than two items".into());
+                }
+                total += n;
+            }
+        }
+    }
+    if total != node.len {
+        return Err(format!("node count {} but {} items", node.len, total));
+    }
+    Ok(total)
+}
+
+/// Iterator over a map's items in hash order.
+pub struct Iter<'a, T> {
+    stack: Vec<(&'a Node<T>, usize)>,
+    remaining: usize,
+}
+
+impl<'a, T> Iterator for Iter<'a, T> {
+    type Item = &'a T;
+
+    fn next(&mut self) -> Option<&'a T> {
+        loop {
+            let (node, at) = self.stack.last_mut()?;
+            let node: &'a Node<T> = node;
+            let Some(slot) = node.slots.get(*at) else {
+                self.stack.pop();
+                continue;
+            };
+            *at += 1;
+            match slot {
+                Slot::Item(t) => {
+                    self.remaining -= 1;
+                    return Some(t);
+                }
+                Slot::Child(c) => self.stack.push((c, 0)),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T> ExactSizeIterator for Iter<'_, T> {}
+
+impl<'a, T: MapItem> IntoIterator for &'a Champ<T> {
+    type Item = &'a T;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// An owning iterator: it holds the nodes it walks, so it can outlive the map
+/// (a snapshot streaming a clone to disk, a cursor parked between calls).
+pub struct IntoIter<T> {
+    stack: Vec<(Arc<Node<T>>, usize)>,
+    remaining: usize,
+}
+
+impl<T: MapItem> Iterator for IntoIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        loop {
+            let (node, at) = self.stack.last_mut()?;
+            let Some(slot) = node.slots.get(*at) else {
+                self.stack.pop();
+                continue;
+            };
+            *at += 1;
+            match slot {
+                Slot::Item(t) => {
+                    self.remaining -= 1;
+                    return Some(t.clone());
+                }
+                Slot::Child(c) => {
+                    let c = c.clone();
+                    self.stack.push((c, 0));
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<T: MapItem> ExactSizeIterator for IntoIter<T> {}
+
+impl<T: MapItem> IntoIterator for Champ<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter {
+            remaining: self.root.len,
+            stack: vec![(self.root, 0)],
+        }
+    }
+}
+
+impl<T: MapItem> FromIterator<T> for Champ<T> {
+    /// Later items replace earlier ones with the same key.
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Champ<T> {
+        let mut map = Champ::new();
+        for item in iter {
+            map.insert(item);
+        }
+        map
+    }
+}
+
+impl<T: MapItem + PartialEq> PartialEq for Champ<T> {
+    fn eq(&self, other: &Champ<T>) -> bool {
+        self.ptr_eq(other)
+            || (self.len() == other.len() && self.iter().all(|t| other.get(t.key()) == Some(t)))
+    }
+}
+
+impl<T: MapItem + Eq> Eq for Champ<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
+    type Pair = (Bytes, Bytes);
+
+    fn pair(k: &str, v: &str) -> Pair {
+        (
+            Bytes::copy_from_slice(k.as_bytes()),
+            Bytes::copy_from_slice(v.as_bytes()),
+        )
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let mut m: Champ<Pair> = Champ::new();
+        for i in 0..10_000 {
+            assert!(m.insert(pair(&format!("k{i}"), "v")).is_none());
+        }
+        assert_eq!(m.insert(pair("k5", "w")).unwrap().1, Bytes::from("v"));
+        assert_eq!(m.len(), 10_000);
+        m.check().unwrap();
+        assert_eq!(m.get(b"k5").unwrap().1, Bytes::from("w"));
+        assert!(m.get(b"nope").is_none());
+        for i in (0..10_000).step_by(2) {
+            assert!(m.remove(format!("k{i}").as_bytes()).is_some());
+        }
+        assert!(m.remove(b"k0").is_none());
+        assert_eq!(m.len(), 5_000);
+        m.check().unwrap();
+        for i in 0..10_000 {
+            assert_eq!(m.get(format!("k{i}").as_bytes()).is_some(), i % 2 == 1);
+        }
+    }
+
+    #[test]
+    fn iteration_is_in_hash_order_and_nth_agrees() {
+        let m: Champ<Bytes> = (0..5_000).map(|i| Bytes::from(format!("m{i}"))).collect();
+        let hashes: Vec<u64> = m.iter().map(|t| hash_key(t)).collect();
+        assert!(hashes.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(m.iter().len(), 5_000);
+        for (i, t) in m.iter().enumerate() {
+            assert_eq!(m.nth(i), Some(t));
+        }
+        assert!(m.nth(5_000).is_none());
+    }
+
+    #[test]
+    fn build_matches_inserts_and_finds_duplicates() {
+        let items: Vec<Bytes> = (0..3_000).map(|i| Bytes::from(format!("b{i}"))).collect();
+        let built = Champ::build(items.clone()).unwrap();
+        built.check().unwrap();
+        let inserted: Champ<Bytes> = items.iter().cloned().collect();
+        assert!(built.iter().eq(inserted.iter()));
+        let mut dup = items;
+        dup.push(Bytes::from("b17"));
+        assert_eq!(Champ::build(dup).unwrap_err(), Bytes::from("b17"));
+    }
+
+    /// Keys whose hash is their first byte: whole families collide.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Colliding(Bytes);
+
+    impl MapItem for Colliding {
+        fn key(&self) -> &[u8] {
+            &self.0
+        }
+        fn hash_of(key: &[u8]) -> u64 {
+            key.first().copied().unwrap_or(0) as u64
+        }
+    }
+
+    #[test]
+    fn colliding_hashes_share_a_bucket() {
+        let c = |s: &str| Colliding(Bytes::copy_from_slice(s.as_bytes()));
+        let mut m: Champ<Colliding> = Champ::new();
+        for k in ["a1", "a2", "a3", "b1", "b2"] {
+            assert!(m.insert(c(k)).is_none());
+        }
+        assert!(m.insert(c("a2")).is_some());
+        assert_eq!(m.len(), 5);
+        m.check().unwrap();
+        assert!(m.get(b"a3").is_some() && m.get(b"a4").is_none());
+        let snap = m.clone();
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            // A count of 1 still returns each colliding family whole.
+            cursor = m.scan(cursor, 1, |t| seen.push(t.0.clone()));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 5);
+        assert_eq!(m.remove(b"a2"), Some(c("a2")));
+        assert_eq!(m.remove(b"a1"), Some(c("a1")));
+        assert_eq!(m.remove(b"b1"), Some(c("b1")));
+        m.check().unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(m.get(b"a3").is_some() && m.get(b"b2").is_some());
+        assert_eq!(snap.len(), 5);
+        snap.check().unwrap();
+    }
+
+    #[test]
+    fn clones_are_isolated() {
+        let mut m: Champ<Pair> = (0..1000).map(|i| pair(&format!("k{i}"), "old")).collect();
+        let snap = m.clone();
+        m.insert(pair("k1", "new"));
+        m.remove(b"k2");
+        m.insert(pair("extra", "x"));
+        m.get_mut(b"k3").unwrap().1 = Bytes::from("mut");
+        assert_eq!(snap.get(b"k1").unwrap().1, Bytes::from("old"));
+        assert!(snap.get(b"k2").is_some());
+        assert!(snap.get(b"extra").is_none());
+        assert_eq!(snap.get(b"k3").unwrap().1, Bytes::from("old"));
+        assert_eq!(snap.len(), 1000);
+        snap.check().unwrap();
+        m.check().unwrap();
+    }
+
+    #[test]
+    fn scan_resumes_across_changes() {
+        let mut m: Champ<Bytes> = (0..2_000).map(|i| Bytes::from(format!("s{i}"))).collect();
+        let stable: HashSet<Bytes> = (0..1_000).map(|i| Bytes::from(format!("s{i}"))).collect();
+        let mut seen: HashMap<Bytes, usize> = HashMap::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            cursor = m.scan(cursor, 37, |t| *seen.entry(t.clone()).or_default() += 1);
+            // Churn: remove the unstable half bit by bit and add new keys.
+            for j in 0..20 {
+                let n = round * 20 + j;
+                m.remove(format!("s{}", 1_000 + n).as_bytes());
+                m.insert(Bytes::from(format!("new{n}")));
+            }
+            round += 1;
+            if cursor == 0 {
+                break;
+            }
+            assert!(round < 10_000);
+        }
+        for k in &stable {
+            assert_eq!(seen.get(k), Some(&1), "{k:?}");
+        }
+        assert!(seen.values().all(|&n| n == 1));
+    }
+
+    #[test]
+    fn random_picks_are_roughly_uniform() {
+        let m: Champ<Bytes> = (0..64).map(|i| Bytes::from(format!("r{i}"))).collect();
+        let mut rng = crate::rng::Rng::with_seed(9);
+        let mut hits: HashMap<&Bytes, u32> = HashMap::new();
+        for _ in 0..64_000 {
+            *hits.entry(m.nth(rng.below(m.len())).unwrap()).or_default() += 1;
+        }
+        assert_eq!(hits.len(), 64);
+        // Expected 1000 each; a binomial sd of ~31 makes 800..1200 a loose bound.
+        assert!(hits.values().all(|&h| (800..1200).contains(&h)), "{hits:?}");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, u8),
+        Remove(u16),
+        GetMut(u16, u8),
+        Clone,
+        DropClone(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            3 => (0..400u16).prop_map(Op::Remove),
+            1 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::GetMut(k, v)),
+            1 => Just(Op::Clone),
+            1 => (0..8usize).prop_map(Op::DropClone),
+        ]
+    }
+
+    fn key(k: u16) -> Bytes {
+        Bytes::from(format!("key{k}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Against std's map: every query after every op, and every clone keeps
+        /// showing the state it was taken in.
+        #[test]
+        fn behaves_like_std_map_with_clones(ops in proptest::collection::vec(op(), 1..600)) {
+            let mut map: Champ<Pair> = Champ::new();
+            let mut model: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+            let mut clones: Vec<(Champ<Pair>, BTreeMap<Bytes, Bytes>)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        let val = Bytes::from(vec![v]);
+                        let old = map.insert((key(k), val.clone())).map(|p| p.1);
+                        prop_assert_eq!(old, model.insert(key(k), val));
+                    }
+                    Op::Remove(k) => {
+                        let old = map.remove(&key(k)).map(|p| p.1);
+                        prop_assert_eq!(old, model.remove(&key(k)));
+                    }
+                    Op::GetMut(k, v) => {
+                        let val = Bytes::from(vec![v]);
+                        match (map.get_mut(&key(k)), model.get_mut(&key(k))) {
+                            (Some(p), Some(m)) => { p.1 = val.clone(); *m = val; }
+                            (None, None) => {}
+                            _ => prop_assert!(false, "presence differs for {}", k),
+                        }
+                    }
+                    Op::Clone => clones.push((map.clone(), model.clone())),
+                    Op::DropClone(i) => {
+                        if !clones.is_empty() {
+                            let at = i % clones.len();
+                            clones.remove(at);
+                        }
+                    }
+                }
+                prop_assert_eq!(map.len(), model.len());
+            }
+            map.check().map_err(TestCaseError::fail)?;
+            let got: BTreeMap<Bytes, Bytes> = map.iter().cloned().collect();
+            prop_assert_eq!(&got, &model);
+            for k in 0..400 {
+                prop_assert_eq!(map.get(&key(k)).map(|p| &p.1), model.get(&key(k)));
+            }
+            for (c, m) in &clones {
+                c.check().map_err(TestCaseError::fail)?;
+                let got: BTreeMap<Bytes, Bytes> = c.iter().cloned().collect();
+                prop_assert_eq!(&got, m);
+            }
+        }
+    }
+}
