@@ -17,6 +17,8 @@
 //! disk while writers go on.
 
 pub mod expiry;
+pub mod intset;
+pub mod listpack;
 pub mod scan;
 
 use std::sync::Arc;
