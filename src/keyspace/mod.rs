@@ -18,6 +18,8 @@
 
 pub mod champ;
 pub mod expiry;
+pub mod intset;
+pub mod listpack;
 pub mod record;
 pub mod scan;
 
