@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::blocking::Blocking;
 use crate::clients::ClientRegistry;
 use crate::config::Config;
+use crate::keyspace::encodings::Encodings;
 use crate::keyspace::scan::ScanCursors;
 use crate::keyspace::Keyspace;
 use crate::persistence::PersistState;
@@ -37,6 +38,8 @@ pub struct State {
     pub latency: crate::commands::monitoring::LatencyMonitor,
     /// Pub/sub channels, patterns and keyspace-notification settings.
     pub pubsub: crate::pubsub::PubSub,
+    /// The collection encoding limits, copied from the config (CONFIG SET updates them).
+    pub encodings: Encodings,
 }
 
 impl State {
@@ -54,6 +57,7 @@ impl State {
             slowlog: Default::default(),
             latency: Default::default(),
             pubsub: Default::default(),
+            encodings: Encodings::default(),
         }
     }
 }
@@ -142,6 +146,7 @@ impl Shared {
         // Commands read these copies under the state lock, not the config lock.
         state.pubsub.notify_flags = config.notify_keyspace_events;
         state.pubsub.limit = config.pubsub_output_limit;
+        state.encodings = encodings_of(&config);
         let mut rng = Rng::from_entropy();
         let run_id: String = (0..40)
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
@@ -196,5 +201,18 @@ mod tests {
         assert_eq!(s.total_error_replies, 3);
         assert_eq!(s.error_codes["ERR"], 2);
         assert_eq!(s.error_codes["WRONGTYPE"], 1);
+    }
+}
+
+/// The encoding limits `config` sets (stored parameters, Redis's defaults when absent).
+pub fn encodings_of(config: &Config) -> Encodings {
+    let get = |name: &str, default: usize| {
+        usize::try_from(config.extra_i64(name, default as i64)).unwrap_or(default)
+    };
+    let d = Encodings::default();
+    Encodings {
+        hash_max_listpack_entries: get("hash-max-listpack-entries", d.hash_max_listpack_entries),
+        hash_max_listpack_value: get("hash-max-listpack-value", d.hash_max_listpack_value),
+        set_max_intset_entries: get("set-max-intset-entries", d.set_max_intset_entries),
     }
 }

@@ -17,6 +17,7 @@
 //! disk while writers go on.
 
 pub mod champ;
+pub mod encodings;
 pub mod expiry;
 pub mod intset;
 pub mod listpack;

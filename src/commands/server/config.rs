@@ -122,6 +122,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     // Commands read the notification flags from the state, not the config lock.
     ctx.state.pubsub.notify_flags = next.notify_keyspace_events;
     ctx.state.pubsub.limit = next.pubsub_output_limit;
+    ctx.state.encodings = crate::state::encodings_of(&next);
     *ctx.shared.config_mut() = next;
     Ok(Reply::ok())
 }

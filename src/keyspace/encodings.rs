@@ -1,0 +1,27 @@
+//! The limits under which small collections keep their flat encodings
+//! (Redis's `hash-max-listpack-*` and `set-max-intset-entries`).
+//!
+//! Commands read them from the state, where CONFIG SET keeps a copy, and pass
+//! them to the collection types; a collection that outgrows them converts to
+//! its tree form once and stays there, as in Redis.
+
+/// The conversion thresholds, with Redis 7.0's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encodings {
+    /// Most fields a hash keeps as a listpack.
+    pub hash_max_listpack_entries: usize,
+    /// Longest field or value a listpack hash holds.
+    pub hash_max_listpack_value: usize,
+    /// Most members a set of integers keeps as an intset.
+    pub set_max_intset_entries: usize,
+}
+
+impl Default for Encodings {
+    fn default() -> Self {
+        Encodings {
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+        }
+    }
+}
