@@ -65,6 +65,26 @@ impl Value {
         }
     }
 
+    /// Whether both are the very same value object (not merely equal):
+    /// persistent values copy their root on any real change.
+    pub fn same_identity(&self, other: &Value) -> bool {
+        fn same_bytes(x: &Bytes, y: &Bytes) -> bool {
+            x.as_ptr() == y.as_ptr() && x.len() == y.len()
+        }
+        match (self, other) {
+            (Value::Str(x), Value::Str(y)) => same_bytes(x, y),
+            // Small lists live inline in the Vector, with no node to compare:
+            // compare their (few) elements' identities instead.
+            (Value::List(x), Value::List(y)) if x.is_inline() || y.is_inline() => {
+                x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_bytes(a, b))
+            }
+            (Value::List(x), Value::List(y)) => x.ptr_eq(y),
+            (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
+            (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
+            _ => false,
+        }
+    }
+
     pub fn as_str(&self) -> Result<&Bytes, CommandError> {
         match self {
             Value::Str(s) => Ok(s),

@@ -234,15 +234,20 @@ impl Record {
         }
     }
 
-    /// Identity, not equality: whether both are the very same stored record.
-    /// Every write replaces a packed record and copies a boxed one that a
-    /// holder of the old one (WATCH, a snapshot) still shares, so a record
-    /// held since some point is `same` as the live one exactly when nothing
-    /// wrote the key since.
+    /// Identity, not equality: whether nothing wrote the key between the two
+    /// (WATCH). Every write replaces a packed record. A write to a boxed one
+    /// copies the record while the watcher shares it, but a lookup for writing
+    /// that then changes nothing copies it too, so boxed records compare their
+    /// values' identities (persistent structures: a real change copies the
+    /// value's root) and expiry.
     pub fn same(&self, other: &Record) -> bool {
         match (&self.0, &other.0) {
             (Repr::Packed(a), Repr::Packed(b)) => a.ptr() == b.ptr(),
-            (Repr::Boxed(a), Repr::Boxed(b)) => Arc::ptr_eq(a, b),
+            (Repr::Boxed(a), Repr::Boxed(b)) => {
+                Arc::ptr_eq(a, b)
+                    || (a.entry.expire_at == b.entry.expire_at
+                        && a.entry.value.same_identity(&b.entry.value))
+            }
             _ => false,
         }
     }
