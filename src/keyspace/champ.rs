@@ -93,8 +93,10 @@ enum Slot<T> {
 struct Node<T> {
     /// Which chunk values have a slot (unused in a collision bucket).
     bitmap: u32,
-    /// Items in this subtree.
-    len: usize,
+    /// Items in this subtree. 32 bits keep the node allocation at 40 bytes
+    /// (a 48-byte heap chunk instead of 64); a map of 2^32 items would need
+    /// far more memory than any machine this runs on.
+    len: u32,
     slots: Box<[Slot<T>]>,
 }
 
@@ -164,7 +166,7 @@ impl<T: MapItem> Champ<T> {
 
     #[inline]
     pub fn len(&self) -> usize {
-        self.root.len
+        self.root.len as usize
     }
 
     #[inline]
@@ -210,7 +212,11 @@ impl<T: MapItem> Champ<T> {
 
     /// The item under `key` for writing; copies the path to it if a clone shares it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
-        let hash = T::hash_of(key);
+        self.get_mut_hashed(T::hash_of(key), key)
+    }
+
+    /// [`Champ::get_mut`] with a hash the caller already computed with `T::hash_of`.
+    pub fn get_mut_hashed(&mut self, hash: u64, key: &[u8]) -> Option<&mut T> {
         if self.get_hashed(hash, key).is_none() {
             // A miss must not copy a shared path.
             return None;
@@ -256,7 +262,7 @@ impl<T: MapItem> Champ<T> {
     pub fn iter(&self) -> Iter<'_, T> {
         Iter {
             stack: vec![(&*self.root, 0)],
-            remaining: self.root.len,
+            remaining: self.len(),
         }
     }
 
@@ -276,11 +282,11 @@ impl<T: MapItem> Champ<T> {
                         index -= 1;
                     }
                     Slot::Child(c) => {
-                        if index < c.len {
+                        if index < c.len as usize {
                             node = c;
                             continue 'descend;
                         }
-                        index -= c.len;
+                        index -= c.len as usize;
                     }
                 }
             }
@@ -333,7 +339,7 @@ fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> Node<T> {
     if level == BUCKET_LEVEL {
         return Node {
             bitmap: 0,
-            len,
+            len: len as u32,
             slots: items.into_iter().map(|(_, t)| Slot::Item(t)).collect(),
         };
     }
@@ -355,7 +361,7 @@ fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> Node<T> {
     }
     Node {
         bitmap,
-        len,
+        len: len as u32,
         slots: slots.into_boxed_slice(),
     }
 }
@@ -560,10 +566,10 @@ fn check_node<T: MapItem>(
                 return Err("bucket items with different hashes".into());
             }
         }
-        if node.len != node.slots.len() {
+        if node.len as usize != node.slots.len() {
             return Err("bucket count wrong".into());
         }
-        return Ok(node.len);
+        return Ok(node.len as usize);
     }
     if node.bitmap.count_ones() as usize != node.slots.len() {
         return Err(format!(
@@ -602,7 +608,7 @@ fn check_node<T: MapItem>(
             }
         }
     }
-    if total != node.len {
+    if total != node.len as usize {
         return Err(format!("node count {} but {} items", node.len, total));
     }
     Ok(total)
@@ -696,7 +702,7 @@ impl<T: MapItem> IntoIterator for Champ<T> {
 
     fn into_iter(self) -> IntoIter<T> {
         IntoIter {
-            remaining: self.root.len,
+            remaining: self.root.len as usize,
             stack: vec![(self.root, 0)],
         }
     }

@@ -182,8 +182,8 @@ impl Db {
 
     /// Reads a key, first deleting it if its time ran out (lazy expiry).
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
-        self.expire_if_due(key, now_ms);
-        let record = self.entries.get(key)?;
+        let hash = self.live_hash(key, now_ms)?;
+        let record = self.entries.get_hashed(hash, key)?;
         match record.boxed_entry() {
             Some(entry) => Some(entry),
             None => Some(self.view.insert(record.to_entry())),
@@ -192,15 +192,15 @@ impl Db {
 
     /// The stored record of a live key, without decoding it.
     pub fn record(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
-        self.expire_if_due(key, now_ms);
-        self.entries.get(key)
+        let hash = self.live_hash(key, now_ms)?;
+        self.entries.get_hashed(hash, key)
     }
 
     /// Reads a key mutably, first deleting it if its time ran out. A packed
     /// record is unpacked for the write and packed again by [`Db::settle`].
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
-        self.expire_if_due(key, now_ms);
-        let record = self.entries.get_mut(key)?;
+        let hash = self.live_hash(key, now_ms)?;
+        let record = self.entries.get_mut_hashed(hash, key)?;
         let (entry, unpacked) = record.entry_mut();
         if unpacked {
             self.unpacked.push(Bytes::copy_from_slice(key));
@@ -359,12 +359,21 @@ impl Db {
     }
 
     fn expire_if_due(&mut self, key: &[u8], now_ms: i64) {
-        let due = self.entries.get(key).is_some_and(|r| r.is_expired(now_ms));
-        if due {
+        self.live_hash(key, now_ms);
+    }
+
+    /// Deletes `key` if its time ran out (lazy expiry); returns its hash when
+    /// it is present and live, so the caller's own lookup hashes no more.
+    #[inline]
+    fn live_hash(&mut self, key: &[u8], now_ms: i64) -> Option<u64> {
+        let hash = <Record as champ::MapItem>::hash_of(key);
+        if self.entries.get_hashed(hash, key)?.is_expired(now_ms) {
             self.expired_log.push(Bytes::copy_from_slice(key));
             self.remove_record(key);
             self.expired_count += 1;
+            return None;
         }
+        Some(hash)
     }
 
     /// Deletes up to `limit` keys whose time ran out, earliest deadline first.

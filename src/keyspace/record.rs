@@ -22,21 +22,124 @@ use super::{Entry, Value};
 /// reads share their bytes instead of copying them.
 pub const PACKED_STR_MAX: usize = 256;
 
-/// `expire_at` of a packed record without a TTL.
-const NO_EXPIRY: i64 = i64::MIN;
-
 /// What a packed record's value bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum PackedKind {
-    Str,
+    Str = 0,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct PackedHead {
-    expire_at: i64,
-    key_len: u32,
-    kind: PackedKind,
+impl PackedKind {
+    fn from_byte(b: u8) -> PackedKind {
+        match b & !HAS_EXPIRY {
+            0 => PackedKind::Str,
+            other => unreachable!("packed kind {other} is never written"),
+        }
+    }
+}
+
+/// Set in the kind byte when an expiry follows the key length.
+const HAS_EXPIRY: u8 = 0x80;
+
+/// A packed record: one allocation of a reference count, a length, and
+/// `[kind | HAS_EXPIRY?] [key length, LEB128] [expire_at, 8 bytes LE, if flagged]
+/// [key] [value]`. Every field lives in the bytes (no fixed header), so a
+/// 16-byte key with a 100-byte value takes 134 bytes: a 144-byte heap chunk.
+#[derive(Clone)]
+struct Packed(ThinArc<(), u8>);
+
+impl Packed {
+    fn new(kind: PackedKind, key: &[u8], payload: &[u8], expire_at: Option<i64>) -> Packed {
+        let mut head = [0u8; 1 + 10 + 8];
+        head[0] = kind as u8 | if expire_at.is_some() { HAS_EXPIRY } else { 0 };
+        let mut n = 1;
+        let mut len = key.len() as u64;
+        loop {
+            let byte = (len & 0x7f) as u8;
+            len >>= 7;
+            head[n] = byte | if len != 0 { 0x80 } else { 0 };
+            n += 1;
+            if len == 0 {
+                break;
+            }
+        }
+        if let Some(t) = expire_at {
+            head[n..n + 8].copy_from_slice(&t.to_le_bytes());
+            n += 8;
+        }
+        // Everything side by side, so the record is made with one copy.
+        let total = n + key.len() + payload.len();
+        let mut stack = [0u8; 512];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if total <= stack.len() {
+            &mut stack[..total]
+        } else {
+            heap.resize(total, 0);
+            &mut heap
+        };
+        buf[..n].copy_from_slice(&head[..n]);
+        buf[n..n + key.len()].copy_from_slice(key);
+        buf[n + key.len()..].copy_from_slice(payload);
+        Packed(ThinArc::from_header_and_slice((), buf))
+    }
+
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        &self.0.slice
+    }
+
+    fn kind(&self) -> PackedKind {
+        PackedKind::from_byte(self.bytes()[0])
+    }
+
+    /// Where the key starts and where it ends.
+    #[inline]
+    fn key_span(&self) -> (usize, usize) {
+        let b = self.bytes();
+        let (mut len, mut shift, mut at) = (0usize, 0, 1);
+        loop {
+            let byte = b[at];
+            at += 1;
+            len |= ((byte & 0x7f) as usize) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        if b[0] & HAS_EXPIRY != 0 {
+            at += 8;
+        }
+        (at, at + len)
+    }
+
+    #[inline]
+    fn key(&self) -> &[u8] {
+        let (start, end) = self.key_span();
+        &self.bytes()[start..end]
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.bytes()[self.key_span().1..]
+    }
+
+    fn expire_at(&self) -> Option<i64> {
+        let b = self.bytes();
+        if b[0] & HAS_EXPIRY == 0 {
+            return None;
+        }
+        let start = self.key_span().0 - 8;
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[start..start + 8]);
+        Some(i64::from_le_bytes(t))
+    }
+
+    fn with_expire(&self, expire_at: Option<i64>) -> Packed {
+        Packed::new(self.kind(), self.key(), self.payload(), expire_at)
+    }
+
+    fn ptr_eq(&self, other: &Packed) -> bool {
+        self.0.ptr() == other.0.ptr()
+    }
 }
 
 /// A large value with its key.
@@ -52,7 +155,7 @@ pub struct Record(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Packed(ThinArc<PackedHead, u8>),
+    Packed(Packed),
     Boxed(Arc<BoxedRecord>),
 }
 
@@ -79,7 +182,7 @@ impl Record {
     #[inline]
     pub fn key(&self) -> &[u8] {
         match &self.0 {
-            Repr::Packed(p) => &p.slice[..p.header.header.key_len as usize],
+            Repr::Packed(p) => p.key(),
             Repr::Boxed(b) => &b.key,
         }
     }
@@ -95,24 +198,7 @@ impl Record {
     }
 
     fn packed(key: &[u8], kind: PackedKind, payload: &[u8], expire_at: Option<i64>) -> Record {
-        let head = PackedHead {
-            expire_at: expire_at.unwrap_or(NO_EXPIRY),
-            key_len: key.len() as u32,
-            kind,
-        };
-        // Key and value side by side, so the record is made with one copy.
-        let total = key.len() + payload.len();
-        let mut stack = [0u8; 512];
-        let mut heap = Vec::new();
-        let buf: &mut [u8] = if total <= stack.len() {
-            &mut stack[..total]
-        } else {
-            heap.resize(total, 0);
-            &mut heap
-        };
-        buf[..key.len()].copy_from_slice(key);
-        buf[key.len()..].copy_from_slice(payload);
-        Record(Repr::Packed(ThinArc::from_header_and_slice(head, buf)))
+        Record(Repr::Packed(Packed::new(kind, key, payload, expire_at)))
     }
 
     fn boxed(key: &[u8], entry: Entry) -> Record {
@@ -124,10 +210,7 @@ impl Record {
 
     pub fn expire_at(&self) -> Option<i64> {
         match &self.0 {
-            Repr::Packed(p) => match p.header.header.expire_at {
-                NO_EXPIRY => None,
-                t => Some(t),
-            },
+            Repr::Packed(p) => p.expire_at(),
             Repr::Boxed(b) => b.entry.expire_at,
         }
     }
@@ -144,15 +227,11 @@ impl Record {
     /// The name `TYPE` replies with, read without decoding the value.
     pub fn type_name(&self) -> &'static str {
         match &self.0 {
-            Repr::Packed(p) => match p.header.header.kind {
+            Repr::Packed(p) => match p.kind() {
                 PackedKind::Str => "string",
             },
             Repr::Boxed(b) => b.entry.value.type_name(),
         }
-    }
-
-    fn payload(p: &ThinArc<PackedHead, u8>) -> &[u8] {
-        &p.slice[p.header.header.key_len as usize..]
     }
 
     /// The value and expiry, decoded (a packed string is copied out; a boxed
@@ -160,8 +239,8 @@ impl Record {
     pub fn to_entry(&self) -> Entry {
         match &self.0 {
             Repr::Packed(p) => Entry {
-                value: match p.header.header.kind {
-                    PackedKind::Str => Value::Str(Bytes::copy_from_slice(Record::payload(p))),
+                value: match p.kind() {
+                    PackedKind::Str => Value::Str(Bytes::copy_from_slice(p.payload())),
                 },
                 expire_at: self.expire_at(),
             },
@@ -224,11 +303,7 @@ impl Record {
     pub fn set_expire(&mut self, expire_at: Option<i64>) {
         match &mut self.0 {
             Repr::Packed(p) => {
-                let head = PackedHead {
-                    expire_at: expire_at.unwrap_or(NO_EXPIRY),
-                    ..p.header.header
-                };
-                *self = Record(Repr::Packed(ThinArc::from_header_and_slice(head, &p.slice)));
+                *p = p.with_expire(expire_at);
             }
             Repr::Boxed(b) => Arc::make_mut(b).entry.expire_at = expire_at,
         }
@@ -242,7 +317,7 @@ impl Record {
     /// value's root) and expiry.
     pub fn same(&self, other: &Record) -> bool {
         match (&self.0, &other.0) {
-            (Repr::Packed(a), Repr::Packed(b)) => a.ptr() == b.ptr(),
+            (Repr::Packed(a), Repr::Packed(b)) => a.ptr_eq(b),
             (Repr::Boxed(a), Repr::Boxed(b)) => {
                 Arc::ptr_eq(a, b)
                     || (a.entry.expire_at == b.entry.expire_at
@@ -286,6 +361,20 @@ mod tests {
         assert!(!r.same(&before));
         assert_eq!(before.to_entry().value, Value::Str(Bytes::from("a")));
         assert_eq!(r.to_entry().value, Value::Str(Bytes::from("b")));
+    }
+
+    #[test]
+    fn long_keys_and_expiry_survive_packing() {
+        let key = vec![b'k'; 300];
+        let mut r = Record::new(&key, Value::Str(Bytes::from("v")), Some(-7));
+        assert!(r.is_packed());
+        assert_eq!(r.key(), &key[..]);
+        assert_eq!(r.expire_at(), Some(-7));
+        r.set_expire(Some(i64::MAX));
+        assert_eq!((r.key(), r.expire_at()), (&key[..], Some(i64::MAX)));
+        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("v")));
+        let empty = Record::new(b"", Value::Str(Bytes::new()), None);
+        assert_eq!((empty.key(), empty.expire_at()), (&b""[..], None));
     }
 
     #[test]
