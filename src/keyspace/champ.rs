@@ -93,6 +93,25 @@ enum Slot<T> {
     Child(Node<Slot<T>>),
 }
 
+impl<T> Slot<T> {
+    /// Items below the slot: what the node keeps as the slot's weight.
+    fn weight(&self) -> u32 {
+        match self {
+            Slot::Item(_) => 1,
+            Slot::Child(c) => c.len(),
+        }
+    }
+}
+
+// A slot holding a record (or a child) stays two words.
+const _: () = assert!(std::mem::size_of::<Slot<super::Record>>() == 16);
+
+/// A node from its slots, weighing each.
+fn node_of<T>(bitmap: u32, len: u32, slots: Vec<Slot<T>>) -> TrieNode<T> {
+    let weights: Vec<u32> = slots.iter().map(Slot::weight).collect();
+    Node::new(bitmap, len, slots, &weights)
+}
+
 type TrieNode<T> = Node<Slot<T>>;
 
 /// The slot index of `bit` in a node with `bitmap`.
@@ -102,7 +121,7 @@ fn index(bitmap: u32, bit: u32) -> usize {
 }
 
 fn empty<T>() -> TrieNode<T> {
-    Node::new(0, 0, Vec::new())
+    Node::new(0, 0, Vec::new(), &[])
 }
 
 /// A persistent hash map (see the module docs).
@@ -240,22 +259,20 @@ impl<T: MapItem> Champ<T> {
             return None;
         }
         let mut node = &self.root;
+        // The node's own weights say which slot holds the index-th item, so
+        // only that child is visited: one node per level.
         'descend: loop {
-            for slot in node.slots() {
+            for (slot, &weight) in node.slots().iter().zip(node.weights()) {
+                let weight = weight as usize;
+                if index >= weight {
+                    index -= weight;
+                    continue;
+                }
                 match slot {
-                    Slot::Item(t) => {
-                        if index == 0 {
-                            return Some(t);
-                        }
-                        index -= 1;
-                    }
+                    Slot::Item(t) => return Some(t),
                     Slot::Child(c) => {
-                        let n = c.len() as usize;
-                        if index < n {
-                            node = c;
-                            continue 'descend;
-                        }
-                        index -= n;
+                        node = c;
+                        continue 'descend;
                     }
                 }
             }
@@ -305,7 +322,7 @@ impl<T: MapItem> Champ<T> {
 fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> TrieNode<T> {
     let len = items.len() as u32;
     if level == BUCKET_LEVEL {
-        return Node::new(
+        return node_of(
             0,
             len,
             items.into_iter().map(|(_, t)| Slot::Item(t)).collect(),
@@ -327,20 +344,20 @@ fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> TrieNode<T> {
         }
         slots.push(Slot::Child(build_node(group, level + 1)));
     }
-    Node::new(bitmap, len, slots)
+    node_of(bitmap, len, slots)
 }
 
 /// A node at `level` holding exactly the two items `a` and `b` (distinct keys).
 fn pair_node<T: MapItem>(a: (u64, T), b: (u64, T), level: u32) -> TrieNode<T> {
     if level == BUCKET_LEVEL {
-        return Node::new(0, 2, vec![Slot::Item(a.1), Slot::Item(b.1)]);
+        return node_of(0, 2, vec![Slot::Item(a.1), Slot::Item(b.1)]);
     }
     let (ca, cb) = (chunk(a.0, level), chunk(b.0, level));
     if ca == cb {
-        return Node::new(1 << ca, 2, vec![Slot::Child(pair_node(a, b, level + 1))]);
+        return node_of(1 << ca, 2, vec![Slot::Child(pair_node(a, b, level + 1))]);
     }
     let (first, second) = if ca < cb { (a, b) } else { (b, a) };
-    Node::new(
+    node_of(
         (1 << ca) | (1 << cb),
         2,
         vec![Slot::Item(first.1), Slot::Item(second.1)],
@@ -357,7 +374,7 @@ fn insert_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, item: T, level: u32)
             }
         }
         let at = node.slots().len();
-        node.insert_slot(at, Slot::Item(item));
+        node.insert_slot(at, Slot::Item(item), 1);
         node.set_len(node.len() + 1);
         return None;
     }
@@ -365,7 +382,7 @@ fn insert_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, item: T, level: u32)
     let bitmap = node.bitmap();
     let at = index(bitmap, bit);
     if bitmap & bit == 0 {
-        node.insert_slot(at, Slot::Item(item));
+        node.insert_slot(at, Slot::Item(item), 1);
         node.set_bitmap(bitmap | bit);
         node.set_len(node.len() + 1);
         return None;
@@ -374,20 +391,21 @@ fn insert_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, item: T, level: u32)
         Slot::Child(c) => insert_at(c, hash, item, level + 1),
         Slot::Item(t) if t.key() == item.key() => Some(std::mem::replace(t, item)),
         slot @ Slot::Item(_) => {
-            let Slot::Item(existing) = std::mem::replace(slot, Slot::Child(empty())) else {
+            let Slot::Item(existing) = &*slot else {
                 unreachable!()
             };
+            // A count more on the item, and one less when the slot is overwritten.
+            let existing = existing.clone();
             let existing_hash = T::hash_of(existing.key());
-            *slot = Slot::Child(pair_node(
-                (existing_hash, existing),
-                (hash, item),
-                level + 1,
-            ));
+            let pair = pair_node((existing_hash, existing), (hash, item), level + 1);
+            *slot = Slot::Child(pair);
             None
         }
     };
     if old.is_none() {
         node.set_len(node.len() + 1);
+        let weight = node.slots()[at].weight();
+        node.set_weight(at, weight);
     }
     old
 }
@@ -422,7 +440,11 @@ fn remove_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, key: &[u8], level: u
         }
     };
     let removed = match removed {
-        Some(t) => t,
+        Some(t) => {
+            let weight = node.slots()[at].weight();
+            node.set_weight(at, weight);
+            t
+        }
         None => {
             node.set_bitmap(bitmap & !bit);
             let Slot::Item(t) = node.remove_slot(at) else {
@@ -505,6 +527,14 @@ fn scan_node<T: MapItem>(
 /// Returns the subtree's item count after checking it.
 fn check_node<T: MapItem>(node: &TrieNode<T>, level: u32, root: bool) -> Result<usize, String> {
     let slots = node.slots();
+    for (slot, &weight) in slots.iter().zip(node.weights()) {
+        if slot.weight() != weight {
+            return Err(format!(
+                "slot weighs {} but the node keeps {weight}",
+                slot.weight()
+            ));
+        }
+    }
     if level == BUCKET_LEVEL {
         if slots.len() < 2 && !root {
             return Err("collision bucket with fewer than two items".into());
