@@ -410,7 +410,9 @@ fn hscan_walks_a_large_hash_completely() {
     for i in 0..2000 {
         assert!(seen.contains_key(&format!("field:{i}")), "field:{i} missed");
     }
-    assert_eq!(calls, 200, "COUNT 10 over 2000 fields");
+    // The field added midway is returned if its hash lies ahead of the cursor.
+    let expected_calls = if seen.contains_key("late") { 201 } else { 200 };
+    assert_eq!(calls, expected_calls, "COUNT 10 over 2000 fields");
 
     // MATCH filters after COUNT elements are taken.
     let (_, items): (String, Vec<String>) = q(
