@@ -143,7 +143,7 @@ fn hamt_bytes(count: usize, slot: usize) -> usize {
 
 /// Heap bytes of a champ node (`Arc` counts, bitmap, count, slot array
 /// pointer), without its slot array.
-const CHAMP_NODE: usize = 48;
+const CHAMP_NODE: usize = 40;
 /// Bits of the hash a champ level reads, and its levels.
 const CHAMP_BITS: u32 = 5;
 const CHAMP_LEVELS: u32 = 13;
