@@ -1017,6 +1017,14 @@ pub(super) mod harness {
         for key in ["h", "t", "lp"] {
             assert!(record(&snap, key).same(&record(&live, key)), "{key}");
         }
+        // A real write, even of the same value, is seen (WATCH aborts, as in Redis).
+        for key in ["h", "t", "lp"] {
+            h.run(&["HSET", key, "a", "1"]);
+            assert!(
+                !record(&snap, key).same(&record(&h.snapshot(), key)),
+                "{key}"
+            );
+        }
         h.run(&["HDEL", "h", "a"]);
         assert_eq!(h.key_count(), 2);
         let kept = snap.peek(b"h", 0).expect("the snapshot keeps its version");
