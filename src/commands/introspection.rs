@@ -141,9 +141,9 @@ fn hamt_bytes(count: usize, slot: usize) -> usize {
     used + nodes * NODE_HEADER
 }
 
-/// Heap bytes of a champ node (`Arc` counts, bitmap, count, slot array
-/// pointer), without its slot array.
-const CHAMP_NODE: usize = 40;
+/// Bytes of a champ node's header (reference count, bitmap, counts), which
+/// shares one allocation with the node's slots.
+const CHAMP_NODE: usize = 16;
 /// Bits of the hash a champ level reads, and its levels.
 const CHAMP_BITS: u32 = 5;
 const CHAMP_LEVELS: u32 = 13;
@@ -168,7 +168,7 @@ fn champ_bytes(count: usize, slot: usize) -> usize {
     // Each node's array holds its items and one slot per child node.
     let slots = count + nodes - 1;
     let per_node = slots.div_ceil(nodes);
-    nodes * (alloc_size(CHAMP_NODE) + alloc_size(per_node * slot))
+    nodes * alloc_size(CHAMP_NODE + per_node * slot)
 }
 
 /// Heap bytes of a listpack hash: its `Arc`'d header and its buffer.
