@@ -1,14 +1,15 @@
 //! MEMORY USAGE's estimate against what the heap really holds: a counting
-//! global allocator measures the bytes a 1,000-element list, hash and set take
-//! (malloc's usable size plus its 8-byte header per block), and the estimate
-//! must be within a factor of two of it.
+//! global allocator measures the bytes a 1,000-element list, hash and set, and
+//! a 300-field listpack hash, take (malloc's usable size plus its 8-byte
+//! header per block), and the estimate must be within a factor of two of it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use bytes::Bytes;
 use forkless::commands::introspection::entry_usage;
-use forkless::keyspace::{Entry, Value};
+use forkless::keyspace::encodings::Encodings;
+use forkless::keyspace::{Entry, Hash, Value};
 
 extern "C" {
     fn malloc_usable_size(ptr: *mut std::ffi::c_void) -> usize;
@@ -121,11 +122,33 @@ fn memory_usage_is_within_twice_the_real_heap() {
     check(
         "hash",
         measure(|| {
-            let mut hash = imbl::HashMap::new();
+            let limits = Encodings::default();
+            let mut hash = Hash::new();
             for i in 0..1000 {
-                hash.insert(b(format!("field:{i}")), b(format!("value:{i}")));
+                hash.insert(
+                    format!("field:{i}").as_bytes(),
+                    format!("value:{i}").as_bytes(),
+                    &limits,
+                );
             }
+            assert_eq!(hash.encoding_name(), "hashtable");
             (b("myhash".into()), Value::Hash(hash))
+        }),
+    );
+    check(
+        "listpack hash",
+        measure(|| {
+            let limits = Encodings::default();
+            let mut hash = Hash::new();
+            for i in 0..300 {
+                hash.insert(
+                    format!("field:{i}").as_bytes(),
+                    format!("value:{i}").as_bytes(),
+                    &limits,
+                );
+            }
+            assert_eq!(hash.encoding_name(), "listpack");
+            (b("smallhash".into()), Value::Hash(hash))
         }),
     );
     check(

@@ -13,12 +13,17 @@
 //!   trie's hash and node overhead;
 //! - a list (`imbl::Vector`) holds its elements in chunks of 64 handles, plus
 //!   the tree nodes above them;
-//! - a hash / set (`imbl::HashMap` / `imbl::HashSet`) is a hash array-mapped
-//!   trie whose nodes hold 32 slots of `(field, value)` / `member` plus the
-//!   hash, allocated in full however few are used. Measured with a counting
-//!   allocator, a trie of up to a few thousand entries allocates about four
-//!   slots per entry, a larger one about two (the lower levels fill up);
-//!   the database's own trie is counted at two slots per key.
+//! - a set (`imbl::HashSet`) is a hash array-mapped trie whose nodes hold 32
+//!   slots of `member` plus the hash, allocated in full however few are used.
+//!   Measured with a counting allocator, a trie of up to a few thousand
+//!   entries allocates about four slots per entry, a larger one about two (the
+//!   lower levels fill up); the database's own trie is counted at two slots
+//!   per key;
+//! - a hash is its listpack buffer while small; in its table form a
+//!   [`Champ`](crate::keyspace::champ::Champ) of `(field, value)` slots whose
+//!   nodes are exactly sized: one slot per pair plus one per child node, the
+//!   number of nodes being what uniformly spread hashes give (a subtree of a
+//!   level-`L` prefix exists when at least two pairs share that prefix).
 //!
 //! With `SAMPLES n` (default 5, 0 = all) the average payload of the first n
 //! elements stands for all, as Redis does. Structure shared with a snapshot
@@ -28,12 +33,13 @@
 //!
 //! # OBJECT ENCODING
 //!
-//! forkless has one representation per type; OBJECT ENCODING answers what
-//! Redis 7.0 would report for the same value under the same configuration
-//! (`hash-max-listpack-entries`/`-value`, `set-max-intset-entries`): strings
-//! `int` / `embstr` (≤ 44 bytes) / `raw`, lists `quicklist`, hashes `listpack`
-//! / `hashtable`, sets `intset` / `hashtable`. It is descriptive only: a
-//! string Redis made `raw` by APPEND is reported by its content here.
+//! Hashes report their real representation, `listpack` or `hashtable`, which
+//! converts under Redis's rules (`keyspace/hash.rs`). For the other types
+//! OBJECT ENCODING answers what Redis 7.0 would report for the same value
+//! under the same configuration (`set-max-intset-entries`): strings `int` /
+//! `embstr` (≤ 44 bytes) / `raw`, lists `quicklist`, sets `intset` /
+//! `hashtable`. That is descriptive only: a string Redis made `raw` by APPEND
+//! is reported by its content here.
 
 use bytes::Bytes;
 
@@ -135,6 +141,41 @@ fn hamt_bytes(count: usize, slot: usize) -> usize {
     used + nodes * NODE_HEADER
 }
 
+/// Bytes of a champ node's header (reference count, bitmap, counts), which
+/// shares one allocation with the node's slots.
+const CHAMP_NODE: usize = 16;
+/// Bits of the hash a champ level reads, and its levels.
+const CHAMP_BITS: u32 = 5;
+const CHAMP_LEVELS: u32 = 13;
+
+/// Heap bytes of a champ holding `count` items of `slot` bytes each, their
+/// payloads excluded.
+fn champ_bytes(count: usize, slot: usize) -> usize {
+    // Expected nodes: the root, plus one per hash prefix that at least two
+    // of the `count` uniformly spread items share (Poisson per prefix).
+    let n = count as f64;
+    let mut nodes = 1.0;
+    for level in 1..=CHAMP_LEVELS {
+        let prefixes = 2f64.powi((CHAMP_BITS * level).min(64) as i32);
+        let lambda = n / prefixes;
+        let shared = 1.0 - (-lambda).exp() * (1.0 + lambda);
+        nodes += prefixes * shared;
+        if prefixes * shared < 0.5 {
+            break;
+        }
+    }
+    let nodes = nodes.round() as usize;
+    // Each node's array holds its items and one slot per child node.
+    let slots = count + nodes - 1;
+    let per_node = slots.div_ceil(nodes);
+    nodes * alloc_size(CHAMP_NODE + per_node * slot)
+}
+
+/// Heap bytes of a listpack hash: its `Arc`'d header and its buffer.
+fn listpack_bytes(buffer: usize) -> usize {
+    alloc_size(16 + std::mem::size_of::<crate::keyspace::listpack::Listpack>()) + alloc_size(buffer)
+}
+
 /// Heap bytes of a value, excluding its key and slot.
 pub fn value_usage(value: &Value, samples: usize) -> usize {
     let handle = std::mem::size_of::<Bytes>();
@@ -153,10 +194,15 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
                 + branches * alloc_size(LIST_CHUNK * 16 + NODE_HEADER)
                 + sampled(l.iter(), l.len(), samples, payload)
         }
-        Value::Hash(h) => {
-            hamt_bytes(h.len(), 2 * handle)
-                + sampled(h.iter(), h.len(), samples, |(k, v)| payload(k) + payload(v))
-        }
+        Value::Hash(h) => match h.listpack() {
+            Some(lp) => listpack_bytes(lp.capacity()),
+            None => {
+                champ_bytes(h.len(), 2 * handle)
+                    + sampled(h.iter(), h.len(), samples, |(k, v)| {
+                        alloc_size(k.len()) + alloc_size(v.len())
+                    })
+            }
+        },
         Value::Set(s) => hamt_bytes(s.len(), handle) + sampled(s.iter(), s.len(), samples, payload),
     }
 }
@@ -380,7 +426,8 @@ fn is_redis_integer(b: &[u8]) -> bool {
     args::parse_i64_strict(b).is_some_and(|n| n.to_string().as_bytes() == b)
 }
 
-/// The encoding Redis 7.0 would report for `value` under `config`.
+/// The encoding Redis 7.0 would report for `value` under `config` (a hash's
+/// is its own).
 pub fn encoding(value: &Value, config: &Config) -> &'static str {
     match value {
         Value::Str(s) if s.len() <= 20 && is_redis_integer(s) => "int",
@@ -388,18 +435,7 @@ pub fn encoding(value: &Value, config: &Config) -> &'static str {
         Value::Str(_) => "raw",
         // Redis 7.0 stores every list as a quicklist (7.2 added small listpacks).
         Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            let max_entries = config.extra_i64("hash-max-listpack-entries", 512);
-            let max_value = config.extra_i64("hash-max-listpack-value", 64);
-            let small = h.len() as i64 <= max_entries
-                && h.iter()
-                    .all(|(k, v)| k.len() as i64 <= max_value && v.len() as i64 <= max_value);
-            if small {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
+        Value::Hash(h) => h.encoding_name(),
         Value::Set(s) => {
             let max = config.extra_i64("set-max-intset-entries", 512);
             if s.len() as i64 <= max && s.iter().all(|m| is_redis_integer(m)) {
@@ -535,10 +571,10 @@ mod tests {
         assert_eq!(encoding(&Value::Set(set.clone()), &c), "intset");
         c.extra.insert("set-max-intset-entries", "5".into());
         assert_eq!(encoding(&Value::Set(set), &c), "hashtable");
-        let hash: imbl::HashMap<Bytes, Bytes> = [(b("f"), b("v"))].into_iter().collect();
+        let hash: crate::keyspace::Hash = [(b("f"), b("v"))].into_iter().collect();
         assert_eq!(encoding(&Value::Hash(hash.clone()), &c), "listpack");
-        c.extra.insert("hash-max-listpack-value", "0".into());
-        assert_eq!(encoding(&Value::Hash(hash), &c), "hashtable");
+        let long: crate::keyspace::Hash = [(b("f"), b(&"v".repeat(65)))].into_iter().collect();
+        assert_eq!(encoding(&Value::Hash(long), &c), "hashtable");
     }
 
     #[test]

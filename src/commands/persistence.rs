@@ -231,11 +231,11 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
         scheduler::save_foreground(ctx.shared, ctx.state)
             .map_err(|_| CommandError::Other("ERR".into()))?;
     }
-    let (path, databases) = {
+    let (path, databases, limits) = {
         let c = ctx.shared.config();
-        (c.dump_path(), c.databases)
+        (c.dump_path(), c.databases, crate::state::encodings_of(&c))
     };
-    match loader::load_file(&path, Some(databases), unix_ms()) {
+    match loader::load_file_with(&path, Some(databases), unix_ms(), limits) {
         Ok(loaded) => {
             ctx.state.keyspace = loaded.keyspace;
             ctx.state.persistence.last_load_keys_loaded = loaded.keys_loaded;

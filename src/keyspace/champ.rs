@@ -209,10 +209,8 @@ impl<T: MapItem> Champ<T> {
 
     /// [`Champ::get_mut`] with a hash the caller already computed with `T::hash_of`.
     pub fn get_mut_hashed(&mut self, hash: u64, key: &[u8]) -> Option<&mut T> {
-        if self.get_hashed(hash, key).is_none() {
-            // A miss must not copy a shared path.
-            return None;
-        }
+        // A miss must not copy a shared path.
+        self.get_hashed(hash, key)?;
         let mut node = &mut self.root;
         let mut level = 0;
         loop {

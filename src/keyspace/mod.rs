@@ -10,8 +10,8 @@
 //!
 //! Cloning bumps one reference count per database map (16 by default), whatever
 //! the number of keys. Every value is itself persistent (`imbl::Vector`,
-//! `imbl::HashMap`, `imbl::HashSet`, or immutable `Bytes`), so a clone shares the
-//! values too. The clone is taken while the state lock is held, between two whole
+//! a [`hash::Hash`] (a shared listpack or a [`champ::Champ`]), `imbl::HashSet`,
+//! or immutable `Bytes`), so a clone shares the values too. The clone is taken while the state lock is held, between two whole
 //! commands, so it always shows a state that a sequence of whole commands produced.
 //! Nothing in a clone can change afterwards; a background thread may stream it to
 //! disk while writers go on.
@@ -19,15 +19,17 @@
 pub mod champ;
 pub mod encodings;
 pub mod expiry;
+pub mod hash;
 pub mod intset;
 pub mod listpack;
 pub mod record;
 pub mod scan;
 
 use bytes::Bytes;
-use imbl::{HashMap, HashSet, OrdSet, Vector};
+use imbl::{HashSet, OrdSet, Vector};
 
 use champ::Champ;
+pub use hash::Hash;
 pub use record::Record;
 
 use crate::errors::CommandError;
@@ -40,7 +42,7 @@ pub type Key = Bytes;
 pub enum Value {
     Str(Bytes),
     List(Vector<Bytes>),
-    Hash(HashMap<Bytes, Bytes>),
+    Hash(Hash),
     Set(HashSet<Bytes>),
 }
 
@@ -106,14 +108,14 @@ impl Value {
         }
     }
 
-    pub fn as_hash(&self) -> Result<&HashMap<Bytes, Bytes>, CommandError> {
+    pub fn as_hash(&self) -> Result<&Hash, CommandError> {
         match self {
             Value::Hash(h) => Ok(h),
             _ => Err(CommandError::WrongType),
         }
     }
 
-    pub fn as_hash_mut(&mut self) -> Result<&mut HashMap<Bytes, Bytes>, CommandError> {
+    pub fn as_hash_mut(&mut self) -> Result<&mut Hash, CommandError> {
         match self {
             Value::Hash(h) => Ok(h),
             _ => Err(CommandError::WrongType),

@@ -3,7 +3,9 @@
 //! Most keys are small: a short key, a short string or a small flat collection.
 //! Those are *packed*: header, key bytes and value bytes in a single allocation
 //! that the map slot points to, as Redis's embstr keeps its object header and
-//! string together. A packed record is immutable; a write builds a new one. Large
+//! string together. Packed today: strings up to [`PACKED_STR_MAX`] bytes and
+//! listpack hashes whose key and listpack fit [`PACKED_HASH_MAX`] bytes. A
+//! packed record is immutable; a write builds a new one. Large
 //! values (long strings, lists, collections in their tree form) are *boxed*:
 //! the key and an [`Entry`] behind an `Arc`, changed in place while only the live
 //! keyspace holds it.
@@ -16,23 +18,32 @@ use bytes::Bytes;
 use triomphe::ThinArc;
 
 use super::champ::MapItem;
-use super::{Entry, Value};
+use super::listpack::Listpack;
+use super::{Entry, Hash, Value};
 
 /// Longest string value kept in a packed record; longer ones are boxed so that
 /// reads share their bytes instead of copying them.
 pub const PACKED_STR_MAX: usize = 256;
+
+/// Most bytes of key plus listpack a packed hash record holds. Every read of a
+/// packed hash decodes (copies) its listpack, so only small ones are packed
+/// (about twenty short pairs); larger listpacks stay boxed and reads share them.
+pub const PACKED_HASH_MAX: usize = 512;
 
 /// What a packed record's value bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum PackedKind {
     Str = 0,
+    /// A hash's listpack bytes ([`Listpack::as_bytes`]).
+    HashListpack = 1,
 }
 
 impl PackedKind {
     fn from_byte(b: u8) -> PackedKind {
         match b & !HAS_EXPIRY {
             0 => PackedKind::Str,
+            1 => PackedKind::HashListpack,
             other => unreachable!("packed kind {other} is never written"),
         }
     }
@@ -189,11 +200,24 @@ impl Record {
 
     /// The record for `key` holding `value`, packed when it is small enough.
     pub fn new(key: &[u8], value: Value, expire_at: Option<i64>) -> Record {
+        match Record::packed_payload(key, &value) {
+            Some((kind, payload)) => Record::packed(key, kind, payload, expire_at),
+            None => Record::boxed(key, Entry { value, expire_at }),
+        }
+    }
+
+    /// What a packed record of `value` under `key` would hold, if it is small enough.
+    fn packed_payload<'v>(key: &[u8], value: &'v Value) -> Option<(PackedKind, &'v [u8])> {
+        if key.len() > u32::MAX as usize {
+            return None;
+        }
         match value {
-            Value::Str(s) if s.len() <= PACKED_STR_MAX && key.len() <= u32::MAX as usize => {
-                Record::packed(key, PackedKind::Str, &s, expire_at)
-            }
-            value => Record::boxed(key, Entry { value, expire_at }),
+            Value::Str(s) if s.len() <= PACKED_STR_MAX => Some((PackedKind::Str, s)),
+            Value::Hash(h) => h
+                .listpack()
+                .filter(|lp| key.len() + lp.byte_len() <= PACKED_HASH_MAX)
+                .map(|lp| (PackedKind::HashListpack, lp.as_bytes())),
+            _ => None,
         }
     }
 
@@ -229,6 +253,7 @@ impl Record {
         match &self.0 {
             Repr::Packed(p) => match p.kind() {
                 PackedKind::Str => "string",
+                PackedKind::HashListpack => "hash",
             },
             Repr::Boxed(b) => b.entry.value.type_name(),
         }
@@ -241,6 +266,10 @@ impl Record {
             Repr::Packed(p) => Entry {
                 value: match p.kind() {
                     PackedKind::Str => Value::Str(Bytes::copy_from_slice(p.payload())),
+                    PackedKind::HashListpack => Value::Hash(Hash::from_listpack(
+                        Listpack::from_bytes(p.payload())
+                            .expect("a packed hash holds the listpack bytes it was packed from"),
+                    )),
                 },
                 expire_at: self.expire_at(),
             },
@@ -287,7 +316,7 @@ impl Record {
     /// Packs a boxed record again if its value became small enough.
     pub fn repack(&mut self) {
         if let Repr::Boxed(b) = &self.0 {
-            if Record::packable(&b.entry.value) {
+            if Record::packable(&b.key, &b.entry.value) {
                 let entry = b.entry.clone();
                 let packed = Record::new(&b.key, entry.value, entry.expire_at);
                 *self = packed;
@@ -295,8 +324,8 @@ impl Record {
         }
     }
 
-    fn packable(value: &Value) -> bool {
-        matches!(value, Value::Str(s) if s.len() <= PACKED_STR_MAX)
+    fn packable(key: &[u8], value: &Value) -> bool {
+        Record::packed_payload(key, value).is_some()
     }
 
     /// Changes the expiry, repacking a packed record (it is immutable).
@@ -375,6 +404,52 @@ mod tests {
         assert_eq!(r.to_entry().value, Value::Str(Bytes::from("v")));
         let empty = Record::new(b"", Value::Str(Bytes::new()), None);
         assert_eq!((empty.key(), empty.expire_at()), (&b""[..], None));
+    }
+
+    #[test]
+    fn small_listpack_hashes_pack_and_big_ones_box() {
+        let small: Hash = [("f", "v"), ("g", "w")].into_iter().collect();
+        let r = Record::new(b"h", Value::Hash(small.clone()), Some(7));
+        assert!(r.is_packed());
+        assert_eq!(r.type_name(), "hash");
+        assert_eq!(r.expire_at(), Some(7));
+        let Value::Hash(back) = r.to_entry().value else {
+            panic!("not a hash")
+        };
+        assert!(back.is_packed());
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            small.iter().collect::<Vec<_>>()
+        );
+
+        let big: Hash = (0..100).map(|i| (format!("field{i}"), "v")).collect();
+        assert!(big.is_packed(), "a listpack, but too big to pack");
+        assert!(!Record::new(b"h", Value::Hash(big), None).is_packed());
+        let limits = crate::keyspace::encodings::Encodings {
+            hash_max_listpack_entries: 0,
+            ..Default::default()
+        };
+        let mut table = Hash::new();
+        table.insert(b"f", b"v", &limits);
+        assert!(!Record::new(b"h", Value::Hash(table), None).is_packed());
+    }
+
+    #[test]
+    fn hash_writes_unpack_then_repack() {
+        let h: Hash = [("f", "v")].into_iter().collect();
+        let mut r = Record::new(b"h", Value::Hash(h), None);
+        let before = r.clone();
+        let (entry, unpacked) = r.entry_mut();
+        assert!(unpacked);
+        let Value::Hash(h) = &mut entry.value else {
+            panic!("not a hash")
+        };
+        h.insert(b"g", b"w", &Default::default());
+        r.repack();
+        assert!(r.is_packed());
+        assert!(!r.same(&before));
+        assert_eq!(before.to_entry().value.as_hash().unwrap().len(), 1);
+        assert_eq!(r.to_entry().value.as_hash().unwrap().len(), 2);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Resumable SCAN/HSCAN/SSCAN cursors.
+//! Resumable cursors for walks that cannot resume from a number. (SCAN and
+//! HSCAN need none: their cursor is a position in a trie's hash order.)
 //!
 //! A persistent hash trie cannot resume a walk from a number, so a cursor is an
 //! owned iterator over an O(1) clone of the map taken when the scan began. That
@@ -24,14 +25,12 @@ const CURSOR_IDLE_LIMIT: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ScanTarget {
     Keys { db: usize },
-    Hash { db: usize, key: Key },
     Set { db: usize, key: Key },
 }
 
 /// The remaining elements of a walk.
 pub enum ScanIter {
     Keys(Box<dyn Iterator<Item = (Key, Entry)> + Send>),
-    Hash(Box<dyn Iterator<Item = (Bytes, Bytes)> + Send>),
     Set(Box<dyn Iterator<Item = Bytes> + Send>),
 }
 
@@ -122,9 +121,7 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 impl ScanTarget {
     fn db(&self) -> usize {
         match self {
-            ScanTarget::Keys { db } | ScanTarget::Hash { db, .. } | ScanTarget::Set { db, .. } => {
-                *db
-            }
+            ScanTarget::Keys { db } | ScanTarget::Set { db, .. } => *db,
         }
     }
 }

@@ -10,11 +10,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use bytes::Bytes;
-use imbl::{HashMap, HashSet, Vector};
+use imbl::{HashSet, Vector};
 
 use super::format::*;
 use super::writer::PROGRESS_LOG_EVERY;
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::encodings::Encodings;
+use crate::keyspace::{Hash, Keyspace, Value};
 
 /// Databases a file may declare when no server configuration bounds them
 /// (`check-dump`): keeps a hostile header from allocating millions of databases.
@@ -89,14 +90,28 @@ pub struct Loaded {
 }
 
 /// Loads `path`. `databases` is the configured count (None: take the header's).
+/// Hashes take the encoding Redis's default limits give them.
 pub fn load_file(path: &Path, databases: Option<usize>, now_ms: i64) -> Result<Loaded, LoadError> {
+    load_file_with(path, databases, now_ms, Encodings::default())
+}
+
+/// Like [`load_file`], building hashes under the configured `limits`: as in
+/// Redis, a load re-derives each hash's encoding from its contents (a table
+/// that shrank before the save comes back a listpack).
+pub fn load_file_with(
+    path: &Path,
+    databases: Option<usize>,
+    now_ms: i64,
+    limits: Encodings,
+) -> Result<Loaded, LoadError> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
-    load_from(
+    load_with(
         BufReader::with_capacity(256 * 1024, file),
         len,
         databases,
         now_ms,
+        limits,
     )
 }
 
@@ -115,6 +130,16 @@ pub fn load_from<R: Read>(
     len: u64,
     databases: Option<usize>,
     now_ms: i64,
+) -> Result<Loaded, LoadError> {
+    load_with(reader, len, databases, now_ms, Encodings::default())
+}
+
+fn load_with<R: Read>(
+    reader: R,
+    len: u64,
+    databases: Option<usize>,
+    now_ms: i64,
+    limits: Encodings,
 ) -> Result<Loaded, LoadError> {
     let mut input = Input {
         reader,
@@ -142,6 +167,7 @@ pub fn load_from<R: Read>(
         keyspace: Keyspace::new(db_count),
         db_count,
         now_ms,
+        limits,
         db: None,
         pending: None,
         expired_keys: std::collections::HashSet::new(),
@@ -331,6 +357,8 @@ struct Body {
     keyspace: Keyspace,
     db_count: usize,
     now_ms: i64,
+    /// The limits hashes are built under.
+    limits: Encodings,
     db: Option<usize>,
     pending: Option<Pending>,
     /// Expired keys skipped in the current database (to catch duplicates of them).
@@ -399,7 +427,7 @@ impl Body {
         let value = match h.kind {
             Kind::Str => Value::Str(Bytes::new()),
             Kind::List => Value::List(Vector::new()),
-            Kind::Hash => Value::Hash(HashMap::new()),
+            Kind::Hash => Value::Hash(Hash::new()),
             Kind::Set => Value::Set(HashSet::new()),
         };
         self.pending = Some(Pending {
@@ -484,9 +512,7 @@ impl Body {
             }
             (Record::HashChunk(pairs), Value::Hash(h)) => {
                 for (f, v) in pairs {
-                    if h.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))
-                        .is_some()
-                    {
+                    if !h.insert(f, v, &self.limits) {
                         return Err(dup("field", f));
                     }
                 }

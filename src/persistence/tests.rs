@@ -3,13 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use imbl::{HashMap, HashSet, Vector};
+use imbl::{HashSet, Vector};
 use proptest::prelude::*;
 
 use super::format::*;
 use super::loader::{load_bytes, LoadError};
 use super::writer::to_bytes;
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::{Hash, Keyspace, Value};
 
 /// A comparable picture of a keyspace: per db, key -> (value, expiry).
 type Picture = Vec<BTreeMap<Vec<u8>, (Repr, Option<i64>)>>;
@@ -62,7 +62,7 @@ fn sample() -> Keyspace {
     );
     db.insert(
         b(b"hash"),
-        Value::Hash(HashMap::from_iter([
+        Value::Hash(Hash::from_iter([
             (b(b"f1"), b(b"v1")),
             (b(b"f2"), b(b"v2")),
         ])),
