@@ -23,6 +23,7 @@ pub mod intset;
 pub mod listpack;
 pub mod record;
 pub mod scan;
+pub mod set;
 
 use bytes::Bytes;
 use imbl::{HashMap, HashSet, OrdSet, Vector};
