@@ -13,12 +13,17 @@
 //!   trie's hash and node overhead;
 //! - a list (`imbl::Vector`) holds its elements in chunks of 64 handles, plus
 //!   the tree nodes above them;
-//! - a hash / set (`imbl::HashMap` / `imbl::HashSet`) is a hash array-mapped
-//!   trie whose nodes hold 32 slots of `(field, value)` / `member` plus the
-//!   hash, allocated in full however few are used. Measured with a counting
-//!   allocator, a trie of up to a few thousand entries allocates about four
-//!   slots per entry, a larger one about two (the lower levels fill up);
-//!   the database's own trie is counted at two slots per key.
+//! - a hash (`imbl::HashMap`) is a hash array-mapped trie whose nodes hold 32
+//!   slots of `(field, value)` plus the hash, allocated in full however few
+//!   are used. Measured with a counting allocator, a trie of up to a few
+//!   thousand entries allocates about four slots per entry, a larger one about
+//!   two (the lower levels fill up); the database's own trie is counted at two
+//!   slots per key;
+//! - a set is an intset (one buffer of fixed-width integers) or a [`Champ`]
+//!   of members: exactly sized nodes, which for random hashes hold about 1.3
+//!   slots per member and one node per 3.3 members.
+//!
+//! [`Champ`]: crate::keyspace::champ::Champ
 //!
 //! With `SAMPLES n` (default 5, 0 = all) the average payload of the first n
 //! elements stands for all, as Redis does. Structure shared with a snapshot
@@ -28,12 +33,14 @@
 //!
 //! # OBJECT ENCODING
 //!
-//! forkless has one representation per type; OBJECT ENCODING answers what
-//! Redis 7.0 would report for the same value under the same configuration
-//! (`hash-max-listpack-entries`/`-value`, `set-max-intset-entries`): strings
-//! `int` / `embstr` (≤ 44 bytes) / `raw`, lists `quicklist`, hashes `listpack`
-//! / `hashtable`, sets `intset` / `hashtable`. It is descriptive only: a
-//! string Redis made `raw` by APPEND is reported by its content here.
+//! Sets report their real representation, `intset` or `hashtable` (converted
+//! by Redis's rules, see `keyspace/set.rs`). For the other types forkless has
+//! one representation, and OBJECT ENCODING answers what Redis 7.0 would report
+//! for the same value under the same configuration
+//! (`hash-max-listpack-entries`/`-value`): strings `int` / `embstr` (≤ 44
+//! bytes) / `raw`, lists `quicklist`, hashes `listpack` / `hashtable`. That is
+//! descriptive only: a string Redis made `raw` by APPEND is reported by its
+//! content here.
 
 use bytes::Bytes;
 
@@ -42,6 +49,7 @@ use super::server::{dispatch_sub, help_reply, Sub};
 use super::{args, spec, CommandSpec, Ctx};
 use crate::config::Config;
 use crate::errors::{CmdResult, CommandError};
+use crate::keyspace::set::Set;
 use crate::keyspace::{Entry, Value};
 use crate::reply::Reply;
 
@@ -135,6 +143,37 @@ fn hamt_bytes(count: usize, slot: usize) -> usize {
     used + nodes * NODE_HEADER
 }
 
+/// Slots per member and members per node of a [`Champ`] over random hashes
+/// (a simulation of 10^2..10^5 members gives 1.24..1.32 and 3.1..4.3).
+///
+/// [`Champ`]: crate::keyspace::champ::Champ
+const CHAMP_SLOTS_PER_ITEM_X10: usize = 13;
+const CHAMP_ITEMS_PER_NODE_X10: usize = 33;
+/// A champ node: reference counts, bitmap, count and the slot array's handle.
+const CHAMP_NODE: usize = 48;
+
+/// Heap bytes of a [`Champ`] holding `count` slots of `slot` bytes each.
+///
+/// [`Champ`]: crate::keyspace::champ::Champ
+fn champ_bytes(count: usize, slot: usize) -> usize {
+    let slots = count * CHAMP_SLOTS_PER_ITEM_X10 / 10;
+    let nodes = count * 10 / CHAMP_ITEMS_PER_NODE_X10 + 1;
+    // Each node is its header plus its exactly sized slot array.
+    nodes * (alloc_size(CHAMP_NODE) + alloc_size(slots * slot / nodes))
+}
+
+/// Heap bytes of a set: an intset's buffer, or a table of member handles.
+fn set_usage(set: &Set, samples: usize) -> usize {
+    match set.intset_bytes() {
+        Some(bytes) => alloc_size(bytes.len()),
+        None => {
+            let handle = std::mem::size_of::<Bytes>();
+            champ_bytes(set.len(), handle)
+                + sampled(set.iter(), set.len(), samples, |m| alloc_size(m.len()))
+        }
+    }
+}
+
 /// Heap bytes of a value, excluding its key and slot.
 pub fn value_usage(value: &Value, samples: usize) -> usize {
     let handle = std::mem::size_of::<Bytes>();
@@ -157,7 +196,7 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
             hamt_bytes(h.len(), 2 * handle)
                 + sampled(h.iter(), h.len(), samples, |(k, v)| payload(k) + payload(v))
         }
-        Value::Set(s) => hamt_bytes(s.len(), handle) + sampled(s.iter(), s.len(), samples, payload),
+        Value::Set(s) => set_usage(s, samples),
     }
 }
 
@@ -400,14 +439,7 @@ pub fn encoding(value: &Value, config: &Config) -> &'static str {
                 "hashtable"
             }
         }
-        Value::Set(s) => {
-            let max = config.extra_i64("set-max-intset-entries", 512);
-            if s.len() as i64 <= max && s.iter().all(|m| is_redis_integer(m)) {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
+        Value::Set(s) => s.encoding_name(),
     }
 }
 
@@ -531,9 +563,9 @@ mod tests {
     #[test]
     fn collection_encodings_follow_the_thresholds() {
         let mut c = Config::default();
-        let set: imbl::HashSet<Bytes> = (0..10).map(|i| b(&i.to_string())).collect();
+        let mut set: Set = (0..10).map(|i| i.to_string()).collect();
         assert_eq!(encoding(&Value::Set(set.clone()), &c), "intset");
-        c.extra.insert("set-max-intset-entries", "5".into());
+        set.insert(b"x", &Default::default());
         assert_eq!(encoding(&Value::Set(set), &c), "hashtable");
         let hash: imbl::HashMap<Bytes, Bytes> = [(b("f"), b("v"))].into_iter().collect();
         assert_eq!(encoding(&Value::Hash(hash.clone()), &c), "listpack");

@@ -235,7 +235,7 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
         let c = ctx.shared.config();
         (c.dump_path(), c.databases)
     };
-    match loader::load_file(&path, Some(databases), unix_ms()) {
+    match loader::load_file_with(&path, Some(databases), unix_ms(), ctx.state.encodings) {
         Ok(loaded) => {
             ctx.state.keyspace = loaded.keyspace;
             ctx.state.persistence.last_load_keys_loaded = loaded.keys_loaded;

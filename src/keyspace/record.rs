@@ -1,6 +1,7 @@
 //! One key as a database map stores it: a [`Record`].
 //!
-//! Most keys are small: a short key, a short string or a small flat collection.
+//! Most keys are small: a short key, a short string or a small flat collection
+//! (today strings and intsets).
 //! Those are *packed*: header, key bytes and value bytes in a single allocation
 //! that the map slot points to, as Redis's embstr keeps its object header and
 //! string together. A packed record is immutable; a write builds a new one. Large
@@ -16,11 +17,18 @@ use bytes::Bytes;
 use triomphe::ThinArc;
 
 use super::champ::MapItem;
+use super::set::Set;
 use super::{Entry, Value};
 
 /// Longest string value kept in a packed record; longer ones are boxed so that
 /// reads share their bytes instead of copying them.
 pub const PACKED_STR_MAX: usize = 256;
+
+/// Most bytes of key plus intset kept in a packed record (an intset of up to
+/// ~250 small members). Every write to a packed record copies it whole and
+/// every read decodes it, so larger intsets are boxed, where a write changes
+/// the intset in place.
+pub const PACKED_SET_MAX: usize = 512;
 
 /// `expire_at` of a packed record without a TTL.
 const NO_EXPIRY: i64 = i64::MIN;
@@ -30,6 +38,8 @@ const NO_EXPIRY: i64 = i64::MIN;
 #[repr(u8)]
 enum PackedKind {
     Str,
+    /// A non-empty set in its intset encoding: the intset's bytes.
+    SetIntset,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,11 +96,26 @@ impl Record {
 
     /// The record for `key` holding `value`, packed when it is small enough.
     pub fn new(key: &[u8], value: Value, expire_at: Option<i64>) -> Record {
+        match Record::packable(key, &value) {
+            Some((kind, payload)) => Record::packed(key, kind, payload, expire_at),
+            None => Record::boxed(key, Entry { value, expire_at }),
+        }
+    }
+
+    /// How `value` under `key` packs: its kind and payload bytes, or `None`
+    /// if it stays boxed.
+    fn packable<'v>(key: &[u8], value: &'v Value) -> Option<(PackedKind, &'v [u8])> {
+        if key.len() > u32::MAX as usize {
+            return None;
+        }
         match value {
-            Value::Str(s) if s.len() <= PACKED_STR_MAX && key.len() <= u32::MAX as usize => {
-                Record::packed(key, PackedKind::Str, &s, expire_at)
-            }
-            value => Record::boxed(key, Entry { value, expire_at }),
+            Value::Str(s) if s.len() <= PACKED_STR_MAX => Some((PackedKind::Str, s)),
+            // An empty set is about to be filled or deleted: not worth packing.
+            Value::Set(s) if !s.is_empty() => s
+                .intset_bytes()
+                .filter(|b| key.len() + b.len() <= PACKED_SET_MAX)
+                .map(|b| (PackedKind::SetIntset, b)),
+            _ => None,
         }
     }
 
@@ -146,6 +171,7 @@ impl Record {
         match &self.0 {
             Repr::Packed(p) => match p.header.header.kind {
                 PackedKind::Str => "string",
+                PackedKind::SetIntset => "set",
             },
             Repr::Boxed(b) => b.entry.value.type_name(),
         }
@@ -162,6 +188,10 @@ impl Record {
             Repr::Packed(p) => Entry {
                 value: match p.header.header.kind {
                     PackedKind::Str => Value::Str(Bytes::copy_from_slice(Record::payload(p))),
+                    PackedKind::SetIntset => Value::Set(
+                        Set::from_intset_bytes(Record::payload(p))
+                            .expect("a packed intset holds the bytes IntSet::as_bytes gave"),
+                    ),
                 },
                 expire_at: self.expire_at(),
             },
@@ -190,34 +220,31 @@ impl Record {
 
     /// The entry for writing: a packed record is unpacked into a boxed one
     /// first, and a boxed one a snapshot still shares is copied. Returns
-    /// whether it was unpacked (so the caller can pack it again afterwards).
+    /// whether the caller should offer the record to [`Record::repack`]
+    /// afterwards: it was unpacked, or its value has a packed form and may
+    /// fit it after the write (a set created empty, or shrinking).
     pub fn entry_mut(&mut self) -> (&mut Entry, bool) {
-        let unpacked = if let Repr::Packed(_) = self.0 {
-            let boxed = Record::boxed(self.key(), self.to_entry());
-            *self = boxed;
-            true
-        } else {
-            false
+        let repack = match &self.0 {
+            Repr::Packed(_) => {
+                let boxed = Record::boxed(self.key(), self.to_entry());
+                *self = boxed;
+                true
+            }
+            Repr::Boxed(b) => matches!(&b.entry.value, Value::Set(s) if s.is_packed()),
         };
         let Repr::Boxed(b) = &mut self.0 else {
             unreachable!("unpacked above")
         };
-        (&mut Arc::make_mut(b).entry, unpacked)
+        (&mut Arc::make_mut(b).entry, repack)
     }
 
     /// Packs a boxed record again if its value became small enough.
     pub fn repack(&mut self) {
         if let Repr::Boxed(b) = &self.0 {
-            if Record::packable(&b.entry.value) {
-                let entry = b.entry.clone();
-                let packed = Record::new(&b.key, entry.value, entry.expire_at);
-                *self = packed;
+            if let Some((kind, payload)) = Record::packable(&b.key, &b.entry.value) {
+                *self = Record::packed(&b.key, kind, payload, b.entry.expire_at);
             }
         }
-    }
-
-    fn packable(value: &Value) -> bool {
-        matches!(value, Value::Str(s) if s.len() <= PACKED_STR_MAX)
     }
 
     /// Changes the expiry, repacking a packed record (it is immutable).
@@ -281,6 +308,46 @@ mod tests {
         assert!(!r.same(&before));
         assert_eq!(before.to_entry().value, Value::Str(Bytes::from("a")));
         assert_eq!(r.to_entry().value, Value::Str(Bytes::from("b")));
+    }
+
+    #[test]
+    fn small_intsets_pack_and_grow_out_of_it() {
+        let e = crate::keyspace::encodings::Encodings::default();
+        let small: Set = ["3", "1", "2"].into_iter().collect();
+        let r = Record::new(b"s", Value::Set(small.clone()), Some(9));
+        assert!(r.is_packed());
+        assert_eq!(r.type_name(), "set");
+        assert_eq!(r.expire_at(), Some(9));
+        assert_eq!(r.to_entry().value, Value::Set(small));
+        // Members past the byte bound stay boxed, and pack again once removed.
+        let mut r = r;
+        let (entry, unpacked) = r.entry_mut();
+        assert!(unpacked);
+        let Value::Set(set) = &mut entry.value else {
+            panic!("a set")
+        };
+        for i in 0..300 {
+            set.insert(i.to_string().as_bytes(), &e);
+        }
+        assert_eq!(set.encoding_name(), "intset");
+        r.repack();
+        assert!(!r.is_packed());
+        let Value::Set(set) = &mut r.entry_mut().0.value else {
+            panic!("a set")
+        };
+        for i in 10..300 {
+            set.remove(i.to_string().as_bytes());
+        }
+        r.repack();
+        assert!(r.is_packed());
+        assert_eq!(
+            r.to_entry().value,
+            Value::Set((0..10).map(|i| i.to_string()).collect())
+        );
+        // A hashtable set is never packed, nor is an empty one.
+        let table: Set = ["a"].into_iter().collect();
+        assert!(!Record::new(b"t", Value::Set(table), None).is_packed());
+        assert!(!Record::new(b"e", Value::Set(Set::new()), None).is_packed());
     }
 
     #[test]

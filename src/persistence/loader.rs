@@ -10,10 +10,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use bytes::Bytes;
-use imbl::{HashMap, HashSet, Vector};
+use imbl::{HashMap, Vector};
 
 use super::format::*;
 use super::writer::PROGRESS_LOG_EVERY;
+use crate::keyspace::encodings::Encodings;
+use crate::keyspace::set::Set;
 use crate::keyspace::{Keyspace, Value};
 
 /// Databases a file may declare when no server configuration bounds them
@@ -89,7 +91,20 @@ pub struct Loaded {
 }
 
 /// Loads `path`. `databases` is the configured count (None: take the header's).
+/// Collections take the encodings Redis's defaults give them.
 pub fn load_file(path: &Path, databases: Option<usize>, now_ms: i64) -> Result<Loaded, LoadError> {
+    load_file_with(path, databases, now_ms, Encodings::default())
+}
+
+/// [`load_file`] under the server's configured encoding limits: a set is an
+/// intset when its members allow, as Redis's `rdbLoadObject` makes it,
+/// whatever encoding it had when saved.
+pub fn load_file_with(
+    path: &Path,
+    databases: Option<usize>,
+    now_ms: i64,
+    encodings: Encodings,
+) -> Result<Loaded, LoadError> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     load_from(
@@ -97,6 +112,7 @@ pub fn load_file(path: &Path, databases: Option<usize>, now_ms: i64) -> Result<L
         len,
         databases,
         now_ms,
+        encodings,
     )
 }
 
@@ -106,7 +122,13 @@ pub fn load_bytes(
     databases: Option<usize>,
     now_ms: i64,
 ) -> Result<Loaded, LoadError> {
-    load_from(bytes, bytes.len() as u64, databases, now_ms)
+    load_from(
+        bytes,
+        bytes.len() as u64,
+        databases,
+        now_ms,
+        Encodings::default(),
+    )
 }
 
 /// Loads from a reader that yields exactly `len` bytes.
@@ -115,6 +137,7 @@ pub fn load_from<R: Read>(
     len: u64,
     databases: Option<usize>,
     now_ms: i64,
+    encodings: Encodings,
 ) -> Result<Loaded, LoadError> {
     let mut input = Input {
         reader,
@@ -142,6 +165,7 @@ pub fn load_from<R: Read>(
         keyspace: Keyspace::new(db_count),
         db_count,
         now_ms,
+        encodings,
         db: None,
         pending: None,
         expired_keys: std::collections::HashSet::new(),
@@ -331,6 +355,7 @@ struct Body {
     keyspace: Keyspace,
     db_count: usize,
     now_ms: i64,
+    encodings: Encodings,
     db: Option<usize>,
     pending: Option<Pending>,
     /// Expired keys skipped in the current database (to catch duplicates of them).
@@ -400,7 +425,7 @@ impl Body {
             Kind::Str => Value::Str(Bytes::new()),
             Kind::List => Value::List(Vector::new()),
             Kind::Hash => Value::Hash(HashMap::new()),
-            Kind::Set => Value::Set(HashSet::new()),
+            Kind::Set => Value::Set(Set::new()),
         };
         self.pending = Some(Pending {
             key,
@@ -477,7 +502,7 @@ impl Body {
             }
             (Record::SetChunk(items), Value::Set(set)) => {
                 for m in items {
-                    if set.insert(Bytes::copy_from_slice(m)).is_some() {
+                    if !set.insert(m, &self.encodings) {
                         return Err(dup("member", m));
                     }
                 }

@@ -161,9 +161,9 @@ pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
 /// Loads the dump at start-up, if there is one. A missing file means an empty
 /// server; any other problem is fatal (the file is never ignored or overwritten).
 pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
-    let (path, databases) = {
+    let (path, databases, encodings) = {
         let c = shared.config();
-        (c.dump_path(), c.databases)
+        (c.dump_path(), c.databases, crate::state::encodings_of(&c))
     };
     if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
         tracing::info!("No snapshot at {}; starting empty", path.display());
@@ -171,7 +171,7 @@ pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
     }
     tracing::info!("Loading snapshot {}...", path.display());
     let started = Instant::now();
-    let loaded = loader::load_file(&path, Some(databases), unix_ms())
+    let loaded = loader::load_file_with(&path, Some(databases), unix_ms(), encodings)
         .map_err(|e| format!("cannot load snapshot {}: {e}", path.display()))?;
     let mut state = shared.lock();
     state.keyspace = loaded.keyspace;
