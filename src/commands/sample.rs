@@ -1,5 +1,6 @@
-//! Random picks from persistent hash collections, for SPOP, SRANDMEMBER and
-//! HRANDFIELD, and the count argument those commands share.
+//! Random picks from `imbl` hash collections (HRANDFIELD), and the count
+//! argument SRANDMEMBER and HRANDFIELD share. (Sets pick by index in their
+//! own trie instead, see `commands/sets.rs`.)
 //!
 //! # Cost
 //!
