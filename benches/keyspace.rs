@@ -1,6 +1,7 @@
-//! Keyspace benchmarks: the O(1) snapshot clone, and what a write costs in a
-//! keyspace nobody shares versus right after a clone (path copying), against a
-//! `std::collections::HashMap` baseline.
+//! Keyspace benchmarks: the O(1) snapshot clone, what a write costs in a
+//! keyspace nobody shares versus right after a clone (path copying) against a
+//! `std::collections::HashMap` baseline, and a uniform random key (RANDOMKEY)
+//! at growing sizes, which must stay flat.
 
 use std::collections::HashMap as StdHashMap;
 use std::hint::black_box;
@@ -41,7 +42,7 @@ fn write_cost(c: &mut Criterion) {
     group.throughput(criterion::Throughput::Elements(WRITES as u64));
     let value = Value::Str(Bytes::from_static(&[b'y'; 100]));
 
-    // In place: the keyspace is uniquely owned, imbl mutates nodes directly.
+    // In place: the keyspace is uniquely owned, its nodes are changed directly.
     let mut owned = filled(N);
     let mut i = 0usize;
     group.bench_function("unshared", |b| {
@@ -89,9 +90,24 @@ fn write_cost(c: &mut Criterion) {
     group.finish();
 }
 
+fn random_key(c: &mut Criterion) {
+    let mut group = c.benchmark_group("random_key");
+    for n in [10_000, 100_000, 1_000_000] {
+        let ks = filled(n);
+        let mut rng = forkless::rng::Rng::with_seed(1);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &ks, |b, ks| {
+            b.iter(|| {
+                let db = ks.db(0);
+                black_box(db.nth_key(rng.below(db.len())))
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).sample_size(20);
-    targets = clone_time, write_cost
+    targets = clone_time, write_cost, random_key
 }
 criterion_main!(benches);

@@ -207,8 +207,13 @@ fn scan_filters_and_errors() {
     // A single call with a large COUNT finishes the walk.
     let (next, keys) = scan_once(&mut c, "0", &["COUNT", "1000"]);
     assert_eq!((next.as_str(), keys.len()), ("0", 150));
-    // An unknown cursor starts a fresh walk.
+    // Any number is a cursor (a position in hash order); a small one starts
+    // before nearly every key, and a cursor resumes on another connection.
     assert_eq!(scan_all_from(&mut c, "123456789").len(), 150);
+    let (mid, first) = scan_once(&mut c, "0", &["COUNT", "20"]);
+    let mut other = s.client();
+    let rest = scan_all_from(&mut other, &mid);
+    assert_eq!(first.len() + rest.len(), 150);
 
     assert_eq!(err(&mut c, "SCAN abc"), "ERR invalid cursor");
     assert_eq!(err(&mut c, "SCAN 1.5"), "ERR invalid cursor");
@@ -235,6 +240,29 @@ fn scan_all_from(c: &mut Connection, start: &str) -> Vec<Vec<u8>> {
         cursor = next;
     }
     panic!("scan did not finish");
+}
+
+/// RANDOMKEY is uniform: 20,000 picks over 20 keys land ~1,000 times on each
+/// (a binomial sd of ~31; 800..1,200 is a loose bound that still catches a
+/// skew towards part of the hash order).
+#[test]
+fn randomkey_is_uniform() {
+    let s = Server::start();
+    let mut c = s.client();
+    fill(&mut c, "u", 20);
+    let mut hits: HashMap<String, u32> = HashMap::new();
+    for _ in 0..20 {
+        let mut pipe = redis::pipe();
+        for _ in 0..1000 {
+            pipe.cmd("RANDOMKEY");
+        }
+        let picks: Vec<String> = pipe.query(&mut c).unwrap();
+        for k in picks {
+            *hits.entry(k).or_default() += 1;
+        }
+    }
+    assert_eq!(hits.len(), 20);
+    assert!(hits.values().all(|&n| (800..1200).contains(&n)), "{hits:?}");
 }
 
 #[test]

@@ -1,16 +1,17 @@
 //! MEMORY USAGE's estimate against what the heap really holds: a counting
-//! global allocator measures the bytes a 1,000-element list, hash and set (and a
-//! 500-member intset) take
-//! (malloc's usable size plus its 8-byte header per block), and the estimate
-//! must be within a factor of two of it.
+//! global allocator measures the bytes a 1,000-element list, hash and set, a
+//! 300-field listpack hash and a 500-member intset take (malloc's usable size
+//! plus its 8-byte header per block), and the estimate must be within a factor
+//! of two of it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use bytes::Bytes;
 use forkless::commands::introspection::{entry_usage, value_usage};
+use forkless::keyspace::encodings::Encodings;
 use forkless::keyspace::set::Set;
-use forkless::keyspace::{Entry, Value};
+use forkless::keyspace::{Entry, Hash, Value};
 
 extern "C" {
     fn malloc_usable_size(ptr: *mut std::ffi::c_void) -> usize;
@@ -91,7 +92,8 @@ fn measure(make: impl FnOnce() -> (Bytes, Value)) -> (isize, usize) {
     (held, estimate)
 }
 
-/// Like [`measure`] for a value alone, against `value_usage`.
+/// Like [`measure`] for a value alone, against `value_usage`: for values small
+/// enough that a map's root node would dwarf them.
 fn measure_value(make: impl FnOnce() -> Value) -> (isize, usize) {
     let before = LIVE.load(Ordering::SeqCst);
     let value = make();
@@ -133,24 +135,58 @@ fn memory_usage_is_within_twice_the_real_heap() {
     check(
         "hash",
         measure(|| {
-            let mut hash = imbl::HashMap::new();
+            let limits = Encodings::default();
+            let mut hash = Hash::new();
             for i in 0..1000 {
-                hash.insert(b(format!("field:{i}")), b(format!("value:{i}")));
+                hash.insert(
+                    format!("field:{i}").as_bytes(),
+                    format!("value:{i}").as_bytes(),
+                    &limits,
+                );
             }
+            assert_eq!(hash.encoding_name(), "hashtable");
             (b("myhash".into()), Value::Hash(hash))
+        }),
+    );
+    check(
+        "listpack hash",
+        measure(|| {
+            let limits = Encodings::default();
+            let mut hash = Hash::new();
+            for i in 0..300 {
+                hash.insert(
+                    format!("field:{i}").as_bytes(),
+                    format!("value:{i}").as_bytes(),
+                    &limits,
+                );
+            }
+            assert_eq!(hash.encoding_name(), "listpack");
+            (b("smallhash".into()), Value::Hash(hash))
         }),
     );
     check(
         "set",
         measure(|| {
+            let limits = Encodings::default();
             let mut set = Set::new();
             for i in 0..1000 {
-                set.insert(format!("member:{i}").as_bytes(), &Default::default());
+                set.insert(format!("member:{i}").as_bytes(), &limits);
             }
+            assert_eq!(set.encoding_name(), "hashtable");
             (b("myset".into()), Value::Set(set))
         }),
     );
-    // Small enough that a map's root node would dwarf it: the value alone.
+    check(
+        "set of long members",
+        measure(|| {
+            let limits = Encodings::default();
+            let mut set = Set::new();
+            for i in 0..1000 {
+                set.insert(format!("{i}:{}", "x".repeat(200)).as_bytes(), &limits);
+            }
+            (b("bigset".into()), Value::Set(set))
+        }),
+    );
     check(
         "intset",
         measure_value(|| {
@@ -158,19 +194,6 @@ fn memory_usage_is_within_twice_the_real_heap() {
             assert_eq!(set.encoding_name(), "intset");
             // As a load or an unpacked record makes it: exactly sized.
             Value::Set(Set::from_intset_bytes(set.intset_bytes().unwrap()).unwrap())
-        }),
-    );
-    check(
-        "set of long members",
-        measure(|| {
-            let mut set = Set::new();
-            for i in 0..1000 {
-                set.insert(
-                    format!("{i}:{}", "x".repeat(200)).as_bytes(),
-                    &Default::default(),
-                );
-            }
-            (b("bigset".into()), Value::Set(set))
         }),
     );
 }

@@ -1,12 +1,13 @@
 //! Hash commands: HSET and friends, HINCRBY/HINCRBYFLOAT, HSCAN and HRANDFIELD,
 //! with Redis 7.0's replies, errors and change counting.
 //!
-//! A hash is an `imbl::HashMap<Bytes, Bytes>`; removing its last field deletes the
-//! key. This module also owns the helpers HSCAN shares with SSCAN (cursor and
-//! option parsing, the reply shape) and the counted read lookup.
+//! A hash is a [`Hash`] (`keyspace/hash.rs`: a listpack while small, a hash
+//! trie after); this module parses, calls its methods and shapes replies.
+//! Removing the last field deletes the key. This module also owns the helpers
+//! HSCAN shares with SSCAN (cursor and option parsing, the reply shape) and the
+//! counted read lookup.
 
 use bytes::Bytes;
-use imbl::HashMap;
 
 use super::args;
 use super::flags::*;
@@ -14,18 +15,12 @@ use super::sample;
 use super::{spec, CommandSpec, Ctx, KEY1};
 use crate::errors::{CmdResult, CommandError};
 use crate::glob;
-use crate::keyspace::scan::{self, ScanIter, ScanTarget};
-use crate::keyspace::Value;
+use crate::keyspace::encodings::Encodings;
+use crate::keyspace::scan;
+use crate::keyspace::{Hash, Value};
 use crate::pubsub::notify;
 use crate::reply::{Protocol, Reply};
-
-type Hash = HashMap<Bytes, Bytes>;
-
-/// Redis 7.0 keeps a hash as a listpack (and HSCAN returns it whole) while it has
-/// at most this many fields (`hash-max-listpack-entries`)...
-const LISTPACK_MAX_ENTRIES: usize = 512;
-/// ...and every field and value is at most this long (`hash-max-listpack-value`).
-const LISTPACK_MAX_VALUE: usize = 64;
+use crate::rng::Rng;
 
 const fn since(version: &'static str, spec: CommandSpec) -> CommandSpec {
     CommandSpec {
@@ -338,15 +333,22 @@ fn read_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c Hash>, C
     lookup_read(ctx, key).map(Value::as_hash).transpose()
 }
 
-/// The hash at `key` for writing, created empty when absent. The caller must
-/// leave it non-empty or call `remove_if_empty`.
-fn hash_for_write<'c>(ctx: &'c mut Ctx<'_>, key: &Bytes) -> Result<&'c mut Hash, CommandError> {
+/// The hash at `key` for writing, created empty when absent, with the
+/// encoding limits its inserts obey. The caller must leave it non-empty or
+/// call `remove_if_empty`.
+fn hash_for_write<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &Bytes,
+) -> Result<(&'c mut Hash, Encodings), CommandError> {
     let now = ctx.now_ms;
+    let limits = ctx.state.encodings;
     let key = owned(key);
-    ctx.db()
+    let hash = ctx
+        .db()
         .get_or_insert_with(&key, now, || Value::Hash(Hash::new()))
         .value
-        .as_hash_mut()
+        .as_hash_mut()?;
+    Ok((hash, limits))
 }
 
 /// The existing hash at `key`, looked up by a write command (no keyspace
@@ -381,10 +383,10 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: &[Bytes], name: &str) -> Result<i64, Comma
     if args.len() % 2 == 1 {
         return Err(CommandError::wrong_arity(name));
     }
-    let hash = hash_for_write(ctx, &args[1])?;
+    let (hash, limits) = hash_for_write(ctx, &args[1])?;
     let mut created = 0;
     for pair in args[2..].chunks_exact(2) {
-        if hash.insert(owned(&pair[0]), owned(&pair[1])).is_none() {
+        if hash.insert(&pair[0], &pair[1], &limits) {
             created += 1;
         }
     }
@@ -402,11 +404,13 @@ fn hmset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if existing_hash(ctx, &args[1])?.is_some_and(|h| h.contains_key(&args[2])) {
+    // An existing field leaves the hash alone, long value or not (no
+    // conversion either, as in Redis).
+    if existing_hash(ctx, &args[1])?.is_some_and(|h| h.contains(&args[2])) {
         return Ok(Reply::Integer(0));
     }
-    let hash = hash_for_write(ctx, &args[1])?;
-    hash.insert(owned(&args[2]), owned(&args[3]));
+    let (hash, limits) = hash_for_write(ctx, &args[1])?;
+    hash.insert(&args[2], &args[3], &limits);
     ctx.dirty(1);
     ctx.notify(notify::HASH, "hset", &args[1]);
     Ok(Reply::Integer(1))
@@ -415,7 +419,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let fields = &args[2..];
-    let any = existing_hash(ctx, key)?.is_some_and(|h| fields.iter().any(|f| h.contains_key(f)));
+    let any = existing_hash(ctx, key)?.is_some_and(|h| fields.iter().any(|f| h.contains(f)));
     if !any {
         return Ok(Reply::Integer(0));
     }
@@ -423,8 +427,8 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Integer(0));
     };
     let mut removed = 0;
-    for field in &args[2..] {
-        if hash.remove(field).is_some() {
+    for field in fields {
+        if hash.remove(field) {
             removed += 1;
         }
     }
@@ -437,8 +441,8 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let incr = args::int(&args[3])?;
-    let hash = hash_for_write(ctx, &args[1])?;
-    let result = incr_int(hash, &args[2], incr);
+    let (hash, limits) = hash_for_write(ctx, &args[1])?;
+    let result = incr_int(hash, &args[2], incr, &limits);
     match result {
         Ok(v) => {
             ctx.dirty(1);
@@ -452,13 +456,18 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
-fn incr_int(hash: &mut Hash, field: &Bytes, incr: i64) -> Result<i64, CommandError> {
+fn incr_int(
+    hash: &mut Hash,
+    field: &[u8],
+    incr: i64,
+    limits: &Encodings,
+) -> Result<i64, CommandError> {
     let old = match hash.get(field) {
         Some(v) => args::parse_i64_strict(v).ok_or(CommandError::HashNotInteger)?,
         None => 0,
     };
     let new = old.checked_add(incr).ok_or(CommandError::Overflow)?;
-    hash.insert(owned(field), Bytes::from(new.to_string()));
+    hash.insert(field, new.to_string().as_bytes(), limits);
     Ok(new)
 }
 
@@ -467,8 +476,8 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if !incr.is_finite() {
         return Err(CommandError::err("value is NaN or Infinity"));
     }
-    let hash = hash_for_write(ctx, &args[1])?;
-    match incr_float(hash, &args[2], incr) {
+    let (hash, limits) = hash_for_write(ctx, &args[1])?;
+    match incr_float(hash, &args[2], incr, &limits) {
         Ok(text) => {
             ctx.dirty(1);
             ctx.notify(notify::HASH, "hincrbyfloat", &args[1]);
@@ -483,7 +492,12 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 /// Adds in f64; Redis adds in long double, so results needing more than f64
 /// precision (or beyond f64's range) differ.
-fn incr_float(hash: &mut Hash, field: &Bytes, incr: f64) -> Result<Bytes, CommandError> {
+fn incr_float(
+    hash: &mut Hash,
+    field: &[u8],
+    incr: f64,
+    limits: &Encodings,
+) -> Result<Bytes, CommandError> {
     let old = match hash.get(field) {
         Some(v) => args::parse_f64(v).ok_or(CommandError::HashNotFloat)?,
         None => 0.0,
@@ -493,7 +507,7 @@ fn incr_float(hash: &mut Hash, field: &Bytes, incr: f64) -> Result<Bytes, Comman
         return Err(CommandError::NanOrInfinity);
     }
     let text = Bytes::from(args::format_float_human(new));
-    hash.insert(owned(field), text.clone());
+    hash.insert(field, &text, limits);
     Ok(text)
 }
 
@@ -501,7 +515,7 @@ fn incr_float(hash: &mut Hash, field: &Bytes, incr: f64) -> Result<Bytes, Comman
 // Reads.
 
 fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let value = read_hash(ctx, &args[1])?.and_then(|h| h.get(&args[2]).cloned());
+    let value = read_hash(ctx, &args[1])?.and_then(|h| h.get_bytes(&args[2]));
     Ok(Reply::bulk_opt(value))
 }
 
@@ -509,16 +523,17 @@ fn hmget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
     let values = args[2..]
         .iter()
-        .map(|f| Reply::bulk_opt(hash.and_then(|h| h.get(f).cloned())))
+        .map(|f| Reply::bulk_opt(hash.and_then(|h| h.get_bytes(f))))
         .collect();
     Ok(Reply::Array(values))
 }
 
+/// In insertion order while the hash is a listpack, as Redis replies.
 fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let pairs = read_hash(ctx, &args[1])?
         .map(|h| {
-            h.iter()
-                .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
+            h.iter_bytes()
+                .map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v)))
                 .collect()
         })
         .unwrap_or_default();
@@ -527,84 +542,52 @@ fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn hkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::bulks(
-        hash.into_iter().flat_map(|h| h.keys().cloned()),
-    ))
+    Ok(Reply::bulks(hash.into_iter().flat_map(Hash::keys)))
 }
 
 fn hvals(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let hash = read_hash(ctx, &args[1])?;
-    Ok(Reply::bulks(
-        hash.into_iter().flat_map(|h| h.values().cloned()),
-    ))
+    Ok(Reply::bulks(hash.into_iter().flat_map(Hash::values)))
 }
 
 fn hexists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let found = read_hash(ctx, &args[1])?.is_some_and(|h| h.contains_key(&args[2]));
+    let found = read_hash(ctx, &args[1])?.is_some_and(|h| h.contains(&args[2]));
     Ok(Reply::Integer(found as i64))
 }
 
 fn hlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let len = read_hash(ctx, &args[1])?.map_or(0, |h| h.len());
+    let len = read_hash(ctx, &args[1])?.map_or(0, Hash::len);
     Ok(Reply::Integer(len as i64))
 }
 
 fn hstrlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let len = read_hash(ctx, &args[1])?
         .and_then(|h| h.get(&args[2]))
-        .map_or(0, |v| v.len());
+        .map_or(0, <[u8]>::len);
     Ok(Reply::Integer(len as i64))
 }
 
 // ---------------------------------------------------------------------------
 // HSCAN.
 
-/// Whether Redis 7.0 would hold this hash as a listpack, which HSCAN returns
-/// whole with cursor 0 whatever the COUNT. (Redis never converts a hash back
-/// to a listpack once it outgrew one; we judge by the current contents.)
-fn is_listpack_sized(hash: &Hash) -> bool {
-    hash.len() <= LISTPACK_MAX_ENTRIES
-        && hash
-            .iter()
-            .all(|(f, v)| f.len() <= LISTPACK_MAX_VALUE && v.len() <= LISTPACK_MAX_VALUE)
-}
-
+/// A listpack hash comes whole with cursor 0, whatever the cursor and COUNT,
+/// as in Redis. A table's cursor is a position in its hash order (the hash of
+/// the next field to visit), kept by the client alone, like SCAN's: every
+/// field present for the whole walk is returned exactly once. MATCH filters
+/// after COUNT fields were taken, as in Redis.
 fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cursor = parse_scan_cursor(&args[2])?;
-    let key = &args[1];
-    // An O(1) clone, so that a cursor can keep walking this version.
-    let Some(hash) = read_hash(ctx, key)?.cloned() else {
+    let Some(hash) = read_hash(ctx, &args[1])? else {
         return Ok(scan_reply(0, Vec::new()));
     };
     let opts = parse_scan_options(&args[3..])?;
     let mut items = Vec::new();
-    let mut push = |(f, v): (Bytes, Bytes)| {
+    let next = hash.scan(cursor, opts.count, |f, v| {
         if opts.matches(&f) {
             items.push(Reply::Bulk(f));
             items.push(Reply::Bulk(v));
         }
-    };
-    let target = ScanTarget::Hash {
-        db: ctx.client.db,
-        key: owned(key),
-    };
-    if is_listpack_sized(&hash) {
-        // A walk parked before the hash shrank is finished by this reply.
-        ctx.state.scans.take(cursor, &target);
-        hash.into_iter().for_each(&mut push);
-        return Ok(scan_reply(0, items));
-    }
-    let mut iter = match ctx.state.scans.take(cursor, &target) {
-        Some(ScanIter::Hash(it)) => it,
-        _ => Box::new(hash.into_iter()),
-    };
-    let (batch, finished) = walk(&mut iter, opts.count);
-    batch.into_iter().for_each(push);
-    let next = if finished {
-        0
-    } else {
-        ctx.state.scans.park(target, ScanIter::Hash(iter))
-    };
+    });
     Ok(scan_reply(next, items))
 }
 
@@ -625,49 +608,90 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return hrandfield_count(ctx, &args[1], count, withvalues);
     }
+    // An O(1) clone releases the borrow of the keyspace for the generator.
     let Some(hash) = read_hash(ctx, &args[1])?.cloned() else {
         return Ok(Reply::Null);
     };
-    let len = hash.len();
-    let field = sample::one(hash.keys(), len, &mut ctx.state.rng);
-    Ok(Reply::bulk_opt(field.cloned()))
+    if hash.is_empty() {
+        return Ok(Reply::Null);
+    }
+    let pick = hash.nth(ctx.state.rng.below(hash.len()));
+    Ok(Reply::bulk_opt(pick.map(|(f, _)| f)))
 }
 
 fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64, withvalues: bool) -> CmdResult {
     let Some(hash) = read_hash(ctx, key)?.cloned() else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let len = hash.len();
-    let rng = &mut ctx.state.rng;
-    let picks: Vec<(&Bytes, &Bytes)> = if count >= 0 {
-        let k = usize::try_from(count).unwrap_or(usize::MAX);
-        if k >= len {
-            hash.iter().collect()
-        } else {
-            sample::distinct(hash.iter(), len, k, rng)
-        }
-    } else {
-        let k = sample::check_repeats(count.unsigned_abs())?;
-        sample::with_repeats(hash.iter(), len, k, rng)
-    };
+    let picks = random_pairs(&hash, count, &mut ctx.state.rng)?;
     let resp3 = ctx.client.proto == Protocol::Resp3;
     let reply = match (withvalues, resp3) {
-        (false, _) => picks
-            .into_iter()
-            .map(|(f, _)| Reply::Bulk(f.clone()))
-            .collect(),
+        (false, _) => picks.into_iter().map(|(f, _)| Reply::Bulk(f)).collect(),
         // Redis 7.0 answers RESP3 clients with [field, value] pairs.
         (true, true) => picks
             .into_iter()
-            .map(|(f, v)| Reply::Array(vec![Reply::Bulk(f.clone()), Reply::Bulk(v.clone())]))
+            .map(|(f, v)| Reply::Array(vec![Reply::Bulk(f), Reply::Bulk(v)]))
             .collect(),
         (true, false) => picks
             .into_iter()
-            .flat_map(|(f, v)| [Reply::Bulk(f.clone()), Reply::Bulk(v.clone())])
+            .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
             .collect(),
     };
     Ok(Reply::Array(reply))
 }
+
+/// HRANDFIELD's picks for a count, case by case as Redis's
+/// `hrandfieldWithCountCommand`:
+///
+/// 1. negative count: that many independent uniform picks, in random order
+///    (O(|count| · depth) in a table, one walk of a listpack);
+/// 2. a count of at least the size: the whole hash, in its order;
+/// 3. a listpack: distinct picks in listpack order (one walk);
+/// 4. a table with count · 3 > size: distinct picks in one walk, shuffled;
+/// 5. a table with a count small beside its size: distinct uniform indices,
+///    each found in O(depth), in the order drawn.
+fn random_pairs(
+    hash: &Hash,
+    count: i64,
+    rng: &mut Rng,
+) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
+    let len = hash.len();
+    let copy = |(f, v): (&[u8], &[u8])| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
+    if count < 0 {
+        let k = sample::check_repeats(count.unsigned_abs())?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        if hash.is_packed() {
+            let picks = sample::with_repeats(hash.iter(), len, k, rng);
+            return Ok(picks.into_iter().map(copy).collect());
+        }
+        return Ok((0..k).filter_map(|_| hash.nth(rng.below(len))).collect());
+    }
+    let k = usize::try_from(count).unwrap_or(usize::MAX);
+    if k >= len {
+        return Ok(hash.iter_bytes().collect());
+    }
+    if hash.is_packed() {
+        let mut selection = sample::Selection::new(len, k);
+        return Ok(hash
+            .iter()
+            .filter(|_| selection.pick(rng))
+            .map(copy)
+            .collect());
+    }
+    if k.saturating_mul(RANDOM_SUB_STRATEGY_MUL) > len {
+        return Ok(sample::distinct(hash.iter_bytes(), len, k, rng));
+    }
+    Ok(sample::distinct_indices(len, k, rng)
+        .into_iter()
+        .filter_map(|i| hash.nth(i))
+        .collect())
+}
+
+/// Redis's `HRANDFIELD_SUB_STRATEGY_MUL`: below count · 3 elements, distinct
+/// picks come from one walk rather than from drawing and rejecting repeats.
+const RANDOM_SUB_STRATEGY_MUL: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -725,8 +749,8 @@ mod tests {
 
     #[test]
     fn walk_ends_exactly_at_the_last_batch() {
-        let h: Hash = (0..25).map(|i| (b(&i.to_string()), b("v"))).collect();
-        let mut it: Box<dyn Iterator<Item = (Bytes, Bytes)> + Send> = Box::new(h.into_iter());
+        let h: imbl::HashSet<Bytes> = (0..25).map(|i| b(&i.to_string())).collect();
+        let mut it: Box<dyn Iterator<Item = Bytes> + Send> = Box::new(h.into_iter());
         let mut seen = 0;
         let mut rounds = 0;
         loop {
@@ -741,48 +765,92 @@ mod tests {
     }
 
     #[test]
-    fn listpack_threshold() {
-        // Redis 7.0's defaults: 512 entries, 64-byte fields and values.
-        let mut h: Hash = (0..512).map(|i| (b(&i.to_string()), b("v"))).collect();
-        assert!(is_listpack_sized(&h));
-        h.insert(b("one-more"), b("v"));
-        assert!(!is_listpack_sized(&h));
-        h.remove(&b("one-more"));
-        h.insert(b("0"), Bytes::from(vec![b'x'; 64]));
-        assert!(is_listpack_sized(&h));
-        h.insert(b("long"), Bytes::from(vec![b'x'; 65]));
-        assert!(!is_listpack_sized(&h));
+    fn random_pairs_follow_redis_cases() {
+        let mut rng = Rng::with_seed(9);
+        let small: Hash = (0..10)
+            .map(|i| (format!("f{i}"), format!("v{i}")))
+            .collect();
+        let big: Hash = (0..1000)
+            .map(|i| (format!("f{i}"), format!("v{i}")))
+            .collect();
+        assert!(small.is_packed() && !big.is_packed());
+        let distinct = |picks: &[(Bytes, Bytes)]| {
+            let fields: std::collections::HashSet<_> = picks.iter().map(|(f, _)| f).collect();
+            fields.len() == picks.len()
+        };
+        for (hash, count) in [
+            (&small, 4),
+            (&small, 9),
+            (&big, 10),
+            (&big, 400),
+            (&big, 999),
+        ] {
+            let picks = random_pairs(hash, count, &mut rng).unwrap();
+            assert_eq!(picks.len(), count as usize);
+            assert!(distinct(&picks), "{count}");
+            for (f, v) in &picks {
+                assert_eq!(hash.get(f), Some(&v[..]));
+            }
+        }
+        // A listpack's distinct picks keep its order, as Redis's do.
+        let picks = random_pairs(&small, 5, &mut rng).unwrap();
+        let positions: Vec<usize> = picks
+            .iter()
+            .map(|(f, _)| small.keys().position(|k| k == f).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(random_pairs(&small, 10, &mut rng).unwrap().len(), 10);
+        assert_eq!(
+            random_pairs(&big, 5000, &mut rng).unwrap(),
+            big.iter_bytes().collect::<Vec<_>>()
+        );
+        for hash in [&small, &big] {
+            let picks = random_pairs(hash, -3000, &mut rng).unwrap();
+            assert_eq!(picks.len(), 3000);
+            assert!(!distinct(&picks));
+        }
+        assert!(random_pairs(&big, 0, &mut rng).unwrap().is_empty());
     }
 
     #[test]
     fn integer_increments() {
+        let l = Encodings::default();
         let mut h = Hash::new();
-        assert_eq!(incr_int(&mut h, &b("n"), 5).unwrap(), 5);
-        assert_eq!(incr_int(&mut h, &b("n"), -7).unwrap(), -2);
-        h.insert(b("big"), b("9223372036854775807"));
-        assert_eq!(incr_int(&mut h, &b("big"), 1), Err(CommandError::Overflow));
-        h.insert(b("s"), b(" 1"));
+        assert_eq!(incr_int(&mut h, b"n", 5, &l).unwrap(), 5);
+        assert_eq!(incr_int(&mut h, b"n", -7, &l).unwrap(), -2);
+        h.insert(b"big", b"9223372036854775807", &l);
+        assert_eq!(incr_int(&mut h, b"big", 1, &l), Err(CommandError::Overflow));
+        h.insert(b"s", b" 1", &l);
         assert_eq!(
-            incr_int(&mut h, &b("s"), 1),
+            incr_int(&mut h, b"s", 1, &l),
             Err(CommandError::HashNotInteger)
         );
+        // A long field converts the hash, as Redis's hashTypeSet does.
+        assert!(h.is_packed());
+        incr_int(&mut h, &[b'f'; 65], 1, &l).unwrap();
+        assert_eq!(h.encoding_name(), "hashtable");
     }
 
     #[test]
     fn float_increments() {
+        let l = Encodings::default();
         let mut h = Hash::new();
-        assert_eq!(incr_float(&mut h, &b("f"), 10.5).unwrap(), b("10.5"));
-        assert_eq!(incr_float(&mut h, &b("f"), 0.1).unwrap(), b("10.6"));
-        h.insert(b("x"), b("abc"));
+        assert_eq!(incr_float(&mut h, b"f", 10.5, &l).unwrap(), b("10.5"));
+        assert_eq!(incr_float(&mut h, b"f", 0.1, &l).unwrap(), b("10.6"));
+        h.insert(b"x", b"abc", &l);
         assert_eq!(
-            incr_float(&mut h, &b("x"), 1.0),
+            incr_float(&mut h, b"x", 1.0, &l),
             Err(CommandError::HashNotFloat)
         );
-        h.insert(b("m"), b("1.7e308"));
+        h.insert(b"m", b"1.7e308", &l);
         assert_eq!(
-            incr_float(&mut h, &b("m"), 1.7e308),
+            incr_float(&mut h, b"m", 1.7e308, &l),
             Err(CommandError::NanOrInfinity)
         );
+        // A result longer than hash-max-listpack-value converts the hash.
+        assert!(h.is_packed());
+        incr_float(&mut h, b"f", 1e100, &l).unwrap();
+        assert_eq!(h.encoding_name(), "hashtable");
     }
 }
 
@@ -919,23 +987,63 @@ pub(super) mod harness {
             .all(|p| matches!(p, Reply::Array(fv) if fv.len() == 2)));
     }
 
-    /// A write that changes nothing must not copy a hash a snapshot shares.
+    /// A write that changes nothing must not copy a hash a snapshot shares,
+    /// packed record, boxed listpack or table alike.
     #[test]
     fn no_op_writes_leave_shared_hashes_alone() {
         let mut h = Harness::new();
         h.run(&["HSET", "h", "a", "1"]);
+        let long = "x".repeat(65);
+        h.run(&["HSET", "t", "a", "1", "b", &long]);
+        let mut hset = vec!["HSET", "lp", "a", "1"];
+        let fields: Vec<String> = (0..60).map(|i| format!("field{i}")).collect();
+        for f in &fields {
+            hset.extend([f.as_str(), "v"]);
+        }
+        h.run(&hset);
         let snap = h.snapshot();
-        h.run(&["HDEL", "h", "zz"]);
-        h.run(&["HSETNX", "h", "a", "2"]);
+        for key in ["h", "t", "lp"] {
+            h.run(&["HDEL", key, "zz"]);
+            h.run(&["HSETNX", key, "a", "2"]);
+        }
         let live = h.snapshot();
-        let hash = |db: &crate::keyspace::Db| match db.peek(b"h", 0) {
-            Some(e) => e.value.as_hash().unwrap().clone(),
-            None => panic!("hash lost"),
+        let record = |db: &crate::keyspace::Db, key: &str| {
+            db.peek_record(key.as_bytes(), 0)
+                .cloned()
+                .expect("hash lost")
         };
-        assert!(hash(&snap).ptr_eq(&hash(&live)));
+        assert!(record(&snap, "h").is_packed());
+        assert!(!record(&snap, "lp").is_packed(), "a boxed listpack");
+        for key in ["h", "t", "lp"] {
+            assert!(record(&snap, key).same(&record(&live, key)), "{key}");
+        }
+        // A real write, even of the same value, is seen (WATCH aborts, as in Redis).
+        for key in ["h", "t", "lp"] {
+            h.run(&["HSET", key, "a", "1"]);
+            assert!(
+                !record(&snap, key).same(&record(&h.snapshot(), key)),
+                "{key}"
+            );
+        }
         h.run(&["HDEL", "h", "a"]);
-        assert_eq!(h.key_count(), 0);
-        assert_eq!(hash(&snap).len(), 1, "the snapshot keeps its version");
+        assert_eq!(h.key_count(), 2);
+        let kept = snap.peek(b"h", 0).expect("the snapshot keeps its version");
+        assert_eq!(kept.value.as_hash().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn object_encoding_follows_the_representation() {
+        let mut h = Harness::new();
+        h.run(&["HSET", "h", "a", "1"]);
+        let enc = |h: &mut Harness| h.run(&["OBJECT", "ENCODING", "h"]);
+        assert_eq!(enc(&mut h), Reply::bulk("listpack"));
+        h.run(&["CONFIG", "SET", "hash-max-listpack-entries", "1"]);
+        h.run(&["HSET", "h", "a", "2"]);
+        assert_eq!(enc(&mut h), Reply::bulk("listpack"), "one field fits");
+        h.run(&["HSET", "h", "b", "2"]);
+        assert_eq!(enc(&mut h), Reply::bulk("hashtable"));
+        h.run(&["HDEL", "h", "b"]);
+        assert_eq!(enc(&mut h), Reply::bulk("hashtable"), "never back");
     }
 
     #[test]

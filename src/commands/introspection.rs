@@ -13,17 +13,13 @@
 //!   trie's hash and node overhead;
 //! - a list (`imbl::Vector`) holds its elements in chunks of 64 handles, plus
 //!   the tree nodes above them;
-//! - a hash (`imbl::HashMap`) is a hash array-mapped trie whose nodes hold 32
-//!   slots of `(field, value)` plus the hash, allocated in full however few
-//!   are used. Measured with a counting allocator, a trie of up to a few
-//!   thousand entries allocates about four slots per entry, a larger one about
-//!   two (the lower levels fill up); the database's own trie is counted at two
-//!   slots per key;
-//! - a set is an intset (one buffer of fixed-width integers) or a [`Champ`]
-//!   of members: exactly sized nodes, which for random hashes hold about 1.3
-//!   slots per member and one node per 3.3 members.
-//!
-//! [`Champ`]: crate::keyspace::champ::Champ
+//! - a hash is its listpack buffer while small, a set its intset buffer; in
+//!   their table form a [`Champ`](crate::keyspace::champ::Champ) of `(field,
+//!   value)` / `member` slots whose nodes are exactly sized: one slot per item
+//!   plus one per child node, the number of nodes being what uniformly spread
+//!   hashes give (a subtree of a level-`L` prefix exists when at least two
+//!   items share that prefix). The database's own trie is counted at two
+//!   slots per key.
 //!
 //! With `SAMPLES n` (default 5, 0 = all) the average payload of the first n
 //! elements stands for all, as Redis does. Structure shared with a snapshot
@@ -33,12 +29,11 @@
 //!
 //! # OBJECT ENCODING
 //!
-//! Sets report their real representation, `intset` or `hashtable` (converted
-//! by Redis's rules, see `keyspace/set.rs`). For the other types forkless has
-//! one representation, and OBJECT ENCODING answers what Redis 7.0 would report
-//! for the same value under the same configuration
-//! (`hash-max-listpack-entries`/`-value`): strings `int` / `embstr` (≤ 44
-//! bytes) / `raw`, lists `quicklist`, hashes `listpack` / `hashtable`. That is
+//! Hashes and sets report their real representation, `listpack` or
+//! `hashtable`, `intset` or `hashtable`, which convert under Redis's rules
+//! (`keyspace/hash.rs`, `keyspace/set.rs`). For strings and lists OBJECT
+//! ENCODING answers what Redis 7.0 would report for the same value: strings
+//! `int` / `embstr` (≤ 44 bytes) / `raw`, lists `quicklist`. That is
 //! descriptive only: a string Redis made `raw` by APPEND is reported by its
 //! content here.
 
@@ -47,9 +42,7 @@ use bytes::Bytes;
 use super::flags::READONLY;
 use super::server::{dispatch_sub, help_reply, Sub};
 use super::{args, spec, CommandSpec, Ctx};
-use crate::config::Config;
 use crate::errors::{CmdResult, CommandError};
-use crate::keyspace::set::Set;
 use crate::keyspace::{Entry, Value};
 use crate::reply::Reply;
 
@@ -143,35 +136,44 @@ fn hamt_bytes(count: usize, slot: usize) -> usize {
     used + nodes * NODE_HEADER
 }
 
-/// Slots per member and members per node of a [`Champ`] over random hashes
-/// (a simulation of 10^2..10^5 members gives 1.24..1.32 and 3.1..4.3).
-///
-/// [`Champ`]: crate::keyspace::champ::Champ
-const CHAMP_SLOTS_PER_ITEM_X10: usize = 13;
-const CHAMP_ITEMS_PER_NODE_X10: usize = 33;
-/// A champ node: reference counts, bitmap, count and the slot array's handle.
-const CHAMP_NODE: usize = 48;
+/// Bytes of a champ node's header (reference count, bitmap, counts), which
+/// shares one allocation with the node's slots.
+const CHAMP_NODE: usize = 16;
+/// Bits of the hash a champ level reads, and its levels.
+const CHAMP_BITS: u32 = 5;
+const CHAMP_LEVELS: u32 = 13;
 
-/// Heap bytes of a [`Champ`] holding `count` slots of `slot` bytes each.
-///
-/// [`Champ`]: crate::keyspace::champ::Champ
+/// Heap bytes of a champ holding `count` items of `slot` bytes each, their
+/// payloads excluded.
 fn champ_bytes(count: usize, slot: usize) -> usize {
-    let slots = count * CHAMP_SLOTS_PER_ITEM_X10 / 10;
-    let nodes = count * 10 / CHAMP_ITEMS_PER_NODE_X10 + 1;
-    // Each node is its header plus its exactly sized slot array.
-    nodes * (alloc_size(CHAMP_NODE) + alloc_size(slots * slot / nodes))
-}
-
-/// Heap bytes of a set: an intset's buffer, or a table of member handles.
-fn set_usage(set: &Set, samples: usize) -> usize {
-    match set.intset_bytes() {
-        Some(bytes) => alloc_size(bytes.len()),
-        None => {
-            let handle = std::mem::size_of::<Bytes>();
-            champ_bytes(set.len(), handle)
-                + sampled(set.iter(), set.len(), samples, |m| alloc_size(m.len()))
+    // Expected nodes: the root, plus one per hash prefix that at least two
+    // of the `count` uniformly spread items share (Poisson per prefix).
+    let n = count as f64;
+    let mut nodes = 1.0;
+    for level in 1..=CHAMP_LEVELS {
+        let prefixes = 2f64.powi((CHAMP_BITS * level).min(64) as i32);
+        let lambda = n / prefixes;
+        let shared = 1.0 - (-lambda).exp() * (1.0 + lambda);
+        nodes += prefixes * shared;
+        if prefixes * shared < 0.5 {
+            break;
         }
     }
+    let nodes = nodes.round() as usize;
+    // Each node's array holds its items and one slot per child node.
+    let slots = count + nodes - 1;
+    let per_node = slots.div_ceil(nodes);
+    nodes * alloc_size(CHAMP_NODE + per_node * slot)
+}
+
+/// Heap bytes of an intset set: its `Arc`'d header and its buffer.
+fn intset_bytes(buffer: usize) -> usize {
+    alloc_size(16 + std::mem::size_of::<crate::keyspace::intset::IntSet>()) + alloc_size(buffer)
+}
+
+/// Heap bytes of a listpack hash: its `Arc`'d header and its buffer.
+fn listpack_bytes(buffer: usize) -> usize {
+    alloc_size(16 + std::mem::size_of::<crate::keyspace::listpack::Listpack>()) + alloc_size(buffer)
 }
 
 /// Heap bytes of a value, excluding its key and slot.
@@ -192,11 +194,22 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
                 + branches * alloc_size(LIST_CHUNK * 16 + NODE_HEADER)
                 + sampled(l.iter(), l.len(), samples, payload)
         }
-        Value::Hash(h) => {
-            hamt_bytes(h.len(), 2 * handle)
-                + sampled(h.iter(), h.len(), samples, |(k, v)| payload(k) + payload(v))
-        }
-        Value::Set(s) => set_usage(s, samples),
+        Value::Hash(h) => match h.listpack() {
+            Some(lp) => listpack_bytes(lp.capacity()),
+            None => {
+                champ_bytes(h.len(), 2 * handle)
+                    + sampled(h.iter(), h.len(), samples, |(k, v)| {
+                        alloc_size(k.len()) + alloc_size(v.len())
+                    })
+            }
+        },
+        Value::Set(s) => match s.intset_bytes() {
+            Some(ints) => intset_bytes(ints.len()),
+            None => {
+                champ_bytes(s.len(), handle)
+                    + sampled(s.iter(), s.len(), samples, |m| alloc_size(m.len()))
+            }
+        },
     }
 }
 
@@ -419,26 +432,16 @@ fn is_redis_integer(b: &[u8]) -> bool {
     args::parse_i64_strict(b).is_some_and(|n| n.to_string().as_bytes() == b)
 }
 
-/// The encoding Redis 7.0 would report for `value` under `config`.
-pub fn encoding(value: &Value, config: &Config) -> &'static str {
+/// The encoding Redis 7.0 would report for `value` (a hash's and a set's are
+/// their own, converted under the configured limits as they changed).
+pub fn encoding(value: &Value) -> &'static str {
     match value {
         Value::Str(s) if s.len() <= 20 && is_redis_integer(s) => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
         Value::Str(_) => "raw",
         // Redis 7.0 stores every list as a quicklist (7.2 added small listpacks).
         Value::List(_) => "quicklist",
-        Value::Hash(h) => {
-            let max_entries = config.extra_i64("hash-max-listpack-entries", 512);
-            let max_value = config.extra_i64("hash-max-listpack-value", 64);
-            let small = h.len() as i64 <= max_entries
-                && h.iter()
-                    .all(|(k, v)| k.len() as i64 <= max_value && v.len() as i64 <= max_value);
-            if small {
-                "listpack"
-            } else {
-                "hashtable"
-            }
-        }
+        Value::Hash(h) => h.encoding_name(),
         Value::Set(s) => s.encoding_name(),
     }
 }
@@ -482,8 +485,7 @@ fn with_key<T>(ctx: &mut Ctx<'_>, key: &[u8], f: impl FnOnce(&Entry) -> T) -> Op
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let config = ctx.shared.config().clone();
-    Ok(with_key(ctx, &args[2], |e| encoding(&e.value, &config))
+    Ok(with_key(ctx, &args[2], |e| encoding(&e.value))
         .map(Reply::bulk_str)
         .unwrap_or(Reply::Null))
 }
@@ -553,24 +555,22 @@ mod tests {
 
     #[test]
     fn string_encodings() {
-        let c = Config::default();
-        assert_eq!(encoding(&Value::Str(b("123")), &c), "int");
-        assert_eq!(encoding(&Value::Str(b("0123")), &c), "embstr");
-        assert_eq!(encoding(&Value::Str(b(&"x".repeat(44))), &c), "embstr");
-        assert_eq!(encoding(&Value::Str(b(&"x".repeat(45))), &c), "raw");
+        assert_eq!(encoding(&Value::Str(b("123"))), "int");
+        assert_eq!(encoding(&Value::Str(b("0123"))), "embstr");
+        assert_eq!(encoding(&Value::Str(b(&"x".repeat(44)))), "embstr");
+        assert_eq!(encoding(&Value::Str(b(&"x".repeat(45)))), "raw");
     }
 
     #[test]
     fn collection_encodings_follow_the_thresholds() {
-        let mut c = Config::default();
-        let mut set: Set = (0..10).map(|i| i.to_string()).collect();
-        assert_eq!(encoding(&Value::Set(set.clone()), &c), "intset");
+        let mut set: crate::keyspace::set::Set = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(encoding(&Value::Set(set.clone())), "intset");
         set.insert(b"x", &Default::default());
-        assert_eq!(encoding(&Value::Set(set), &c), "hashtable");
-        let hash: imbl::HashMap<Bytes, Bytes> = [(b("f"), b("v"))].into_iter().collect();
-        assert_eq!(encoding(&Value::Hash(hash.clone()), &c), "listpack");
-        c.extra.insert("hash-max-listpack-value", "0".into());
-        assert_eq!(encoding(&Value::Hash(hash), &c), "hashtable");
+        assert_eq!(encoding(&Value::Set(set)), "hashtable");
+        let hash: crate::keyspace::Hash = [(b("f"), b("v"))].into_iter().collect();
+        assert_eq!(encoding(&Value::Hash(hash.clone())), "listpack");
+        let long: crate::keyspace::Hash = [(b("f"), b(&"v".repeat(65)))].into_iter().collect();
+        assert_eq!(encoding(&Value::Hash(long)), "hashtable");
     }
 
     #[test]

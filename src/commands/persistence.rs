@@ -184,12 +184,11 @@ fn debug_sleep(arg: &Bytes) -> CmdResult {
 }
 
 fn debug_object(ctx: &mut Ctx<'_>, key: &Bytes) -> CmdResult {
-    let config = ctx.shared.config().clone();
     let now = ctx.now_ms;
     let Some(entry) = ctx.db().get(key, now) else {
         return Err(CommandError::err("no such key"));
     };
-    let encoding = crate::commands::introspection::encoding(&entry.value, &config);
+    let encoding = crate::commands::introspection::encoding(&entry.value);
     let serialized = crate::commands::introspection::entry_usage(key, entry, 5);
     let addr = entry as *const _ as usize;
     let mut text = format!(
@@ -231,11 +230,11 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
         scheduler::save_foreground(ctx.shared, ctx.state)
             .map_err(|_| CommandError::Other("ERR".into()))?;
     }
-    let (path, databases) = {
+    let (path, databases, limits) = {
         let c = ctx.shared.config();
-        (c.dump_path(), c.databases)
+        (c.dump_path(), c.databases, crate::state::encodings_of(&c))
     };
-    match loader::load_file_with(&path, Some(databases), unix_ms(), ctx.state.encodings) {
+    match loader::load_file_with(&path, Some(databases), unix_ms(), limits) {
         Ok(loaded) => {
             ctx.state.keyspace = loaded.keyspace;
             ctx.state.persistence.last_load_keys_loaded = loaded.keys_loaded;

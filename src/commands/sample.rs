@@ -1,6 +1,7 @@
-//! Random picks from `imbl` hash collections (HRANDFIELD), and the count
-//! argument SRANDMEMBER and HRANDFIELD share. (Sets pick by index in their
-//! own trie instead, see `commands/sets.rs`.)
+//! Random picks for SPOP, SRANDMEMBER and HRANDFIELD, and the count argument
+//! those commands share. (Sets, and HRANDFIELD on a large hash, draw indices
+//! with [`distinct_indices`] and find each in O(depth) through the trie's
+//! subtree counts, or O(1) in an intset; the walks below serve the rest.)
 //!
 //! # Cost
 //!
@@ -132,6 +133,22 @@ where
     out
 }
 
+/// `k` distinct uniform indices below `len` (`k < len`), in the order drawn:
+/// draws are repeated until they hit an index not drawn yet, which takes O(k)
+/// draws when `k` is small beside `len` (HRANDFIELD asks only below a third).
+pub fn distinct_indices(len: usize, k: usize, rng: &mut Rng) -> Vec<usize> {
+    let k = k.min(len);
+    let mut seen = std::collections::HashSet::with_capacity(k);
+    let mut out = Vec::with_capacity(k);
+    while out.len() < k {
+        let i = rng.below(len);
+        if seen.insert(i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
 /// Fisher-Yates shuffle.
 pub fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
     for i in (1..items.len()).rev() {
@@ -194,6 +211,22 @@ mod tests {
         let seen: HashSet<_> = got.iter().collect();
         assert_eq!(seen.len(), 3);
         assert!(with_repeats(0..0, 0, 5, &mut rng).is_empty());
+    }
+
+    #[test]
+    fn distinct_indices_are_distinct_and_fair() {
+        let mut rng = Rng::with_seed(13);
+        let mut hits = [0u32; 30];
+        for _ in 0..3_000 {
+            let got = distinct_indices(30, 5, &mut rng);
+            assert_eq!(got.iter().collect::<HashSet<_>>().len(), 5);
+            for g in got {
+                hits[g] += 1;
+            }
+        }
+        // Each index is drawn with probability 5/30: ~500 times.
+        assert!(hits.iter().all(|&h| h > 380 && h < 620), "{hits:?}");
+        assert_eq!(distinct_indices(3, 9, &mut rng).len(), 3);
     }
 
     #[test]

@@ -9,19 +9,20 @@
 //! # WATCH by identity
 //!
 //! WATCH keeps a clone of the watched key's stored [`Record`] (or its
-//! absence): one reference count. Every write replaces a packed record, and a
-//! write to a boxed record that the watch still shares copies it first, so the
-//! live record is the very same object exactly when nothing wrote the key since
-//! WATCH. EXEC compares identities. This needs no hook in any command, and it
-//! also covers expiry (the key is gone), FLUSHDB/FLUSHALL, SWAPDB and MOVE or
-//! RENAME and back (a moved value is stored in a new record), and a snapshot
+//! absence): one reference count. A write replaces a packed record, so its
+//! identity changes; a boxed record holds a persistent value whose root is
+//! copied by any real change while the watch shares it (see [`Record::same`]).
+//! EXEC compares identities. This needs no hook in any command, and it also
+//! covers expiry (the key is gone), FLUSHDB/FLUSHALL, SWAPDB and a snapshot
 //! load (new records).
 //!
-//! Compared with Redis's "touched" flags: no-op writes that leave the record
+//! Compared with Redis's "touched" flags: no-op writes that leave the value
 //! alone (SADD of a present member, SREM/HDEL of an absent one, PERSIST of a
 //! key without TTL) do not abort, as in Redis; writes that store the same
 //! contents anew (HSET of the same value, SET of the same string) abort, as in
-//! Redis.
+//! Redis. A small string moved away and back (RENAME a b, RENAME b a) is a new
+//! record and aborts, as in Redis; a large value moved away and back keeps its
+//! identity and does not (Redis aborts).
 
 use bytes::Bytes;
 

@@ -30,7 +30,11 @@
 
 use std::hash::BuildHasher;
 use std::ops::ControlFlow;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+
+use node::Node;
+
+mod node;
 
 /// An item the map stores: it carries its own key.
 pub trait MapItem: Clone {
@@ -86,52 +90,43 @@ fn chunk(hash: u64, level: u32) -> u32 {
 #[derive(Clone)]
 enum Slot<T> {
     Item(T),
-    Child(Arc<Node<T>>),
+    Child(Node<Slot<T>>),
 }
 
-#[derive(Clone)]
-struct Node<T> {
-    /// Which chunk values have a slot (unused in a collision bucket).
-    bitmap: u32,
-    /// Items in this subtree.
-    len: usize,
-    slots: Box<[Slot<T>]>,
-}
-
-impl<T> Node<T> {
-    fn empty() -> Node<T> {
-        Node {
-            bitmap: 0,
-            len: 0,
-            slots: Box::new([]),
+impl<T> Slot<T> {
+    /// Items below the slot: what the node keeps as the slot's weight.
+    fn weight(&self) -> u32 {
+        match self {
+            Slot::Item(_) => 1,
+            Slot::Child(c) => c.len(),
         }
     }
-
-    #[inline]
-    fn index(&self, bit: u32) -> usize {
-        (self.bitmap & (bit - 1)).count_ones() as usize
-    }
 }
 
-/// Inserts `slot` at `at`, growing the array by exactly one.
-fn insert_slot<T>(slots: &mut Box<[Slot<T>]>, at: usize, slot: Slot<T>) {
-    let mut v = std::mem::take(slots).into_vec();
-    v.reserve_exact(1);
-    v.insert(at, slot);
-    *slots = v.into_boxed_slice();
+// A slot holding a record (or a child) stays two words.
+const _: () = assert!(std::mem::size_of::<Slot<super::Record>>() == 16);
+
+/// A node from its slots, weighing each.
+fn node_of<T>(bitmap: u32, len: u32, slots: Vec<Slot<T>>) -> TrieNode<T> {
+    let weights: Vec<u32> = slots.iter().map(Slot::weight).collect();
+    Node::new(bitmap, len, slots, &weights)
 }
 
-/// Removes the slot at `at`, shrinking the array by exactly one.
-fn remove_slot<T>(slots: &mut Box<[Slot<T>]>, at: usize) -> Slot<T> {
-    let mut v = std::mem::take(slots).into_vec();
-    let slot = v.remove(at);
-    *slots = v.into_boxed_slice();
-    slot
+type TrieNode<T> = Node<Slot<T>>;
+
+/// The slot index of `bit` in a node with `bitmap`.
+#[inline]
+fn index(bitmap: u32, bit: u32) -> usize {
+    (bitmap & (bit - 1)).count_ones() as usize
+}
+
+fn empty<T>() -> TrieNode<T> {
+    Node::new(0, 0, Vec::new(), &[])
 }
 
 /// A persistent hash map (see the module docs).
 pub struct Champ<T> {
-    root: Arc<Node<T>>,
+    root: TrieNode<T>,
 }
 
 impl<T> Clone for Champ<T> {
@@ -157,24 +152,22 @@ impl<T: MapItem + std::fmt::Debug> std::fmt::Debug for Champ<T> {
 
 impl<T: MapItem> Champ<T> {
     pub fn new() -> Champ<T> {
-        Champ {
-            root: Arc::new(Node::empty()),
-        }
+        Champ { root: empty() }
     }
 
     #[inline]
     pub fn len(&self) -> usize {
-        self.root.len
+        self.root.len() as usize
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.root.len == 0
+        self.root.len() == 0
     }
 
     /// Whether two maps share their root: then they hold the same items.
     pub fn ptr_eq(&self, other: &Champ<T>) -> bool {
-        Arc::ptr_eq(&self.root, &other.root)
+        self.root.ptr_eq(&other.root)
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&T> {
@@ -185,22 +178,23 @@ impl<T: MapItem> Champ<T> {
         self.get(key).is_some()
     }
 
-    /// Lookup with a hash the caller already computed with [`hash_key`].
+    /// Lookup with a hash the caller already computed with `T::hash_of`.
     pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&T> {
-        let mut node = &*self.root;
+        let mut node = &self.root;
         let mut level = 0;
         loop {
             if level == BUCKET_LEVEL {
-                return node.slots.iter().find_map(|s| match s {
+                return node.slots().iter().find_map(|s| match s {
                     Slot::Item(t) if t.key() == key => Some(t),
                     _ => None,
                 });
             }
             let bit = 1u32 << chunk(hash, level);
-            if node.bitmap & bit == 0 {
+            let bitmap = node.bitmap();
+            if bitmap & bit == 0 {
                 return None;
             }
-            match &node.slots[node.index(bit)] {
+            match &node.slots()[index(bitmap, bit)] {
                 Slot::Item(t) => return (t.key() == key).then_some(t),
                 Slot::Child(c) => node = c,
             }
@@ -210,23 +204,27 @@ impl<T: MapItem> Champ<T> {
 
     /// The item under `key` for writing; copies the path to it if a clone shares it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
-        let hash = T::hash_of(key);
+        self.get_mut_hashed(T::hash_of(key), key)
+    }
+
+    /// [`Champ::get_mut`] with a hash the caller already computed with `T::hash_of`.
+    pub fn get_mut_hashed(&mut self, hash: u64, key: &[u8]) -> Option<&mut T> {
         // A miss must not copy a shared path.
         self.get_hashed(hash, key)?;
-        let mut node = Arc::make_mut(&mut self.root);
+        let mut node = &mut self.root;
         let mut level = 0;
         loop {
             if level == BUCKET_LEVEL {
-                return node.slots.iter_mut().find_map(|s| match s {
+                return node.slots_mut().iter_mut().find_map(|s| match s {
                     Slot::Item(t) if t.key() == key => Some(t),
                     _ => None,
                 });
             }
             let bit = 1u32 << chunk(hash, level);
-            let at = node.index(bit);
-            match &mut node.slots[at] {
+            let at = index(node.bitmap(), bit);
+            match &mut node.slots_mut()[at] {
                 Slot::Item(t) => return Some(t),
-                Slot::Child(c) => node = Arc::make_mut(c),
+                Slot::Child(c) => node = c,
             }
             level += 1;
         }
@@ -242,17 +240,14 @@ impl<T: MapItem> Champ<T> {
     pub fn remove(&mut self, key: &[u8]) -> Option<T> {
         let hash = T::hash_of(key);
         self.get_hashed(hash, key)?;
-        let root = Arc::make_mut(&mut self.root);
-        let removed = remove_at(root, hash, key, 0);
-        debug_assert!(removed.is_some());
-        removed
+        remove_at(&mut self.root, hash, key, 0)
     }
 
     /// Every item, in ascending hash order.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter {
-            stack: vec![(&*self.root, 0)],
-            remaining: self.root.len,
+            stack: vec![(&self.root, 0)],
+            remaining: self.len(),
         }
     }
 
@@ -261,22 +256,21 @@ impl<T: MapItem> Champ<T> {
         if index >= self.len() {
             return None;
         }
-        let mut node = &*self.root;
+        let mut node = &self.root;
+        // The node's own weights say which slot holds the index-th item, so
+        // only that child is visited: one node per level.
         'descend: loop {
-            for slot in node.slots.iter() {
+            for (slot, &weight) in node.slots().iter().zip(node.weights()) {
+                let weight = weight as usize;
+                if index >= weight {
+                    index -= weight;
+                    continue;
+                }
                 match slot {
-                    Slot::Item(t) => {
-                        if index == 0 {
-                            return Some(t);
-                        }
-                        index -= 1;
-                    }
+                    Slot::Item(t) => return Some(t),
                     Slot::Child(c) => {
-                        if index < c.len {
-                            node = c;
-                            continue 'descend;
-                        }
-                        index -= c.len;
+                        node = c;
+                        continue 'descend;
                     }
                 }
             }
@@ -311,27 +305,26 @@ impl<T: MapItem> Champ<T> {
                 return Err(pair[1].1.clone());
             }
         }
-        let node = build_node(hashed, 0);
         Ok(Champ {
-            root: Arc::new(node),
+            root: build_node(hashed, 0),
         })
     }
 
     /// Checks the structure: counts, canonical form, every item where its hash
     /// says; for tests.
     pub fn check(&self) -> Result<(), String> {
-        check_node(&self.root, 0, 0, true).map(|_| ())
+        check_node(&self.root, 0, true).map(|_| ())
     }
 }
 
-fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> Node<T> {
-    let len = items.len();
+fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> TrieNode<T> {
+    let len = items.len() as u32;
     if level == BUCKET_LEVEL {
-        return Node {
-            bitmap: 0,
+        return node_of(
+            0,
             len,
-            slots: items.into_iter().map(|(_, t)| Slot::Item(t)).collect(),
-        };
+            items.into_iter().map(|(_, t)| Slot::Item(t)).collect(),
+        );
     }
     let mut bitmap = 0;
     let mut slots = Vec::new();
@@ -347,137 +340,131 @@ fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> Node<T> {
         while let Some(next) = iter.next_if(|(h2, _)| chunk(*h2, level) == c) {
             group.push(next);
         }
-        slots.push(Slot::Child(Arc::new(build_node(group, level + 1))));
+        slots.push(Slot::Child(build_node(group, level + 1)));
     }
-    Node {
-        bitmap,
-        len,
-        slots: slots.into_boxed_slice(),
-    }
+    node_of(bitmap, len, slots)
 }
 
 /// A node at `level` holding exactly the two items `a` and `b` (distinct keys).
-fn pair_node<T: MapItem>(a: (u64, T), b: (u64, T), level: u32) -> Node<T> {
+fn pair_node<T: MapItem>(a: (u64, T), b: (u64, T), level: u32) -> TrieNode<T> {
     if level == BUCKET_LEVEL {
-        return Node {
-            bitmap: 0,
-            len: 2,
-            slots: Box::new([Slot::Item(a.1), Slot::Item(b.1)]),
-        };
+        return node_of(0, 2, vec![Slot::Item(a.1), Slot::Item(b.1)]);
     }
     let (ca, cb) = (chunk(a.0, level), chunk(b.0, level));
     if ca == cb {
-        return Node {
-            bitmap: 1 << ca,
-            len: 2,
-            slots: Box::new([Slot::Child(Arc::new(pair_node(a, b, level + 1)))]),
-        };
+        return node_of(1 << ca, 2, vec![Slot::Child(pair_node(a, b, level + 1))]);
     }
     let (first, second) = if ca < cb { (a, b) } else { (b, a) };
-    Node {
-        bitmap: (1 << ca) | (1 << cb),
-        len: 2,
-        slots: Box::new([Slot::Item(first.1), Slot::Item(second.1)]),
-    }
+    node_of(
+        (1 << ca) | (1 << cb),
+        2,
+        vec![Slot::Item(first.1), Slot::Item(second.1)],
+    )
 }
 
-fn insert_at<T: MapItem>(node: &mut Arc<Node<T>>, hash: u64, item: T, level: u32) -> Option<T> {
-    let node = Arc::make_mut(node);
+fn insert_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, item: T, level: u32) -> Option<T> {
     if level == BUCKET_LEVEL {
-        for slot in node.slots.iter_mut() {
+        for slot in node.slots_mut() {
             if let Slot::Item(t) = slot {
                 if t.key() == item.key() {
                     return Some(std::mem::replace(t, item));
                 }
             }
         }
-        let at = node.slots.len();
-        insert_slot(&mut node.slots, at, Slot::Item(item));
-        node.len += 1;
+        let at = node.slots().len();
+        node.insert_slot(at, Slot::Item(item), 1);
+        node.set_len(node.len() + 1);
         return None;
     }
     let bit = 1u32 << chunk(hash, level);
-    let at = node.index(bit);
-    if node.bitmap & bit == 0 {
-        insert_slot(&mut node.slots, at, Slot::Item(item));
-        node.bitmap |= bit;
-        node.len += 1;
+    let bitmap = node.bitmap();
+    let at = index(bitmap, bit);
+    if bitmap & bit == 0 {
+        node.insert_slot(at, Slot::Item(item), 1);
+        node.set_bitmap(bitmap | bit);
+        node.set_len(node.len() + 1);
         return None;
     }
-    let old = match &mut node.slots[at] {
+    let old = match &mut node.slots_mut()[at] {
         Slot::Child(c) => insert_at(c, hash, item, level + 1),
         Slot::Item(t) if t.key() == item.key() => Some(std::mem::replace(t, item)),
         slot @ Slot::Item(_) => {
-            let Slot::Item(existing) =
-                std::mem::replace(slot, Slot::Child(Arc::new(Node::empty())))
-            else {
+            let Slot::Item(existing) = &*slot else {
                 unreachable!()
             };
+            // A count more on the item, and one less when the slot is overwritten.
+            let existing = existing.clone();
             let existing_hash = T::hash_of(existing.key());
-            *slot = Slot::Child(Arc::new(pair_node(
-                (existing_hash, existing),
-                (hash, item),
-                level + 1,
-            )));
+            let pair = pair_node((existing_hash, existing), (hash, item), level + 1);
+            *slot = Slot::Child(pair);
             None
         }
     };
     if old.is_none() {
-        node.len += 1;
+        node.set_len(node.len() + 1);
+        let weight = node.slots()[at].weight();
+        node.set_weight(at, weight);
     }
     old
 }
 
 /// Removes `key`, known to be present below `node`; folds a child left with a
 /// single item back into this node.
-fn remove_at<T: MapItem>(node: &mut Node<T>, hash: u64, key: &[u8], level: u32) -> Option<T> {
+fn remove_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, key: &[u8], level: u32) -> Option<T> {
     if level == BUCKET_LEVEL {
         let at = node
-            .slots
+            .slots()
             .iter()
             .position(|s| matches!(s, Slot::Item(t) if t.key() == key))?;
-        node.len -= 1;
-        let Slot::Item(t) = remove_slot(&mut node.slots, at) else {
+        let Slot::Item(t) = node.remove_slot(at) else {
             unreachable!()
         };
+        node.set_len(node.len() - 1);
         return Some(t);
     }
     let bit = 1u32 << chunk(hash, level);
-    let at = node.index(bit);
-    let removed = match &mut node.slots[at] {
-        Slot::Item(_) => {
-            node.bitmap &= !bit;
-            let Slot::Item(t) = remove_slot(&mut node.slots, at) else {
+    let bitmap = node.bitmap();
+    let at = index(bitmap, bit);
+    let removed = match &mut node.slots_mut()[at] {
+        Slot::Item(_) => None,
+        Slot::Child(child) => {
+            let t = remove_at(child, hash, key, level + 1)?;
+            if child.len() == 1 {
+                // Canonical form: a lone item moves up into this slot.
+                let lone = lone_item(child);
+                node.slots_mut()[at] = Slot::Item(lone);
+            }
+            Some(t)
+        }
+    };
+    let removed = match removed {
+        Some(t) => {
+            let weight = node.slots()[at].weight();
+            node.set_weight(at, weight);
+            t
+        }
+        None => {
+            node.set_bitmap(bitmap & !bit);
+            let Slot::Item(t) = node.remove_slot(at) else {
                 unreachable!()
             };
             t
         }
-        Slot::Child(c) => {
-            let child = Arc::make_mut(c);
-            let t = remove_at(child, hash, key, level + 1)?;
-            if child.len == 1 {
-                // Canonical form: a lone item moves up into this slot.
-                if let Some(lone) = lone_item(child) {
-                    node.slots[at] = Slot::Item(lone);
-                }
-            }
-            t
-        }
     };
-    node.len -= 1;
+    node.set_len(node.len() - 1);
     Some(removed)
 }
 
 /// The single item of a one-item subtree.
-fn lone_item<T: MapItem>(node: &Node<T>) -> Option<T> {
-    match node.slots.first()? {
-        Slot::Item(t) => Some(t.clone()),
+fn lone_item<T: MapItem>(node: &TrieNode<T>) -> T {
+    match &node.slots()[0] {
+        Slot::Item(t) => t.clone(),
         Slot::Child(c) => lone_item(c),
     }
 }
 
 fn scan_node<T: MapItem>(
-    node: &Node<T>,
+    node: &TrieNode<T>,
     level: u32,
     from: u64,
     bounded: bool,
@@ -486,7 +473,7 @@ fn scan_node<T: MapItem>(
 ) -> ControlFlow<u64> {
     if level == BUCKET_LEVEL {
         // Colliding items share one hash: all or none of them.
-        let Some(Slot::Item(first)) = node.slots.first() else {
+        let Some(Slot::Item(first)) = node.slots().first() else {
             return ControlFlow::Continue(());
         };
         let hash = T::hash_of(first.key());
@@ -496,21 +483,21 @@ fn scan_node<T: MapItem>(
         if *budget == 0 {
             return ControlFlow::Break(hash);
         }
-        for slot in node.slots.iter() {
+        for slot in node.slots() {
             if let Slot::Item(t) = slot {
                 emit(t);
             }
         }
-        *budget = budget.saturating_sub(node.slots.len());
+        *budget = budget.saturating_sub(node.slots().len());
         return ControlFlow::Continue(());
     }
     let start = if bounded { chunk(from, level) } else { 0 };
-    let mut bits = node.bitmap;
+    let mut bits = node.bitmap();
     let mut at = 0;
     while bits != 0 {
         let c = bits.trailing_zeros();
         bits &= bits - 1;
-        let slot = &node.slots[at];
+        let slot = &node.slots()[at];
         at += 1;
         if c < start {
             continue;
@@ -536,17 +523,21 @@ fn scan_node<T: MapItem>(
 }
 
 /// Returns the subtree's item count after checking it.
-fn check_node<T: MapItem>(
-    node: &Node<T>,
-    level: u32,
-    prefix: u64,
-    root: bool,
-) -> Result<usize, String> {
+fn check_node<T: MapItem>(node: &TrieNode<T>, level: u32, root: bool) -> Result<usize, String> {
+    let slots = node.slots();
+    for (slot, &weight) in slots.iter().zip(node.weights()) {
+        if slot.weight() != weight {
+            return Err(format!(
+                "slot weighs {} but the node keeps {weight}",
+                slot.weight()
+            ));
+        }
+    }
     if level == BUCKET_LEVEL {
-        if node.slots.len() < 2 && !root {
+        if slots.len() < 2 && !root {
             return Err("collision bucket with fewer than two items".into());
         }
-        let mut hashes = node.slots.iter().map(|s| match s {
+        let mut hashes = slots.iter().map(|s| match s {
             Slot::Item(t) => Ok(T::hash_of(t.key())),
             Slot::Child(_) => Err("child inside a collision bucket".to_string()),
         });
@@ -556,32 +547,26 @@ fn check_node<T: MapItem>(
                 return Err("bucket items with different hashes".into());
             }
         }
-        if node.len != node.slots.len() {
+        if node.len() as usize != slots.len() {
             return Err("bucket count wrong".into());
         }
-        return Ok(node.len);
+        return Ok(slots.len());
     }
-    if node.bitmap.count_ones() as usize != node.slots.len() {
+    if node.bitmap().count_ones() as usize != slots.len() {
         return Err(format!(
             "bitmap has {} bits for {} slots",
-            node.bitmap.count_ones(),
-            node.slots.len()
+            node.bitmap().count_ones(),
+            slots.len()
         ));
     }
-    if !root && node.slots.len() == 1 && matches!(node.slots[0], Slot::Item(_)) {
+    if !root && slots.len() == 1 && matches!(slots[0], Slot::Item(_)) {
         return Err("non-root node holding a single item".into());
     }
     let mut total = 0;
-    let mut bits = node.bitmap;
-    for slot in node.slots.iter() {
+    let mut bits = node.bitmap();
+    for slot in slots {
         let c = bits.trailing_zeros();
         bits &= bits - 1;
-        let shift = if level < FULL_LEVELS {
-            64 - BITS * (level + 1)
-        } else {
-            0
-        };
-        let child_prefix = prefix | ((c as u64) << shift);
         match slot {
             Slot::Item(t) => {
                 if chunk(T::hash_of(t.key()), level) != c {
@@ -590,7 +575,7 @@ fn check_node<T: MapItem>(
                 total += 1;
             }
             Slot::Child(child) => {
-                let n = check_node(child, level + 1, child_prefix, false)?;
+                let n = check_node(child, level + 1, false)?;
                 if n < 2 {
                     return Err("child subtree with fewer than two items".into());
                 }
@@ -598,15 +583,15 @@ fn check_node<T: MapItem>(
             }
         }
     }
-    if total != node.len {
-        return Err(format!("node count {} but {} items", node.len, total));
+    if total != node.len() as usize {
+        return Err(format!("node count {} but {} items", node.len(), total));
     }
     Ok(total)
 }
 
 /// Iterator over a map's items in hash order.
 pub struct Iter<'a, T> {
-    stack: Vec<(&'a Node<T>, usize)>,
+    stack: Vec<(&'a TrieNode<T>, usize)>,
     remaining: usize,
 }
 
@@ -616,8 +601,8 @@ impl<'a, T> Iterator for Iter<'a, T> {
     fn next(&mut self) -> Option<&'a T> {
         loop {
             let (node, at) = self.stack.last_mut()?;
-            let node: &'a Node<T> = node;
-            let Some(slot) = node.slots.get(*at) else {
+            let node: &'a TrieNode<T> = node;
+            let Some(slot) = node.slots().get(*at) else {
                 self.stack.pop();
                 continue;
             };
@@ -651,7 +636,7 @@ impl<'a, T: MapItem> IntoIterator for &'a Champ<T> {
 /// An owning iterator: it holds the nodes it walks, so it can outlive the map
 /// (a snapshot streaming a clone to disk, a cursor parked between calls).
 pub struct IntoIter<T> {
-    stack: Vec<(Arc<Node<T>>, usize)>,
+    stack: Vec<(TrieNode<T>, usize)>,
     remaining: usize,
 }
 
@@ -661,7 +646,7 @@ impl<T: MapItem> Iterator for IntoIter<T> {
     fn next(&mut self) -> Option<T> {
         loop {
             let (node, at) = self.stack.last_mut()?;
-            let Some(slot) = node.slots.get(*at) else {
+            let Some(slot) = node.slots().get(*at) else {
                 self.stack.pop();
                 continue;
             };
@@ -692,7 +677,7 @@ impl<T: MapItem> IntoIterator for Champ<T> {
 
     fn into_iter(self) -> IntoIter<T> {
         IntoIter {
-            remaining: self.root.len,
+            remaining: self.len(),
             stack: vec![(self.root, 0)],
         }
     }

@@ -59,6 +59,11 @@ impl Listpack {
         self.buf.len()
     }
 
+    /// Bytes the buffer holds on the heap (its length plus room to grow).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Decodes and validates a buffer; `None` if it is not exactly one listpack in
     /// canonical form (bad varint, element past the end, trailing bytes).
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {

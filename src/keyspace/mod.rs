@@ -10,8 +10,9 @@
 //!
 //! Cloning bumps one reference count per database map (16 by default), whatever
 //! the number of keys. Every value is itself persistent (`imbl::Vector`,
-//! `imbl::HashMap`, a [`set::Set`], or immutable `Bytes`), so a clone shares the
-//! values too. The clone is taken while the state lock is held, between two whole
+//! a [`hash::Hash`] (a shared listpack or a [`champ::Champ`]), a [`set::Set`]
+//! (a shared intset or a [`champ::Champ`]), or immutable `Bytes`), so a clone
+//! shares the values too. The clone is taken while the state lock is held, between two whole
 //! commands, so it always shows a state that a sequence of whole commands produced.
 //! Nothing in a clone can change afterwards; a background thread may stream it to
 //! disk while writers go on.
@@ -19,6 +20,7 @@
 pub mod champ;
 pub mod encodings;
 pub mod expiry;
+pub mod hash;
 pub mod intset;
 pub mod listpack;
 pub mod record;
@@ -26,9 +28,10 @@ pub mod scan;
 pub mod set;
 
 use bytes::Bytes;
-use imbl::{HashMap, OrdSet, Vector};
+use imbl::{OrdSet, Vector};
 
 use champ::Champ;
+pub use hash::Hash;
 pub use record::Record;
 use set::Set;
 
@@ -42,7 +45,7 @@ pub type Key = Bytes;
 pub enum Value {
     Str(Bytes),
     List(Vector<Bytes>),
-    Hash(HashMap<Bytes, Bytes>),
+    Hash(Hash),
     Set(Set),
 }
 
@@ -67,6 +70,26 @@ impl Value {
         }
     }
 
+    /// Whether both are the very same value object (not merely equal):
+    /// persistent values copy their root on any real change.
+    pub fn same_identity(&self, other: &Value) -> bool {
+        fn same_bytes(x: &Bytes, y: &Bytes) -> bool {
+            x.as_ptr() == y.as_ptr() && x.len() == y.len()
+        }
+        match (self, other) {
+            (Value::Str(x), Value::Str(y)) => same_bytes(x, y),
+            // Small lists live inline in the Vector, with no node to compare:
+            // compare their (few) elements' identities instead.
+            (Value::List(x), Value::List(y)) if x.is_inline() || y.is_inline() => {
+                x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_bytes(a, b))
+            }
+            (Value::List(x), Value::List(y)) => x.ptr_eq(y),
+            (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
+            (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
+            _ => false,
+        }
+    }
+
     pub fn as_str(&self) -> Result<&Bytes, CommandError> {
         match self {
             Value::Str(s) => Ok(s),
@@ -88,14 +111,14 @@ impl Value {
         }
     }
 
-    pub fn as_hash(&self) -> Result<&HashMap<Bytes, Bytes>, CommandError> {
+    pub fn as_hash(&self) -> Result<&Hash, CommandError> {
         match self {
             Value::Hash(h) => Ok(h),
             _ => Err(CommandError::WrongType),
         }
     }
 
-    pub fn as_hash_mut(&mut self) -> Result<&mut HashMap<Bytes, Bytes>, CommandError> {
+    pub fn as_hash_mut(&mut self) -> Result<&mut Hash, CommandError> {
         match self {
             Value::Hash(h) => Ok(h),
             _ => Err(CommandError::WrongType),
@@ -166,8 +189,8 @@ impl Db {
 
     /// Reads a key, first deleting it if its time ran out (lazy expiry).
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
-        self.expire_if_due(key, now_ms);
-        let record = self.entries.get(key)?;
+        let hash = self.live_hash(key, now_ms)?;
+        let record = self.entries.get_hashed(hash, key)?;
         match record.boxed_entry() {
             Some(entry) => Some(entry),
             None => Some(self.view.insert(record.to_entry())),
@@ -176,15 +199,15 @@ impl Db {
 
     /// The stored record of a live key, without decoding it.
     pub fn record(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
-        self.expire_if_due(key, now_ms);
-        self.entries.get(key)
+        let hash = self.live_hash(key, now_ms)?;
+        self.entries.get_hashed(hash, key)
     }
 
     /// Reads a key mutably, first deleting it if its time ran out. A packed
     /// record is unpacked for the write and packed again by [`Db::settle`].
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
-        self.expire_if_due(key, now_ms);
-        let record = self.entries.get_mut(key)?;
+        let hash = self.live_hash(key, now_ms)?;
+        let record = self.entries.get_mut_hashed(hash, key)?;
         let (entry, repack) = record.entry_mut();
         if repack {
             self.unpacked.push(Bytes::copy_from_slice(key));
@@ -343,12 +366,21 @@ impl Db {
     }
 
     fn expire_if_due(&mut self, key: &[u8], now_ms: i64) {
-        let due = self.entries.get(key).is_some_and(|r| r.is_expired(now_ms));
-        if due {
+        self.live_hash(key, now_ms);
+    }
+
+    /// Deletes `key` if its time ran out (lazy expiry); returns its hash when
+    /// it is present and live, so the caller's own lookup hashes no more.
+    #[inline]
+    fn live_hash(&mut self, key: &[u8], now_ms: i64) -> Option<u64> {
+        let hash = <Record as champ::MapItem>::hash_of(key);
+        if self.entries.get_hashed(hash, key)?.is_expired(now_ms) {
             self.expired_log.push(Bytes::copy_from_slice(key));
             self.remove_record(key);
             self.expired_count += 1;
+            return None;
         }
+        Some(hash)
     }
 
     /// Deletes up to `limit` keys whose time ran out, earliest deadline first.

@@ -1,10 +1,12 @@
 //! One key as a database map stores it: a [`Record`].
 //!
-//! Most keys are small: a short key, a short string or a small flat collection
-//! (today strings and intsets).
+//! Most keys are small: a short key, a short string or a small flat collection.
 //! Those are *packed*: header, key bytes and value bytes in a single allocation
 //! that the map slot points to, as Redis's embstr keeps its object header and
-//! string together. A packed record is immutable; a write builds a new one. Large
+//! string together. Packed today: strings up to [`PACKED_STR_MAX`] bytes,
+//! listpack hashes whose key and listpack fit [`PACKED_HASH_MAX`] bytes and
+//! intset sets whose key and intset fit [`PACKED_SET_MAX`] bytes. A
+//! packed record is immutable; a write builds a new one. Large
 //! values (long strings, lists, collections in their tree form) are *boxed*:
 //! the key and an [`Entry`] behind an `Arc`, changed in place while only the live
 //! keyspace holds it.
@@ -17,36 +19,148 @@ use bytes::Bytes;
 use triomphe::ThinArc;
 
 use super::champ::MapItem;
+use super::listpack::Listpack;
 use super::set::Set;
-use super::{Entry, Value};
+use super::{Entry, Hash, Value};
 
 /// Longest string value kept in a packed record; longer ones are boxed so that
 /// reads share their bytes instead of copying them.
 pub const PACKED_STR_MAX: usize = 256;
 
-/// Most bytes of key plus intset kept in a packed record (an intset of up to
-/// ~250 small members). Every write to a packed record copies it whole and
-/// every read decodes it, so larger intsets are boxed, where a write changes
-/// the intset in place.
-pub const PACKED_SET_MAX: usize = 512;
+/// Most bytes of key plus listpack a packed hash record holds. Every read of a
+/// packed hash decodes (copies) its listpack, so only small ones are packed
+/// (about twenty short pairs); larger listpacks stay boxed and reads share them.
+pub const PACKED_HASH_MAX: usize = 512;
 
-/// `expire_at` of a packed record without a TTL.
-const NO_EXPIRY: i64 = i64::MIN;
+/// Most bytes of key plus intset a packed set record holds (an intset of up
+/// to ~250 small members), for the same reason; a larger intset stays boxed,
+/// where a write changes it in place.
+pub const PACKED_SET_MAX: usize = 512;
 
 /// What a packed record's value bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum PackedKind {
-    Str,
-    /// A non-empty set in its intset encoding: the intset's bytes.
-    SetIntset,
+    Str = 0,
+    /// A hash's listpack bytes ([`Listpack::as_bytes`]).
+    HashListpack = 1,
+    /// A non-empty set's intset bytes ([`Set::intset_bytes`]).
+    SetIntset = 2,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct PackedHead {
-    expire_at: i64,
-    key_len: u32,
-    kind: PackedKind,
+impl PackedKind {
+    fn from_byte(b: u8) -> PackedKind {
+        match b & !HAS_EXPIRY {
+            0 => PackedKind::Str,
+            1 => PackedKind::HashListpack,
+            2 => PackedKind::SetIntset,
+            other => unreachable!("packed kind {other} is never written"),
+        }
+    }
+}
+
+/// Set in the kind byte when an expiry follows the key length.
+const HAS_EXPIRY: u8 = 0x80;
+
+/// A packed record: one allocation of a reference count, a length, and
+/// `[kind | HAS_EXPIRY?] [key length, LEB128] [expire_at, 8 bytes LE, if flagged]
+/// [key] [value]`. Every field lives in the bytes (no fixed header), so a
+/// 16-byte key with a 100-byte value takes 134 bytes: a 144-byte heap chunk.
+#[derive(Clone)]
+struct Packed(ThinArc<(), u8>);
+
+impl Packed {
+    fn new(kind: PackedKind, key: &[u8], payload: &[u8], expire_at: Option<i64>) -> Packed {
+        let mut head = [0u8; 1 + 10 + 8];
+        head[0] = kind as u8 | if expire_at.is_some() { HAS_EXPIRY } else { 0 };
+        let mut n = 1;
+        let mut len = key.len() as u64;
+        loop {
+            let byte = (len & 0x7f) as u8;
+            len >>= 7;
+            head[n] = byte | if len != 0 { 0x80 } else { 0 };
+            n += 1;
+            if len == 0 {
+                break;
+            }
+        }
+        if let Some(t) = expire_at {
+            head[n..n + 8].copy_from_slice(&t.to_le_bytes());
+            n += 8;
+        }
+        // Everything side by side, so the record is made with one copy.
+        let total = n + key.len() + payload.len();
+        let mut stack = [0u8; 512];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if total <= stack.len() {
+            &mut stack[..total]
+        } else {
+            heap.resize(total, 0);
+            &mut heap
+        };
+        buf[..n].copy_from_slice(&head[..n]);
+        buf[n..n + key.len()].copy_from_slice(key);
+        buf[n + key.len()..].copy_from_slice(payload);
+        Packed(ThinArc::from_header_and_slice((), buf))
+    }
+
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        &self.0.slice
+    }
+
+    fn kind(&self) -> PackedKind {
+        PackedKind::from_byte(self.bytes()[0])
+    }
+
+    /// Where the key starts and where it ends.
+    #[inline]
+    fn key_span(&self) -> (usize, usize) {
+        let b = self.bytes();
+        let (mut len, mut shift, mut at) = (0usize, 0, 1);
+        loop {
+            let byte = b[at];
+            at += 1;
+            len |= ((byte & 0x7f) as usize) << shift;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        if b[0] & HAS_EXPIRY != 0 {
+            at += 8;
+        }
+        (at, at + len)
+    }
+
+    #[inline]
+    fn key(&self) -> &[u8] {
+        let (start, end) = self.key_span();
+        &self.bytes()[start..end]
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.bytes()[self.key_span().1..]
+    }
+
+    fn expire_at(&self) -> Option<i64> {
+        let b = self.bytes();
+        if b[0] & HAS_EXPIRY == 0 {
+            return None;
+        }
+        let start = self.key_span().0 - 8;
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[start..start + 8]);
+        Some(i64::from_le_bytes(t))
+    }
+
+    fn with_expire(&self, expire_at: Option<i64>) -> Packed {
+        Packed::new(self.kind(), self.key(), self.payload(), expire_at)
+    }
+
+    fn ptr_eq(&self, other: &Packed) -> bool {
+        self.0.ptr() == other.0.ptr()
+    }
 }
 
 /// A large value with its key.
@@ -62,7 +176,7 @@ pub struct Record(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Packed(ThinArc<PackedHead, u8>),
+    Packed(Packed),
     Boxed(Arc<BoxedRecord>),
 }
 
@@ -89,27 +203,30 @@ impl Record {
     #[inline]
     pub fn key(&self) -> &[u8] {
         match &self.0 {
-            Repr::Packed(p) => &p.slice[..p.header.header.key_len as usize],
+            Repr::Packed(p) => p.key(),
             Repr::Boxed(b) => &b.key,
         }
     }
 
     /// The record for `key` holding `value`, packed when it is small enough.
     pub fn new(key: &[u8], value: Value, expire_at: Option<i64>) -> Record {
-        match Record::packable(key, &value) {
+        match Record::packed_payload(key, &value) {
             Some((kind, payload)) => Record::packed(key, kind, payload, expire_at),
             None => Record::boxed(key, Entry { value, expire_at }),
         }
     }
 
-    /// How `value` under `key` packs: its kind and payload bytes, or `None`
-    /// if it stays boxed.
-    fn packable<'v>(key: &[u8], value: &'v Value) -> Option<(PackedKind, &'v [u8])> {
+    /// What a packed record of `value` under `key` would hold, if it is small enough.
+    fn packed_payload<'v>(key: &[u8], value: &'v Value) -> Option<(PackedKind, &'v [u8])> {
         if key.len() > u32::MAX as usize {
             return None;
         }
         match value {
             Value::Str(s) if s.len() <= PACKED_STR_MAX => Some((PackedKind::Str, s)),
+            Value::Hash(h) => h
+                .listpack()
+                .filter(|lp| key.len() + lp.byte_len() <= PACKED_HASH_MAX)
+                .map(|lp| (PackedKind::HashListpack, lp.as_bytes())),
             // An empty set is about to be filled or deleted: not worth packing.
             Value::Set(s) if !s.is_empty() => s
                 .intset_bytes()
@@ -120,24 +237,7 @@ impl Record {
     }
 
     fn packed(key: &[u8], kind: PackedKind, payload: &[u8], expire_at: Option<i64>) -> Record {
-        let head = PackedHead {
-            expire_at: expire_at.unwrap_or(NO_EXPIRY),
-            key_len: key.len() as u32,
-            kind,
-        };
-        // Key and value side by side, so the record is made with one copy.
-        let total = key.len() + payload.len();
-        let mut stack = [0u8; 512];
-        let mut heap = Vec::new();
-        let buf: &mut [u8] = if total <= stack.len() {
-            &mut stack[..total]
-        } else {
-            heap.resize(total, 0);
-            &mut heap
-        };
-        buf[..key.len()].copy_from_slice(key);
-        buf[key.len()..].copy_from_slice(payload);
-        Record(Repr::Packed(ThinArc::from_header_and_slice(head, buf)))
+        Record(Repr::Packed(Packed::new(kind, key, payload, expire_at)))
     }
 
     fn boxed(key: &[u8], entry: Entry) -> Record {
@@ -149,10 +249,7 @@ impl Record {
 
     pub fn expire_at(&self) -> Option<i64> {
         match &self.0 {
-            Repr::Packed(p) => match p.header.header.expire_at {
-                NO_EXPIRY => None,
-                t => Some(t),
-            },
+            Repr::Packed(p) => p.expire_at(),
             Repr::Boxed(b) => b.entry.expire_at,
         }
     }
@@ -169,16 +266,13 @@ impl Record {
     /// The name `TYPE` replies with, read without decoding the value.
     pub fn type_name(&self) -> &'static str {
         match &self.0 {
-            Repr::Packed(p) => match p.header.header.kind {
+            Repr::Packed(p) => match p.kind() {
                 PackedKind::Str => "string",
+                PackedKind::HashListpack => "hash",
                 PackedKind::SetIntset => "set",
             },
             Repr::Boxed(b) => b.entry.value.type_name(),
         }
-    }
-
-    fn payload(p: &ThinArc<PackedHead, u8>) -> &[u8] {
-        &p.slice[p.header.header.key_len as usize..]
     }
 
     /// The value and expiry, decoded (a packed string is copied out; a boxed
@@ -186,11 +280,15 @@ impl Record {
     pub fn to_entry(&self) -> Entry {
         match &self.0 {
             Repr::Packed(p) => Entry {
-                value: match p.header.header.kind {
-                    PackedKind::Str => Value::Str(Bytes::copy_from_slice(Record::payload(p))),
+                value: match p.kind() {
+                    PackedKind::Str => Value::Str(Bytes::copy_from_slice(p.payload())),
+                    PackedKind::HashListpack => Value::Hash(Hash::from_listpack(
+                        Listpack::from_bytes(p.payload())
+                            .expect("a packed hash holds the listpack bytes it was packed from"),
+                    )),
                     PackedKind::SetIntset => Value::Set(
-                        Set::from_intset_bytes(Record::payload(p))
-                            .expect("a packed intset holds the bytes IntSet::as_bytes gave"),
+                        Set::from_intset_bytes(p.payload())
+                            .expect("a packed set holds the intset bytes it was packed from"),
                     ),
                 },
                 expire_at: self.expire_at(),
@@ -221,8 +319,9 @@ impl Record {
     /// The entry for writing: a packed record is unpacked into a boxed one
     /// first, and a boxed one a snapshot still shares is copied. Returns
     /// whether the caller should offer the record to [`Record::repack`]
-    /// afterwards: it was unpacked, or its value has a packed form and may
-    /// fit it after the write (a set created empty, or shrinking).
+    /// afterwards: it was unpacked, or it holds a set in intset form, which
+    /// may fit a packed record after the write (one created empty, or one
+    /// shrinking under the bound).
     pub fn entry_mut(&mut self) -> (&mut Entry, bool) {
         let repack = match &self.0 {
             Repr::Packed(_) => {
@@ -241,35 +340,42 @@ impl Record {
     /// Packs a boxed record again if its value became small enough.
     pub fn repack(&mut self) {
         if let Repr::Boxed(b) = &self.0 {
-            if let Some((kind, payload)) = Record::packable(&b.key, &b.entry.value) {
-                *self = Record::packed(&b.key, kind, payload, b.entry.expire_at);
+            if Record::packable(&b.key, &b.entry.value) {
+                let entry = b.entry.clone();
+                let packed = Record::new(&b.key, entry.value, entry.expire_at);
+                *self = packed;
             }
         }
+    }
+
+    fn packable(key: &[u8], value: &Value) -> bool {
+        Record::packed_payload(key, value).is_some()
     }
 
     /// Changes the expiry, repacking a packed record (it is immutable).
     pub fn set_expire(&mut self, expire_at: Option<i64>) {
         match &mut self.0 {
             Repr::Packed(p) => {
-                let head = PackedHead {
-                    expire_at: expire_at.unwrap_or(NO_EXPIRY),
-                    ..p.header.header
-                };
-                *self = Record(Repr::Packed(ThinArc::from_header_and_slice(head, &p.slice)));
+                *p = p.with_expire(expire_at);
             }
             Repr::Boxed(b) => Arc::make_mut(b).entry.expire_at = expire_at,
         }
     }
 
-    /// Identity, not equality: whether both are the very same stored record.
-    /// Every write replaces a packed record and copies a boxed one that a
-    /// holder of the old one (WATCH, a snapshot) still shares, so a record
-    /// held since some point is `same` as the live one exactly when nothing
-    /// wrote the key since.
+    /// Identity, not equality: whether nothing wrote the key between the two
+    /// (WATCH). Every write replaces a packed record. A write to a boxed one
+    /// copies the record while the watcher shares it, but a lookup for writing
+    /// that then changes nothing copies it too, so boxed records compare their
+    /// values' identities (persistent structures: a real change copies the
+    /// value's root) and expiry.
     pub fn same(&self, other: &Record) -> bool {
         match (&self.0, &other.0) {
-            (Repr::Packed(a), Repr::Packed(b)) => a.ptr() == b.ptr(),
-            (Repr::Boxed(a), Repr::Boxed(b)) => Arc::ptr_eq(a, b),
+            (Repr::Packed(a), Repr::Packed(b)) => a.ptr_eq(b),
+            (Repr::Boxed(a), Repr::Boxed(b)) => {
+                Arc::ptr_eq(a, b)
+                    || (a.entry.expire_at == b.entry.expire_at
+                        && a.entry.value.same_identity(&b.entry.value))
+            }
             _ => false,
         }
     }
@@ -294,20 +400,6 @@ mod tests {
         );
         assert!(!big.is_packed());
         assert_eq!(big.expire_at(), None);
-    }
-
-    #[test]
-    fn writes_unpack_then_repack() {
-        let mut r = Record::new(b"k", Value::Str(Bytes::from("a")), None);
-        let before = r.clone();
-        let (entry, unpacked) = r.entry_mut();
-        assert!(unpacked);
-        entry.value = Value::Str(Bytes::from("b"));
-        r.repack();
-        assert!(r.is_packed());
-        assert!(!r.same(&before));
-        assert_eq!(before.to_entry().value, Value::Str(Bytes::from("a")));
-        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("b")));
     }
 
     #[test]
@@ -348,6 +440,80 @@ mod tests {
         let table: Set = ["a"].into_iter().collect();
         assert!(!Record::new(b"t", Value::Set(table), None).is_packed());
         assert!(!Record::new(b"e", Value::Set(Set::new()), None).is_packed());
+    }
+
+    #[test]
+    fn writes_unpack_then_repack() {
+        let mut r = Record::new(b"k", Value::Str(Bytes::from("a")), None);
+        let before = r.clone();
+        let (entry, unpacked) = r.entry_mut();
+        assert!(unpacked);
+        entry.value = Value::Str(Bytes::from("b"));
+        r.repack();
+        assert!(r.is_packed());
+        assert!(!r.same(&before));
+        assert_eq!(before.to_entry().value, Value::Str(Bytes::from("a")));
+        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("b")));
+    }
+
+    #[test]
+    fn long_keys_and_expiry_survive_packing() {
+        let key = vec![b'k'; 300];
+        let mut r = Record::new(&key, Value::Str(Bytes::from("v")), Some(-7));
+        assert!(r.is_packed());
+        assert_eq!(r.key(), &key[..]);
+        assert_eq!(r.expire_at(), Some(-7));
+        r.set_expire(Some(i64::MAX));
+        assert_eq!((r.key(), r.expire_at()), (&key[..], Some(i64::MAX)));
+        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("v")));
+        let empty = Record::new(b"", Value::Str(Bytes::new()), None);
+        assert_eq!((empty.key(), empty.expire_at()), (&b""[..], None));
+    }
+
+    #[test]
+    fn small_listpack_hashes_pack_and_big_ones_box() {
+        let small: Hash = [("f", "v"), ("g", "w")].into_iter().collect();
+        let r = Record::new(b"h", Value::Hash(small.clone()), Some(7));
+        assert!(r.is_packed());
+        assert_eq!(r.type_name(), "hash");
+        assert_eq!(r.expire_at(), Some(7));
+        let Value::Hash(back) = r.to_entry().value else {
+            panic!("not a hash")
+        };
+        assert!(back.is_packed());
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            small.iter().collect::<Vec<_>>()
+        );
+
+        let big: Hash = (0..100).map(|i| (format!("field{i}"), "v")).collect();
+        assert!(big.is_packed(), "a listpack, but too big to pack");
+        assert!(!Record::new(b"h", Value::Hash(big), None).is_packed());
+        let limits = crate::keyspace::encodings::Encodings {
+            hash_max_listpack_entries: 0,
+            ..Default::default()
+        };
+        let mut table = Hash::new();
+        table.insert(b"f", b"v", &limits);
+        assert!(!Record::new(b"h", Value::Hash(table), None).is_packed());
+    }
+
+    #[test]
+    fn hash_writes_unpack_then_repack() {
+        let h: Hash = [("f", "v")].into_iter().collect();
+        let mut r = Record::new(b"h", Value::Hash(h), None);
+        let before = r.clone();
+        let (entry, unpacked) = r.entry_mut();
+        assert!(unpacked);
+        let Value::Hash(h) = &mut entry.value else {
+            panic!("not a hash")
+        };
+        h.insert(b"g", b"w", &Default::default());
+        r.repack();
+        assert!(r.is_packed());
+        assert!(!r.same(&before));
+        assert_eq!(before.to_entry().value.as_hash().unwrap().len(), 1);
+        assert_eq!(r.to_entry().value.as_hash().unwrap().len(), 2);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! Resumable HSCAN cursors (SCAN and SSCAN walk their tries with stateless
-//! hash-order cursors instead).
+//! Resumable cursors for walks that cannot resume from a number. (SCAN and
+//! HSCAN need none: their cursor is a position in a trie's hash order.)
 //!
-//! A cursor here is an owned iterator over an O(1) clone of the map taken when
-//! the scan began. That
+//! A persistent hash trie cannot resume a walk from a number, so a cursor is an
+//! owned iterator over an O(1) clone of the map taken when the scan began. That
 //! gives Redis's guarantee (every element present for the whole scan is returned)
 //! and more: each element is returned at most once per scan. The table is bounded;
 //! a cursor it no longer knows (evicted, or never issued) starts a fresh walk, which
@@ -25,13 +25,13 @@ const CURSOR_IDLE_LIMIT: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ScanTarget {
     Keys { db: usize },
-    Hash { db: usize, key: Key },
+    Set { db: usize, key: Key },
 }
 
 /// The remaining elements of a walk.
 pub enum ScanIter {
     Keys(Box<dyn Iterator<Item = (Key, Entry)> + Send>),
-    Hash(Box<dyn Iterator<Item = (Bytes, Bytes)> + Send>),
+    Set(Box<dyn Iterator<Item = Bytes> + Send>),
 }
 
 struct Cursor {
@@ -121,7 +121,7 @@ pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
 impl ScanTarget {
     fn db(&self) -> usize {
         match self {
-            ScanTarget::Keys { db } | ScanTarget::Hash { db, .. } => *db,
+            ScanTarget::Keys { db } | ScanTarget::Set { db, .. } => *db,
         }
     }
 }
@@ -140,23 +140,23 @@ mod tests {
     use super::*;
 
     fn set_iter(items: &[&str]) -> ScanIter {
-        let v: Vec<(Bytes, Bytes)> = items
+        let v: Vec<Bytes> = items
             .iter()
-            .map(|s| (Bytes::copy_from_slice(s.as_bytes()), Bytes::new()))
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
             .collect();
-        ScanIter::Hash(Box::new(v.into_iter()))
+        ScanIter::Set(Box::new(v.into_iter()))
     }
 
     #[test]
     fn park_and_resume() {
         let mut t = ScanCursors::default();
-        let target = ScanTarget::Hash {
+        let target = ScanTarget::Set {
             db: 0,
             key: Bytes::from("s"),
         };
         let id = t.park(target.clone(), set_iter(&["a", "b"]));
         assert!(id != 0);
-        let other = ScanTarget::Hash {
+        let other = ScanTarget::Set {
             db: 1,
             key: Bytes::from("s"),
         };
@@ -164,10 +164,10 @@ mod tests {
             t.take(id, &other).is_none(),
             "cursor of another target must not resume"
         );
-        let Some(ScanIter::Hash(mut it)) = t.take(id, &target) else {
+        let Some(ScanIter::Set(mut it)) = t.take(id, &target) else {
             panic!("lost cursor")
         };
-        assert_eq!(it.next().unwrap().0, Bytes::from("a"));
+        assert_eq!(it.next().unwrap(), Bytes::from("a"));
         assert!(t.take(id, &target).is_none(), "a taken cursor is gone");
     }
 

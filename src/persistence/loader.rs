@@ -10,13 +10,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use bytes::Bytes;
-use imbl::{HashMap, Vector};
+use imbl::Vector;
 
 use super::format::*;
 use super::writer::PROGRESS_LOG_EVERY;
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::set::Set;
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::{Hash, Keyspace, Value};
 
 /// Databases a file may declare when no server configuration bounds them
 /// (`check-dump`): keeps a hostile header from allocating millions of databases.
@@ -91,28 +91,29 @@ pub struct Loaded {
 }
 
 /// Loads `path`. `databases` is the configured count (None: take the header's).
-/// Collections take the encodings Redis's defaults give them.
+/// Hashes and sets take the encoding Redis's default limits give them.
 pub fn load_file(path: &Path, databases: Option<usize>, now_ms: i64) -> Result<Loaded, LoadError> {
     load_file_with(path, databases, now_ms, Encodings::default())
 }
 
-/// [`load_file`] under the server's configured encoding limits: a set is an
-/// intset when its members allow, as Redis's `rdbLoadObject` makes it,
-/// whatever encoding it had when saved.
+/// Like [`load_file`], building hashes and sets under the configured
+/// `limits`: as in Redis, a load re-derives each one's encoding from its
+/// contents (a table that shrank before the save comes back a listpack or an
+/// intset).
 pub fn load_file_with(
     path: &Path,
     databases: Option<usize>,
     now_ms: i64,
-    encodings: Encodings,
+    limits: Encodings,
 ) -> Result<Loaded, LoadError> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
-    load_from(
+    load_with(
         BufReader::with_capacity(256 * 1024, file),
         len,
         databases,
         now_ms,
-        encodings,
+        limits,
     )
 }
 
@@ -122,13 +123,7 @@ pub fn load_bytes(
     databases: Option<usize>,
     now_ms: i64,
 ) -> Result<Loaded, LoadError> {
-    load_from(
-        bytes,
-        bytes.len() as u64,
-        databases,
-        now_ms,
-        Encodings::default(),
-    )
+    load_from(bytes, bytes.len() as u64, databases, now_ms)
 }
 
 /// Loads from a reader that yields exactly `len` bytes.
@@ -137,7 +132,16 @@ pub fn load_from<R: Read>(
     len: u64,
     databases: Option<usize>,
     now_ms: i64,
-    encodings: Encodings,
+) -> Result<Loaded, LoadError> {
+    load_with(reader, len, databases, now_ms, Encodings::default())
+}
+
+fn load_with<R: Read>(
+    reader: R,
+    len: u64,
+    databases: Option<usize>,
+    now_ms: i64,
+    limits: Encodings,
 ) -> Result<Loaded, LoadError> {
     let mut input = Input {
         reader,
@@ -165,7 +169,7 @@ pub fn load_from<R: Read>(
         keyspace: Keyspace::new(db_count),
         db_count,
         now_ms,
-        encodings,
+        limits,
         db: None,
         pending: None,
         expired_keys: std::collections::HashSet::new(),
@@ -355,7 +359,8 @@ struct Body {
     keyspace: Keyspace,
     db_count: usize,
     now_ms: i64,
-    encodings: Encodings,
+    /// The limits hashes and sets are built under.
+    limits: Encodings,
     db: Option<usize>,
     pending: Option<Pending>,
     /// Expired keys skipped in the current database (to catch duplicates of them).
@@ -424,7 +429,7 @@ impl Body {
         let value = match h.kind {
             Kind::Str => Value::Str(Bytes::new()),
             Kind::List => Value::List(Vector::new()),
-            Kind::Hash => Value::Hash(HashMap::new()),
+            Kind::Hash => Value::Hash(Hash::new()),
             Kind::Set => Value::Set(Set::new()),
         };
         self.pending = Some(Pending {
@@ -502,16 +507,14 @@ impl Body {
             }
             (Record::SetChunk(items), Value::Set(set)) => {
                 for m in items {
-                    if !set.insert(m, &self.encodings) {
+                    if !set.insert(m, &self.limits) {
                         return Err(dup("member", m));
                     }
                 }
             }
             (Record::HashChunk(pairs), Value::Hash(h)) => {
                 for (f, v) in pairs {
-                    if h.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v))
-                        .is_some()
-                    {
+                    if !h.insert(f, v, &self.limits) {
                         return Err(dup("field", f));
                     }
                 }

@@ -161,7 +161,7 @@ pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
 /// Loads the dump at start-up, if there is one. A missing file means an empty
 /// server; any other problem is fatal (the file is never ignored or overwritten).
 pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
-    let (path, databases, encodings) = {
+    let (path, databases, limits) = {
         let c = shared.config();
         (c.dump_path(), c.databases, crate::state::encodings_of(&c))
     };
@@ -171,7 +171,7 @@ pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
     }
     tracing::info!("Loading snapshot {}...", path.display());
     let started = Instant::now();
-    let loaded = loader::load_file_with(&path, Some(databases), unix_ms(), encodings)
+    let loaded = loader::load_file_with(&path, Some(databases), unix_ms(), limits)
         .map_err(|e| format!("cannot load snapshot {}: {e}", path.display()))?;
     let mut state = shared.lock();
     state.keyspace = loaded.keyspace;

@@ -3,15 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use imbl::{HashMap, Vector};
+use imbl::Vector;
 use proptest::prelude::*;
 
 use super::format::*;
-use super::loader::{load_bytes, load_from, LoadError};
+use super::loader::{load_bytes, load_file_with, LoadError};
 use super::writer::to_bytes;
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::set::Set;
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::{Hash, Keyspace, Value};
 
 /// A comparable picture of a keyspace: per db, key -> (value, expiry).
 type Picture = Vec<BTreeMap<Vec<u8>, (Repr, Option<i64>)>>;
@@ -64,7 +64,7 @@ fn sample() -> Keyspace {
     );
     db.insert(
         b(b"hash"),
-        Value::Hash(HashMap::from_iter([
+        Value::Hash(Hash::from_iter([
             (b(b"f1"), b(b"v1")),
             (b(b"f2"), b(b"v2")),
         ])),
@@ -161,7 +161,10 @@ fn sets_load_in_the_encoding_their_members_give() {
         set_max_intset_entries: 1000,
         ..Encodings::default()
     };
-    let loaded = load_from(&bytes[..], bytes.len() as u64, Some(1), NOW, roomy).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.rdb");
+    std::fs::write(&path, &bytes).unwrap();
+    let loaded = load_file_with(&path, Some(1), NOW, roomy).unwrap();
     assert_eq!(encoding(&loaded.keyspace, b"ints"), "intset");
 }
 

@@ -192,7 +192,7 @@ fn write_entry<W: Write>(
             let mut bytes = 0;
             for (f, v) in h.iter() {
                 bytes += f.len() + v.len();
-                chunk.push((&f[..], &v[..]));
+                chunk.push((f, v));
                 if chunk.len() >= CHUNK_MAX_ELEMENTS || bytes >= CHUNK_MAX_BYTES {
                     w.record(&Record::HashChunk(std::mem::take(&mut chunk)))?;
                     bytes = 0;
