@@ -14,8 +14,6 @@
 //! `srandmemberWithCountCommand`, so a pick of k members costs about
 //! O(k log n), never a walk of the set unless the reply is most of it.
 
-use std::collections::HashSet as StdHashSet;
-
 use bytes::Bytes;
 
 use super::args;
@@ -510,17 +508,10 @@ fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64) -> CmdResult {
             all
         } else {
             // Each draw is new with probability above 2/3.
-            let mut seen = StdHashSet::with_capacity(k);
-            let mut picks = Vec::with_capacity(k);
-            while picks.len() < k {
-                let i = rng.below(size);
-                if seen.insert(i) {
-                    picks.push(Reply::Bulk(
-                        set.nth(i).expect("below the length").to_bytes(),
-                    ));
-                }
-            }
-            picks
+            sample::distinct_indices(size, k, rng)
+                .into_iter()
+                .map(|i| Reply::Bulk(set.nth(i).expect("below the length").to_bytes()))
+                .collect()
         }
     };
     Ok(Reply::Array(picks))
