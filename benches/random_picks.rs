@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use forkless::commands::sample::distinct_indices;
 use forkless::keyspace::encodings::Encodings;
 use forkless::keyspace::set::Set;
 use forkless::keyspace::{Db, Value};
@@ -80,14 +81,10 @@ fn srandmember_10(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter(|| {
                 let set = db.get(KEY, 0).unwrap().value.as_set().unwrap();
-                let mut seen = std::collections::HashSet::with_capacity(10);
-                let mut picks = Vec::with_capacity(10);
-                while picks.len() < 10 {
-                    let i = rng.below(set.len());
-                    if seen.insert(i) {
-                        picks.push(set.nth(i).unwrap().to_bytes());
-                    }
-                }
+                let picks: Vec<Bytes> = distinct_indices(set.len(), 10, &mut rng)
+                    .into_iter()
+                    .map(|i| set.nth(i).unwrap().to_bytes())
+                    .collect();
                 black_box(picks)
             })
         });
