@@ -10,7 +10,7 @@
 //! - [`state`]: the shared server state and the lock that makes commands atomic.
 //! - [`commands`]: the command table, dispatch, and one module per family.
 //! - [`keyspace`]: databases of persistent maps; the O(1) snapshot invariant;
-//!   expiry and scan cursors.
+//!   the value types' representations (hashes, sets); expiry and scan cursors.
 //! - [`pubsub`]: channel/pattern registry, subscriber queues and their
 //!   output-buffer limit, keyspace notifications.
 //! - [`blocking`]: clients blocked in BLPOP and friends.

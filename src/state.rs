@@ -15,7 +15,6 @@ use crate::blocking::Blocking;
 use crate::clients::ClientRegistry;
 use crate::config::Config;
 use crate::keyspace::encodings::Encodings;
-use crate::keyspace::scan::ScanCursors;
 use crate::keyspace::Keyspace;
 use crate::persistence::PersistState;
 use crate::rng::Rng;
@@ -26,7 +25,6 @@ pub struct State {
     /// Changes since the last successful save (Redis's `server.dirty`).
     pub dirty: u64,
     pub blocking: Blocking,
-    pub scans: ScanCursors,
     pub rng: Rng,
     pub stats: Stats,
     pub persistence: PersistState,
@@ -48,7 +46,6 @@ impl State {
             keyspace: Keyspace::new(databases),
             dirty: 0,
             blocking: Blocking::default(),
-            scans: ScanCursors::default(),
             rng: Rng::from_entropy(),
             stats: Stats::default(),
             persistence: PersistState::default(),

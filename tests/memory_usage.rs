@@ -1,14 +1,16 @@
 //! MEMORY USAGE's estimate against what the heap really holds: a counting
-//! global allocator measures the bytes a 1,000-element list, hash and set, and
-//! a 300-field listpack hash, take (malloc's usable size plus its 8-byte
-//! header per block), and the estimate must be within a factor of two of it.
+//! global allocator measures the bytes a 1,000-element list, hash and set, a
+//! 300-field listpack hash and a 500-member intset take (malloc's usable size
+//! plus its 8-byte header per block), and the estimate must be within a factor
+//! of two of it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use bytes::Bytes;
-use forkless::commands::introspection::entry_usage;
+use forkless::commands::introspection::{entry_usage, value_usage};
 use forkless::keyspace::encodings::Encodings;
+use forkless::keyspace::set::Set;
 use forkless::keyspace::{Entry, Hash, Value};
 
 extern "C" {
@@ -90,6 +92,17 @@ fn measure(make: impl FnOnce() -> (Bytes, Value)) -> (isize, usize) {
     (held, estimate)
 }
 
+/// Like [`measure`] for a value alone, against `value_usage`: for values small
+/// enough that a map's root node would dwarf them.
+fn measure_value(make: impl FnOnce() -> Value) -> (isize, usize) {
+    let before = LIVE.load(Ordering::SeqCst);
+    let value = make();
+    let held = LIVE.load(Ordering::SeqCst) - before;
+    let estimate = value_usage(&value, 0);
+    drop(value);
+    (held, estimate)
+}
+
 fn check(what: &str, (held, estimate): (isize, usize)) {
     let ratio = estimate as f64 / held as f64;
     eprintln!("{what}: heap {held} bytes, MEMORY USAGE {estimate} bytes, ratio {ratio:.2}");
@@ -154,21 +167,33 @@ fn memory_usage_is_within_twice_the_real_heap() {
     check(
         "set",
         measure(|| {
-            let mut set = imbl::HashSet::new();
+            let limits = Encodings::default();
+            let mut set = Set::new();
             for i in 0..1000 {
-                set.insert(b(format!("member:{i}")));
+                set.insert(format!("member:{i}").as_bytes(), &limits);
             }
+            assert_eq!(set.encoding_name(), "hashtable");
             (b("myset".into()), Value::Set(set))
         }),
     );
     check(
         "set of long members",
         measure(|| {
-            let mut set = imbl::HashSet::new();
+            let limits = Encodings::default();
+            let mut set = Set::new();
             for i in 0..1000 {
-                set.insert(b(format!("{i}:{}", "x".repeat(200))));
+                set.insert(format!("{i}:{}", "x".repeat(200)).as_bytes(), &limits);
             }
             (b("bigset".into()), Value::Set(set))
+        }),
+    );
+    check(
+        "intset",
+        measure_value(|| {
+            let set: Set = (0..500).map(|i| (i * 1000).to_string()).collect();
+            assert_eq!(set.encoding_name(), "intset");
+            // As a load or an unpacked record makes it: exactly sized.
+            Value::Set(Set::from_intset_bytes(set.intset_bytes().unwrap()).unwrap())
         }),
     );
 }

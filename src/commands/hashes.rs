@@ -313,19 +313,6 @@ pub(super) fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
     ])
 }
 
-/// Takes up to `count` elements of a parked or fresh walk; returns them and
-/// whether the walk is over (the reply's cursor is then 0).
-pub(super) fn walk<T>(
-    iter: &mut Box<dyn Iterator<Item = T> + Send>,
-    count: usize,
-) -> (Vec<T>, bool) {
-    let batch: Vec<T> = iter.by_ref().take(count).collect();
-    // imbl's consuming iterators report an exact size, so the last batch ends
-    // the scan with cursor 0 instead of one more empty round trip.
-    let finished = batch.len() < count || iter.size_hint().1 == Some(0);
-    (batch, finished)
-}
-
 // ---------------------------------------------------------------------------
 // Lookups.
 
@@ -745,23 +732,6 @@ mod tests {
             parse_scan_options(&[b("count"), b("x")]).err(),
             Some(CommandError::NotInteger)
         );
-    }
-
-    #[test]
-    fn walk_ends_exactly_at_the_last_batch() {
-        let h: imbl::HashSet<Bytes> = (0..25).map(|i| b(&i.to_string())).collect();
-        let mut it: Box<dyn Iterator<Item = Bytes> + Send> = Box::new(h.into_iter());
-        let mut seen = 0;
-        let mut rounds = 0;
-        loop {
-            let (batch, finished) = walk(&mut it, 5);
-            seen += batch.len();
-            rounds += 1;
-            if finished {
-                break;
-            }
-        }
-        assert_eq!((seen, rounds), (25, 5));
     }
 
     #[test]

@@ -13,17 +13,13 @@
 //!   trie's hash and node overhead;
 //! - a list (`imbl::Vector`) holds its elements in chunks of 64 handles, plus
 //!   the tree nodes above them;
-//! - a set (`imbl::HashSet`) is a hash array-mapped trie whose nodes hold 32
-//!   slots of `member` plus the hash, allocated in full however few are used.
-//!   Measured with a counting allocator, a trie of up to a few thousand
-//!   entries allocates about four slots per entry, a larger one about two (the
-//!   lower levels fill up); the database's own trie is counted at two slots
-//!   per key;
-//! - a hash is its listpack buffer while small; in its table form a
-//!   [`Champ`](crate::keyspace::champ::Champ) of `(field, value)` slots whose
-//!   nodes are exactly sized: one slot per pair plus one per child node, the
-//!   number of nodes being what uniformly spread hashes give (a subtree of a
-//!   level-`L` prefix exists when at least two pairs share that prefix).
+//! - a hash is its listpack buffer while small, a set its intset buffer; in
+//!   their table form a [`Champ`](crate::keyspace::champ::Champ) of `(field,
+//!   value)` / `member` slots whose nodes are exactly sized: one slot per item
+//!   plus one per child node, the number of nodes being what uniformly spread
+//!   hashes give (a subtree of a level-`L` prefix exists when at least two
+//!   items share that prefix). The database's own trie is counted at two
+//!   slots per key.
 //!
 //! With `SAMPLES n` (default 5, 0 = all) the average payload of the first n
 //! elements stands for all, as Redis does. Structure shared with a snapshot
@@ -33,20 +29,19 @@
 //!
 //! # OBJECT ENCODING
 //!
-//! Hashes report their real representation, `listpack` or `hashtable`, which
-//! converts under Redis's rules (`keyspace/hash.rs`). For the other types
-//! OBJECT ENCODING answers what Redis 7.0 would report for the same value
-//! under the same configuration (`set-max-intset-entries`): strings `int` /
-//! `embstr` (≤ 44 bytes) / `raw`, lists `quicklist`, sets `intset` /
-//! `hashtable`. That is descriptive only: a string Redis made `raw` by APPEND
-//! is reported by its content here.
+//! Hashes and sets report their real representation, `listpack` or
+//! `hashtable`, `intset` or `hashtable`, which convert under Redis's rules
+//! (`keyspace/hash.rs`, `keyspace/set.rs`). For strings and lists OBJECT
+//! ENCODING answers what Redis 7.0 would report for the same value: strings
+//! `int` / `embstr` (≤ 44 bytes) / `raw`, lists `quicklist`. That is
+//! descriptive only: a string Redis made `raw` by APPEND is reported by its
+//! content here.
 
 use bytes::Bytes;
 
 use super::flags::READONLY;
 use super::server::{dispatch_sub, help_reply, Sub};
 use super::{args, spec, CommandSpec, Ctx};
-use crate::config::Config;
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::{Entry, Value};
 use crate::reply::Reply;
@@ -171,6 +166,11 @@ fn champ_bytes(count: usize, slot: usize) -> usize {
     nodes * alloc_size(CHAMP_NODE + per_node * slot)
 }
 
+/// Heap bytes of an intset set: its `Arc`'d header and its buffer.
+fn intset_bytes(buffer: usize) -> usize {
+    alloc_size(16 + std::mem::size_of::<crate::keyspace::intset::IntSet>()) + alloc_size(buffer)
+}
+
 /// Heap bytes of a listpack hash: its `Arc`'d header and its buffer.
 fn listpack_bytes(buffer: usize) -> usize {
     alloc_size(16 + std::mem::size_of::<crate::keyspace::listpack::Listpack>()) + alloc_size(buffer)
@@ -203,7 +203,13 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
                     })
             }
         },
-        Value::Set(s) => hamt_bytes(s.len(), handle) + sampled(s.iter(), s.len(), samples, payload),
+        Value::Set(s) => match s.intset_bytes() {
+            Some(ints) => intset_bytes(ints.len()),
+            None => {
+                champ_bytes(s.len(), handle)
+                    + sampled(s.iter(), s.len(), samples, |m| alloc_size(m.len()))
+            }
+        },
     }
 }
 
@@ -426,9 +432,9 @@ fn is_redis_integer(b: &[u8]) -> bool {
     args::parse_i64_strict(b).is_some_and(|n| n.to_string().as_bytes() == b)
 }
 
-/// The encoding Redis 7.0 would report for `value` under `config` (a hash's
-/// is its own).
-pub fn encoding(value: &Value, config: &Config) -> &'static str {
+/// The encoding Redis 7.0 would report for `value` (a hash's and a set's are
+/// their own, converted under the configured limits as they changed).
+pub fn encoding(value: &Value) -> &'static str {
     match value {
         Value::Str(s) if s.len() <= 20 && is_redis_integer(s) => "int",
         Value::Str(s) if s.len() <= 44 => "embstr",
@@ -436,14 +442,7 @@ pub fn encoding(value: &Value, config: &Config) -> &'static str {
         // Redis 7.0 stores every list as a quicklist (7.2 added small listpacks).
         Value::List(_) => "quicklist",
         Value::Hash(h) => h.encoding_name(),
-        Value::Set(s) => {
-            let max = config.extra_i64("set-max-intset-entries", 512);
-            if s.len() as i64 <= max && s.iter().all(|m| is_redis_integer(m)) {
-                "intset"
-            } else {
-                "hashtable"
-            }
-        }
+        Value::Set(s) => s.encoding_name(),
     }
 }
 
@@ -486,8 +485,7 @@ fn with_key<T>(ctx: &mut Ctx<'_>, key: &[u8], f: impl FnOnce(&Entry) -> T) -> Op
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let config = ctx.shared.config().clone();
-    Ok(with_key(ctx, &args[2], |e| encoding(&e.value, &config))
+    Ok(with_key(ctx, &args[2], |e| encoding(&e.value))
         .map(Reply::bulk_str)
         .unwrap_or(Reply::Null))
 }
@@ -557,24 +555,22 @@ mod tests {
 
     #[test]
     fn string_encodings() {
-        let c = Config::default();
-        assert_eq!(encoding(&Value::Str(b("123")), &c), "int");
-        assert_eq!(encoding(&Value::Str(b("0123")), &c), "embstr");
-        assert_eq!(encoding(&Value::Str(b(&"x".repeat(44))), &c), "embstr");
-        assert_eq!(encoding(&Value::Str(b(&"x".repeat(45))), &c), "raw");
+        assert_eq!(encoding(&Value::Str(b("123"))), "int");
+        assert_eq!(encoding(&Value::Str(b("0123"))), "embstr");
+        assert_eq!(encoding(&Value::Str(b(&"x".repeat(44)))), "embstr");
+        assert_eq!(encoding(&Value::Str(b(&"x".repeat(45)))), "raw");
     }
 
     #[test]
     fn collection_encodings_follow_the_thresholds() {
-        let mut c = Config::default();
-        let set: imbl::HashSet<Bytes> = (0..10).map(|i| b(&i.to_string())).collect();
-        assert_eq!(encoding(&Value::Set(set.clone()), &c), "intset");
-        c.extra.insert("set-max-intset-entries", "5".into());
-        assert_eq!(encoding(&Value::Set(set), &c), "hashtable");
+        let mut set: crate::keyspace::set::Set = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(encoding(&Value::Set(set.clone())), "intset");
+        set.insert(b"x", &Default::default());
+        assert_eq!(encoding(&Value::Set(set)), "hashtable");
         let hash: crate::keyspace::Hash = [(b("f"), b("v"))].into_iter().collect();
-        assert_eq!(encoding(&Value::Hash(hash.clone()), &c), "listpack");
+        assert_eq!(encoding(&Value::Hash(hash.clone())), "listpack");
         let long: crate::keyspace::Hash = [(b("f"), b(&"v".repeat(65)))].into_iter().collect();
-        assert_eq!(encoding(&Value::Hash(long), &c), "hashtable");
+        assert_eq!(encoding(&Value::Hash(long)), "hashtable");
     }
 
     #[test]

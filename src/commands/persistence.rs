@@ -184,12 +184,11 @@ fn debug_sleep(arg: &Bytes) -> CmdResult {
 }
 
 fn debug_object(ctx: &mut Ctx<'_>, key: &Bytes) -> CmdResult {
-    let config = ctx.shared.config().clone();
     let now = ctx.now_ms;
     let Some(entry) = ctx.db().get(key, now) else {
         return Err(CommandError::err("no such key"));
     };
-    let encoding = crate::commands::introspection::encoding(&entry.value, &config);
+    let encoding = crate::commands::introspection::encoding(&entry.value);
     let serialized = crate::commands::introspection::entry_usage(key, entry, 5);
     let addr = entry as *const _ as usize;
     let mut text = format!(

@@ -1,7 +1,7 @@
-//! Random picks from persistent hash collections, for SPOP, SRANDMEMBER and
-//! HRANDFIELD, and the count argument those commands share. (HRANDFIELD on a
-//! large hash draws indices with [`distinct_indices`] and finds each in
-//! O(depth) through the trie's subtree counts; the walks below serve the rest.)
+//! Random picks for SPOP, SRANDMEMBER and HRANDFIELD, and the count argument
+//! those commands share. (Sets, and HRANDFIELD on a large hash, draw indices
+//! with [`distinct_indices`] and find each in O(depth) through the trie's
+//! subtree counts, or O(1) in an intset; the walks below serve the rest.)
 //!
 //! # Cost
 //!

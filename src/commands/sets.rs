@@ -2,29 +2,42 @@
 //! (SINTER/SUNION/SDIFF, their STORE forms, SINTERCARD) and SSCAN, with Redis
 //! 7.0's replies, errors and change counting.
 //!
-//! A set is an `imbl::HashSet<Bytes>`; removing its last member deletes the key.
-//! Multi-key commands look every key up before computing, so a key of another
-//! type anywhere among them is WRONGTYPE, even after a missing key (Redis 7.0).
+//! A set is a [`Set`] (intset or hashtable, converted by Redis 7.0's rules
+//! under the configured `set-max-intset-entries`); removing its last member
+//! deletes the key. Replies list members in the set's own order: an intset in
+//! numeric order, as Redis does. Multi-key commands look every key up before
+//! computing, so a key of another type anywhere among them is WRONGTYPE, even
+//! after a missing key (Redis 7.0).
+//!
+//! Random picks go by index ([`Set::nth`], O(1) in an intset, O(depth) in a
+//! table), following the case split of Redis's `spopWithCountCommand` and
+//! `srandmemberWithCountCommand`, so a pick of k members costs about
+//! O(k log n), never a walk of the set unless the reply is most of it.
 
 use bytes::Bytes;
-use imbl::HashSet;
 
 use super::args;
 use super::flags::*;
-use super::hashes::{lookup_read, owned, parse_scan_cursor, parse_scan_options, scan_reply, walk};
+use super::hashes::{lookup_read, owned, parse_scan_cursor, parse_scan_options, scan_reply};
 use super::sample;
 use super::{spec, CommandSpec, Ctx, KEY1, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
-use crate::keyspace::scan::{ScanIter, ScanTarget};
+use crate::keyspace::encodings::Encodings;
+use crate::keyspace::set::{Member, Set};
 use crate::keyspace::Value;
 use crate::pubsub::notify;
 use crate::reply::Reply;
+use crate::rng::Rng;
 
-type Set = HashSet<Bytes>;
+/// SPOP with a count builds the survivors as a new set instead of removing
+/// each popped member when fewer than 1/5 of the count survive (Redis's
+/// `SPOP_MOVE_STRATEGY_MUL`); this decides the survivors' encoding too.
+const SPOP_MOVE_STRATEGY_MUL: usize = 5;
 
-/// Redis 7.0 keeps a set of integers as an intset (sorted, and returned whole
-/// by SSCAN) up to this many members (`set-max-intset-entries`).
-const INTSET_MAX_ENTRIES: usize = 512;
+/// SRANDMEMBER with a positive count starts from the whole set and removes
+/// random members when the set is under 3 times the count (Redis's
+/// `SRANDMEMBER_SUB_STRATEGY_MUL`), and picks random members otherwise.
+const SRANDMEMBER_SUB_STRATEGY_MUL: usize = 3;
 
 /// All keys from the first argument on.
 const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
@@ -230,25 +243,21 @@ fn existing_set_mut<'c>(
         .transpose()
 }
 
-/// Whether Redis 7.0 would hold these members as an intset: few enough, and
-/// every one a strict 64-bit decimal.
-fn is_intset_sized<'a>(len: usize, mut members: impl Iterator<Item = &'a Bytes>) -> bool {
-    len <= INTSET_MAX_ENTRIES && members.all(|m| args::parse_i64_strict(m).is_some())
+/// Members as bulk replies, in the order given.
+fn bulks<'a>(members: impl Iterator<Item = Member<'a>>) -> Vec<Reply> {
+    members.map(|m| Reply::Bulk(m.to_bytes())).collect()
 }
 
-/// Orders members as Redis replies with them where it can: an intset is kept
-/// sorted, so small all-integer results come back in numeric order. Other sets
-/// come back in hash order, which Redis does not define either.
-fn redis_order(mut members: Vec<Bytes>) -> Vec<Bytes> {
-    if is_intset_sized(members.len(), members.iter()) {
-        members.sort_by_key(|m| args::parse_i64_strict(m).unwrap_or(0));
-    }
-    members
+/// A RESP3 set reply (an array in RESP2) of the whole set, in its order.
+fn set_reply(set: &Set) -> Reply {
+    Reply::Set(bulks(set.iter()))
 }
 
-/// A RESP3 set reply (an array in RESP2).
-fn set_reply(members: Vec<Bytes>) -> Reply {
-    Reply::Set(redis_order(members).into_iter().map(Reply::Bulk).collect())
+/// A uniformly chosen member (`set` must not be empty).
+fn random_member(set: &Set, rng: &mut Rng) -> Bytes {
+    set.nth(rng.below(set.len()))
+        .expect("an index below the length")
+        .to_bytes()
 }
 
 // ---------------------------------------------------------------------------
@@ -260,20 +269,15 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Integer(0));
     }
     let now = ctx.now_ms;
+    let enc = ctx.state.encodings;
     let key = owned(&args[1]);
     let set = ctx
         .db()
         .get_or_insert_with(&key, now, || Value::Set(Set::new()))
         .value
         .as_set_mut()?;
-    let mut added = 0;
-    for m in &args[2..] {
-        if !set.contains(m) {
-            set.insert(owned(m));
-            added += 1;
-        }
-    }
-    ctx.dirty(added);
+    let added = new_members.iter().filter(|m| set.insert(m, &enc)).count();
+    ctx.dirty(added as u64);
     if added > 0 {
         ctx.notify(notify::SET, "sadd", &key);
     }
@@ -290,24 +294,19 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(set) = existing_set_mut(ctx, key)? else {
         return Ok(Reply::Integer(0));
     };
-    let mut removed = 0;
-    for m in &args[2..] {
-        if set.remove(m).is_some() {
-            removed += 1;
-        }
-    }
+    let removed = gone.iter().filter(|m| set.remove(m)).count();
     ctx.db().remove_if_empty(key);
-    ctx.dirty(removed);
+    ctx.dirty(removed as u64);
     ctx.notify(notify::SET, "srem", key);
     notify::del_if_gone(ctx, key);
     Ok(Reply::Integer(removed as i64))
 }
 
 fn smembers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let members = read_set(ctx, &args[1])?
-        .map(|s| s.iter().cloned().collect())
-        .unwrap_or_default();
-    Ok(set_reply(members))
+    Ok(match read_set(ctx, &args[1])? {
+        Some(set) => set_reply(set),
+        None => Reply::Set(Vec::new()),
+    })
 }
 
 fn sismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -325,13 +324,14 @@ fn smismember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn scard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let len = read_set(ctx, &args[1])?.map_or(0, |s| s.len());
+    let len = read_set(ctx, &args[1])?.map_or(0, Set::len);
     Ok(Reply::Integer(len as i64))
 }
 
 fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
     let now = ctx.now_ms;
+    let enc = ctx.state.encodings;
     let db = ctx.db();
     // Redis: a missing source answers 0 before the destination's type is checked.
     let is_member = match db.get(src, now) {
@@ -356,8 +356,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .get_or_insert_with(&owned(dst), now, || Value::Set(Set::new()))
         .value
         .as_set_mut()?
-        .insert(owned(member))
-        .is_none();
+        .insert(member, &enc);
     ctx.dirty(1 + added as u64);
     if added {
         ctx.notify(notify::SET, "sadd", dst);
@@ -395,9 +394,10 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         return Ok(Reply::Null);
     };
     let set = entry.value.as_set_mut()?;
-    let Some(member) = sample::one(set.iter(), set.len(), &mut state.rng).cloned() else {
+    if set.is_empty() {
         return Ok(Reply::Null);
-    };
+    }
+    let member = random_member(set, &mut state.rng);
     set.remove(&member);
     db.remove_if_empty(key);
     ctx.dirty(1);
@@ -406,12 +406,14 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     Ok(Reply::Bulk(member))
 }
 
-/// Pops `count` random members in one pass over the set. When more than half
-/// the set goes, the survivors are gathered into a new set instead of removing
-/// each popped member, so the structural work is min(count, size - count).
+/// Pops `count` random members, in Redis's three cases: the whole set; a few
+/// members, each picked and removed; or most of the set, where the few
+/// survivors are picked into a new set (built by Redis's conversion rules,
+/// so a large hashtable may leave an intset behind) and the rest is the reply.
 fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: usize) -> CmdResult {
     let now = ctx.now_ms;
     let index = ctx.client.db;
+    let enc = ctx.state.encodings;
     let state = &mut *ctx.state;
     let db = state.keyspace.db_mut(index);
     let Some(entry) = db.get_mut(key, now) else {
@@ -421,49 +423,52 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: usize) -> CmdResult {
     if count == 0 {
         return Ok(Reply::Set(Vec::new()));
     }
-    let len = set.len();
-    let popped: Vec<Bytes> = if count >= len {
-        // The whole set, in the order Redis would list it.
-        redis_order(std::mem::take(set).into_iter().collect())
-    } else if count <= len / 2 {
-        let popped: Vec<Bytes> = sample::distinct(set.iter(), len, count, &mut state.rng)
-            .into_iter()
-            .cloned()
-            .collect();
-        for m in &popped {
-            set.remove(m);
-        }
-        popped
+    let rng = &mut state.rng;
+    let size = set.len();
+    let popped: Vec<Reply> = if count >= size {
+        // Redis replies with the union of the one set: a fresh set's order.
+        let whole = std::mem::take(set).rebuilt(&enc);
+        bulks(whole.iter())
     } else {
-        let mut selection = sample::Selection::new(len, count);
-        let mut popped = Vec::with_capacity(count);
-        let mut survivors = Set::new();
-        for m in set.iter() {
-            if selection.pick(&mut state.rng) {
-                popped.push(m.clone());
-            } else {
-                survivors.insert(m.clone());
+        let remaining = size - count;
+        if remaining * SPOP_MOVE_STRATEGY_MUL > count {
+            (0..count)
+                .map(|_| {
+                    let m = random_member(set, rng);
+                    set.remove(&m);
+                    Reply::Bulk(m)
+                })
+                .collect()
+        } else {
+            let mut survivors = Set::new();
+            for _ in 0..remaining {
+                let m = random_member(set, rng);
+                survivors.insert(&m, &enc);
+                set.remove(&m);
             }
+            let popped = bulks(set.iter());
+            *set = survivors;
+            popped
         }
-        *set = survivors;
-        sample::shuffle(&mut popped, &mut state.rng);
-        popped
     };
     db.remove_if_empty(key);
     ctx.dirty(popped.len() as u64);
     ctx.notify(notify::SET, "spop", key);
     notify::del_if_gone(ctx, key);
-    Ok(Reply::Set(popped.into_iter().map(Reply::Bulk).collect()))
+    Ok(Reply::Set(popped))
 }
 
 fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match args.len() {
         2 => {
+            // An O(1) clone, so the rng can be borrowed beside it.
             let Some(set) = read_set(ctx, &args[1])?.cloned() else {
                 return Ok(Reply::Null);
             };
-            let member = sample::one(set.iter(), set.len(), &mut ctx.state.rng);
-            Ok(Reply::bulk_opt(member.cloned()))
+            if set.is_empty() {
+                return Ok(Reply::Null);
+            }
+            Ok(Reply::Bulk(random_member(&set, &mut ctx.state.rng)))
         }
         3 => {
             let count = sample::parse_count(&args[2])?;
@@ -473,31 +478,43 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
+/// Redis's cases: a negative count (or 1) picks with repeats; a count past
+/// the size is the whole set; a count above a third of the size removes
+/// random members from a copy of the whole; a smaller count picks distinct
+/// random members.
 fn srandmember_count(ctx: &mut Ctx<'_>, key: &[u8], count: i64) -> CmdResult {
     let Some(set) = read_set(ctx, key)?.cloned() else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let len = set.len();
+    let size = set.len();
     let rng = &mut ctx.state.rng;
-    let picks: Vec<Bytes> = if count >= 0 {
+    if count == 0 || size == 0 {
+        return Ok(Reply::Array(Vec::new()));
+    }
+    let picks: Vec<Reply> = if count < 0 || count == 1 {
+        let k = sample::check_repeats(count.unsigned_abs())?;
+        (0..k)
+            .map(|_| Reply::Bulk(random_member(&set, rng)))
+            .collect()
+    } else {
         let k = usize::try_from(count).unwrap_or(usize::MAX);
-        if k >= len {
-            // The whole set, in the order Redis would list it.
-            redis_order(set.iter().cloned().collect())
+        if k >= size {
+            bulks(set.iter())
+        } else if k.saturating_mul(SRANDMEMBER_SUB_STRATEGY_MUL) > size {
+            let mut all = bulks(set.iter());
+            while all.len() > k {
+                all.swap_remove(rng.below(all.len()));
+            }
+            all
         } else {
-            sample::distinct(set.iter(), len, k, rng)
+            // Each draw is new with probability above 2/3.
+            sample::distinct_indices(size, k, rng)
                 .into_iter()
-                .cloned()
+                .map(|i| Reply::Bulk(set.nth(i).expect("below the length").to_bytes()))
                 .collect()
         }
-    } else {
-        let k = sample::check_repeats(count.unsigned_abs())?;
-        sample::with_repeats(set.iter(), len, k, rng)
-            .into_iter()
-            .cloned()
-            .collect()
     };
-    Ok(Reply::bulks(picks))
+    Ok(Reply::Array(picks))
 }
 
 // ---------------------------------------------------------------------------
@@ -510,8 +527,9 @@ enum Op {
     Diff,
 }
 
-/// Every source set, a missing key being an empty set. `counted` selects a read
-/// lookup (keyspace hits/misses), as Redis does for the non-STORE forms.
+/// Every source set, a missing key being an empty set (Redis never stores an
+/// empty one, so empty means missing). `counted` selects a read lookup
+/// (keyspace hits/misses), as Redis does for the non-STORE forms.
 fn gather(ctx: &mut Ctx<'_>, keys: &[Bytes], counted: bool) -> Result<Vec<Set>, CommandError> {
     let now = ctx.now_ms;
     let mut sets = Vec::with_capacity(keys.len());
@@ -533,8 +551,9 @@ fn gather(ctx: &mut Ctx<'_>, keys: &[Bytes], counted: bool) -> Result<Vec<Set>, 
     Ok(sets)
 }
 
-/// Members of every set, walking the smallest and probing the others.
-fn intersection(sets: &[Set]) -> impl Iterator<Item = &Bytes> {
+/// Members of every set, walking the smallest (in its own order, as Redis
+/// does after sorting the sets by size) and probing the others.
+fn intersection(sets: &[Set]) -> impl Iterator<Item = Member<'_>> {
     let mut by_size: Vec<&Set> = sets.iter().collect();
     by_size.sort_by_key(|s| s.len());
     let (smallest, rest) = match by_size.split_first() {
@@ -544,74 +563,96 @@ fn intersection(sets: &[Set]) -> impl Iterator<Item = &Bytes> {
     smallest
         .into_iter()
         .flat_map(|s| s.iter())
-        .filter(move |m| rest.iter().all(|s| s.contains(*m)))
+        .filter(move |m| rest.iter().all(|s| s.contains(m)))
 }
 
-/// Members of any set, inserted into an O(1) clone of the largest.
-fn union(sets: &[Set]) -> Set {
+/// Members of any set: an O(1) clone of the largest with the others added,
+/// then given the encoding Redis's union (built from an empty intset) has.
+fn union(sets: &[Set], enc: &Encodings) -> Set {
     let Some(largest) = (0..sets.len()).max_by_key(|&i| sets[i].len()) else {
         return Set::new();
     };
     let mut out = sets[largest].clone();
     for (i, s) in sets.iter().enumerate() {
         if i != largest {
-            out.extend(s.iter().cloned());
+            for m in s.iter() {
+                out.insert(&m, enc);
+            }
         }
     }
-    out
+    out.rebuilt(enc)
 }
 
-/// Members of the first set in none of the others. Like Redis, picks between
-/// probing the others for each member of the first, and removing every member
-/// of the others from a copy of the first, by their estimated cost.
-fn difference(sets: &[Set]) -> Set {
+/// Members of the first set in none of the others, by the algorithm Redis
+/// 7.0 picks from the same estimate: probing the others for each member of
+/// the first (the result built from an empty intset), or removing the
+/// others' members from a copy of the first. The choice shows in the
+/// result's encoding: a copy made a hashtable by the first set's size or
+/// members stays one however many members are removed.
+fn difference(sets: &[Set], enc: &Encodings) -> Set {
     let Some((first, rest)) = sets.split_first() else {
         return Set::new();
     };
-    let probe_cost = first.len().saturating_mul(rest.len());
-    let remove_cost: usize = rest.iter().map(Set::len).sum();
-    if probe_cost <= remove_cost {
-        first
-            .iter()
-            .filter(|m| !rest.iter().any(|s| s.contains(*m)))
-            .cloned()
-            .collect()
+    if first.is_empty() {
+        return Set::new();
+    }
+    let present = sets.iter().filter(|s| !s.is_empty());
+    let probe_work = first.len().saturating_mul(present.clone().count()) / 2;
+    let remove_work: usize = present.map(Set::len).sum();
+    if probe_work <= remove_work {
+        let mut out = Set::new();
+        for m in first.iter() {
+            if !rest.iter().any(|s| s.contains(&m)) {
+                out.insert(&m, enc);
+            }
+        }
+        out
     } else {
-        let mut out = first.clone();
+        let mut out = first.clone().rebuilt(enc);
         for s in rest {
-            for m in s {
-                out.remove(m);
+            for m in s.iter() {
+                out.remove(&m);
+            }
+            if out.is_empty() {
+                break;
             }
         }
         out
     }
 }
 
-fn compute(op: Op, sets: &[Set]) -> Set {
+fn compute(op: Op, sets: &[Set], enc: &Encodings) -> Set {
     match op {
         // An intersection with an empty set is empty: Redis returns at once.
         Op::Inter if sets.iter().any(Set::is_empty) => Set::new(),
-        Op::Inter => intersection(sets).cloned().collect(),
-        Op::Union => union(sets),
-        Op::Diff => difference(sets),
+        Op::Inter => {
+            let mut out = Set::new();
+            for m in intersection(sets) {
+                out.insert(&m, enc);
+            }
+            out
+        }
+        Op::Union => union(sets, enc),
+        Op::Diff => difference(sets, enc),
     }
 }
 
 fn algebra(ctx: &mut Ctx<'_>, keys: &[Bytes], op: Op) -> CmdResult {
     let sets = gather(ctx, keys, true)?;
-    let members: Vec<Bytes> = match op {
-        Op::Inter if sets.iter().any(Set::is_empty) => Vec::new(),
-        Op::Inter => intersection(&sets).cloned().collect(),
-        _ => compute(op, &sets).into_iter().collect(),
-    };
-    Ok(set_reply(members))
+    let enc = ctx.state.encodings;
+    Ok(match op {
+        Op::Inter if sets.iter().any(Set::is_empty) => Reply::Set(Vec::new()),
+        Op::Inter => Reply::Set(bulks(intersection(&sets))),
+        _ => set_reply(&compute(op, &sets, &enc)),
+    })
 }
 
 /// Stores the result at `args[1]`, replacing any value (and TTL) there; an empty
 /// result deletes the destination. Counts one change if anything changed.
 fn algebra_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op) -> CmdResult {
     let sets = gather(ctx, &args[2..], false)?;
-    let result = compute(op, &sets);
+    let enc = ctx.state.encodings;
+    let result = compute(op, &sets, &enc);
     drop(sets);
     let dst = &args[1];
     let len = result.len();
@@ -694,39 +735,22 @@ fn sintercard(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 // ---------------------------------------------------------------------------
 // SSCAN.
 
+/// An intset comes whole with cursor 0, as in Redis; a hashtable is walked
+/// with a stateless cursor in hash order (see [`Set::scan`]), so the server
+/// keeps nothing between calls.
 fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let cursor = parse_scan_cursor(&args[2])?;
-    let key = &args[1];
-    // An O(1) clone, so that a cursor can keep walking this version.
-    let Some(set) = read_set(ctx, key)?.cloned() else {
+    let Some(set) = read_set(ctx, &args[1])? else {
         return Ok(scan_reply(0, Vec::new()));
     };
     let opts = parse_scan_options(&args[3..])?;
-    let keep = |m: Bytes| opts.matches(&m).then_some(Reply::Bulk(m));
-    let target = ScanTarget::Set {
-        db: ctx.client.db,
-        key: owned(key),
-    };
-    if is_intset_sized(set.len(), set.iter()) {
-        // A walk parked before the set became an intset is finished by this reply.
-        ctx.state.scans.take(cursor, &target);
-        let all = redis_order(set.into_iter().collect());
-        return Ok(scan_reply(0, all.into_iter().filter_map(keep).collect()));
-    }
-    let mut iter = match ctx.state.scans.take(cursor, &target) {
-        Some(ScanIter::Set(it)) => it,
-        _ => Box::new(set.into_iter()),
-    };
-    let (batch, finished) = walk(&mut iter, opts.count);
-    let next = if finished {
-        0
-    } else {
-        ctx.state.scans.park(target, ScanIter::Set(iter))
-    };
-    Ok(scan_reply(
-        next,
-        batch.into_iter().filter_map(keep).collect(),
-    ))
+    let mut items = Vec::new();
+    let next = set.scan(cursor, opts.count, |m| {
+        if opts.matches(&m) {
+            items.push(Reply::Bulk(m.to_bytes()));
+        }
+    });
+    Ok(scan_reply(next, items))
 }
 
 #[cfg(test)]
@@ -734,46 +758,90 @@ mod tests {
     use super::*;
 
     fn set(items: &[&str]) -> Set {
-        items
-            .iter()
-            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
-            .collect()
+        items.iter().collect()
+    }
+
+    fn enc(max: usize) -> Encodings {
+        Encodings {
+            set_max_intset_entries: max,
+            ..Encodings::default()
+        }
+    }
+
+    fn ints(range: std::ops::Range<i64>) -> Set {
+        range.map(|i| i.to_string()).collect()
     }
 
     #[test]
     fn algebra_results() {
+        let e = Encodings::default();
         let a = set(&["a", "b", "c"]);
         let b = set(&["b", "c", "d"]);
         let c = set(&["c"]);
         let sets = [a.clone(), b.clone(), c.clone()];
-        assert_eq!(compute(Op::Inter, &sets), set(&["c"]));
-        assert_eq!(compute(Op::Union, &sets), set(&["a", "b", "c", "d"]));
-        assert_eq!(compute(Op::Diff, &sets), set(&["a"]));
-        assert_eq!(compute(Op::Inter, &[a.clone(), Set::new()]), Set::new());
-        assert_eq!(compute(Op::Diff, std::slice::from_ref(&a)), a);
+        assert_eq!(compute(Op::Inter, &sets, &e), set(&["c"]));
+        assert_eq!(compute(Op::Union, &sets, &e), set(&["a", "b", "c", "d"]));
+        assert_eq!(compute(Op::Diff, &sets, &e), set(&["a"]));
+        assert_eq!(compute(Op::Inter, &[a.clone(), Set::new()], &e), Set::new());
+        assert_eq!(compute(Op::Diff, std::slice::from_ref(&a), &e), a);
         // Both difference strategies agree.
         let big = set(&["a", "x", "y", "z", "w"]);
         assert_eq!(
-            compute(Op::Diff, &[set(&["a", "b"]), big.clone()]),
+            compute(Op::Diff, &[set(&["a", "b"]), big.clone()], &e),
             set(&["b"])
         );
         assert_eq!(
-            compute(Op::Diff, &[big, set(&["a"])]),
+            compute(Op::Diff, &[big, set(&["a"])], &e),
             set(&["x", "y", "z", "w"])
         );
     }
 
+    /// Encodings of computed results, as read from redis-server 7.0.15.
     #[test]
-    fn intset_order() {
-        let ordered = redis_order(
-            ["10", "-2", "3"]
-                .iter()
-                .map(|s| Bytes::from_static(s.as_bytes()))
-                .collect(),
+    fn results_take_redis_encodings() {
+        let e = Encodings::default();
+        let name = |s: Set| s.encoding_name();
+        // A union of a shrunk hashtable is built afresh: an intset.
+        let mut shrunk = set(&["1", "2", "a"]);
+        shrunk.remove(b"a");
+        assert_eq!(shrunk.encoding_name(), "hashtable");
+        assert_eq!(
+            name(compute(Op::Union, std::slice::from_ref(&shrunk), &e)),
+            "intset"
         );
-        assert_eq!(ordered, vec!["-2", "3", "10"]);
-        assert!(!is_intset_sized(1, set(&["01"]).iter()));
-        assert!(is_intset_sized(1, set(&["-1"]).iter()));
+        assert_eq!(
+            name(compute(Op::Inter, &[shrunk.clone(), shrunk.clone()], &e)),
+            "intset"
+        );
+        // 513 integers are a hashtable, 512 an intset.
+        assert_eq!(
+            name(compute(Op::Union, &[ints(0..300), ints(200..513)], &e)),
+            "hashtable"
+        );
+        assert_eq!(
+            name(compute(Op::Union, &[ints(0..300), ints(200..512)], &e)),
+            "intset"
+        );
+        // SDIFFSTORE x(600) y(1..100) w(101..200): removal from a copy of a
+        // hashtable, which stays one at 400 members.
+        let x = ints(1..601);
+        let diff = compute(Op::Diff, &[x.clone(), ints(1..101), ints(101..201)], &e);
+        assert_eq!((diff.len(), diff.encoding_name()), (400, "hashtable"));
+        // x(600) y(1..500): probing; 100 integers are an intset.
+        let diff = compute(Op::Diff, &[x, ints(1..501)], &e);
+        assert_eq!((diff.len(), diff.encoding_name()), (100, "intset"));
+        // {1..5, a} - {a} - {b}: the copy was a hashtable because of "a".
+        let first = set(&["1", "2", "3", "4", "5", "a"]);
+        let diff = compute(Op::Diff, &[first.clone(), set(&["a"]), set(&["b"])], &e);
+        assert_eq!((diff.len(), diff.encoding_name()), (5, "hashtable"));
+        // ... but with missing keys instead, probing wins: an intset.
+        let diff = compute(Op::Diff, &[first, set(&["a"]), Set::new(), Set::new()], &e);
+        assert_eq!((diff.len(), diff.encoding_name()), (5, "intset"));
+        // The configured limit applies.
+        assert_eq!(
+            name(compute(Op::Union, &[ints(0..3)], &enc(2))),
+            "hashtable"
+        );
     }
 
     #[test]
@@ -792,6 +860,7 @@ mod tests {
 mod counting_tests {
     use super::super::hashes::harness::Harness;
     use crate::reply::Reply;
+    use bytes::Bytes;
 
     #[test]
     fn set_change_counting_matches_redis() {
@@ -849,6 +918,42 @@ mod counting_tests {
         h.run(&["SADD", "s", "c"]);
         assert!(!set(&snap).ptr_eq(&set(&h.snapshot())));
         assert_eq!(set(&snap).len(), 2, "the snapshot keeps its version");
+    }
+
+    /// Small intsets live packed in their record between commands, whether
+    /// just created, grown, or shrunk back under the bound.
+    #[test]
+    fn small_intsets_are_packed_between_commands() {
+        let mut h = Harness::new();
+        let packed = |h: &Harness, key: &[u8]| {
+            h.snapshot()
+                .peek_record(key, 0)
+                .map(crate::keyspace::Record::is_packed)
+        };
+        h.run(&["SADD", "s", "1", "2", "3"]);
+        assert_eq!(packed(&h, b"s"), Some(true));
+        h.run(&["SADD", "s", "4"]);
+        h.run(&["SREM", "s", "1"]);
+        assert_eq!(packed(&h, b"s"), Some(true));
+        h.run(&["SMOVE", "s", "m", "2"]);
+        assert_eq!(packed(&h, b"m"), Some(true));
+        h.run(&["SUNIONSTORE", "u", "s", "m"]);
+        assert_eq!(packed(&h, b"u"), Some(true));
+        h.run(&["SADD", "w", "a"]);
+        assert_eq!(packed(&h, b"w"), Some(false), "a hashtable stays boxed");
+        let many: Vec<String> = (0..400).map(|i| i.to_string()).collect();
+        let mut cmd = vec!["SADD", "big"];
+        cmd.extend(many.iter().map(String::as_str));
+        h.run(&cmd);
+        assert_eq!(packed(&h, b"big"), Some(false), "past the byte bound");
+        let mut cmd = vec!["SREM", "big"];
+        cmd.extend(many[10..].iter().map(String::as_str));
+        h.run(&cmd);
+        assert_eq!(packed(&h, b"big"), Some(true));
+        assert_eq!(
+            h.run(&["OBJECT", "ENCODING", "big"]),
+            Reply::Bulk(Bytes::from("intset"))
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //!
 //! Cloning bumps one reference count per database map (16 by default), whatever
 //! the number of keys. Every value is itself persistent (`imbl::Vector`,
-//! a [`hash::Hash`] (a shared listpack or a [`champ::Champ`]), `imbl::HashSet`,
-//! or immutable `Bytes`), so a clone shares the values too. The clone is taken while the state lock is held, between two whole
+//! a [`hash::Hash`] (a shared listpack or a [`champ::Champ`]), a [`set::Set`]
+//! (a shared intset or a [`champ::Champ`]), or immutable `Bytes`), so a clone
+//! shares the values too. The clone is taken while the state lock is held, between two whole
 //! commands, so it always shows a state that a sequence of whole commands produced.
 //! Nothing in a clone can change afterwards; a background thread may stream it to
 //! disk while writers go on.
@@ -24,13 +25,15 @@ pub mod intset;
 pub mod listpack;
 pub mod record;
 pub mod scan;
+pub mod set;
 
 use bytes::Bytes;
-use imbl::{HashSet, OrdSet, Vector};
+use imbl::{OrdSet, Vector};
 
 use champ::Champ;
 pub use hash::Hash;
 pub use record::Record;
+use set::Set;
 
 use crate::errors::CommandError;
 
@@ -43,7 +46,7 @@ pub enum Value {
     Str(Bytes),
     List(Vector<Bytes>),
     Hash(Hash),
-    Set(HashSet<Bytes>),
+    Set(Set),
 }
 
 impl Value {
@@ -122,14 +125,14 @@ impl Value {
         }
     }
 
-    pub fn as_set(&self) -> Result<&HashSet<Bytes>, CommandError> {
+    pub fn as_set(&self) -> Result<&Set, CommandError> {
         match self {
             Value::Set(s) => Ok(s),
             _ => Err(CommandError::WrongType),
         }
     }
 
-    pub fn as_set_mut(&mut self) -> Result<&mut HashSet<Bytes>, CommandError> {
+    pub fn as_set_mut(&mut self) -> Result<&mut Set, CommandError> {
         match self {
             Value::Set(s) => Ok(s),
             _ => Err(CommandError::WrongType),
@@ -160,7 +163,9 @@ pub struct Db {
     expired_log: Vec<Key>,
     /// The last packed record [`Db::get`] decoded, so it can hand out a reference.
     view: Option<Entry>,
-    /// Keys whose packed record a write unpacked; [`Db::settle`] packs them again.
+    /// Keys whose record a write unpacked, or left boxed in a form that
+    /// packs when small (an intset just made or shrunk); [`Db::settle`]
+    /// packs them (again) if they fit.
     unpacked: Vec<Key>,
 }
 
@@ -203,8 +208,8 @@ impl Db {
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
         let hash = self.live_hash(key, now_ms)?;
         let record = self.entries.get_mut_hashed(hash, key)?;
-        let (entry, unpacked) = record.entry_mut();
-        if unpacked {
+        let (entry, repack) = record.entry_mut();
+        if repack {
             self.unpacked.push(Bytes::copy_from_slice(key));
         }
         Some(entry)

@@ -3,8 +3,9 @@
 //! Most keys are small: a short key, a short string or a small flat collection.
 //! Those are *packed*: header, key bytes and value bytes in a single allocation
 //! that the map slot points to, as Redis's embstr keeps its object header and
-//! string together. Packed today: strings up to [`PACKED_STR_MAX`] bytes and
-//! listpack hashes whose key and listpack fit [`PACKED_HASH_MAX`] bytes. A
+//! string together. Packed today: strings up to [`PACKED_STR_MAX`] bytes,
+//! listpack hashes whose key and listpack fit [`PACKED_HASH_MAX`] bytes and
+//! intset sets whose key and intset fit [`PACKED_SET_MAX`] bytes. A
 //! packed record is immutable; a write builds a new one. Large
 //! values (long strings, lists, collections in their tree form) are *boxed*:
 //! the key and an [`Entry`] behind an `Arc`, changed in place while only the live
@@ -19,6 +20,7 @@ use triomphe::ThinArc;
 
 use super::champ::MapItem;
 use super::listpack::Listpack;
+use super::set::Set;
 use super::{Entry, Hash, Value};
 
 /// Longest string value kept in a packed record; longer ones are boxed so that
@@ -30,6 +32,11 @@ pub const PACKED_STR_MAX: usize = 256;
 /// (about twenty short pairs); larger listpacks stay boxed and reads share them.
 pub const PACKED_HASH_MAX: usize = 512;
 
+/// Most bytes of key plus intset a packed set record holds (an intset of up
+/// to ~250 small members), for the same reason; a larger intset stays boxed,
+/// where a write changes it in place.
+pub const PACKED_SET_MAX: usize = 512;
+
 /// What a packed record's value bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -37,6 +44,8 @@ enum PackedKind {
     Str = 0,
     /// A hash's listpack bytes ([`Listpack::as_bytes`]).
     HashListpack = 1,
+    /// A non-empty set's intset bytes ([`Set::intset_bytes`]).
+    SetIntset = 2,
 }
 
 impl PackedKind {
@@ -44,6 +53,7 @@ impl PackedKind {
         match b & !HAS_EXPIRY {
             0 => PackedKind::Str,
             1 => PackedKind::HashListpack,
+            2 => PackedKind::SetIntset,
             other => unreachable!("packed kind {other} is never written"),
         }
     }
@@ -217,6 +227,11 @@ impl Record {
                 .listpack()
                 .filter(|lp| key.len() + lp.byte_len() <= PACKED_HASH_MAX)
                 .map(|lp| (PackedKind::HashListpack, lp.as_bytes())),
+            // An empty set is about to be filled or deleted: not worth packing.
+            Value::Set(s) if !s.is_empty() => s
+                .intset_bytes()
+                .filter(|b| key.len() + b.len() <= PACKED_SET_MAX)
+                .map(|b| (PackedKind::SetIntset, b)),
             _ => None,
         }
     }
@@ -254,6 +269,7 @@ impl Record {
             Repr::Packed(p) => match p.kind() {
                 PackedKind::Str => "string",
                 PackedKind::HashListpack => "hash",
+                PackedKind::SetIntset => "set",
             },
             Repr::Boxed(b) => b.entry.value.type_name(),
         }
@@ -270,6 +286,10 @@ impl Record {
                         Listpack::from_bytes(p.payload())
                             .expect("a packed hash holds the listpack bytes it was packed from"),
                     )),
+                    PackedKind::SetIntset => Value::Set(
+                        Set::from_intset_bytes(p.payload())
+                            .expect("a packed set holds the intset bytes it was packed from"),
+                    ),
                 },
                 expire_at: self.expire_at(),
             },
@@ -298,19 +318,23 @@ impl Record {
 
     /// The entry for writing: a packed record is unpacked into a boxed one
     /// first, and a boxed one a snapshot still shares is copied. Returns
-    /// whether it was unpacked (so the caller can pack it again afterwards).
+    /// whether the caller should offer the record to [`Record::repack`]
+    /// afterwards: it was unpacked, or it holds a set in intset form, which
+    /// may fit a packed record after the write (one created empty, or one
+    /// shrinking under the bound).
     pub fn entry_mut(&mut self) -> (&mut Entry, bool) {
-        let unpacked = if let Repr::Packed(_) = self.0 {
-            let boxed = Record::boxed(self.key(), self.to_entry());
-            *self = boxed;
-            true
-        } else {
-            false
+        let repack = match &self.0 {
+            Repr::Packed(_) => {
+                let boxed = Record::boxed(self.key(), self.to_entry());
+                *self = boxed;
+                true
+            }
+            Repr::Boxed(b) => matches!(&b.entry.value, Value::Set(s) if s.is_packed()),
         };
         let Repr::Boxed(b) = &mut self.0 else {
             unreachable!("unpacked above")
         };
-        (&mut Arc::make_mut(b).entry, unpacked)
+        (&mut Arc::make_mut(b).entry, repack)
     }
 
     /// Packs a boxed record again if its value became small enough.
@@ -376,6 +400,46 @@ mod tests {
         );
         assert!(!big.is_packed());
         assert_eq!(big.expire_at(), None);
+    }
+
+    #[test]
+    fn small_intsets_pack_and_grow_out_of_it() {
+        let e = crate::keyspace::encodings::Encodings::default();
+        let small: Set = ["3", "1", "2"].into_iter().collect();
+        let r = Record::new(b"s", Value::Set(small.clone()), Some(9));
+        assert!(r.is_packed());
+        assert_eq!(r.type_name(), "set");
+        assert_eq!(r.expire_at(), Some(9));
+        assert_eq!(r.to_entry().value, Value::Set(small));
+        // Members past the byte bound stay boxed, and pack again once removed.
+        let mut r = r;
+        let (entry, unpacked) = r.entry_mut();
+        assert!(unpacked);
+        let Value::Set(set) = &mut entry.value else {
+            panic!("a set")
+        };
+        for i in 0..300 {
+            set.insert(i.to_string().as_bytes(), &e);
+        }
+        assert_eq!(set.encoding_name(), "intset");
+        r.repack();
+        assert!(!r.is_packed());
+        let Value::Set(set) = &mut r.entry_mut().0.value else {
+            panic!("a set")
+        };
+        for i in 10..300 {
+            set.remove(i.to_string().as_bytes());
+        }
+        r.repack();
+        assert!(r.is_packed());
+        assert_eq!(
+            r.to_entry().value,
+            Value::Set((0..10).map(|i| i.to_string()).collect())
+        );
+        // A hashtable set is never packed, nor is an empty one.
+        let table: Set = ["a"].into_iter().collect();
+        assert!(!Record::new(b"t", Value::Set(table), None).is_packed());
+        assert!(!Record::new(b"e", Value::Set(Set::new()), None).is_packed());
     }
 
     #[test]

@@ -10,11 +10,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use bytes::Bytes;
-use imbl::{HashSet, Vector};
+use imbl::Vector;
 
 use super::format::*;
 use super::writer::PROGRESS_LOG_EVERY;
 use crate::keyspace::encodings::Encodings;
+use crate::keyspace::set::Set;
 use crate::keyspace::{Hash, Keyspace, Value};
 
 /// Databases a file may declare when no server configuration bounds them
@@ -90,14 +91,15 @@ pub struct Loaded {
 }
 
 /// Loads `path`. `databases` is the configured count (None: take the header's).
-/// Hashes take the encoding Redis's default limits give them.
+/// Hashes and sets take the encoding Redis's default limits give them.
 pub fn load_file(path: &Path, databases: Option<usize>, now_ms: i64) -> Result<Loaded, LoadError> {
     load_file_with(path, databases, now_ms, Encodings::default())
 }
 
-/// Like [`load_file`], building hashes under the configured `limits`: as in
-/// Redis, a load re-derives each hash's encoding from its contents (a table
-/// that shrank before the save comes back a listpack).
+/// Like [`load_file`], building hashes and sets under the configured
+/// `limits`: as in Redis, a load re-derives each one's encoding from its
+/// contents (a table that shrank before the save comes back a listpack or an
+/// intset).
 pub fn load_file_with(
     path: &Path,
     databases: Option<usize>,
@@ -357,7 +359,7 @@ struct Body {
     keyspace: Keyspace,
     db_count: usize,
     now_ms: i64,
-    /// The limits hashes are built under.
+    /// The limits hashes and sets are built under.
     limits: Encodings,
     db: Option<usize>,
     pending: Option<Pending>,
@@ -428,7 +430,7 @@ impl Body {
             Kind::Str => Value::Str(Bytes::new()),
             Kind::List => Value::List(Vector::new()),
             Kind::Hash => Value::Hash(Hash::new()),
-            Kind::Set => Value::Set(HashSet::new()),
+            Kind::Set => Value::Set(Set::new()),
         };
         self.pending = Some(Pending {
             key,
@@ -505,7 +507,7 @@ impl Body {
             }
             (Record::SetChunk(items), Value::Set(set)) => {
                 for m in items {
-                    if set.insert(Bytes::copy_from_slice(m)).is_some() {
+                    if !set.insert(m, &self.limits) {
                         return Err(dup("member", m));
                     }
                 }

@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use imbl::{HashSet, Vector};
+use imbl::Vector;
 use proptest::prelude::*;
 
 use super::format::*;
-use super::loader::{load_bytes, LoadError};
+use super::loader::{load_bytes, load_file_with, LoadError};
 use super::writer::to_bytes;
+use crate::keyspace::encodings::Encodings;
+use crate::keyspace::set::Set;
 use crate::keyspace::{Hash, Keyspace, Value};
 
 /// A comparable picture of a keyspace: per db, key -> (value, expiry).
@@ -70,7 +72,7 @@ fn sample() -> Keyspace {
     );
     db.insert(
         b(b"set"),
-        Value::Set(HashSet::from_iter([b(b"x"), b(b"y"), b(b"z")])),
+        Value::Set(Set::from_iter([b(b"x"), b(b"y"), b(b"z")])),
         None,
     );
     db.insert(b(b"ttl"), Value::Str(b(b"v")), Some(FAR));
@@ -126,6 +128,44 @@ fn big_values_are_chunked_and_round_trip() {
     assert!(frames > 12);
     let loaded = load_bytes(&bytes, Some(1), NOW).unwrap();
     assert_eq!(picture(&loaded.keyspace, NOW), picture(&ks, NOW));
+}
+
+/// A loaded set takes the encoding its members give under the configured
+/// limit, as Redis's `rdbLoadObject` does: a hashtable shrunk to a few
+/// integers comes back an intset (packed in its record).
+#[test]
+fn sets_load_in_the_encoding_their_members_give() {
+    let mut ks = Keyspace::new(1);
+    let mut shrunk: Set = ["1", "2", "x"].into_iter().collect();
+    shrunk.remove(b"x");
+    assert_eq!(shrunk.encoding_name(), "hashtable");
+    let ints: Set = (0..600).map(|i| i.to_string()).collect();
+    ks.db_mut(0).insert(b(b"shrunk"), Value::Set(shrunk), None);
+    ks.db_mut(0).insert(b(b"ints"), Value::Set(ints), None);
+    let bytes = to_bytes(&ks, NOW);
+    let encoding = |ks: &Keyspace, key: &[u8]| match ks.db(0).peek(key, NOW).map(|e| e.value) {
+        Some(Value::Set(s)) => s.encoding_name(),
+        other => panic!("{other:?}"),
+    };
+    let loaded = load_bytes(&bytes, Some(1), NOW).unwrap();
+    assert_eq!(picture(&loaded.keyspace, NOW), picture(&ks, NOW));
+    assert_eq!(encoding(&loaded.keyspace, b"shrunk"), "intset");
+    assert!(loaded
+        .keyspace
+        .db(0)
+        .peek_record(b"shrunk", NOW)
+        .unwrap()
+        .is_packed());
+    assert_eq!(encoding(&loaded.keyspace, b"ints"), "hashtable");
+    let roomy = Encodings {
+        set_max_intset_entries: 1000,
+        ..Encodings::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.rdb");
+    std::fs::write(&path, &bytes).unwrap();
+    let loaded = load_file_with(&path, Some(1), NOW, roomy).unwrap();
+    assert_eq!(encoding(&loaded.keyspace, b"ints"), "intset");
 }
 
 fn bytes_strategy() -> impl Strategy<Value = Vec<u8>> {

@@ -185,10 +185,8 @@ fn write_entry<W: Write>(
                 w.record(&Record::StrChunk(piece))?;
             }
         }
-        Value::List(l) => chunked(l.iter().map(|e| &e[..]), |c| {
-            w.record(&Record::ListChunk(c))
-        })?,
-        Value::Set(s) => chunked(s.iter().map(|e| &e[..]), |c| w.record(&Record::SetChunk(c)))?,
+        Value::List(l) => chunked(l.iter(), |c| w.record(&Record::ListChunk(c)))?,
+        Value::Set(s) => chunked(s.iter(), |c| w.record(&Record::SetChunk(c)))?,
         Value::Hash(h) => {
             let mut chunk = Vec::new();
             let mut bytes = 0;
@@ -208,23 +206,25 @@ fn write_entry<W: Write>(
     Ok(())
 }
 
-/// Groups elements into chunks bounded by count and bytes.
-fn chunked<'a>(
-    items: impl Iterator<Item = &'a [u8]>,
-    mut emit: impl FnMut(Vec<&'a [u8]>) -> Result<(), SaveError>,
+/// Groups elements into chunks bounded by count and bytes. Elements may be
+/// borrowed or (an intset's members, printed as they go) owned by the chunk.
+fn chunked<B: AsRef<[u8]>>(
+    items: impl Iterator<Item = B>,
+    mut emit: impl FnMut(Vec<&[u8]>) -> Result<(), SaveError>,
 ) -> Result<(), SaveError> {
     let mut chunk = Vec::new();
     let mut bytes = 0;
     for item in items {
-        bytes += item.len();
+        bytes += item.as_ref().len();
         chunk.push(item);
         if chunk.len() >= CHUNK_MAX_ELEMENTS || bytes >= CHUNK_MAX_BYTES {
-            emit(std::mem::take(&mut chunk))?;
+            emit(chunk.iter().map(AsRef::as_ref).collect())?;
+            chunk.clear();
             bytes = 0;
         }
     }
     if !chunk.is_empty() {
-        emit(chunk)?;
+        emit(chunk.iter().map(AsRef::as_ref).collect())?;
     }
     Ok(())
 }

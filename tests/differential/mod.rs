@@ -255,33 +255,40 @@ impl Pair {
         Ok(a)
     }
 
-    /// Makes forkless's set at `key` equal redis-server's (members and expiry).
+    /// Makes forkless's set at `key` equal redis-server's (members and
+    /// expiry) by removing and adding only the members that differ, so that
+    /// the set keeps the encoding its own history gave it (SPOP's survivors
+    /// are compared by OBJECT ENCODING afterwards).
     fn resync_set(&mut self, key: &[u8]) -> Result<(), String> {
-        let members = self
-            .real
-            .call(&[arg("SMEMBERS"), key.to_vec()])
-            .map_err(|e| e.to_string())?;
+        let io = |e: std::io::Error| e.to_string();
+        let members = |c: &mut Conn| -> Result<BTreeSet<Vec<u8>>, String> {
+            let reply = c.call(&[arg("SMEMBERS"), key.to_vec()]).map_err(io)?;
+            Ok(reply
+                .items()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|m| m.bytes().map(<[u8]>::to_vec))
+                .collect())
+        };
+        let theirs = members(&mut self.real)?;
+        let ours = members(&mut self.ours)?;
+        let extra: Vec<Vec<u8>> = ours.difference(&theirs).cloned().collect();
+        let missing: Vec<Vec<u8>> = theirs.difference(&ours).cloned().collect();
+        for (cmd, list) in [("SREM", extra), ("SADD", missing)] {
+            if !list.is_empty() {
+                let mut args = vec![arg(cmd), key.to_vec()];
+                args.extend(list);
+                self.ours.call(&args).map_err(io)?;
+            }
+        }
         let when = self
             .real
             .call(&[arg("PEXPIRETIME"), key.to_vec()])
-            .map_err(|e| e.to_string())?;
-        let io = |e: std::io::Error| e.to_string();
-        self.ours.call(&[arg("DEL"), key.to_vec()]).map_err(io)?;
-        let members: Vec<Vec<u8>> = members
-            .items()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|m| m.bytes().map(<[u8]>::to_vec))
-            .collect();
-        if !members.is_empty() {
-            let mut sadd = vec![arg("SADD"), key.to_vec()];
-            sadd.extend(members);
-            self.ours.call(&sadd).map_err(io)?;
-            if let Some(t) = when.int().filter(|t| *t > 0) {
-                self.ours
-                    .call(&[arg("PEXPIREAT"), key.to_vec(), t.to_string().into_bytes()])
-                    .map_err(io)?;
-            }
+            .map_err(io)?;
+        if let Some(t) = when.int().filter(|t| *t > 0) {
+            self.ours
+                .call(&[arg("PEXPIREAT"), key.to_vec(), t.to_string().into_bytes()])
+                .map_err(io)?;
         }
         self.contents(&[arg("SMEMBERS"), key.to_vec()]).map(drop)
     }

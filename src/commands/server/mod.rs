@@ -249,10 +249,8 @@ fn check_flush_flag(args: &[Bytes]) -> Result<(), CommandError> {
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     check_flush_flag(args)?;
-    let index = ctx.client.db;
     let removed = ctx.db().len() as u64;
     ctx.db().clear();
-    ctx.state.scans.clear_db(index);
     ctx.dirty(removed);
     Ok(Reply::ok())
 }
@@ -261,7 +259,6 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     check_flush_flag(args)?;
     let removed = ctx.state.keyspace.key_count() as u64;
     ctx.state.keyspace.flush_all();
-    ctx.state.scans.clear();
     // Redis counts the removed keys plus one for the FLUSHALL itself.
     ctx.dirty(removed + 1);
     Ok(Reply::ok())
@@ -278,9 +275,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let (a, b) = (a as usize, b as usize);
     ctx.state.keyspace.swap(a, b);
-    // Cursors walked the old contents; clients waiting on keys there may now be served.
-    ctx.state.scans.clear_db(a);
-    ctx.state.scans.clear_db(b);
+    // Clients waiting on keys there may now be served.
     ctx.state.blocking.signal_db(a);
     ctx.state.blocking.signal_db(b);
     ctx.dirty(1);
