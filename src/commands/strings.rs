@@ -426,18 +426,21 @@ fn set_generic(
     } else {
         None
     };
-    let found = ctx.db().contains(key, now);
-    if (opts.nx && found) || (opts.xx && !found) {
-        return Ok(match old {
-            Some(old) => Reply::bulk_opt(old),
-            None => replies.aborted,
-        });
+    if opts.nx || opts.xx {
+        let found = ctx.db().contains(key, now);
+        if (opts.nx && found) || (opts.xx && !found) {
+            return Ok(match old {
+                Some(old) => Reply::bulk_opt(old),
+                None => replies.aborted,
+            });
+        }
     }
     let db = ctx.db();
     if opts.keepttl {
         db.insert_keep_ttl(key.clone(), Value::Str(value.clone()), now);
     } else {
-        db.insert(key.clone(), Value::Str(value.clone()), expire_at);
+        // One walk down the map: no separate existence check.
+        db.insert_live(key.clone(), Value::Str(value.clone()), expire_at, now);
     }
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", key);

@@ -260,6 +260,33 @@ impl Db {
     /// Stores `value` under `key` with the given expiry, replacing any old
     /// entry and TTL. Returns whether a key (live or expired) was replaced.
     pub fn insert(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> bool {
+        self.replace(key, value, expire_at).is_some()
+    }
+
+    /// Stores `value` under `key` in one walk down the map, as a write that
+    /// first looked the key up would: an old entry whose time ran out counts
+    /// as expired (statistics and the `expired` notification) before the new
+    /// one replaces it. Returns whether a live key was replaced.
+    pub fn insert_live(
+        &mut self,
+        key: Key,
+        value: Value,
+        expire_at: Option<i64>,
+        now_ms: i64,
+    ) -> bool {
+        let Some(old) = self.replace(key.clone(), value, expire_at) else {
+            return false;
+        };
+        if old.is_expired(now_ms) {
+            self.expired_log.push(key);
+            self.expired_count += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Puts a new record in place, keeping the expiry index in step; returns the old one.
+    fn replace(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> Option<Record> {
         let old = self.entries.insert(Record::new(&key, value, expire_at));
         let old_t = old.as_ref().and_then(Record::expire_at);
         if old_t != expire_at {
@@ -270,7 +297,7 @@ impl Db {
                 self.expiry.insert((t, key));
             }
         }
-        old.is_some()
+        old
     }
 
     /// Stores `value` under `key`, keeping the TTL of a live old entry (SET KEEPTTL).
@@ -597,6 +624,21 @@ mod tests {
         assert!(db.get(b"a", 100).is_none());
         assert_eq!(db.len(), 0);
         assert_eq!(db.expired_count(), 1);
+        db.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn insert_live_counts_a_replaced_expired_key() {
+        let mut db = Db::default();
+        db.insert(k("a"), Value::Str(k("1")), Some(100));
+        assert!(db.insert_live(k("a"), Value::Str(k("2")), None, 50));
+        assert_eq!(db.expired_count(), 0);
+        db.insert(k("b"), Value::Str(k("1")), Some(100));
+        assert!(!db.insert_live(k("b"), Value::Str(k("2")), Some(500), 100));
+        assert_eq!(db.expired_count(), 1);
+        assert_eq!(db.take_expired(), vec![k("b")]);
+        assert!(!db.insert_live(k("c"), Value::Str(k("3")), None, 100));
+        assert_eq!(db.len(), 3);
         db.check_invariants().unwrap();
     }
 
