@@ -4,18 +4,31 @@
 //! # The snapshot invariant
 //!
 //! **A clone of [`Keyspace`] is an O(1), immutable, point-in-time copy of the whole
-//! data set; the live keyspace is uniquely owned by the server state, so writers
-//! mutate in place until a snapshot shares a node, and then copy only the nodes on
-//! the path they touch.**
+//! data set. The live keyspace is uniquely owned by the server state, so a write
+//! changes a node in place while only the live keyspace holds it (reference
+//! count 1), and copies a node that a snapshot still shares (path copying: only
+//! the nodes from the root to the change).**
 //!
-//! Cloning bumps one reference count per database map (16 by default), whatever
-//! the number of keys. Every value is itself persistent (`imbl::Vector`,
-//! a [`hash::Hash`] (a shared listpack or a [`champ::Champ`]), a [`set::Set`]
-//! (a shared intset or a [`champ::Champ`]), or immutable `Bytes`), so a clone
-//! shares the values too. The clone is taken while the state lock is held, between two whole
-//! commands, so it always shows a state that a sequence of whole commands produced.
-//! Nothing in a clone can change afterwards; a background thread may stream it to
-//! disk while writers go on.
+//! # Representation
+//!
+//! - Each database is a [`champ::Champ`] of [`Record`]s: a hash trie of exactly
+//!   sized nodes (one allocation each, bitmap and slots together) over a seeded
+//!   64-bit hash, with per-slot item counts for O(depth) random picks and a
+//!   hash-order cursor for SCAN.
+//! - A [`Record`] is one key. Small ones are *packed*: kind, key, expiry and
+//!   value bytes in a single allocation (strings up to
+//!   [`record::PACKED_STR_MAX`] bytes, listpack hashes, intsets). Larger values
+//!   are *boxed* behind their own pointer. A write to a packed record unpacks it
+//!   and [`Db::settle`], run after every command, packs it again.
+//! - Values are persistent too: lists are `imbl::Vector`s, hashes a
+//!   [`hash::Hash`] (a listpack, then a trie), sets a [`set::Set`] (an intset,
+//!   then a trie), strings immutable `Bytes`. So a clone shares the values.
+//!
+//! Cloning bumps one reference count per database map (16 by default),
+//! whatever the number of keys. The clone is taken while the state lock is held,
+//! between two whole commands, so it always shows a state that a sequence of
+//! whole commands produced. Nothing in a clone can change afterwards; a
+//! background thread may stream it to disk while writers go on.
 
 pub mod champ;
 pub mod encodings;
