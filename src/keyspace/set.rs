@@ -191,11 +191,15 @@ impl Set {
         match &self.0 {
             Repr::Ints(s) if s.len() > limit => self.convert(),
             Repr::Table(t) if t.len() <= limit => {
-                let ints = t.iter().try_fold(IntSet::new(), |mut ints, m| {
-                    ints.insert(parse_member(m)?);
-                    Some(ints)
-                });
-                if let Some(ints) = ints {
+                let values: Option<Vec<i64>> = t.iter().map(|m| parse_member(m)).collect();
+                if let Some(mut values) = values {
+                    // Ascending inserts append: O(n log n) for the sort, not
+                    // O(n^2) for inserts in hash order (the limit may be large).
+                    values.sort_unstable();
+                    let mut ints = IntSet::new();
+                    values.into_iter().for_each(|v| {
+                        ints.insert(v);
+                    });
                     self.0 = Repr::Ints(Arc::new(ints));
                 }
             }
