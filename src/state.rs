@@ -188,6 +188,19 @@ impl Shared {
     }
 }
 
+/// The encoding limits `config` sets (stored parameters, Redis's defaults when absent).
+pub fn encodings_of(config: &Config) -> Encodings {
+    let get = |name: &str, default: usize| {
+        usize::try_from(config.extra_i64(name, default as i64)).unwrap_or(default)
+    };
+    let d = Encodings::default();
+    Encodings {
+        hash_max_listpack_entries: get("hash-max-listpack-entries", d.hash_max_listpack_entries),
+        hash_max_listpack_value: get("hash-max-listpack-value", d.hash_max_listpack_value),
+        set_max_intset_entries: get("set-max-intset-entries", d.set_max_intset_entries),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,18 +214,5 @@ mod tests {
         assert_eq!(s.total_error_replies, 3);
         assert_eq!(s.error_codes["ERR"], 2);
         assert_eq!(s.error_codes["WRONGTYPE"], 1);
-    }
-}
-
-/// The encoding limits `config` sets (stored parameters, Redis's defaults when absent).
-pub fn encodings_of(config: &Config) -> Encodings {
-    let get = |name: &str, default: usize| {
-        usize::try_from(config.extra_i64(name, default as i64)).unwrap_or(default)
-    };
-    let d = Encodings::default();
-    Encodings {
-        hash_max_listpack_entries: get("hash-max-listpack-entries", d.hash_max_listpack_entries),
-        hash_max_listpack_value: get("hash-max-listpack-value", d.hash_max_listpack_value),
-        set_max_intset_entries: get("set-max-intset-entries", d.set_max_intset_entries),
     }
 }

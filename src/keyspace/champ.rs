@@ -211,10 +211,8 @@ impl<T: MapItem> Champ<T> {
     /// The item under `key` for writing; copies the path to it if a clone shares it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
         let hash = T::hash_of(key);
-        if self.get_hashed(hash, key).is_none() {
-            // A miss must not copy a shared path.
-            return None;
-        }
+        // A miss must not copy a shared path.
+        self.get_hashed(hash, key)?;
         let mut node = Arc::make_mut(&mut self.root);
         let mut level = 0;
         loop {
@@ -243,9 +241,7 @@ impl<T: MapItem> Champ<T> {
     /// Removes the item under `key`.
     pub fn remove(&mut self, key: &[u8]) -> Option<T> {
         let hash = T::hash_of(key);
-        if self.get_hashed(hash, key).is_none() {
-            return None;
-        }
+        self.get_hashed(hash, key)?;
         let root = Arc::make_mut(&mut self.root);
         let removed = remove_at(root, hash, key, 0);
         debug_assert!(removed.is_some());
