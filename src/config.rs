@@ -113,6 +113,8 @@ pub struct Config {
     pub timeout: u64,
     /// Worker threads that run connections (`io-threads`).
     pub io_threads: usize,
+    /// jemalloc purges unused pages on a thread of its own (`jemalloc-bg-thread`).
+    pub jemalloc_bg_thread: bool,
     /// Commands slower than this many microseconds go to the slow log (-1 = none).
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -165,6 +167,7 @@ impl Config {
             hz: 10,
             timeout: 0,
             io_threads: 1,
+            jemalloc_bg_thread: true,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,

@@ -23,7 +23,9 @@
 //! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
 //! - [`rng`]: a small PRNG for random picks.
+//! - [`alloc`]: the memory allocator chosen at build time and its statistics.
 
+pub mod alloc;
 pub mod blocking;
 pub mod clients;
 pub mod commands;
@@ -49,6 +51,12 @@ use std::sync::Arc;
 use config::Config;
 use state::Shared;
 
+// Unit tests run on the server's allocator too (integration tests that link
+// the library may install their own).
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: alloc::Global = alloc::GLOBAL;
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -62,7 +70,9 @@ pub enum StartError {
 
 /// Starts the server with `config` and runs it until shutdown.
 pub async fn run_server(config: Config) -> Result<(), StartError> {
+    alloc::set_background_thread(config.jemalloc_bg_thread);
     let shared = Arc::new(Shared::new(config));
+    alloc::mark_startup();
     persistence::load_at_startup(&shared).map_err(StartError::Load)?;
     let listeners = server::bind(&shared).await.map_err(StartError::Bind)?;
     let port = shared.bound_port.load(std::sync::atomic::Ordering::Relaxed);

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use forkless::config::{self, Args, Config, SubCommand};
 
+/// The allocator chosen at build time (src/alloc.rs).
+#[global_allocator]
+static GLOBAL: forkless::alloc::Global = forkless::alloc::GLOBAL;
+
 fn main() -> ExitCode {
     let args: Args = argh::from_env();
     let config = match Config::from_args(&args) {

@@ -466,6 +466,17 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     )),
+    // jemalloc's background purging thread (crate::alloc; no effect with
+    // another allocator). On by default, as in Redis.
+    acts(
+        "jemalloc-bg-thread",
+        "yes",
+        |c| yes_no_str(c.jemalloc_bg_thread).into(),
+        |c, v| {
+            c.jemalloc_bg_thread = yes_no(v)?;
+            Ok(())
+        },
+    ),
     // --- Accepted, validated and stored; no effect on forkless. ---
     stored("maxmemory", Kind::Mem(0, MAX), "0"),
     stored(
@@ -537,7 +548,6 @@ pub static PARAMS: &[Param] = &[
         stored("replica-ignore-maxmemory", B, "yes"),
         "slave-ignore-maxmemory",
     ),
-    stored("jemalloc-bg-thread", B, "yes"),
     stored("activedefrag", B, "no"),
     imm(stored("syslog-enabled", B, "no")),
     stored("cluster-allow-reads-when-down", B, "no"),

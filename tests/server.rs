@@ -483,7 +483,11 @@ fn info_sections_and_formats() {
     assert_eq!(m["connected_clients"], "1");
     assert_eq!(m["blocked_clients"], "0");
     assert_eq!(m["maxclients"], "10000");
-    assert_eq!(m["mem_allocator"], "libc");
+    assert!(
+        m["mem_allocator"].starts_with(ALLOCATOR),
+        "{}",
+        m["mem_allocator"]
+    );
     assert!(m["used_memory"].parse::<u64>().unwrap() > 0);
     assert!(m.contains_key("used_memory_human"));
     assert!(m.contains_key("used_cpu_user"));
@@ -536,6 +540,146 @@ fn info_sections_and_formats() {
     let mut c3 = s.client_resp3();
     let v: Value = q(&mut c3, &["INFO", "server"]);
     assert!(matches!(v, Value::VerbatimString { .. }), "{v:?}");
+}
+
+/// `mem_allocator`'s prefix for the allocator this build installs.
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc-"
+} else if cfg!(feature = "jemalloc") {
+    "jemalloc-"
+} else {
+    "libc"
+};
+
+/// INFO memory's figures come from the allocator and the process, and relate
+/// to each other as Redis relates them; MEMORY STATS and MEMORY DOCTOR read
+/// the same figures.
+#[test]
+fn info_memory_reports_allocator_figures() {
+    let s = Server::start();
+    let mut c = s.client();
+    let memory = |c: &mut Connection| info_map(&q::<String>(c, &["INFO", "memory"]));
+    let n = |m: &HashMap<String, String>, k: &str| -> i64 {
+        m[k].parse()
+            .unwrap_or_else(|_| panic!("{k}:{} is not an integer", m[k]))
+    };
+    let ratio = |m: &HashMap<String, String>, k: &str| -> f64 {
+        m[k].parse()
+            .unwrap_or_else(|_| panic!("{k}:{} is not a number", m[k]))
+    };
+    let before = memory(&mut c);
+
+    const KEYS: usize = 100_000;
+    let value = "v".repeat(100);
+    for batch in 0..KEYS / 1000 {
+        let mut mset = redis::cmd("MSET");
+        for i in 0..1000 {
+            mset.arg(format!("key:{:08}", batch * 1000 + i)).arg(&value);
+        }
+        let _: () = mset.query(&mut c).unwrap();
+    }
+    let m = memory(&mut c);
+
+    // used_memory is what the allocator handed out: it grows by at least the
+    // payload loaded, and stays far below what a leak would show.
+    let (used0, used) = (n(&before, "used_memory"), n(&m, "used_memory"));
+    assert!(used0 > 0, "{before:?}");
+    assert!(
+        used >= used0 + (KEYS * 100) as i64,
+        "used_memory {used0} -> {used}"
+    );
+    assert!(used < used0 + (KEYS * 1000) as i64, "used_memory {used}");
+    assert_eq!(m["used_memory"], m["allocator_allocated"]);
+    assert!(n(&m, "allocator_active") >= used, "{m:?}");
+    assert!(n(&m, "allocator_resident") > 0, "{m:?}");
+    assert!(m["used_memory_human"].ends_with('M'), "{m:?}");
+
+    // RSS from the process, and the ratios derived from it.
+    let rss = n(&m, "used_memory_rss");
+    assert!(rss > used / 2, "rss {rss}, used {used}");
+    let frag = ratio(&m, "mem_fragmentation_ratio");
+    assert!(frag > 0.0, "{m:?}");
+    assert!(
+        (frag - rss as f64 / used as f64).abs() < 0.011,
+        "mem_fragmentation_ratio {frag} vs {rss}/{used}"
+    );
+    assert_eq!(n(&m, "mem_fragmentation_bytes"), rss - used);
+    for field in [
+        "allocator_frag_ratio",
+        "allocator_rss_ratio",
+        "rss_overhead_ratio",
+    ] {
+        assert!(ratio(&m, field) > 0.0, "{field}: {m:?}");
+        assert_eq!(m[field].split('.').nth(1).map(str::len), Some(2), "{field}");
+    }
+    assert_eq!(
+        n(&m, "allocator_frag_bytes"),
+        n(&m, "allocator_active") - used
+    );
+
+    // Peak, startup, overhead and dataset as Redis derives them.
+    assert!(n(&m, "used_memory_peak") >= used, "{m:?}");
+    assert!(m["used_memory_peak_perc"].ends_with('%'), "{m:?}");
+    let startup = n(&m, "used_memory_startup");
+    assert!(startup > 0 && startup < used, "{m:?}");
+    assert_eq!(
+        n(&m, "used_memory_overhead") + n(&m, "used_memory_dataset"),
+        used
+    );
+    assert!(n(&m, "used_memory_overhead") >= startup);
+    assert!(
+        m["mem_allocator"].starts_with(ALLOCATOR),
+        "{}",
+        m["mem_allocator"]
+    );
+
+    // MEMORY STATS: the same figures.
+    let stats: Vec<Value> = q(&mut c, &["MEMORY", "STATS"]);
+    let stats: HashMap<String, Value> = stats
+        .chunks(2)
+        .map(|kv| match &kv[0] {
+            Value::BulkString(k) => (String::from_utf8_lossy(k).into_owned(), kv[1].clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let int = |k: &str| match &stats[k] {
+        Value::Int(v) => *v,
+        other => panic!("{k}: {other:?}"),
+    };
+    assert_eq!(int("keys.count"), KEYS as i64);
+    assert_eq!(int("startup.allocated"), startup);
+    let total = int("total.allocated");
+    assert!(
+        total >= used * 9 / 10 && total <= used * 11 / 10,
+        "{total} vs {used}"
+    );
+    assert_eq!(int("total.allocated"), int("allocator.allocated"));
+    assert!(int("peak.allocated") >= total);
+    assert_eq!(
+        int("overhead.total") + int("dataset.bytes"),
+        total,
+        "{stats:?}"
+    );
+
+    // Past 5 MB the doctor reads the figures instead of calling the
+    // instance empty.
+    let doctor: String = q(&mut c, &["MEMORY", "DOCTOR"]);
+    assert!(!doctor.contains("is empty"), "{doctor}");
+    assert!(doctor.ends_with('\n'), "{doctor:?}");
+    assert_eq!(q::<String>(&mut c, &["MEMORY", "PURGE"]), "OK");
+    let report: String = q(&mut c, &["MEMORY", "MALLOC-STATS"]);
+    if ALLOCATOR == "jemalloc-" {
+        assert!(report.contains("jemalloc statistics"), "{report}");
+    }
+
+    // Memory given back shows: deleting the keys lowers used_memory (not with
+    // mimalloc, whose figure is the memory it has committed).
+    if ALLOCATOR == "mimalloc-" {
+        return;
+    }
+    let _: () = q(&mut c, &["FLUSHALL"]);
+    let flushed = n(&memory(&mut c), "used_memory");
+    assert!(flushed < used - (KEYS * 100) as i64, "{used} -> {flushed}");
 }
 
 #[test]

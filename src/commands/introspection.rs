@@ -1,4 +1,11 @@
-//! MEMORY and OBJECT: what a key costs and how Redis would store it.
+//! MEMORY and OBJECT: what a key costs and how Redis would store it, and
+//! what the server's memory holds.
+//!
+//! # MEMORY STATS and MEMORY DOCTOR
+//!
+//! Both read [`MemoryOverview`], as INFO memory does: the allocator's own
+//! figures ([`crate::alloc`]), the process RSS, and Redis's derivations of
+//! overhead, dataset and fragmentation from them. Nothing walks the keys.
 //!
 //! # The MEMORY USAGE model
 //!
@@ -42,8 +49,9 @@ use bytes::Bytes;
 use super::flags::READONLY;
 use super::server::{dispatch_sub, help_reply, Sub};
 use super::{args, spec, CommandSpec, Ctx};
+use crate::alloc;
 use crate::errors::{CmdResult, CommandError};
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::{Entry, Keyspace, Value};
 use crate::reply::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
@@ -76,20 +84,14 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// Handles per list chunk (imbl's VECTOR_CHUNK_SIZE).
 const LIST_CHUNK: usize = 64;
-/// Slots per hash trie node.
-const HAMT_NODE_SLOTS: usize = 32;
-/// Below this many entries a trie allocates about four slots per entry,
-/// above it about two.
-const HAMT_SMALL: usize = 2048;
 /// The hash stored beside each trie slot, with alignment.
 const HAMT_HASH: usize = 8;
 /// Reference count and bookkeeping of a shared node.
 const NODE_HEADER: usize = 16;
 
-/// Keys MEMORY STATS samples per database for `dataset.bytes`.
-const STATS_SAMPLES: usize = 1000;
-
-/// Bytes glibc malloc uses for a request of `n` bytes.
+/// Bytes glibc malloc uses for a request of `n` bytes: the model's rounding,
+/// checked by `tests/memory_usage.rs`; the server's allocator (jemalloc by
+/// default) rounds to its own size classes.
 pub fn alloc_size(n: usize) -> usize {
     if n == 0 {
         0
@@ -126,14 +128,6 @@ where
         return 0;
     }
     total * count / seen
-}
-
-/// Heap bytes of a trie holding `count` slots of `slot` bytes each.
-fn hamt_bytes(count: usize, slot: usize) -> usize {
-    let slots_per_entry = if count <= HAMT_SMALL { 4 } else { 2 };
-    let used = count * (slot + HAMT_HASH) * slots_per_entry;
-    let nodes = count.div_ceil(HAMT_NODE_SLOTS).max(1);
-    used + nodes * NODE_HEADER
 }
 
 /// Bytes of a champ node's header (reference count, bitmap, counts), which
@@ -246,15 +240,18 @@ pub(super) const MEMORY_SUBS: &[Sub] = &[
         name: "malloc-stats",
         arity: 2,
         handler: |_, _| {
-            Ok(Reply::bulk_str(
-                "Stats not supported for the current allocator",
-            ))
+            Ok(Reply::bulk_str(&alloc::report().unwrap_or_else(|| {
+                "Stats not supported for the current allocator".into()
+            })))
         },
     },
     Sub {
         name: "purge",
         arity: 2,
-        handler: |_, _| Ok(Reply::ok()),
+        handler: |_, _| {
+            alloc::purge();
+            Ok(Reply::ok())
+        },
     },
     Sub {
         name: "help",
@@ -294,51 +291,140 @@ fn float(v: f64) -> Reply {
     Reply::Double(v)
 }
 
-fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    let rss = super::server::info::rss_bytes();
-    let mut dataset = 0usize;
-    let mut keys = 0usize;
-    let mut dbs = Vec::new();
-    let now = ctx.now_ms;
-    let count = ctx.state.keyspace.db_count();
-    for index in 0..count {
-        let db = ctx.state.keyspace.db(index);
-        if db.is_empty() {
-            continue;
+/// A database's key trie (`keyspace::champ`), per key, records excluded:
+/// 16-byte slots plus nodes, measured with jemalloc's `stats.allocated` at
+/// 10,000 to 1,000,000 keys (33–37 bytes).
+const DB_TRIE_BYTES_PER_KEY: usize = 36;
+
+/// One database's share of [`MemoryOverview::overhead`].
+#[derive(Debug, Clone, Copy)]
+pub struct DbOverhead {
+    pub index: usize,
+    /// The key trie's slots and nodes.
+    pub main: u64,
+    /// The expiry index.
+    pub expires: u64,
+}
+
+/// The memory figures INFO memory, MEMORY STATS and MEMORY DOCTOR report, read
+/// once from the allocator ([`crate::alloc`]) and the process, derived as
+/// Redis derives them (`getMemoryOverheadData`): `used_memory` is the bytes
+/// allocated; the overhead is the startup footprint plus the databases'
+/// structure; the dataset is the rest.
+#[derive(Debug, Clone)]
+pub struct MemoryOverview {
+    pub allocator: alloc::Stats,
+    pub peak: u64,
+    pub startup: u64,
+    pub rss: u64,
+    pub dbs: Vec<DbOverhead>,
+    pub keys: u64,
+}
+
+impl MemoryOverview {
+    /// Reads the allocator's figures and estimates the databases' structure
+    /// from their sizes (no walk over the keys).
+    pub fn read(keyspace: &Keyspace) -> Self {
+        let allocator = alloc::stats();
+        let mut dbs = Vec::new();
+        let mut keys = 0u64;
+        for index in 0..keyspace.db_count() {
+            let db = keyspace.db(index);
+            if db.is_empty() {
+                continue;
+            }
+            keys += db.len() as u64;
+            dbs.push(DbOverhead {
+                index,
+                main: (db.len() * DB_TRIE_BYTES_PER_KEY) as u64,
+                expires: (db.volatile_len() * std::mem::size_of::<(i64, Bytes)>() * 2) as u64,
+            });
         }
-        let entry_slot = std::mem::size_of::<(Bytes, Entry)>();
-        let main = hamt_bytes(db.len(), entry_slot);
-        let expires = db.volatile_len() * std::mem::size_of::<(i64, Bytes)>() * 2;
-        keys += db.len();
-        // A sample of keys stands for all, so MEMORY STATS stays cheap.
-        let n = db.len();
-        dataset += sampled(
-            db.iter()
-                .filter(|(_, e)| e.expire_at.is_none_or(|t| t > now)),
-            n,
-            STATS_SAMPLES,
-            |(k, e)| entry_usage(k, &e, 5),
-        );
-        dbs.push((
-            Reply::bulk_str(&format!("db.{index}")),
-            Reply::Map(vec![
-                (
-                    Reply::bulk_str("overhead.hashtable.main"),
-                    Reply::Integer(main as i64),
-                ),
-                (
-                    Reply::bulk_str("overhead.hashtable.expires"),
-                    Reply::Integer(expires as i64),
-                ),
-            ]),
-        ));
+        MemoryOverview {
+            allocator,
+            peak: alloc::peak().max(allocator.allocated),
+            startup: alloc::startup(),
+            rss: alloc::process_rss(),
+            dbs,
+            keys,
+        }
     }
-    let total = rss.max(dataset as u64) as i64;
-    let overhead = (total - dataset as i64).max(0);
+
+    /// `used_memory`.
+    pub fn used(&self) -> u64 {
+        self.allocator.allocated
+    }
+
+    /// `used_memory_overhead`.
+    pub fn overhead(&self) -> u64 {
+        self.startup + self.dbs.iter().map(|d| d.main + d.expires).sum::<u64>()
+    }
+
+    /// `used_memory_dataset`.
+    pub fn dataset(&self) -> u64 {
+        self.used().saturating_sub(self.overhead())
+    }
+
+    /// Used memory above the startup footprint (at least 1, as in Redis).
+    fn net_usage(&self) -> u64 {
+        self.used().saturating_sub(self.startup).max(1)
+    }
+
+    /// `used_memory_dataset_perc`.
+    pub fn dataset_perc(&self) -> f64 {
+        self.dataset() as f64 * 100.0 / self.net_usage() as f64
+    }
+
+    /// `used_memory_peak_perc`.
+    pub fn peak_perc(&self) -> f64 {
+        alloc::ratio(self.used(), self.peak) * 100.0
+    }
+
+    /// `keys.bytes-per-key`.
+    pub fn bytes_per_key(&self) -> u64 {
+        self.net_usage().checked_div(self.keys).unwrap_or(0)
+    }
+
+    /// `allocator_frag_ratio` / `_bytes`: active over allocated.
+    pub fn allocator_frag(&self) -> (f64, i64) {
+        let a = &self.allocator;
+        (
+            alloc::ratio(a.active, a.allocated),
+            alloc::diff(a.active, a.allocated),
+        )
+    }
+
+    /// `allocator_rss_ratio` / `_bytes`: resident over active.
+    pub fn allocator_rss(&self) -> (f64, i64) {
+        let a = &self.allocator;
+        (
+            alloc::ratio(a.resident, a.active),
+            alloc::diff(a.resident, a.active),
+        )
+    }
+
+    /// `rss_overhead_ratio` / `_bytes`: process RSS over the allocator's.
+    pub fn rss_overhead(&self) -> (f64, i64) {
+        let r = self.allocator.resident;
+        (alloc::ratio(self.rss, r), alloc::diff(self.rss, r))
+    }
+
+    /// `mem_fragmentation_ratio` / `_bytes`: process RSS over used memory.
+    pub fn fragmentation(&self) -> (f64, i64) {
+        (
+            alloc::ratio(self.rss, self.used()),
+            alloc::diff(self.rss, self.used()),
+        )
+    }
+}
+
+fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
+    let m = MemoryOverview::read(&ctx.state.keyspace);
+    let int = |n: u64| Reply::Integer(n as i64);
     let mut pairs = vec![
-        (Reply::bulk_str("peak.allocated"), Reply::Integer(total)),
-        (Reply::bulk_str("total.allocated"), Reply::Integer(total)),
-        (Reply::bulk_str("startup.allocated"), Reply::Integer(0)),
+        (Reply::bulk_str("peak.allocated"), int(m.peak)),
+        (Reply::bulk_str("total.allocated"), int(m.used())),
+        (Reply::bulk_str("startup.allocated"), int(m.startup)),
         (Reply::bulk_str("replication.backlog"), Reply::Integer(0)),
         (Reply::bulk_str("clients.slaves"), Reply::Integer(0)),
         (Reply::bulk_str("clients.normal"), Reply::Integer(0)),
@@ -347,65 +433,161 @@ fn memory_stats(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         (Reply::bulk_str("lua.caches"), Reply::Integer(0)),
         (Reply::bulk_str("functions.caches"), Reply::Integer(0)),
     ];
-    pairs.extend(dbs);
-    let pct = |part: i64| {
-        if total > 0 {
-            part as f64 * 100.0 / total as f64
-        } else {
-            0.0
-        }
-    };
+    pairs.extend(m.dbs.iter().map(|d| {
+        (
+            Reply::bulk_str(&format!("db.{}", d.index)),
+            Reply::Map(vec![
+                (Reply::bulk_str("overhead.hashtable.main"), int(d.main)),
+                (
+                    Reply::bulk_str("overhead.hashtable.expires"),
+                    int(d.expires),
+                ),
+            ]),
+        )
+    }));
+    let (frag, frag_bytes) = m.allocator_frag();
+    let (arss, arss_bytes) = m.allocator_rss();
+    let (rss_extra, rss_extra_bytes) = m.rss_overhead();
+    let (total_frag, total_frag_bytes) = m.fragmentation();
     pairs.extend([
-        (Reply::bulk_str("overhead.total"), Reply::Integer(overhead)),
-        (Reply::bulk_str("keys.count"), Reply::Integer(keys as i64)),
+        (Reply::bulk_str("overhead.total"), int(m.overhead())),
+        (Reply::bulk_str("keys.count"), int(m.keys)),
         (
             Reply::bulk_str("keys.bytes-per-key"),
-            Reply::Integer(if keys > 0 { total / keys as i64 } else { 0 }),
+            int(m.bytes_per_key()),
         ),
-        (
-            Reply::bulk_str("dataset.bytes"),
-            Reply::Integer(dataset as i64),
-        ),
+        (Reply::bulk_str("dataset.bytes"), int(m.dataset())),
         (
             Reply::bulk_str("dataset.percentage"),
-            float(pct(dataset as i64)),
+            float(m.dataset_perc()),
         ),
-        (Reply::bulk_str("peak.percentage"), float(100.0)),
+        (Reply::bulk_str("peak.percentage"), float(m.peak_perc())),
         (
             Reply::bulk_str("allocator.allocated"),
-            Reply::Integer(total),
+            int(m.allocator.allocated),
         ),
-        (Reply::bulk_str("allocator.active"), Reply::Integer(total)),
+        (Reply::bulk_str("allocator.active"), int(m.allocator.active)),
         (
             Reply::bulk_str("allocator.resident"),
-            Reply::Integer(rss as i64),
+            int(m.allocator.resident),
         ),
-        (Reply::bulk_str("allocator-fragmentation.ratio"), float(1.0)),
+        (
+            Reply::bulk_str("allocator-fragmentation.ratio"),
+            float(frag),
+        ),
         (
             Reply::bulk_str("allocator-fragmentation.bytes"),
-            Reply::Integer(0),
+            Reply::Integer(frag_bytes),
         ),
-        (Reply::bulk_str("allocator-rss.ratio"), float(1.0)),
-        (Reply::bulk_str("allocator-rss.bytes"), Reply::Integer(0)),
-        (Reply::bulk_str("rss-overhead.ratio"), float(1.0)),
-        (Reply::bulk_str("rss-overhead.bytes"), Reply::Integer(0)),
-        (Reply::bulk_str("fragmentation"), float(1.0)),
-        (Reply::bulk_str("fragmentation.bytes"), Reply::Integer(0)),
+        (Reply::bulk_str("allocator-rss.ratio"), float(arss)),
+        (
+            Reply::bulk_str("allocator-rss.bytes"),
+            Reply::Integer(arss_bytes),
+        ),
+        (Reply::bulk_str("rss-overhead.ratio"), float(rss_extra)),
+        (
+            Reply::bulk_str("rss-overhead.bytes"),
+            Reply::Integer(rss_extra_bytes),
+        ),
+        (Reply::bulk_str("fragmentation"), float(total_frag)),
+        (
+            Reply::bulk_str("fragmentation.bytes"),
+            Reply::Integer(total_frag_bytes),
+        ),
     ]);
     Ok(Reply::Map(pairs))
 }
 
+/// MEMORY DOCTOR: Redis's memory checks on the figures of [`MemoryOverview`]
+/// (client buffers and script caches are not counted, so those checks never
+/// fire).
 fn memory_doctor(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    let text = if ctx.state.keyspace.key_count() == 0 {
-        "Hi Sam, this instance is empty or is using very little memory, my issues detector \
-         can't be used in these conditions. Please, leave for your mission on Earth and fill \
-         it with some data. The new Sam and I will be back to our programming as soon as I \
-         finished rebooting."
-    } else {
-        "Hi Sam, I can't find any memory issue in your instance. I can only account for what \
-         occurs on this base."
-    };
-    Ok(Reply::Verbatim(text.to_string()))
+    Ok(Reply::Verbatim(doctor_report(&MemoryOverview::read(
+        &ctx.state.keyspace,
+    ))))
+}
+
+fn doctor_report(m: &MemoryOverview) -> String {
+    const MB10: i64 = 10 << 20;
+    if m.used() < 5 << 20 {
+        return "Hi Sam, this instance is empty or is using very little memory, my issues \
+                detector can't be used in these conditions. Please, leave for your mission on \
+                Earth and fill it with some data. The new Sam and I will be back to our \
+                programming as soon as I finished rebooting.\n"
+            .into();
+    }
+    let (frag, frag_bytes) = m.fragmentation();
+    let (afrag, afrag_bytes) = m.allocator_frag();
+    let (arss, arss_bytes) = m.allocator_rss();
+    let (extra, extra_bytes) = m.rss_overhead();
+    let mut issues = Vec::new();
+    if alloc::ratio(m.peak, m.used()) > 1.5 {
+        issues.push(
+            " * Peak memory: In the past this instance used more than 150% the memory that is \
+             currently using. The allocator is normally not able to release memory after a \
+             peak, so you can expect to see a big fragmentation ratio, however this is actually \
+             harmless and is only due to the memory peak, and if the Redis instance Resident Set \
+             Size (RSS) is currently bigger than expected, the memory will be used as soon as \
+             you fill the Redis instance with more data. If the memory peak was only occasional \
+             and you want to try to reclaim memory, please try the MEMORY PURGE command, \
+             otherwise the only other option is to shutdown and restart the instance.\n\n"
+                .to_string(),
+        );
+    }
+    if frag > 1.4 && frag_bytes > MB10 {
+        issues.push(format!(
+            " * High total RSS: This instance has a memory fragmentation and RSS overhead \
+             greater than 1.4 (this means that the Resident Set Size of the Redis process is \
+             much larger than the sum of the logical allocations Redis performed). This problem \
+             is usually due either to a large peak memory (check if there is a peak memory entry \
+             above in the report) or may result from a workload that causes the allocator to \
+             fragment memory a lot. If the problem is a large peak memory, then there is no \
+             issue. Otherwise, make sure you are using the Jemalloc allocator and not the \
+             default libc malloc. Note: The currently used allocator is \"{}\".\n\n",
+            alloc::name()
+        ));
+    }
+    if afrag > 1.1 && afrag_bytes > MB10 {
+        issues.push(
+            " * High allocator fragmentation: This instance has an allocator external \
+             fragmentation greater than 1.1. This problem is usually due either to a large peak \
+             memory (check if there is a peak memory entry above in the report) or may result \
+             from a workload that causes the allocator to fragment memory a lot. You can try \
+             enabling 'activedefrag' config option.\n\n"
+                .to_string(),
+        );
+    }
+    if arss > 1.1 && arss_bytes > MB10 {
+        issues.push(
+            " * High allocator RSS overhead: This instance has an RSS memory overhead is greater \
+             than 1.1 (this means that the Resident Set Size of the allocator is much larger \
+             than the sum what the allocator actually holds). This problem is usually due to a \
+             large peak memory (check if there is a peak memory entry above in the report), you \
+             can try the MEMORY PURGE command to reclaim it.\n\n"
+                .to_string(),
+        );
+    }
+    if extra > 1.1 && extra_bytes > MB10 {
+        issues.push(
+            " * High process RSS overhead: This instance has non-allocator RSS memory overhead \
+             is greater than 1.1 (this means that the Resident Set Size of the Redis process is \
+             much larger than the RSS the allocator holds). This problem may be due to Lua \
+             scripts or Modules.\n\n"
+                .to_string(),
+        );
+    }
+    if issues.is_empty() {
+        return "Hi Sam, I can't find any memory issue in your instance. I can only account for \
+                what occurs on this base.\n"
+            .into();
+    }
+    let mut text =
+        "Sam, I detected a few issues in this Redis instance memory implants:\n\n".to_string();
+    for issue in issues {
+        text.push_str(&issue);
+    }
+    text.push_str("I'm here to keep you safe, Sam. I want to help you.\n");
+    text
 }
 
 fn memory_help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {

@@ -1,7 +1,8 @@
 //! INFO: the server's report in Redis 7's sections and field names, so
 //! dashboards, exporters and client libraries built for Redis read it unchanged.
 //!
-//! Process figures (memory, CPU) come from `/proc`; instantaneous rates come from
+//! Memory figures come from the allocator ([`crate::alloc`]), CPU figures
+//! from `/proc`; instantaneous rates come from
 //! [`Instantaneous`], which [`sample_metrics`] fills ten times a second as
 //! Redis's `serverCron` does.
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::commands::connection::REDIS_COMPAT_VERSION;
+use crate::commands::introspection::MemoryOverview;
 use crate::commands::Ctx;
 use crate::errors::CmdResult;
 use crate::reply::Reply;
@@ -113,7 +115,7 @@ fn section_fields(ctx: &mut Ctx<'_>, section: &str) -> Fields {
     match section {
         "server" => server(ctx.shared),
         "clients" => clients(ctx),
-        "memory" => memory(&ctx.shared.config()),
+        "memory" => memory(ctx),
         "persistence" => crate::persistence::info_fields(ctx.shared, ctx.state),
         "stats" => stats(ctx),
         "replication" => replication(ctx.shared),
@@ -234,18 +236,6 @@ pub fn human_bytes(n: u64) -> String {
     format!("{n}B")
 }
 
-const PAGE_SIZE: u64 = 4096;
-
-/// Resident set size in bytes, from /proc/self/statm.
-pub fn rss_bytes() -> u64 {
-    read_proc("/proc/self/statm")
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        * PAGE_SIZE
-}
-
 /// A `Name:   123 kB` line of a /proc status-like file, in bytes.
 fn proc_kb(path: &str, name: &str) -> u64 {
     read_proc(path)
@@ -257,43 +247,45 @@ fn proc_kb(path: &str, name: &str) -> u64 {
         * 1024
 }
 
-/// forkless uses the system allocator, which keeps no statistics, so the
-/// process's resident memory is the honest figure for `used_memory`.
-fn memory(config: &crate::config::Config) -> Fields {
+/// INFO memory: the allocator's figures and what Redis derives from them
+/// ([`MemoryOverview`], shared with MEMORY STATS and MEMORY DOCTOR). There is
+/// no scripting engine, replication backlog or AOF: those figures are zero.
+/// Every field Redis 7.0 prints is present, in Redis's order and formats, so
+/// exporters find what they look for.
+fn memory(ctx: &Ctx<'_>) -> Fields {
+    let config = ctx.shared.config();
     let maxmemory = config.extra_i64("maxmemory", 0).max(0) as u64;
     let policy = config
         .extra
         .get("maxmemory-policy")
         .cloned()
         .unwrap_or_else(|| "noeviction".into());
-    let rss = rss_bytes();
-    let peak = proc_kb("/proc/self/status", "VmHWM:").max(rss);
+    let m = MemoryOverview::read(&ctx.state.keyspace);
+    let used = m.used();
     let total = proc_kb("/proc/meminfo", "MemTotal:");
-    let peak_perc = if peak > 0 {
-        rss as f64 * 100.0 / peak as f64
-    } else {
-        0.0
-    };
-    // forkless has no allocator statistics (it uses the system malloc) and no
-    // scripting engine: the allocator figures are the resident size, and the
-    // Lua/function figures are zero. Every field Redis prints is present, in
-    // Redis's order, so exporters find what they look for.
+    let (frag, frag_bytes) = m.fragmentation();
+    let (afrag, afrag_bytes) = m.allocator_frag();
+    let (arss, arss_bytes) = m.allocator_rss();
+    let (extra, extra_bytes) = m.rss_overhead();
     let zero = || "0".to_string();
     fields(&[
-        ("used_memory", rss.to_string()),
-        ("used_memory_human", human_bytes(rss)),
-        ("used_memory_rss", rss.to_string()),
-        ("used_memory_rss_human", human_bytes(rss)),
-        ("used_memory_peak", peak.to_string()),
-        ("used_memory_peak_human", human_bytes(peak)),
-        ("used_memory_peak_perc", format!("{peak_perc:.2}%")),
-        ("used_memory_overhead", zero()),
-        ("used_memory_startup", zero()),
-        ("used_memory_dataset", rss.to_string()),
-        ("used_memory_dataset_perc", "100.00%".into()),
-        ("allocator_allocated", rss.to_string()),
-        ("allocator_active", rss.to_string()),
-        ("allocator_resident", rss.to_string()),
+        ("used_memory", used.to_string()),
+        ("used_memory_human", human_bytes(used)),
+        ("used_memory_rss", m.rss.to_string()),
+        ("used_memory_rss_human", human_bytes(m.rss)),
+        ("used_memory_peak", m.peak.to_string()),
+        ("used_memory_peak_human", human_bytes(m.peak)),
+        ("used_memory_peak_perc", format!("{:.2}%", m.peak_perc())),
+        ("used_memory_overhead", m.overhead().to_string()),
+        ("used_memory_startup", m.startup.to_string()),
+        ("used_memory_dataset", m.dataset().to_string()),
+        (
+            "used_memory_dataset_perc",
+            format!("{:.2}%", m.dataset_perc()),
+        ),
+        ("allocator_allocated", m.allocator.allocated.to_string()),
+        ("allocator_active", m.allocator.active.to_string()),
+        ("allocator_resident", m.allocator.resident.to_string()),
         ("total_system_memory", total.to_string()),
         ("total_system_memory_human", human_bytes(total)),
         ("used_memory_lua", zero()),
@@ -312,14 +304,14 @@ fn memory(config: &crate::config::Config) -> Fields {
         ("maxmemory", maxmemory.to_string()),
         ("maxmemory_human", human_bytes(maxmemory)),
         ("maxmemory_policy", policy),
-        ("allocator_frag_ratio", "1.00".into()),
-        ("allocator_frag_bytes", zero()),
-        ("allocator_rss_ratio", "1.00".into()),
-        ("allocator_rss_bytes", zero()),
-        ("rss_overhead_ratio", "1.00".into()),
-        ("rss_overhead_bytes", zero()),
-        ("mem_fragmentation_ratio", "1.00".into()),
-        ("mem_fragmentation_bytes", zero()),
+        ("allocator_frag_ratio", format!("{afrag:.2}")),
+        ("allocator_frag_bytes", afrag_bytes.to_string()),
+        ("allocator_rss_ratio", format!("{arss:.2}")),
+        ("allocator_rss_bytes", arss_bytes.to_string()),
+        ("rss_overhead_ratio", format!("{extra:.2}")),
+        ("rss_overhead_bytes", extra_bytes.to_string()),
+        ("mem_fragmentation_ratio", format!("{frag:.2}")),
+        ("mem_fragmentation_bytes", frag_bytes.to_string()),
         ("mem_not_counted_for_evict", zero()),
         ("mem_replication_backlog", zero()),
         ("mem_total_replication_buffers", zero()),
@@ -327,7 +319,7 @@ fn memory(config: &crate::config::Config) -> Fields {
         ("mem_clients_normal", zero()),
         ("mem_cluster_links", zero()),
         ("mem_aof_buffer", zero()),
-        ("mem_allocator", "libc".into()),
+        ("mem_allocator", crate::alloc::name()),
         ("active_defrag_running", zero()),
         ("lazyfree_pending_objects", zero()),
         ("lazyfreed_objects", zero()),
@@ -551,7 +543,8 @@ impl Instantaneous {
     }
 }
 
-/// Samples the command and network counters every 100 ms until shutdown.
+/// Samples the command and network counters (and the memory peak) every
+/// 100 ms until shutdown.
 pub async fn sample_metrics(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.subscribe();
     loop {
@@ -561,6 +554,7 @@ pub async fn sample_metrics(shared: Arc<Shared>) {
         }
         let input = shared.net.net_input_bytes.load(Ordering::Relaxed);
         let output = shared.net.net_output_bytes.load(Ordering::Relaxed);
+        crate::alloc::sample_peak();
         let mut state = shared.lock();
         let commands = state.stats.total_commands_processed;
         state.instantaneous.push(Sample {
