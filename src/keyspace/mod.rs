@@ -274,16 +274,6 @@ impl Db {
         expire_at: Option<i64>,
         now_ms: i64,
     ) -> bool {
-        if let (None, Value::Str(s)) = (expire_at, &value) {
-            let hash = <Record as champ::MapItem>::hash_of(&key);
-            // An unshared string record of the same length and without expiry
-            // (so live) takes the new bytes in place: no allocation.
-            if let Some(record) = self.entries.get_mut_hashed(hash, &key) {
-                if record.overwrite_str(s) {
-                    return true;
-                }
-            }
-        }
         let Some(old) = self.replace(key.clone(), value, expire_at) else {
             return false;
         };
@@ -649,12 +639,6 @@ mod tests {
         assert_eq!(db.take_expired(), vec![k("b")]);
         assert!(!db.insert_live(k("c"), Value::Str(k("3")), None, 100));
         assert_eq!(db.len(), 3);
-        // Same length, no expiry: written in place; a snapshot keeps its bytes.
-        let snapshot = db.clone();
-        assert!(db.insert_live(k("c"), Value::Str(k("4")), None, 100));
-        assert!(db.insert_live(k("c"), Value::Str(k("5")), None, 100));
-        assert_eq!(db.get(b"c", 100).unwrap().value, Value::Str(k("5")));
-        assert_eq!(snapshot.peek(b"c", 100).unwrap().value, Value::Str(k("3")));
         db.check_invariants().unwrap();
     }
 

@@ -158,30 +158,6 @@ impl Packed {
         Packed::new(self.kind(), self.key(), self.payload(), expire_at)
     }
 
-    /// Overwrites a string value of the same length in place, when nothing
-    /// but this owner holds the record and it has no expiry: SET over an
-    /// equally long value then costs no allocation. A holder of the record
-    /// (a snapshot, WATCH) makes it shared, so they keep their bytes and the
-    /// caller builds a new record instead.
-    fn overwrite_str(&mut self, value: &[u8]) -> bool {
-        let bytes = self.bytes();
-        if bytes[0] != PackedKind::Str as u8 {
-            return false;
-        }
-        let start = self.key_span().1;
-        if bytes.len() - start != value.len() {
-            return false;
-        }
-        self.0
-            .with_arc_mut(|arc| match triomphe::Arc::get_mut(arc) {
-                Some(inner) => {
-                    inner.slice_mut()[start..].copy_from_slice(value);
-                    true
-                }
-                None => false,
-            })
-    }
-
     fn ptr_eq(&self, other: &Packed) -> bool {
         self.0.ptr() == other.0.ptr()
     }
@@ -376,16 +352,6 @@ impl Record {
         Record::packed_payload(key, value).is_some()
     }
 
-    /// Stores `value` over this record's string value without allocating, if
-    /// the record is a packed string without expiry, of the same length, that
-    /// nothing else holds. Returns whether it did.
-    pub fn overwrite_str(&mut self, value: &[u8]) -> bool {
-        match &mut self.0 {
-            Repr::Packed(p) => p.overwrite_str(value),
-            Repr::Boxed(_) => false,
-        }
-    }
-
     /// Changes the expiry, repacking a packed record (it is immutable).
     pub fn set_expire(&mut self, expire_at: Option<i64>) {
         match &mut self.0 {
@@ -548,24 +514,6 @@ mod tests {
         assert!(!r.same(&before));
         assert_eq!(before.to_entry().value.as_hash().unwrap().len(), 1);
         assert_eq!(r.to_entry().value.as_hash().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn same_length_overwrites_happen_in_place_only_when_unshared() {
-        let mut r = Record::new(b"k", Value::Str(Bytes::from("aaa")), None);
-        assert!(
-            !r.overwrite_str(b"bbbb"),
-            "another length needs a new record"
-        );
-        let held = r.clone();
-        assert!(!r.overwrite_str(b"bbb"), "a shared record is never written");
-        assert_eq!(held.to_entry().value, Value::Str(Bytes::from("aaa")));
-        drop(held);
-        assert!(r.overwrite_str(b"bbb"));
-        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("bbb")));
-        assert_eq!(r.key(), b"k");
-        let mut timed = Record::new(b"k", Value::Str(Bytes::from("aaa")), Some(5));
-        assert!(!timed.overwrite_str(b"bbb"), "only records without expiry");
     }
 
     #[test]
