@@ -97,7 +97,7 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let db = ctx.db();
         // Reading first expires a key whose time ran out, so it is not counted.
         if db.get(key, now).is_some() {
-            db.remove(key);
+            db.delete(key);
             deleted += 1;
             ctx.notify(notify::GENERIC, "del", key);
         }
@@ -286,9 +286,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CmdResult {
         if nx {
             return Ok(done(false));
         }
-        db.remove(dst);
+        db.delete(dst);
     }
-    db.remove(src);
+    db.delete(src);
     db.insert(dst.clone(), entry.value.clone(), entry.expire_at);
     let index = ctx.client.db;
     signal_if_list(ctx, index, dst, &entry.value);
@@ -339,7 +339,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         if !replace {
             return Ok(Reply::Integer(0));
         }
-        target.remove(dst);
+        target.delete(dst);
     }
     // Values are persistent structures: the copy shares them until either side changes.
     target.insert(dst.clone(), entry.value.clone(), entry.expire_at);
@@ -455,7 +455,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[Bytes], seconds: bool, relative: bo
         return Ok(Reply::Integer(0));
     }
     let event = if when <= now {
-        db.remove(key);
+        db.delete(key);
         "del"
     } else {
         db.set_expire(key, Some(when));

@@ -510,7 +510,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let old = read_str(ctx, &args[1])?;
     if old.is_some() {
-        ctx.db().remove(&args[1]);
+        ctx.db().delete(&args[1]);
         ctx.dirty(1);
         ctx.notify(notify::GENERIC, "del", &args[1]);
     }
@@ -528,7 +528,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let at = expire_at_ms(*kind, arg, now, "getex")?;
         let db = ctx.db();
         let event = if at <= now {
-            db.remove(key);
+            db.delete(key);
             "del"
         } else {
             db.set_expire(key, Some(at));

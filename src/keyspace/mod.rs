@@ -390,11 +390,6 @@ impl Db {
         self.entries.iter()
     }
 
-    /// An O(1) clone of the key map, for walks that outlive a borrow.
-    pub fn entries_snapshot(&self) -> Champ<Record> {
-        self.entries.clone()
-    }
-
     /// The key of the `index`-th record in hash order, in O(depth): random picks.
     pub fn nth_key(&self, index: usize) -> Option<&[u8]> {
         self.entries.nth(index).map(Record::key)
