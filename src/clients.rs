@@ -40,7 +40,7 @@ pub struct ClientState {
     /// Lines for a client in MONITOR mode.
     pub monitor: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
     /// MULTI queue and watched keys.
-    pub tx: crate::commands::transactions::TxState,
+    pub tx: crate::transaction::TxState,
     /// Pub/sub subscriptions and the queue of messages for this client.
     pub subs: crate::pubsub::ClientSubs,
 }
@@ -162,7 +162,7 @@ pub struct ClientRegistry {
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     /// CLIENT PAUSE.
-    pub pause: crate::commands::server::control::PauseState,
+    pub pause: crate::pause::PauseState,
     monitors: Mutex<Vec<Monitor>>,
     /// Number of monitors, read on every command without a lock.
     pub monitor_count: std::sync::atomic::AtomicUsize,

@@ -15,6 +15,10 @@
 //!   output-buffer limit, keyspace notifications.
 //! - [`blocking`]: clients blocked in BLPOP and friends.
 //! - [`clients`]: per-connection state and the client registry.
+//! - [`transaction`]: a client's MULTI queue and watched keys.
+//! - [`pause`]: CLIENT PAUSE's deadline, shared by all connections.
+//! - [`slowlog`], [`latency`], [`metrics`]: the slow log, the latency monitor
+//!   and the instantaneous rates INFO reports.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
 //! - [`config`]: command-line options and the live configuration.
 //! - [`security`]: AUTH's password check and protected mode.
@@ -22,6 +26,7 @@
 //! - [`params`]: the configuration parameter table (CONFIG GET/SET, redis.conf).
 //! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
+//! - [`numbers`]: Redis's strict integer parsing (string2ll).
 //! - [`rng`]: a small PRNG for random picks.
 //! - [`alloc`]: the memory allocator chosen at build time and its statistics.
 
@@ -35,8 +40,12 @@ pub mod connection;
 pub mod errors;
 pub mod glob;
 pub mod keyspace;
+pub mod latency;
 pub mod limits;
+pub mod metrics;
+pub mod numbers;
 pub mod params;
+pub mod pause;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
@@ -44,7 +53,9 @@ pub mod reply;
 pub mod rng;
 pub mod security;
 pub mod server;
+pub mod slowlog;
 pub mod state;
+pub mod transaction;
 
 use std::sync::Arc;
 
@@ -82,7 +93,7 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
     );
     spawn_signal_handler(shared.clone());
     let save_points = tokio::spawn(persistence::scheduler::run(shared.clone()));
-    tokio::spawn(commands::server::info::sample_metrics(shared.clone()));
+    tokio::spawn(metrics::sample_metrics(shared.clone()));
     server::run(shared.clone(), listeners).await;
     save_points.abort();
     // Shutdown begun some other way than SIGTERM/SIGINT/SHUTDOWN (which save and

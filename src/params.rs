@@ -139,7 +139,7 @@ pub fn yes_no(v: &str) -> Result<bool, String> {
 }
 
 pub fn int_in(v: &str, lo: i64, hi: i64) -> Result<i64, String> {
-    let n = crate::commands::args::parse_i64_strict(v.as_bytes())
+    let n = crate::numbers::parse_i64_strict(v.as_bytes())
         .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
     check_range(n, lo, hi)
 }

@@ -15,7 +15,7 @@
 //! `client-output-buffer-limit pubsub 32mb 8mb 60`.
 //!
 //! Commands that do not use pub/sub never touch the registry: the only cost they
-//! pay is one flag test in [`crate::commands::Ctx::notify`] when they write.
+//! pay is one flag test in the command context's `notify` when they write.
 
 pub mod notify;
 

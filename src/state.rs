@@ -29,11 +29,11 @@ pub struct State {
     pub stats: Stats,
     pub persistence: PersistState,
     /// Recent counter samples for INFO's instantaneous rates.
-    pub instantaneous: crate::commands::server::info::Instantaneous,
+    pub instantaneous: crate::metrics::Instantaneous,
     /// False after DEBUG SET-ACTIVE-EXPIRE 0: only lazy expiry reclaims keys.
     pub active_expire: bool,
-    pub slowlog: crate::commands::monitoring::SlowLog,
-    pub latency: crate::commands::monitoring::LatencyMonitor,
+    pub slowlog: crate::slowlog::SlowLog,
+    pub latency: crate::latency::LatencyMonitor,
     /// Pub/sub channels, patterns and keyspace-notification settings.
     pub pubsub: crate::pubsub::PubSub,
     /// The collection encoding limits, copied from the config (CONFIG SET updates them).

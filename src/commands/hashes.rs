@@ -422,7 +422,7 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.db().remove_if_empty(key);
     ctx.dirty(removed);
     ctx.notify(notify::HASH, "hdel", key);
-    notify::del_if_gone(ctx, key);
+    ctx.del_if_gone(key);
     Ok(Reply::Integer(removed as i64))
 }
 

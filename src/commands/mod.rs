@@ -250,6 +250,16 @@ impl<'a> Ctx<'a> {
         crate::pubsub::notify::emit(&self.state.pubsub, class, event, key, db, self.now_ms);
     }
 
+    /// `del` on `key` if a removal just emptied (and so deleted) it.
+    pub fn del_if_gone(&mut self, key: &[u8]) {
+        if self.state.pubsub.notify_flags & crate::pubsub::notify::GENERIC != 0 {
+            let now = self.now_ms;
+            if self.db().peek(key, now).is_none() {
+                self.notify(crate::pubsub::notify::GENERIC, "del", key);
+            }
+        }
+    }
+
     /// Blocks the client on `keys`. Returns the reply to send now: none (the
     /// connection waits), or `timeout_reply` at once where blocking is not allowed.
     pub fn block_on(

@@ -10,15 +10,15 @@
 //! whenever the monitor is on, even below the threshold, so an operator sees
 //! in LATENCY LATEST that a save caused no stall.
 
-use std::collections::{BTreeMap, VecDeque};
-
 use bytes::Bytes;
 
 use super::flags::*;
 use super::server::{dispatch_sub, help_reply, Sub};
 use super::{args, spec, CommandSpec, Ctx, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
+use crate::latency::unix_secs;
 use crate::reply::Reply;
+use crate::slowlog::{slowlog_args, SlowEntry};
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -46,142 +46,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
     },
 ];
-
-/// Redis keeps at most this many arguments of a slow command...
-const MAX_ARGC: usize = 32;
-/// ... and at most this many bytes of each.
-const MAX_ARG_LEN: usize = 128;
-/// Samples kept per latency event (Redis's LATENCY_TS_LEN).
-const LATENCY_SAMPLES: usize = 160;
-
-/// One slow log entry.
-#[derive(Debug, Clone)]
-pub struct SlowEntry {
-    pub id: u64,
-    pub unix_secs: i64,
-    pub usec: u64,
-    pub args: Vec<Bytes>,
-    pub addr: String,
-    pub name: Bytes,
-}
-
-/// The slow log: newest first, at most `slowlog-max-len` entries.
-#[derive(Debug, Default)]
-pub struct SlowLog {
-    next_id: u64,
-    entries: VecDeque<SlowEntry>,
-}
-
-impl SlowLog {
-    pub fn push(&mut self, entry: SlowEntry, max_len: usize) {
-        self.entries.push_front(entry);
-        self.entries.truncate(max_len);
-    }
-
-    pub fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id - 1
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-/// The arguments as the slow log keeps them (Redis's slowlogCreateEntry).
-pub fn slowlog_args(args: &[Bytes]) -> Vec<Bytes> {
-    let kept = args.len().min(MAX_ARGC);
-    let mut out = Vec::with_capacity(kept);
-    for (i, arg) in args.iter().take(kept).enumerate() {
-        if kept != args.len() && i == kept - 1 {
-            let more = args.len() - kept + 1;
-            out.push(Bytes::from(format!("... ({more} more arguments)")));
-        } else if arg.len() > MAX_ARG_LEN {
-            let mut s = arg[..MAX_ARG_LEN].to_vec();
-            s.extend_from_slice(format!("... ({} more bytes)", arg.len() - MAX_ARG_LEN).as_bytes());
-            out.push(Bytes::from(s));
-        } else {
-            out.push(arg.clone());
-        }
-    }
-    out
-}
-
-/// One latency event's history.
-#[derive(Debug, Default, Clone)]
-pub struct LatencySeries {
-    /// (unix seconds, milliseconds), oldest first.
-    samples: VecDeque<(i64, u64)>,
-    max: u64,
-}
-
-/// The latency monitor's events, by name.
-#[derive(Debug, Default)]
-pub struct LatencyMonitor {
-    events: BTreeMap<&'static str, LatencySeries>,
-    /// `latency-monitor-threshold` as of the last command, for recorders
-    /// that run without the configuration at hand.
-    threshold: u64,
-}
-
-impl LatencyMonitor {
-    /// Adds a sample; samples in the same second keep the larger.
-    pub fn add(&mut self, event: &'static str, ms: u64, unix_secs: i64) {
-        let series = self.events.entry(event).or_default();
-        series.max = series.max.max(ms);
-        match series.samples.back_mut() {
-            Some((t, v)) if *t == unix_secs => *v = (*v).max(ms),
-            _ => {
-                series.samples.push_back((unix_secs, ms));
-                if series.samples.len() > LATENCY_SAMPLES {
-                    series.samples.pop_front();
-                }
-            }
-        }
-    }
-
-    /// Records `ms` if the monitor is on and it reaches `threshold`.
-    pub fn record(&mut self, event: &'static str, ms: u64, threshold: u64) {
-        if threshold > 0 && ms >= threshold {
-            self.add(event, ms, unix_secs());
-        }
-    }
-
-    /// Records a snapshot event whenever the monitor is on (see the module doc).
-    pub fn record_snapshot(&mut self, event: &'static str, usec: u64, threshold: u64) {
-        if threshold > 0 {
-            self.add(event, usec / 1000, unix_secs());
-        }
-    }
-
-    /// A background save finished after `usec` (recorded as `snapshot-save`).
-    pub fn record_background_save(&mut self, usec: u64) {
-        self.record_snapshot("snapshot-save", usec, self.threshold);
-    }
-
-    pub fn reset(&mut self, names: &[Bytes]) -> usize {
-        if names.is_empty() {
-            let n = self.events.len();
-            self.events.clear();
-            return n;
-        }
-        let before = self.events.len();
-        self.events.retain(|name, _| {
-            !names
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-        });
-        before - self.events.len()
-    }
-}
-
-fn unix_secs() -> i64 {
-    crate::keyspace::unix_ms() / 1000
-}
 
 /// Slow log and latency bookkeeping for one executed command.
 pub fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes], usec: u64) {
@@ -431,63 +295,4 @@ fn latency_help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
             "    (default: reset all data for all event classes)",
         ],
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn b(s: &str) -> Bytes {
-        Bytes::copy_from_slice(s.as_bytes())
-    }
-
-    #[test]
-    fn slowlog_truncates_like_redis() {
-        let long = "x".repeat(200);
-        let args = vec![b("SET"), b("k"), b(&long)];
-        let kept = slowlog_args(&args);
-        assert_eq!(kept[2].len(), 128 + "... (72 more bytes)".len());
-        assert!(kept[2].ends_with(b"... (72 more bytes)"));
-        let many: Vec<Bytes> = (0..40).map(|i| b(&i.to_string())).collect();
-        let kept = slowlog_args(&many);
-        assert_eq!(kept.len(), 32);
-        assert_eq!(kept[31], b("... (9 more arguments)"));
-    }
-
-    #[test]
-    fn slowlog_keeps_newest_within_max_len() {
-        let mut log = SlowLog::default();
-        for i in 0..5 {
-            let id = log.next_id();
-            log.push(
-                SlowEntry {
-                    id,
-                    unix_secs: i,
-                    usec: 1,
-                    args: vec![],
-                    addr: String::new(),
-                    name: Bytes::new(),
-                },
-                3,
-            );
-        }
-        assert_eq!(log.len(), 3);
-        assert_eq!(log.entries[0].id, 4);
-    }
-
-    #[test]
-    fn latency_samples_merge_per_second() {
-        let mut m = LatencyMonitor::default();
-        m.add("command", 5, 100);
-        m.add("command", 9, 100);
-        m.add("command", 2, 101);
-        let s = &m.events["command"];
-        assert_eq!(s.samples, VecDeque::from(vec![(100, 9), (101, 2)]));
-        assert_eq!(s.max, 9);
-        m.record("command", 1, 0);
-        m.record("expire-cycle", 3, 5);
-        assert!(!m.events.contains_key("expire-cycle"));
-        assert_eq!(m.reset(&[b("COMMAND")]), 1);
-        assert!(m.events.is_empty());
-    }
 }

@@ -298,7 +298,7 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.db().remove_if_empty(key);
     ctx.dirty(removed as u64);
     ctx.notify(notify::SET, "srem", key);
-    notify::del_if_gone(ctx, key);
+    ctx.del_if_gone(key);
     Ok(Reply::Integer(removed as i64))
 }
 
@@ -350,7 +350,7 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     db.remove_if_empty(src);
     ctx.notify(notify::SET, "srem", src);
-    notify::del_if_gone(ctx, src);
+    ctx.del_if_gone(src);
     let db = ctx.db();
     let added = db
         .get_or_insert_with(&owned(dst), now, || Value::Set(Set::new()))
@@ -402,7 +402,7 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     db.remove_if_empty(key);
     ctx.dirty(1);
     ctx.notify(notify::SET, "spop", key);
-    notify::del_if_gone(ctx, key);
+    ctx.del_if_gone(key);
     Ok(Reply::Bulk(member))
 }
 
@@ -454,7 +454,7 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: usize) -> CmdResult {
     db.remove_if_empty(key);
     ctx.dirty(popped.len() as u64);
     ctx.notify(notify::SET, "spop", key);
-    notify::del_if_gone(ctx, key);
+    ctx.del_if_gone(key);
     Ok(Reply::Set(popped))
 }
 

@@ -8,10 +8,10 @@
 //!
 //! # WATCH by identity
 //!
-//! WATCH keeps a clone of the watched key's stored [`Record`] (or its
+//! WATCH keeps a clone of the watched key's stored [`crate::keyspace::Record`] (or its
 //! absence): one reference count. A write replaces a packed record, so its
 //! identity changes; a boxed record holds a persistent value whose root is
-//! copied by any real change while the watch shares it (see [`Record::same`]).
+//! copied by any real change while the watch shares it (see [`crate::keyspace::Record::same`]).
 //! EXEC compares identities. This needs no hook in any command, and it also
 //! covers expiry (the key is gone), FLUSHDB/FLUSHALL, SWAPDB and a snapshot
 //! load (new records).
@@ -29,8 +29,8 @@ use bytes::Bytes;
 use super::flags::*;
 use super::{spec, CommandSpec, Ctx, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
-use crate::keyspace::{Key, Record};
 use crate::reply::{Protocol, Reply};
+use crate::transaction::Watched;
 
 const TX_FLAGS: u32 = NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY;
 
@@ -96,35 +96,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
     },
 ];
-
-/// One client's transaction state.
-#[derive(Debug, Default)]
-pub struct TxState {
-    /// Between MULTI and EXEC/DISCARD.
-    pub active: bool,
-    /// A command was refused while queueing: EXEC will abort.
-    pub failed: bool,
-    /// EXEC is running the queue (no queueing, no subscribed-mode check).
-    pub executing: bool,
-    pub queue: Vec<Vec<Bytes>>,
-    watched: Vec<Watched>,
-}
-
-#[derive(Debug)]
-struct Watched {
-    db: usize,
-    key: Key,
-    seen: Option<Record>,
-}
-
-impl TxState {
-    fn reset(&mut self) {
-        self.active = false;
-        self.failed = false;
-        self.queue.clear();
-        self.watched.clear();
-    }
-}
 
 /// Marks the transaction failed if one is open (a command refused at queue time).
 pub fn flag_failed(ctx: &mut Ctx<'_>) {

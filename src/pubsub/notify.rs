@@ -1,7 +1,7 @@
 //! Keyspace notifications (`notify-keyspace-events`): the event classes, their
 //! text form, and publishing `__keyspace@<db>__:<key>` / `__keyevent@<db>__:<event>`.
 //!
-//! Commands report events through [`crate::commands::Ctx::notify`], which costs
+//! Commands report events through their context's `notify`, which costs
 //! one flag test when notifications are off (the default).
 
 use bytes::{Bytes, BytesMut};
@@ -111,16 +111,6 @@ pub fn flush_expired_all(state: &mut crate::state::State, now_ms: i64) {
     for db in 0..state.keyspace.db_count() {
         if state.keyspace.db(db).has_expired_log() {
             flush_expired(state, db, now_ms);
-        }
-    }
-}
-
-/// `del` on `key` if a removal just emptied (and so deleted) it.
-pub fn del_if_gone(ctx: &mut crate::commands::Ctx<'_>, key: &[u8]) {
-    if ctx.state.pubsub.notify_flags & GENERIC != 0 {
-        let now = ctx.now_ms;
-        if ctx.db().peek(key, now).is_none() {
-            ctx.notify(GENERIC, "del", key);
         }
     }
 }

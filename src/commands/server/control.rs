@@ -1,6 +1,6 @@
 //! Connection control: CLIENT PAUSE / UNPAUSE, CLIENT REPLY, RESET, MONITOR.
 //!
-//! - A pause is a deadline in the registry's [`PauseState`]; a connection
+//! - A pause is a deadline in the registry's [`crate::pause::PauseState`]; a connection
 //!   about to run commands the pause covers waits in [`wait_unpaused`]
 //!   before it takes the state lock, so paused clients hold nothing up.
 //! - CLIENT REPLY only sets flags on the client; the connection drops the
@@ -21,61 +21,9 @@ use super::args;
 use crate::clients::{ClientState, Monitor};
 use crate::commands::{flags, lookup, Ctx};
 use crate::errors::{CmdResult, CommandError};
+use crate::pause::Pause;
 use crate::reply::{Protocol, Reply};
 use crate::state::Shared;
-
-/// A CLIENT PAUSE in effect.
-#[derive(Debug, Clone, Copy)]
-pub struct Pause {
-    pub until: Instant,
-    /// ALL pauses every command; WRITE only those that change data.
-    pub all: bool,
-}
-
-/// The server's pause, shared by all connections.
-#[derive(Debug, Default)]
-pub struct PauseState {
-    current: std::sync::Mutex<Option<Pause>>,
-    /// Set while a pause may be in effect: the per-batch check is one atomic
-    /// load when no pause was ever set.
-    maybe: std::sync::atomic::AtomicBool,
-    /// Wakes paused connections on CLIENT UNPAUSE.
-    ended: tokio::sync::Notify,
-}
-
-impl PauseState {
-    pub fn current(&self) -> Option<Pause> {
-        if !self.maybe.load(Ordering::Relaxed) {
-            return None;
-        }
-        let mut p = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if p.is_some_and(|p| p.until <= Instant::now()) {
-            *p = None;
-            self.maybe.store(false, Ordering::Relaxed);
-        }
-        *p
-    }
-
-    /// Pauses until `until`; a pause already in effect is only ever extended
-    /// or made stricter, as in Redis.
-    pub fn pause(&self, until: Instant, all: bool) {
-        let mut p = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        self.maybe.store(true, Ordering::Relaxed);
-        *p = Some(match *p {
-            Some(old) if old.until > Instant::now() => Pause {
-                until: old.until.max(until),
-                all: old.all || all,
-            },
-            _ => Pause { until, all },
-        });
-    }
-
-    pub fn unpause(&self) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.maybe.store(false, Ordering::Relaxed);
-        self.ended.notify_waiters();
-    }
-}
 
 /// True when the pause covers this command line.
 fn covered(pause: &Pause, args: &[Bytes]) -> bool {
@@ -257,6 +205,7 @@ pub async fn next_monitor_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pause::PauseState;
 
     #[test]
     fn monitor_lines_quote_like_redis() {
