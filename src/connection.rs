@@ -47,6 +47,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     {
         let mut state = shared.lock();
         state.blocking.cancel_client(client.id);
+        state.watches.unwatch(client.id, &mut client.tx.watched);
         state.pubsub.remove_client(&client.subs, client.id);
     }
     shared.clients.unregister(client.id);

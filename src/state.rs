@@ -38,6 +38,8 @@ pub struct State {
     pub pubsub: crate::pubsub::PubSub,
     /// The collection encoding limits, copied from the config (CONFIG SET updates them).
     pub encodings: Encodings,
+    /// Watched keys and the transactions a write made fail.
+    pub watches: crate::transaction::Watches,
 }
 
 impl State {
@@ -55,7 +57,29 @@ impl State {
             latency: Default::default(),
             pubsub: Default::default(),
             encodings: Encodings::default(),
+            watches: Default::default(),
         }
+    }
+}
+
+impl State {
+    /// A command changed `key` in database `db`: touches the key's watchers
+    /// and publishes keyspace event `event` of `class` (a
+    /// [`crate::pubsub::notify`] constant), as Redis pairs `signalModifiedKey`
+    /// with `notifyKeyspaceEvent`.
+    pub fn key_changed(&mut self, db: usize, class: u32, event: &str, key: &[u8], now_ms: i64) {
+        if !self.watches.is_empty() {
+            self.watches.touch(db, key, self.keyspace.db(db));
+        }
+        if self.pubsub.notify_flags & class == 0 {
+            return;
+        }
+        // Keys this command found expired were expired before it wrote: their
+        // `expired` events go first, as in Redis.
+        if self.keyspace.db(db).has_expired_log() {
+            crate::pubsub::notify::flush_expired(self, db, now_ms);
+        }
+        crate::pubsub::notify::emit(&self.pubsub, class, event, key, db, now_ms);
     }
 }
 

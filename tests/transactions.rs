@@ -255,6 +255,112 @@ fn watch_sees_writes_expiry_flushes_and_swaps() {
     assert_eq!(r, vec!["changed"]);
 }
 
+/// A watched key is dirty after any write that touches it, even one that
+/// leaves the very same value object in place; a command that does not change
+/// it leaves it clean (Redis's `touchWatchedKey`).
+#[test]
+fn watch_is_a_modification_signal() {
+    let s = Server::start();
+    let big: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    let mut rpush_big: Vec<&str> = vec!["RPUSH", "k"];
+    rpush_big.extend(big.iter().map(String::as_str));
+    let k_str: &[&str] = &["SET", "k", "v"];
+    // Moved away and back: the same value object, still a change.
+    for setup in [&rpush_big[..], k_str] {
+        assert!(!exec_ran_after(
+            &s,
+            &[setup],
+            &[&["RENAME", "k", "k2"], &["RENAME", "k2", "k"]]
+        ));
+        assert!(!exec_ran_after(
+            &s,
+            &[setup],
+            &[&["SWAPDB", "0", "1"], &["SWAPDB", "0", "1"]]
+        ));
+        assert!(!exec_ran_after(
+            &s,
+            &[setup],
+            &[
+                &["MOVE", "k", "1"],
+                &["SELECT", "1"],
+                &["MOVE", "k", "0"],
+                &["SELECT", "0"]
+            ]
+        ));
+    }
+    // A key that never existed, created and deleted again.
+    assert!(!exec_ran_after(
+        &s,
+        &[],
+        &[&["SET", "k", "x"], &["DEL", "k"]]
+    ));
+    // SWAPDB with a database that does not hold the key, and a flush of
+    // another database, leave it alone.
+    assert!(exec_ran_after(&s, &[], &[&["SWAPDB", "0", "1"]]));
+    assert!(exec_ran_after(
+        &s,
+        &[k_str],
+        &[&["SELECT", "1"], &["FLUSHDB"], &["SELECT", "0"]]
+    ));
+    // SMOVE into a set that already holds the member changes only the source.
+    let sets: &[&[&str]] = &[&["SADD", "k", "m"], &["SADD", "src", "m", "x"]];
+    assert!(exec_ran_after(&s, sets, &[&["SMOVE", "src", "k", "m"]]));
+    assert!(!exec_ran_after(
+        &s,
+        &[&["SADD", "k", "y"], &["SADD", "src", "m"]],
+        &[&["SMOVE", "src", "k", "m"]]
+    ));
+    // A write to the same name in another database is another key.
+    assert!(exec_ran_after(
+        &s,
+        &[k_str],
+        &[&["SELECT", "1"], &["SET", "k", "x"], &["SELECT", "0"]]
+    ));
+}
+
+/// A blocked BLMOVE/BRPOPLPUSH into the watched key has changed nothing until
+/// it is served; once served, it has.
+#[test]
+fn watch_ignores_a_blocked_move_until_it_is_served() {
+    let s = Server::start();
+    for blocking in [
+        &["BLMOVE", "src", "k", "LEFT", "LEFT", "0"][..],
+        &["BRPOPLPUSH", "src", "k", "0"],
+    ] {
+        let mut c = s.client();
+        let _: () = q(&mut c, &["DEL", "k", "src"]);
+        let _: () = q(&mut c, &["WATCH", "k", "src"]);
+        let mut blocked = s.client();
+        let blocked_cmd = common::cmd(blocking);
+        let waiter = std::thread::spawn(move || {
+            let v: Option<String> = blocked_cmd.query(&mut blocked).unwrap();
+            v
+        });
+        let mut probe = s.client();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let info: String = q(&mut probe, &["INFO", "clients"]);
+            if info.contains("blocked_clients:1") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "client never blocked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _: () = q(&mut c, &["MULTI"]);
+        let _: String = q(&mut c, &["SET", "other", "x"]);
+        let r: Value = q(&mut c, &["EXEC"]);
+        assert!(matches!(r, Value::Array(ref v) if v.len() == 1), "{r:?}");
+        // Served: both keys changed.
+        let _: () = q(&mut c, &["WATCH", "k"]);
+        let _: i64 = q(&mut probe, &["RPUSH", "src", "e"]);
+        assert_eq!(waiter.join().unwrap().as_deref(), Some("e"));
+        let _: () = q(&mut c, &["MULTI"]);
+        let _: String = q(&mut c, &["SET", "other", "x"]);
+        let r: Value = q(&mut c, &["EXEC"]);
+        assert_eq!(r, Value::Nil);
+    }
+}
+
 #[test]
 fn watch_sees_a_snapshot_reload() {
     let s = Server::start_with(&["--save", "", "--config", "enable-debug-command local"]);

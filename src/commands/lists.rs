@@ -74,24 +74,24 @@ impl End {
 // Keyspace events, shared with the blocking serve path.
 
 /// `lpush`/`rpush` on `key`.
-fn notify_push(state: &State, db: usize, end: End, key: &[u8], now_ms: i64) {
+fn notify_push(state: &mut State, db: usize, end: End, key: &[u8], now_ms: i64) {
     let event = match end {
         End::Left => "lpush",
         End::Right => "rpush",
     };
-    notify::emit(&state.pubsub, notify::LIST, event, key, db, now_ms);
+    state.key_changed(db, notify::LIST, event, key, now_ms);
 }
 
 /// `lpop`/`rpop` on `key`, then `del` if the pop emptied it.
 fn notify_pop(state: &mut State, db: usize, end: End, key: &[u8], now_ms: i64) {
-    if state.pubsub.notify_flags == 0 {
+    if state.pubsub.notify_flags == 0 && state.watches.is_empty() {
         return;
     }
     let event = match end {
         End::Left => "lpop",
         End::Right => "rpop",
     };
-    notify::emit(&state.pubsub, notify::LIST, event, key, db, now_ms);
+    state.key_changed(db, notify::LIST, event, key, now_ms);
     notify_if_deleted(state, db, key, now_ms);
 }
 
@@ -666,7 +666,7 @@ fn notify_move(
     to: End,
     now_ms: i64,
 ) {
-    if state.pubsub.notify_flags != 0 {
+    if state.pubsub.notify_flags != 0 || !state.watches.is_empty() {
         notify_push(state, db, to, dst, now_ms);
         notify_pop(state, db, from, src, now_ms);
     }

@@ -229,12 +229,14 @@ impl<'a> Ctx<'a> {
         self.state.blocking.signal(db, key);
     }
 
-    /// Publishes keyspace event `event` of `class` (a
-    /// [`crate::pubsub::notify`] constant) on `key` in the client's database.
-    /// One flag test when notifications are off.
+    /// Reports that this command changed `key` in the client's database:
+    /// publishes keyspace event `event` of `class` (a
+    /// [`crate::pubsub::notify`] constant) and touches the key's watchers
+    /// (Redis pairs `notifyKeyspaceEvent` with `signalModifiedKey`). Two
+    /// tests when neither notifications nor watches are in use.
     #[inline]
     pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
-        if self.state.pubsub.notify_flags & class != 0 {
+        if self.state.pubsub.notify_flags & class != 0 || !self.state.watches.is_empty() {
             let db = self.client.db;
             self.notify_db(db, class, event, key);
         }
@@ -242,12 +244,7 @@ impl<'a> Ctx<'a> {
 
     /// As [`Ctx::notify`], for a key in database `db` (MOVE, COPY ... DB).
     pub fn notify_db(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
-        // Keys this command found expired were expired before it wrote: their
-        // `expired` events go first, as in Redis.
-        if self.state.keyspace.db(db).has_expired_log() {
-            crate::pubsub::notify::flush_expired(self.state, db, self.now_ms);
-        }
-        crate::pubsub::notify::emit(&self.state.pubsub, class, event, key, db, self.now_ms);
+        self.state.key_changed(db, class, event, key, self.now_ms);
     }
 
     /// `del` on `key` if a removal just emptied (and so deleted) it.

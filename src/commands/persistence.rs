@@ -236,6 +236,17 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
     };
     match loader::load_file_with(&path, Some(databases), unix_ms(), limits) {
         Ok(loaded) => {
+            if !ctx.state.watches.is_empty() {
+                for db in 0..loaded.keyspace.db_count() {
+                    let state = &mut *ctx.state;
+                    state.watches.touch_replaced(
+                        db,
+                        state.keyspace.db(db),
+                        Some(loaded.keyspace.db(db)),
+                        ctx.now_ms,
+                    );
+                }
+            }
             ctx.state.keyspace = loaded.keyspace;
             ctx.state.persistence.last_load_keys_loaded = loaded.keys_loaded;
             ctx.state.persistence.last_load_keys_expired = loaded.keys_expired;

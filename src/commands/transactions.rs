@@ -6,23 +6,8 @@
 //! state lock: a snapshot (which clones the keyspace under that lock) sees all of
 //! a transaction or none of it, and blocked clients are served only after it.
 //!
-//! # WATCH by identity
-//!
-//! WATCH keeps a clone of the watched key's stored [`crate::keyspace::Record`] (or its
-//! absence): one reference count. A write replaces a packed record, so its
-//! identity changes; a boxed record holds a persistent value whose root is
-//! copied by any real change while the watch shares it (see [`crate::keyspace::Record::same`]).
-//! EXEC compares identities. This needs no hook in any command, and it also
-//! covers expiry (the key is gone), FLUSHDB/FLUSHALL, SWAPDB and a snapshot
-//! load (new records).
-//!
-//! Compared with Redis's "touched" flags: no-op writes that leave the value
-//! alone (SADD of a present member, SREM/HDEL of an absent one, PERSIST of a
-//! key without TTL) do not abort, as in Redis; writes that store the same
-//! contents anew (HSET of the same value, SET of the same string) abort, as in
-//! Redis. A small string moved away and back (RENAME a b, RENAME b a) is a new
-//! record and aborts, as in Redis; a large value moved away and back keeps its
-//! identity and does not (Redis aborts).
+//! WATCH registers keys in [`crate::transaction::Watches`]; writes touch them
+//! through the context's `notify` (see that module for the rules).
 
 use bytes::Bytes;
 
@@ -30,7 +15,6 @@ use super::flags::*;
 use super::{spec, CommandSpec, Ctx, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
 use crate::reply::{Protocol, Reply};
-use crate::transaction::Watched;
 
 const TX_FLAGS: u32 = NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY;
 
@@ -112,6 +96,7 @@ pub fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> Comma
         return err;
     }
     ctx.client.tx.reset();
+    unwatch_all(ctx);
     let text = err.to_string();
     let reason = text.strip_prefix("ERR ").unwrap_or(&text);
     CommandError::Other(format!(
@@ -191,7 +176,16 @@ fn discard(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
         return Err(CommandError::err("DISCARD without MULTI"));
     }
     ctx.client.tx.reset();
+    unwatch_all(ctx);
     Ok(Reply::ok())
+}
+
+/// Drops the client's watches.
+pub fn unwatch_all(ctx: &mut Ctx<'_>) {
+    if !ctx.client.tx.watched.is_empty() {
+        let id = ctx.client.id;
+        ctx.state.watches.unwatch(id, &mut ctx.client.tx.watched);
+    }
 }
 
 fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
@@ -204,6 +198,7 @@ fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     // Redis unwatches before running the queue: the transaction's own writes
     // do not count against it.
     ctx.client.tx.reset();
+    unwatch_all(ctx);
     if failed {
         return Err(CommandError::Other(
             "EXECABORT Transaction discarded because of previous errors.".into(),
@@ -231,54 +226,52 @@ fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let db = ctx.client.db;
     for key in &args[1..] {
         let tx = &ctx.client.tx;
-        if tx.watched.iter().any(|w| w.db == db && w.key == *key) {
+        if tx.watched.iter().any(|(d, k)| *d == db && k == key) {
             continue;
         }
-        // `peek` so WATCH itself never deletes: a key already expired counts as
-        // absent, and its later reclamation does not abort (Redis 7 does the same).
-        let seen = ctx
+        // WATCH itself never deletes: a key already expired is flagged, and
+        // its later reclamation does not abort (as in Redis 7.0).
+        let expired = ctx
             .state
             .keyspace
             .db(db)
-            .peek_record(key, ctx.now_ms)
-            .cloned();
-        ctx.client.tx.watched.push(Watched {
-            db,
-            key: key.clone(),
-            seen,
-        });
+            .stored(key)
+            .is_some_and(|r| r.is_expired(ctx.now_ms));
+        ctx.state
+            .watches
+            .watch(ctx.client.id, db, key.clone(), expired);
+        ctx.client.tx.watched.push((db, key.clone()));
     }
     Ok(Reply::ok())
 }
 
 fn unwatch(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    ctx.client.tx.watched.clear();
+    unwatch_all(ctx);
     Ok(Reply::ok())
 }
 
 /// RESET's share (the rest is in `server::control::reset`): drops the client's transaction, watches and subscriptions.
 pub fn reset_client(ctx: &mut Ctx<'_>) {
     ctx.client.tx.reset();
+    unwatch_all(ctx);
     let id = ctx.client.id;
     ctx.state.pubsub.remove_client(&ctx.client.subs, id);
     ctx.client.subs.channels.clear();
     ctx.client.subs.patterns.clear();
 }
 
-/// Whether every watched key still holds the very record (or absence) it
-/// held at WATCH time.
+/// Whether no write touched a watched key and none expired since WATCH.
 fn watched_intact(ctx: &Ctx<'_>) -> bool {
-    let ks = &ctx.state.keyspace;
-    ctx.client.tx.watched.iter().all(|w| {
-        let now = if w.db < ks.db_count() {
-            ks.db(w.db).peek_record(&w.key, ctx.now_ms)
-        } else {
-            None
-        };
-        match (&w.seen, now) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.same(b),
-            _ => false,
-        }
-    })
+    let tx = &ctx.client.tx;
+    if tx.watched.is_empty() {
+        return true;
+    }
+    let watches = &ctx.state.watches;
+    !watches.is_dirty(ctx.client.id)
+        && !watches.expired_since(
+            ctx.client.id,
+            &tx.watched,
+            ctx.state.keyspace.dbs(),
+            ctx.now_ms,
+        )
 }

@@ -233,7 +233,7 @@ impl Hash {
     }
 
     /// Whether both are the very same hash object (not merely equal): any
-    /// real change copies a shared listpack or the trie's root (WATCH).
+    /// real change copies a shared listpack or the trie's root.
     pub fn ptr_eq(&self, other: &Hash) -> bool {
         match (&self.0, &other.0) {
             (Repr::Packed(a), Repr::Packed(b)) => Arc::ptr_eq(a, b),

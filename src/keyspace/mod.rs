@@ -239,6 +239,11 @@ impl Db {
         self.entries.get(key).filter(|r| !r.is_expired(now_ms))
     }
 
+    /// The record under `key` whether or not its time ran out.
+    pub fn stored(&self, key: &[u8]) -> Option<&Record> {
+        self.entries.get(key)
+    }
+
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
         self.record(key, now_ms).is_some()
     }

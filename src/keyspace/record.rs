@@ -363,8 +363,8 @@ impl Record {
     }
 
     /// Identity, not equality: whether nothing wrote the key between the two
-    /// (WATCH). Every write replaces a packed record. A write to a boxed one
-    /// copies the record while the watcher shares it, but a lookup for writing
+    /// (a snapshot and the live keyspace sharing a record). Every write replaces a packed record. A write to a boxed one
+    /// copies the record while another holder shares it, but a lookup for writing
     /// that then changes nothing copies it too, so boxed records compare their
     /// values' identities (persistent structures: a real change copies the
     /// value's root) and expiry.

@@ -98,10 +98,13 @@ pub fn emit(ps: &PubSub, class: u32, event: &str, key: &[u8], db: usize, now_ms:
 }
 
 /// Publishes `expired` for the keys database `db` logged as expired (or just
-/// forgets them when nobody would hear).
+/// forgets them when nobody would hear), and touches their watchers.
 pub fn flush_expired(state: &mut crate::state::State, db: usize, now_ms: i64) {
     let keys = state.keyspace.db_mut(db).take_expired();
     for key in keys {
+        if !state.watches.is_empty() {
+            state.watches.touch(db, &key, state.keyspace.db(db));
+        }
         emit(&state.pubsub, EXPIRED, "expired", &key, db, now_ms);
     }
 }

@@ -250,6 +250,13 @@ fn check_flush_flag(args: &[Bytes]) -> Result<(), CommandError> {
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     check_flush_flag(args)?;
     let removed = ctx.db().len() as u64;
+    let db = ctx.client.db;
+    if !ctx.state.watches.is_empty() {
+        let state = &mut *ctx.state;
+        state
+            .watches
+            .touch_emptied(db, state.keyspace.db(db), ctx.now_ms);
+    }
     ctx.db().clear();
     ctx.dirty(removed);
     Ok(Reply::ok())
@@ -258,6 +265,14 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     check_flush_flag(args)?;
     let removed = ctx.state.keyspace.key_count() as u64;
+    if !ctx.state.watches.is_empty() {
+        let state = &mut *ctx.state;
+        for db in 0..state.keyspace.db_count() {
+            state
+                .watches
+                .touch_emptied(db, state.keyspace.db(db), ctx.now_ms);
+        }
+    }
     ctx.state.keyspace.flush_all();
     // Redis counts the removed keys plus one for the FLUSHALL itself.
     ctx.dirty(removed + 1);
@@ -274,6 +289,12 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::DbIndexOutOfRange);
     }
     let (a, b) = (a as usize, b as usize);
+    if !ctx.state.watches.is_empty() && a != b {
+        let state = &mut *ctx.state;
+        let (da, db) = (state.keyspace.db(a), state.keyspace.db(b));
+        state.watches.touch_replaced(a, da, Some(db), ctx.now_ms);
+        state.watches.touch_replaced(b, db, Some(da), ctx.now_ms);
+    }
     ctx.state.keyspace.swap(a, b);
     // Clients waiting on keys there may now be served.
     ctx.state.blocking.signal_db(a);
