@@ -51,7 +51,7 @@
 //! after 120 s); the servers are stopped at the end, and the process exits
 //! non-zero if either failed.
 
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -61,6 +61,10 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 use hdrhistogram::Histogram;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{forkless_binary, run_bounded};
 
 /// Compare forkless with redis-server side by side.
 #[derive(FromArgs)]
@@ -113,8 +117,7 @@ impl Opts {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Result<T> = std::result::Result<T, BoxError>;
+use support::Result;
 
 /// Commands sent per pipelined batch while loading.
 const BATCH: usize = 1000;
@@ -351,24 +354,6 @@ struct ServerProc {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
-}
-
-fn forkless_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/release/examples/bgsave_vs_redis -> target/release/forkless
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("forkless"))
-        .ok_or("cannot locate the target directory")?;
-    if !bin.exists() {
-        return Err(format!(
-            "{} is missing: run `cargo build --release --bin forkless` first",
-            bin.display()
-        )
-        .into());
-    }
-    Ok(bin)
 }
 
 impl ServerProc {
@@ -609,40 +594,6 @@ fn load_main(s: &ServerProc, opts: &Opts, t: &mut Table) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- redis-benchmark
-
-/// Runs a command with its output in a temporary file, killing it after `limit`.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<String> {
-    let mut out = tempfile::tempfile()?;
-    let mut child = cmd
-        .stdout(out.try_clone()?)
-        .stderr(out.try_clone()?)
-        .stdin(Stdio::null())
-        .spawn()?;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("{cmd:?} still running after {limit:?}: killed").into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    out.rewind()?;
-    let mut text = String::new();
-    out.read_to_string(&mut text)?;
-    // Progress lines end in '\r'.
-    let text = text.replace('\r', "\n");
-    if !status.success() {
-        return Err(format!("{cmd:?} failed ({status}):\n{text}").into());
-    }
-    if text.contains("ERR") || text.contains("Error") {
-        return Err(format!("{cmd:?} saw errors:\n{text}").into());
-    }
-    Ok(text)
-}
 
 fn redis_benchmark_cmd(port: u16, clients: usize, pipeline: u32) -> Command {
     let mut c = Command::new("redis-benchmark");

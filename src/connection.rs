@@ -173,6 +173,7 @@ fn run_batch(
         // One clock read per batch: the commands of a batch run back to back
         // within microseconds, as Redis caches its clock per event-loop turn.
         let now_ms = unix_ms();
+        state.command_clock = Some(std::time::Instant::now());
         while let Some(args) = pending.pop_front() {
             commands::server::control::feed_monitors(shared, client, &args);
             client.begin_command();
@@ -214,6 +215,7 @@ fn run_batch(
                 break;
             }
         }
+        state.command_clock = None;
     }
     let last_cmd = last_args
         .as_deref()

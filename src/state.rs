@@ -40,6 +40,13 @@ pub struct State {
     pub encodings: Encodings,
     /// Watched keys and the transactions a write made fail.
     pub watches: crate::transaction::Watches,
+    /// Slow log and latency thresholds, copied from the config.
+    pub monitor_limits: MonitorLimits,
+    /// When the command about to run started, for connections that run a
+    /// batch: each command's end is the next one's start, so timing a
+    /// command costs one clock read (see `commands::dispatch`). `None`
+    /// outside a batch.
+    pub command_clock: Option<Instant>,
 }
 
 impl State {
@@ -58,6 +65,8 @@ impl State {
             pubsub: Default::default(),
             encodings: Encodings::default(),
             watches: Default::default(),
+            monitor_limits: MonitorLimits::default(),
+            command_clock: None,
         }
     }
 }
@@ -93,7 +102,48 @@ pub struct Stats {
     /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats.
     pub error_codes: std::collections::BTreeMap<String, u64>,
     /// Per-command counters, for INFO commandstats.
-    pub commands: std::collections::HashMap<&'static str, CommandStats>,
+    pub commands: std::collections::HashMap<CommandName, CommandStats, foldhash::fast::FixedState>,
+}
+
+/// A command's name as its table entry holds it: hashed and compared by
+/// address, since each name is one `'static` string in the command table.
+/// Counting a call then hashes one word, not the name's bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandName(pub &'static str);
+
+impl PartialEq for CommandName {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for CommandName {}
+
+impl std::hash::Hash for CommandName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.as_ptr() as usize);
+    }
+}
+
+/// The slow log and latency monitor settings, copied from the config (CONFIG
+/// SET updates them) so that dispatch reads no lock per command.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MonitorLimits {
+    /// `slowlog-log-slower-than` in µs; negative disables the slow log.
+    pub slowlog_slower_than: i64,
+    pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` in ms; 0 disables the monitor.
+    pub latency_threshold: u64,
+}
+
+impl MonitorLimits {
+    pub fn of(config: &Config) -> MonitorLimits {
+        MonitorLimits {
+            slowlog_slower_than: config.slowlog_log_slower_than,
+            slowlog_max_len: usize::try_from(config.slowlog_max_len).unwrap_or(usize::MAX),
+            latency_threshold: config.latency_monitor_threshold,
+        }
+    }
 }
 
 /// One command's `cmdstat_<name>` counters.
@@ -109,8 +159,9 @@ pub struct CommandStats {
 
 impl Stats {
     /// The counters of command `name`.
+    #[inline]
     pub fn command(&mut self, name: &'static str) -> &mut CommandStats {
-        self.commands.entry(name).or_default()
+        self.commands.entry(CommandName(name)).or_default()
     }
 
     /// Counts one error reply under its code, as Redis's errorstats does.
@@ -168,6 +219,7 @@ impl Shared {
         state.pubsub.notify_flags = config.notify_keyspace_events;
         state.pubsub.limit = config.pubsub_output_limit;
         state.encodings = encodings_of(&config);
+        state.monitor_limits = MonitorLimits::of(&config);
         let mut rng = Rng::from_entropy();
         let run_id: String = (0..40)
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))

@@ -156,13 +156,17 @@ fn families() -> [&'static [CommandSpec]; 12] {
     ]
 }
 
-fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+/// Name (lower case, as bytes) → spec. foldhash on a few bytes, no UTF-8
+/// check: the lookup runs for every command.
+type Table = HashMap<&'static [u8], &'static CommandSpec, foldhash::fast::FixedState>;
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = Table::default();
         for family in families() {
             for spec in family {
-                let dup = map.insert(spec.name, spec);
+                let dup = map.insert(spec.name.as_bytes(), spec);
                 assert!(dup.is_none(), "command {} registered twice", spec.name);
             }
         }
@@ -176,16 +180,14 @@ pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
 }
 
 /// Finds a command by name, case-insensitively.
+#[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut buf = [0u8; 32];
-    if name.len() > buf.len() {
-        return None;
-    }
-    for (dst, src) in buf.iter_mut().zip(name) {
+    let lower = buf.get_mut(..name.len())?;
+    for (dst, src) in lower.iter_mut().zip(name) {
         *dst = src.to_ascii_lowercase();
     }
-    let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-    table().get(lower).copied()
+    table().get(&*lower).copied()
 }
 
 /// A blocked command's wait: the connection awaits `rx` until `deadline`.
@@ -351,11 +353,20 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.state.stats.command(spec.name).rejected_calls += 1;
         return Err(CommandError::Misconf);
     }
-    let started = std::time::Instant::now();
+    // Inside a connection's batch the previous command's end is this one's
+    // start: one clock read per command.
+    let started = ctx
+        .state
+        .command_clock
+        .unwrap_or_else(std::time::Instant::now);
     let result = (spec.handler)(ctx, args);
     // Small values a write unpacked are packed again before anyone else looks.
     ctx.state.keyspace.settle();
-    let usec = started.elapsed().as_micros() as u64;
+    let ended = std::time::Instant::now();
+    if ctx.state.command_clock.is_some() {
+        ctx.state.command_clock = Some(ended);
+    }
+    let usec = ended.saturating_duration_since(started).as_micros() as u64;
     let stats = ctx.state.stats.command(spec.name);
     stats.calls += 1;
     stats.usec += usec;

@@ -49,14 +49,12 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// Slow log and latency bookkeeping for one executed command.
 pub fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes], usec: u64) {
-    let (slower_than, max_len, threshold) = {
-        let c = ctx.shared.config();
-        (
-            c.slowlog_log_slower_than,
-            c.slowlog_max_len,
-            c.latency_monitor_threshold,
-        )
-    };
+    let limits = ctx.state.monitor_limits;
+    let (slower_than, max_len, threshold) = (
+        limits.slowlog_slower_than,
+        limits.slowlog_max_len,
+        limits.latency_threshold,
+    );
     if slower_than >= 0 && usec >= slower_than as u64 && spec.name != "exec" {
         let id = ctx.state.slowlog.next_id();
         let entry = SlowEntry {
@@ -67,9 +65,7 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes], usec
             addr: ctx.client.addr.clone(),
             name: ctx.client.name.clone().unwrap_or_default(),
         };
-        ctx.state
-            .slowlog
-            .push(entry, usize::try_from(max_len).unwrap_or(usize::MAX));
+        ctx.state.slowlog.push(entry, max_len);
     }
     let event = if spec.flags & FAST != 0 {
         "fast-command"

@@ -452,7 +452,7 @@ fn cpu() -> Fields {
 /// are counted as a whole, not per subcommand as Redis does.
 fn commandstats(ctx: &Ctx<'_>) -> Fields {
     let mut names: Vec<_> = ctx.state.stats.commands.iter().collect();
-    names.sort_by_key(|(name, _)| **name);
+    names.sort_by_key(|(name, _)| name.0);
     names
         .into_iter()
         .map(|(name, c)| {
@@ -462,7 +462,7 @@ fn commandstats(ctx: &Ctx<'_>) -> Fields {
                 0.0
             };
             (
-                format!("cmdstat_{name}"),
+                format!("cmdstat_{}", name.0),
                 format!(
                     "calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}",
                     c.calls, c.usec, c.rejected_calls, c.failed_calls

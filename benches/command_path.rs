@@ -1,0 +1,78 @@
+//! The per-command overhead of the command path: parse a request, dispatch
+//! it (lookup, arity, stats, slow log) and encode its reply, for GET and SET on
+//! a small keyspace. The keyspace work is a few dozen nanoseconds here, so the
+//! figures are what the path itself costs per command.
+
+use std::hint::black_box;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use forkless::clients::ClientState;
+use forkless::commands::{execute, Ctx};
+use forkless::config::Config;
+use forkless::keyspace::Value;
+use forkless::protocol::{parse_command, DEFAULT_MAX_BULK};
+use forkless::state::Shared;
+
+const KEYS: usize = 1_000;
+const BATCH: usize = 16;
+
+fn request(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+fn batch_of(make: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
+    (0..BATCH).flat_map(make).collect()
+}
+
+fn command_path(c: &mut Criterion) {
+    let shared = Shared::new(Config::default());
+    let info = shared.clients.register("bench".into(), "bench".into());
+    let mut client = ClientState::new(info.id, "bench".into(), "bench".into(), info);
+    {
+        let mut state = shared.lock();
+        let db = state.keyspace.db_mut(0);
+        for i in 0..KEYS {
+            let key = Bytes::from(format!("key:{i:012}"));
+            db.insert(key, Value::Str(Bytes::from(vec![b'v'; 3])), None);
+        }
+    }
+    let gets = batch_of(|i| request(&["GET", &format!("key:{:012}", i * 61 % KEYS)]));
+    let sets = batch_of(|i| request(&["SET", &format!("key:{:012}", i * 61 % KEYS), "xyz"]));
+    let mut group = c.benchmark_group("command_path");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, input) in [("get_batch_16", &gets), ("set_batch_16", &sets)] {
+        group.bench_function(name, |b| {
+            let mut out = BytesMut::with_capacity(64 * 1024);
+            b.iter(|| {
+                let mut buf = BytesMut::from(&input[..]);
+                out.clear();
+                let mut state = shared.lock();
+                // As a connection's batch does (one clock read per command).
+                state.command_clock = Some(std::time::Instant::now());
+                while let Ok(Some(args)) = parse_command(&mut buf, DEFAULT_MAX_BULK) {
+                    let mut ctx = Ctx {
+                        shared: &shared,
+                        state: &mut state,
+                        client: &mut client,
+                        now_ms: 0,
+                        blocked: None,
+                        may_block: true,
+                    };
+                    let reply = execute(&mut ctx, &args);
+                    reply.encode(client.proto, &mut out);
+                }
+                state.command_clock = None;
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, command_path);
+criterion_main!(benches);
