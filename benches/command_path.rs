@@ -11,7 +11,7 @@ use forkless::clients::ClientState;
 use forkless::commands::{execute, Ctx};
 use forkless::config::Config;
 use forkless::keyspace::Value;
-use forkless::protocol::{parse_command, DEFAULT_MAX_BULK};
+use forkless::protocol::{RequestParser, DEFAULT_MAX_BULK};
 use forkless::state::Shared;
 
 const KEYS: usize = 1_000;
@@ -54,7 +54,8 @@ fn command_path(c: &mut Criterion) {
                 let mut state = shared.lock();
                 // As a connection's batch does (one clock read per command).
                 state.command_clock = Some(std::time::Instant::now());
-                while let Ok(Some(args)) = parse_command(&mut buf, DEFAULT_MAX_BULK) {
+                let mut parser = RequestParser::default();
+                while let Ok(Some(args)) = parser.next(&mut buf, DEFAULT_MAX_BULK) {
                     let mut ctx = Ctx {
                         shared: &shared,
                         state: &mut state,

@@ -4,7 +4,7 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use forkless::protocol::{parse_command, DEFAULT_MAX_BULK};
+use forkless::protocol::{RequestParser, DEFAULT_MAX_BULK};
 
 fn pipelined_sets(c: &mut Criterion) {
     const COMMANDS: usize = 1_000;
@@ -27,7 +27,8 @@ fn pipelined_sets(c: &mut Criterion) {
         b.iter(|| {
             let mut buf = BytesMut::from(&input[..]);
             let mut n = 0;
-            while let Ok(Some(cmd)) = parse_command(&mut buf, DEFAULT_MAX_BULK) {
+            let mut parser = RequestParser::default();
+            while let Ok(Some(cmd)) = parser.next(&mut buf, DEFAULT_MAX_BULK) {
                 n += cmd.len();
             }
             black_box(n)

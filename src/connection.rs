@@ -19,7 +19,7 @@ use crate::clients::{ClientInfo, ClientState};
 use crate::commands::{self, BlockRequest, Ctx};
 use crate::keyspace::unix_ms;
 use crate::limits::ObufWatch;
-use crate::protocol::{parse_command, ProtocolError};
+use crate::protocol::{ProtocolError, RequestParser};
 use crate::reply::Reply;
 use crate::state::{NetStats, Shared};
 
@@ -61,12 +61,13 @@ async fn run(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
+    let mut parser = RequestParser::default();
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         let max_bulk = shared.config().proto_max_bulk_len;
         let mut protocol_error: Option<ProtocolError> = None;
         loop {
-            match parse_command(&mut rbuf, max_bulk) {
+            match parser.next(&mut rbuf, max_bulk) {
                 Ok(Some(cmd)) if cmd.is_empty() => continue,
                 Ok(Some(cmd)) => pending.push_back(cmd),
                 Ok(None) => break,

@@ -1,9 +1,10 @@
 //! The RESP request codec: turns bytes from a client into commands.
 //!
 //! Both request forms Redis accepts are parsed here: multibulk (`*N\r\n$len\r\n...`)
-//! and inline (`SET a b\r\n`, with redis-cli style quoting). Parsing is two-phase as
-//! in mini-redis: first check that a whole frame is buffered, without allocating,
-//! then cut it off the buffer and hand out zero-copy [`Bytes`] slices of it.
+//! and inline (`SET a b\r\n`, with redis-cli style quoting). A connection's
+//! [`RequestParser`] takes each multibulk argument off the read buffer as soon
+//! as it is complete and remembers how many are still to come, so no byte is
+//! parsed twice however slowly a request arrives.
 //!
 //! Limits follow Redis 7: a bulk may be at most `proto-max-bulk-len` bytes, a
 //! multibulk count at most `i32::MAX`, an inline request or a count line at most
@@ -40,22 +41,143 @@ pub enum ProtocolError {
     InvalidBulkLength,
 }
 
-/// Takes the next complete command off `buf`.
-///
-/// Returns `Ok(None)` when more bytes are needed (nothing is consumed then), and
-/// `Ok(Some(vec![]))` for an empty request (a blank inline line or `*0`), which
-/// Redis silently skips.
-pub fn parse_command(
-    buf: &mut BytesMut,
-    max_bulk: usize,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(None);
+/// The request parser of one connection. It keeps its place in a multibulk
+/// request between reads: each complete argument is taken off the buffer as
+/// it arrives, as Redis does with its `multibulklen`/`bulklen` state, so a
+/// request sent slowly is parsed once, in time linear in its size.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// A multibulk request whose arguments are still arriving.
+    partial: Option<Partial>,
+    /// Bytes examined so far (for tests: parse work must stay linear).
+    scanned: u64,
+}
+
+#[derive(Debug)]
+struct Partial {
+    remaining: usize,
+    args: Vec<Bytes>,
+}
+
+impl RequestParser {
+    /// Takes the next complete command off `buf`.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed, and `Ok(Some(vec![]))`
+    /// for an empty request (a blank inline line or `*0`), which Redis
+    /// silently skips. Complete arguments of an unfinished multibulk request
+    /// are consumed and kept; an unfinished inline request or argument stays
+    /// in `buf`.
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        max_bulk: usize,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if self.partial.is_none() {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if buf[0] != b'*' {
+                self.scanned += buf.len().min(INLINE_MAX) as u64;
+                return parse_inline(buf);
+            }
+            let Some(count) = self.header(buf)? else {
+                return Ok(None);
+            };
+            if count == 0 {
+                return Ok(Some(Vec::new()));
+            }
+            self.partial = Some(Partial {
+                remaining: count,
+                args: Vec::with_capacity(count.min(PREALLOC_ARGS)),
+            });
+        }
+        while let Some(partial) = self.partial.as_mut() {
+            if partial.remaining == 0 {
+                break;
+            }
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if buf[0] != b'$' {
+                return Err(ProtocolError::ExpectedDollar(buf[0] as char));
+            }
+            let Some(nl) = find_crlf(buf, 1) else {
+                self.scanned += buf.len() as u64;
+                if buf.len() > INLINE_MAX {
+                    return Err(ProtocolError::BulkCountTooBig);
+                }
+                return Ok(None);
+            };
+            self.scanned += nl as u64 + 1;
+            if nl + 1 >= buf.len() {
+                return Ok(None);
+            }
+            let len = parse_i64(&buf[1..nl]).ok_or(ProtocolError::InvalidBulkLength)?;
+            if len < 0 || len as u64 > max_bulk as u64 {
+                return Err(ProtocolError::InvalidBulkLength);
+            }
+            let (start, len) = (nl + 2, len as usize);
+            if start + len + 2 > buf.len() {
+                // The rest of this argument has not arrived. Room for it is
+                // made only as its bytes come: a declared length alone must
+                // not allocate.
+                return Ok(None);
+            }
+            self.scanned += len as u64;
+            partial.args.push(take_arg(buf, start, len));
+            partial.remaining -= 1;
+        }
+        Ok(self.partial.take().map(|p| p.args))
     }
-    if buf[0] == b'*' {
-        parse_multibulk(buf, max_bulk)
+
+    /// Parses `*<count>\r\n` off `buf`: `None` until the line is complete.
+    fn header(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, ProtocolError> {
+        let Some(nl) = find_crlf(buf, 1) else {
+            self.scanned += buf.len() as u64;
+            if buf.len() > INLINE_MAX {
+                return Err(ProtocolError::MultibulkCountTooBig);
+            }
+            return Ok(None);
+        };
+        self.scanned += nl as u64 + 1;
+        if nl + 1 >= buf.len() {
+            return Ok(None);
+        }
+        let count = parse_i64(&buf[1..nl]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+        if count > MAX_MULTIBULK {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        buf.advance(nl + 2);
+        Ok(Some(count.max(0) as usize))
+    }
+
+    /// Whether a multibulk request is partly parsed.
+    pub fn in_progress(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// Bytes examined since the parser was made.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
+    }
+}
+
+/// Takes off `buf` the argument of `len` bytes at `start` and its CRLF.
+///
+/// A small argument is copied into its own allocation: keys and values are
+/// stored for as long as the data lives, and a slice would pin the whole read
+/// buffer for a handful of stored bytes. A large one is most of what was
+/// read, so it keeps its bytes where they arrived.
+fn take_arg(buf: &mut BytesMut, start: usize, len: usize) -> Bytes {
+    if len < COPY_ARGS_BELOW {
+        let arg = Bytes::copy_from_slice(&buf[start..start + len]);
+        buf.advance(start + len + 2);
+        arg
     } else {
-        parse_inline(buf)
+        buf.advance(start);
+        let arg = buf.split_to(len).freeze();
+        buf.advance(2);
+        arg
     }
 }
 
@@ -80,84 +202,8 @@ fn parse_i64(digits: &[u8]) -> Option<i64> {
         .filter(|_| digits[0] != b'+' && !(digits.len() > 1 && digits[0] == b'0'))
 }
 
-fn parse_multibulk(
-    buf: &mut BytesMut,
-    max_bulk: usize,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(nl) = find_crlf(buf, 1) else {
-        if buf.len() > INLINE_MAX {
-            return Err(ProtocolError::MultibulkCountTooBig);
-        }
-        return Ok(None);
-    };
-    if nl + 1 >= buf.len() {
-        return Ok(None);
-    }
-    let count = parse_i64(&buf[1..nl]).ok_or(ProtocolError::InvalidMultibulkLength)?;
-    if count > MAX_MULTIBULK {
-        return Err(ProtocolError::InvalidMultibulkLength);
-    }
-    let mut pos = nl + 2;
-    if count <= 0 {
-        buf.advance(pos);
-        return Ok(Some(Vec::new()));
-    }
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity((count as usize).min(PREALLOC_ARGS));
-    for _ in 0..count {
-        if pos >= buf.len() {
-            return Ok(None);
-        }
-        if buf[pos] != b'$' {
-            return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
-        }
-        let Some(nl) = find_crlf(buf, pos + 1) else {
-            if buf.len() - pos > INLINE_MAX {
-                return Err(ProtocolError::BulkCountTooBig);
-            }
-            return Ok(None);
-        };
-        if nl + 1 >= buf.len() {
-            return Ok(None);
-        }
-        let len = parse_i64(&buf[pos + 1..nl]).ok_or(ProtocolError::InvalidBulkLength)?;
-        if len < 0 || len as u64 > max_bulk as u64 {
-            return Err(ProtocolError::InvalidBulkLength);
-        }
-        let start = nl + 2;
-        let end = start + len as usize;
-        if end + 2 > buf.len() {
-            // Make room for the rest of this argument only as its bytes arrive:
-            // a declared length alone must not allocate.
-            return Ok(None);
-        }
-        spans.push((start, end));
-        pos = end + 2;
-    }
-    let frame = buf.split_to(pos).freeze();
-    Ok(Some(
-        spans
-            .into_iter()
-            .map(|(s, e)| own_arg(&frame, s, e))
-            .collect(),
-    ))
-}
-
 /// Arguments below this size are copied out of the read buffer.
 const COPY_ARGS_BELOW: usize = 16 * 1024;
-
-/// An argument as its own allocation, or (when large) a slice of the frame.
-///
-/// A slice shares the whole read-buffer allocation it came from, and keys and
-/// values are stored for as long as the data lives: slicing small arguments
-/// would pin a 16 KiB read chunk per handful of stored bytes. A large argument
-/// is most of its frame, so slicing it avoids a big copy at little cost.
-fn own_arg(frame: &Bytes, start: usize, end: usize) -> Bytes {
-    if end - start < COPY_ARGS_BELOW {
-        Bytes::copy_from_slice(&frame[start..end])
-    } else {
-        frame.slice(start..end)
-    }
-}
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     // Redis finds the newline with strchr, which stops at a NUL byte: a line
@@ -274,6 +320,14 @@ fn is_space(b: u8) -> bool {
 mod tests {
     use super::*;
 
+    /// One parse with a fresh parser.
+    fn parse_command(
+        buf: &mut BytesMut,
+        max_bulk: usize,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        RequestParser::default().next(buf, max_bulk)
+    }
+
     /// Found by fuzzing: a NUL in an inline request made split_args push empty
     /// arguments forever.
     #[test]
@@ -310,8 +364,9 @@ mod tests {
 
     fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
         let mut buf = BytesMut::from(input);
+        let mut parser = RequestParser::default();
         let mut out = Vec::new();
-        while let Some(cmd) = parse_command(&mut buf, DEFAULT_MAX_BULK)? {
+        while let Some(cmd) = parser.next(&mut buf, DEFAULT_MAX_BULK)? {
             out.push(cmd);
         }
         Ok(out)
@@ -326,18 +381,57 @@ mod tests {
     }
 
     #[test]
-    fn partial_frames_consume_nothing() {
-        let full = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n";
+    fn partial_frames_resume_where_they_stopped() {
+        let full = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n*1\r\n$4\r\nPING\r\n";
         for cut in 0..full.len() {
+            let mut parser = RequestParser::default();
             let mut buf = BytesMut::from(&full[..cut]);
-            assert_eq!(
-                parse_command(&mut buf, DEFAULT_MAX_BULK).unwrap(),
-                None,
-                "cut {cut}"
-            );
-            assert_eq!(buf.len(), cut);
+            let mut got = Vec::new();
+            while let Some(cmd) = parser.next(&mut buf, DEFAULT_MAX_BULK).unwrap() {
+                got.push(cmd);
+            }
+            buf.extend_from_slice(&full[cut..]);
+            while let Some(cmd) = parser.next(&mut buf, DEFAULT_MAX_BULK).unwrap() {
+                got.push(cmd);
+            }
+            assert_eq!(got.len(), 2, "cut {cut}");
+            assert_eq!(got[0], vec![Bytes::from("GET"), Bytes::from("hello")]);
+            assert!(buf.is_empty() && !parser.in_progress());
         }
-        assert_eq!(parse_all(full).unwrap().len(), 1);
+    }
+
+    /// A slow sender of a huge multibulk request costs parse work linear in
+    /// its size: each byte is examined about once, not once per read.
+    #[test]
+    fn slow_multibulk_parse_is_linear() {
+        const ARGS: usize = 1_000_000;
+        let mut input = format!("*{}\r\n$5\r\nRPUSH\r\n$1\r\nk\r\n", ARGS + 2).into_bytes();
+        for i in 0..ARGS {
+            let arg = (i % 1000).to_string();
+            input.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        let mut parser = RequestParser::default();
+        let mut buf = BytesMut::new();
+        let mut done = None;
+        // 1,000-byte reads: about 11,000 of them.
+        for chunk in input.chunks(1000) {
+            buf.extend_from_slice(chunk);
+            if let Some(cmd) = parser.next(&mut buf, DEFAULT_MAX_BULK).unwrap() {
+                done = Some(cmd);
+            }
+        }
+        let cmd = done.expect("the request completes");
+        assert_eq!(cmd.len(), ARGS + 2);
+        assert_eq!(cmd[ARGS + 1], Bytes::from("999"));
+        // Each read may re-examine the one unfinished argument header (a few
+        // bytes); re-parsing from the start would be ~11,000 times the input.
+        let reads = input.len().div_ceil(1000) as u64;
+        assert!(
+            parser.scanned() <= input.len() as u64 + 16 * reads,
+            "scanned {} bytes for a {}-byte request",
+            parser.scanned(),
+            input.len()
+        );
     }
 
     #[test]
@@ -398,8 +492,11 @@ mod tests {
     fn huge_declared_lengths_do_not_allocate() {
         let mut buf = BytesMut::from(&b"*2147483647\r\n$536870912\r\nab"[..]);
         let cap_before = buf.capacity();
-        assert_eq!(parse_command(&mut buf, DEFAULT_MAX_BULK).unwrap(), None);
-        assert_eq!(buf.capacity(), cap_before);
+        let mut parser = RequestParser::default();
+        assert_eq!(parser.next(&mut buf, DEFAULT_MAX_BULK).unwrap(), None);
+        // The count line was consumed; nothing was reserved for the bulk.
+        assert!(buf.capacity() <= cap_before);
+        assert_eq!(&buf[..], b"$536870912\r\nab");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
-use forkless::protocol::{parse_command, ProtocolError, INLINE_MAX};
+use forkless::protocol::{ProtocolError, RequestParser, INLINE_MAX};
 use forkless_fuzz::{largest, reset_largest, PeakAlloc};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,20 +20,17 @@ const MAX_BULK: usize = 1 << 20;
 struct Outcome {
     commands: Vec<Vec<Bytes>>,
     error: Option<ProtocolError>,
-    /// Bytes left unconsumed (an incomplete command), when no error stopped it.
-    leftover: usize,
+    /// An incomplete command is left (in the buffer or the parser), when no
+    /// error stopped it.
+    incomplete: bool,
 }
 
 /// Drains every complete command from `buf`; true when an error ended parsing.
-fn drain(buf: &mut BytesMut, out: &mut Outcome) -> bool {
+fn drain(parser: &mut RequestParser, buf: &mut BytesMut, out: &mut Outcome) -> bool {
     loop {
-        let before = buf.len();
-        match parse_command(buf, MAX_BULK) {
+        match parser.next(buf, MAX_BULK) {
             Ok(Some(cmd)) => out.commands.push(cmd),
-            Ok(None) => {
-                assert_eq!(buf.len(), before, "an incomplete command consumed bytes");
-                return false;
-            }
+            Ok(None) => return false,
             Err(e) => {
                 out.error = Some(e);
                 return true;
@@ -46,8 +43,9 @@ fn parse_chunked(data: &[u8], chunk_sizes: &[u8]) -> Outcome {
     let mut out = Outcome {
         commands: Vec::new(),
         error: None,
-        leftover: 0,
+        incomplete: false,
     };
+    let mut parser = RequestParser::default();
     let mut buf = BytesMut::new();
     let mut pos = 0;
     let mut i = 0;
@@ -61,11 +59,11 @@ fn parse_chunked(data: &[u8], chunk_sizes: &[u8]) -> Outcome {
         let end = (pos + size).min(data.len());
         buf.extend_from_slice(&data[pos..end]);
         pos = end;
-        if drain(&mut buf, &mut out) {
+        if drain(&mut parser, &mut buf, &mut out) {
             return out;
         }
     }
-    out.leftover = buf.len();
+    out.incomplete = !buf.is_empty() || parser.in_progress();
     out
 }
 
