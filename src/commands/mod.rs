@@ -55,6 +55,8 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 11;
     pub const SENTINEL: u32 = 1 << 12;
     pub const ALLOW_BUSY: u32 = 1 << 13;
+    /// Refused while queueing inside MULTI (SAVE, SHUTDOWN).
+    pub const NO_MULTI: u32 = 1 << 14;
 
     /// Names in the order Redis lists them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -71,6 +73,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (SENTINEL, "sentinel"),
+        (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
 }

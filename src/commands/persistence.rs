@@ -14,7 +14,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "save",
         1,
-        ADMIN | NOSCRIPT,
+        ADMIN | NOSCRIPT | NO_MULTI,
         NO_KEYS,
         "server",
         "Synchronously saves the database(s) to disk.",
@@ -41,7 +41,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec(
         "shutdown",
         -1,
-        ADMIN | NOSCRIPT | LOADING | STALE | SENTINEL | ALLOW_BUSY,
+        ADMIN | NOSCRIPT | LOADING | STALE | SENTINEL | NO_MULTI | ALLOW_BUSY,
         NO_KEYS,
         "server",
         "Synchronously saves the database(s) to disk and shuts down the server.",

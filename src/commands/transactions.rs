@@ -153,6 +153,10 @@ pub fn intercept(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> Optio
             "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
         )
     {
+        if spec.flags & NO_MULTI != 0 {
+            let err = CommandError::err("Command not allowed inside a transaction");
+            return Some(Err(reject(ctx, spec, err)));
+        }
         if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
             ctx.client.tx.failed = true;
             return Some(Err(CommandError::Misconf));
