@@ -191,13 +191,14 @@ fn run_batch(
             // Messages the command published to this very client, and extra
             // subscribe confirmations, precede its reply, as in Redis.
             client.subs.drain_into(client.proto, wbuf, usize::MAX);
-            last_args = Some(args);
             if blocked.is_some() {
+                last_args = Some(args);
                 break;
             }
-            if !client.reply_suppressed() {
+            if !client.reply_suppressed() || is_subscription_push(&args, &reply) {
                 reply.encode(client.proto, wbuf);
             }
+            last_args = Some(args);
             if obuf_hard > 0 && wbuf.len() as u64 > obuf_hard {
                 // Over the hard output limit: drop the output and the client.
                 tracing::warn!(
@@ -224,6 +225,15 @@ fn run_batch(
         .unwrap_or_default();
     client.publish(&last_cmd);
     blocked
+}
+
+/// Whether `reply` is a (un)subscribe confirmation: a pub/sub push, which
+/// CLIENT REPLY OFF and SKIP do not silence (as messages, and as in Redis).
+fn is_subscription_push(args: &[Bytes], reply: &Reply) -> bool {
+    !reply.is_error()
+        && commands::lookup(&args[0]).is_some_and(|spec| {
+            spec.flags & commands::flags::PUBSUB != 0 && spec.name.ends_with("subscribe")
+        })
 }
 
 /// Waits for a blocked command's reply, its timeout, a disconnect or shutdown.

@@ -670,6 +670,81 @@ fn wire_protocol_edges_match_redis_server() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Sends `request` (after `HELLO 3` when `resp3`), has another client run
+/// `publish`, and returns every byte the first client got within 300 ms.
+fn pushes_exchange(port: u16, resp3: bool, request: &[u8], publish: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        s
+    };
+    let read_for = |s: &mut std::net::TcpStream, wait: Duration| {
+        let mut out = Vec::new();
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        out
+    };
+    let mut s = connect();
+    if resp3 {
+        s.write_all(b"HELLO 3\r\n").unwrap();
+        read_for(&mut s, Duration::from_millis(100));
+    }
+    s.write_all(request).unwrap();
+    let mut out = read_for(&mut s, Duration::from_millis(150));
+    if !publish.is_empty() {
+        let mut p = connect();
+        p.write_all(publish).unwrap();
+        read_for(&mut p, Duration::from_millis(50));
+    }
+    out.extend(read_for(&mut s, Duration::from_millis(150)));
+    out
+}
+
+/// CLIENT REPLY OFF and SKIP silence replies, not pub/sub pushes: subscribe
+/// and unsubscribe confirmations and messages arrive as from redis-server.
+#[test]
+fn reply_off_keeps_pubsub_pushes_like_redis_server() {
+    let Some(real) = RealRedis::start() else {
+        eprintln!("redis-server not available; differential test skipped");
+        return;
+    };
+    let ours = Server::start();
+    let publish: &[u8] = b"PUBLISH ch hello\r\n";
+    let cases: &[(&[u8], &[u8])] = &[
+        (b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\n", publish),
+        (b"CLIENT REPLY OFF\r\nSUBSCRIBE ch other\r\nPSUBSCRIBE c*\r\n", publish),
+        (b"CLIENT REPLY SKIP\r\nSUBSCRIBE ch\r\nPING\r\n", publish),
+        (b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nUNSUBSCRIBE ch\r\nCLIENT REPLY ON\r\n", b""),
+        (b"CLIENT REPLY OFF\r\nSUBSCRIBE\r\nUNSUBSCRIBE\r\nCLIENT REPLY ON\r\n", b""),
+    ];
+    let mut failures = Vec::new();
+    for resp3 in [false, true] {
+        for (request, publish) in cases {
+            let theirs = pushes_exchange(real.port, resp3, request, publish);
+            let mine = pushes_exchange(ours.port, resp3, request, publish);
+            assert!(!theirs.is_empty(), "redis-server sent nothing");
+            if theirs != mine {
+                failures.push(format!(
+                    "{} (RESP{}):\n  redis-server: {}\n  forkless:     {}",
+                    harness::resp::quote(request),
+                    if resp3 { 3 } else { 2 },
+                    harness::resp::quote(&theirs),
+                    harness::resp::quote(&mine),
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Every command in the table answers a wrong argument count (too few, and
 /// one too many for fixed arities) exactly as redis-server does.
 #[test]
