@@ -26,6 +26,7 @@
 //! - [`params`]: the configuration parameter table (CONFIG GET/SET, redis.conf).
 //! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
+//! - [`longdouble`]: Redis's long double sums (INCRBYFLOAT), through a small C helper.
 //! - [`numbers`]: Redis's strict integer parsing (string2ll).
 //! - [`rng`]: a small PRNG for random picks.
 //! - [`alloc`]: the memory allocator chosen at build time and its statistics.
@@ -42,6 +43,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod latency;
 pub mod limits;
+pub mod longdouble;
 pub mod metrics;
 pub mod numbers;
 pub mod params;

@@ -720,10 +720,19 @@ fn reply_off_keeps_pubsub_pushes_like_redis_server() {
     let publish: &[u8] = b"PUBLISH ch hello\r\n";
     let cases: &[(&[u8], &[u8])] = &[
         (b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\n", publish),
-        (b"CLIENT REPLY OFF\r\nSUBSCRIBE ch other\r\nPSUBSCRIBE c*\r\n", publish),
+        (
+            b"CLIENT REPLY OFF\r\nSUBSCRIBE ch other\r\nPSUBSCRIBE c*\r\n",
+            publish,
+        ),
         (b"CLIENT REPLY SKIP\r\nSUBSCRIBE ch\r\nPING\r\n", publish),
-        (b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nUNSUBSCRIBE ch\r\nCLIENT REPLY ON\r\n", b""),
-        (b"CLIENT REPLY OFF\r\nSUBSCRIBE\r\nUNSUBSCRIBE\r\nCLIENT REPLY ON\r\n", b""),
+        (
+            b"CLIENT REPLY OFF\r\nSUBSCRIBE ch\r\nUNSUBSCRIBE ch\r\nCLIENT REPLY ON\r\n",
+            b"",
+        ),
+        (
+            b"CLIENT REPLY OFF\r\nSUBSCRIBE\r\nUNSUBSCRIBE\r\nCLIENT REPLY ON\r\n",
+            b"",
+        ),
     ];
     let mut failures = Vec::new();
     for resp3 in [false, true] {

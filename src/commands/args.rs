@@ -154,29 +154,6 @@ pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
     Ok(Some(Duration::from_micros((secs * 1_000_000.0) as u64)))
 }
 
-/// Formats a float for INCRBYFLOAT / HINCRBYFLOAT replies: plain decimal, no
-/// exponent, the shortest digits that read back to the same value. Redis computes
-/// in 80-bit long double and prints 17 decimals, so results that need more than
-/// f64 precision can differ in the last digits (listed in the README).
-pub fn format_float_human(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let shortest = format!("{v}");
-    // Redis prints "%.17Lf": never more than 17 decimals (1e-20 prints as 0).
-    let decimals = shortest.split_once('.').map_or(0, |(_, f)| f.len());
-    if decimals <= 17 {
-        return shortest;
-    }
-    let fixed = format!("{v:.17}");
-    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
-    if trimmed == "-0" {
-        "0".into()
-    } else {
-        trimmed.into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,20 +178,6 @@ mod tests {
         assert_eq!(parse_f64(b"nan"), None);
         assert_eq!(parse_f64(b" 1"), None);
         assert_eq!(parse_f64(b"abc"), None);
-    }
-
-    #[test]
-    fn human_floats() {
-        assert_eq!(format_float_human(10.5), "10.5");
-        assert_eq!(format_float_human(5000.0), "5000");
-        assert_eq!(format_float_human(3.0e3 + 0.1), "3000.1");
-        assert_eq!(format_float_human(1e20), "100000000000000000000");
-        assert_eq!(format_float_human(1.1e-5), "0.000011");
-        assert_eq!(format_float_human(-1.25), "-1.25");
-        assert_eq!(format_float_human(1e-20), "0");
-        assert_eq!(format_float_human(-1e-20), "0");
-        assert_eq!(format_float_human(1.5e-17), "0.00000000000000002");
-        assert_eq!(format_float_human(1e-17), "0.00000000000000001");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::glob;
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::scan;
 use crate::keyspace::{Hash, Value};
+use crate::longdouble::{self, SumError};
 use crate::pubsub::notify;
 use crate::reply::{Protocol, Reply};
 use crate::rng::Rng;
@@ -459,9 +460,11 @@ fn incr_int(
 }
 
 fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let incr = args::float(&args[3])?;
-    if !incr.is_finite() {
-        return Err(CommandError::err("value is NaN or Infinity"));
+    let incr = &args[3];
+    match longdouble::check(incr) {
+        None => return Err(CommandError::NotFloat),
+        Some(true) => return Err(CommandError::err("value is NaN or Infinity")),
+        Some(false) => {}
     }
     let (hash, limits) = hash_for_write(ctx, &args[1])?;
     match incr_float(hash, &args[2], incr, &limits) {
@@ -477,23 +480,22 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
 }
 
-/// Adds in f64; Redis adds in long double, so results needing more than f64
-/// precision (or beyond f64's range) differ.
+/// Adds in long double, as Redis (see [`crate::longdouble`]).
 fn incr_float(
     hash: &mut Hash,
     field: &[u8],
-    incr: f64,
+    incr: &[u8],
     limits: &Encodings,
 ) -> Result<Bytes, CommandError> {
-    let old = match hash.get(field) {
-        Some(v) => args::parse_f64(v).ok_or(CommandError::HashNotFloat)?,
-        None => 0.0,
-    };
-    let new = old + incr;
-    if !new.is_finite() {
-        return Err(CommandError::NanOrInfinity);
-    }
-    let text = Bytes::from(args::format_float_human(new));
+    let old = hash
+        .get(field)
+        .map(Bytes::copy_from_slice)
+        .unwrap_or_else(|| Bytes::from_static(b"0"));
+    let text = longdouble::add(&old, incr).map_err(|e| match e {
+        SumError::FirstNotFloat => CommandError::HashNotFloat,
+        SumError::SecondNotFloat => CommandError::NotFloat,
+        SumError::NanOrInfinity => CommandError::NanOrInfinity,
+    })?;
     hash.insert(field, &text, limits);
     Ok(text)
 }
@@ -805,21 +807,25 @@ mod tests {
     fn float_increments() {
         let l = Encodings::default();
         let mut h = Hash::new();
-        assert_eq!(incr_float(&mut h, b"f", 10.5, &l).unwrap(), b("10.5"));
-        assert_eq!(incr_float(&mut h, b"f", 0.1, &l).unwrap(), b("10.6"));
+        assert_eq!(incr_float(&mut h, b"f", b"10.5", &l).unwrap(), b("10.5"));
+        assert_eq!(incr_float(&mut h, b"f", b"0.1", &l).unwrap(), b("10.6"));
         h.insert(b"x", b"abc", &l);
         assert_eq!(
-            incr_float(&mut h, b"x", 1.0, &l),
+            incr_float(&mut h, b"x", b"1.0", &l),
             Err(CommandError::HashNotFloat)
         );
-        h.insert(b"m", b"1.7e308", &l);
+        // Past f64's range but within long double's, as in Redis.
+        let mut wide = Hash::new();
+        wide.insert(b"m", b"1.7e308", &l);
+        assert!(incr_float(&mut wide, b"m", b"1.7e308", &l).is_ok());
+        h.insert(b"m", b"1e4932", &l);
         assert_eq!(
-            incr_float(&mut h, b"m", 1.7e308, &l),
+            incr_float(&mut h, b"m", b"1e4932", &l),
             Err(CommandError::NanOrInfinity)
         );
         // A result longer than hash-max-listpack-value converts the hash.
         assert!(h.is_packed());
-        incr_float(&mut h, b"f", 1e100, &l).unwrap();
+        incr_float(&mut h, b"f", b"1e100", &l).unwrap();
         assert_eq!(h.encoding_name(), "hashtable");
     }
 }

@@ -8,6 +8,7 @@ use super::flags::*;
 use super::{spec, CommandSpec, Ctx, KEY1};
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::{Key, Value};
+use crate::longdouble::{self, SumError};
 use crate::pubsub::notify;
 use crate::reply::Reply;
 
@@ -711,16 +712,12 @@ fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
-    let current = match write_lookup(ctx, key)? {
-        None => 0.0,
-        Some(s) => args::float(&s)?,
-    };
-    let by = args::float(&args[2])?;
-    let new = current + by;
-    if !new.is_finite() {
-        return Err(CommandError::NanOrInfinity);
-    }
-    let text = Bytes::from(args::format_float_human(new));
+    let current = write_lookup(ctx, key)?.unwrap_or_else(|| Bytes::from_static(b"0"));
+    // In long double, as Redis: see crate::longdouble.
+    let text = longdouble::add(&current, &args[2]).map_err(|e| match e {
+        SumError::FirstNotFloat | SumError::SecondNotFloat => CommandError::NotFloat,
+        SumError::NanOrInfinity => CommandError::NanOrInfinity,
+    })?;
     store_keep_ttl(ctx, key, text.clone());
     ctx.notify(notify::STRING, "incrbyfloat", key);
     Ok(Reply::Bulk(text))

@@ -13,7 +13,7 @@
 //! @random SPOP s 2                     properties only, then state resynced
 //! @approx 1 TTL k                      integers within 1 (negatives exact)
 //! @shape HELLO 3                       same reply types and map keys only
-//! @differs incrbyfloat-long-double INCRBYFLOAT f 0.1
+//! @differs scan-cursor SCAN 7 COUNT 2
 //!                                      a documented difference: must differ
 //! @sleep 50                            both servers' clocks move on
 //! @send BLPOP q 5                      send without reading (it blocks)
