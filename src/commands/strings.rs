@@ -1,5 +1,8 @@
 //! String commands: GET, SET and its options, GETEX/GETDEL/GETSET, MGET/MSET,
-//! APPEND, ranges and the integer and float counters, with Redis 7.0's replies.
+//! APPEND, ranges, the integer and float counters and LCS, with Redis 7.0's
+//! replies.
+
+mod lcs;
 
 use bytes::{Bytes, BytesMut};
 
@@ -166,6 +169,18 @@ pub const COMMANDS: &[CommandSpec] = &[
             strlen,
         ),
         "2.2.0",
+    ),
+    since(
+        spec(
+            "lcs",
+            -3,
+            READONLY,
+            (1, 2, 1),
+            "string",
+            "Finds the longest common substring.",
+            lcs::lcs,
+        ),
+        "7.0.0",
     ),
     since(
         spec(
