@@ -75,5 +75,81 @@ fn command_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, command_path);
+/// GET batches of 16 random keys of 1M (far more than the caches hold), run
+/// as a connection runs a pipeline, with and without warming the keys' trie
+/// paths first (`Db::prefetch`).
+fn pipelined_gets_on_a_large_keyspace(c: &mut Criterion) {
+    const LARGE: usize = 1_000_000;
+    const BATCHES: usize = 4096;
+    let shared = Shared::new(Config::default());
+    let info = shared.clients.register("bench".into(), "bench".into());
+    let mut client = ClientState::new(info.id, "bench".into(), "bench".into(), info);
+    {
+        let mut state = shared.lock();
+        let db = state.keyspace.db_mut(0);
+        for i in 0..LARGE {
+            let key = Bytes::from(format!("key:{i:012}"));
+            db.insert(key, Value::Str(Bytes::from(vec![b'v'; 100])), None);
+        }
+    }
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize % LARGE
+    };
+    let batches: Vec<Vec<Vec<Bytes>>> = (0..BATCHES)
+        .map(|_| {
+            (0..BATCH)
+                .map(|_| {
+                    vec![
+                        Bytes::from_static(b"GET"),
+                        Bytes::from(format!("key:{:012}", next())),
+                    ]
+                })
+                .collect()
+        })
+        .collect();
+    let mut group = c.benchmark_group("command_path_1m_keys");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for prefetch in [false, true] {
+        let name = if prefetch {
+            "get_batch_16_prefetched"
+        } else {
+            "get_batch_16"
+        };
+        let mut turn = 0;
+        group.bench_function(name, |b| {
+            let mut out = BytesMut::with_capacity(64 * 1024);
+            b.iter(|| {
+                turn = (turn + 1) % BATCHES;
+                let batch = &batches[turn];
+                out.clear();
+                let mut state = shared.lock();
+                state.command_clock = Some(std::time::Instant::now());
+                if prefetch {
+                    let keys = batch.iter().map(|args| &args[1][..]);
+                    state.keyspace.db(0).prefetch(keys);
+                }
+                for args in batch {
+                    let mut ctx = Ctx {
+                        shared: &shared,
+                        state: &mut state,
+                        client: &mut client,
+                        now_ms: 0,
+                        blocked: None,
+                        may_block: true,
+                    };
+                    execute(&mut ctx, args).encode(client.proto, &mut out);
+                }
+                state.command_clock = None;
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, command_path, pipelined_gets_on_a_large_keyspace);
 criterion_main!(benches);

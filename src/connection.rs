@@ -175,6 +175,11 @@ fn run_batch(
         // within microseconds, as Redis caches its clock per event-loop turn.
         let now_ms = unix_ms();
         state.command_clock = Some(std::time::Instant::now());
+        if pending.len() > 1 {
+            // The keys of a pipeline: their trie paths load in parallel.
+            let keys = pending.iter().filter_map(|args| first_key(args));
+            state.keyspace.db(client.db).prefetch(keys);
+        }
         while let Some(args) = pending.pop_front() {
             commands::server::control::feed_monitors(shared, client, &args);
             client.begin_command();
@@ -225,6 +230,13 @@ fn run_batch(
         .unwrap_or_default();
     client.publish(&last_cmd);
     blocked
+}
+
+/// The first key a command line names, if its command takes keys.
+fn first_key(args: &[Bytes]) -> Option<&[u8]> {
+    let spec = commands::lookup(args.first()?)?;
+    let at = usize::try_from(spec.first_key).ok().filter(|&i| i > 0)?;
+    args.get(at).map(|k| &k[..])
 }
 
 /// Whether `reply` is a (un)subscribe confirmation: a pub/sub push, which

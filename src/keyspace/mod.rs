@@ -239,6 +239,20 @@ impl Db {
         self.entries.get(key).filter(|r| !r.is_expired(now_ms))
     }
 
+    /// Warms the cache for the lookups of `keys` that are about to run (a
+    /// pipelined batch); see [`Champ::prefetch`].
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        let mut hashes = [0u64; 32];
+        let mut n = 0;
+        for key in keys.take(hashes.len()) {
+            hashes[n] = <Record as champ::MapItem>::hash_of(key);
+            n += 1;
+        }
+        if n > 1 {
+            self.entries.prefetch(&hashes[..n]);
+        }
+    }
+
     /// The record under `key` whether or not its time ran out.
     pub fn stored(&self, key: &[u8]) -> Option<&Record> {
         self.entries.get(key)

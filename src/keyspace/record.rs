@@ -188,6 +188,16 @@ impl MapItem for Record {
     fn key(&self) -> &[u8] {
         Record::key(self)
     }
+
+    /// The record's first bytes: its head and (mostly) its key.
+    #[inline]
+    fn prefetch(&self) {
+        let addr = match &self.0 {
+            Repr::Packed(p) => p.0.ptr() as *const u8,
+            Repr::Boxed(b) => Arc::as_ptr(b) as *const u8,
+        };
+        super::champ::prefetch_addr(addr);
+    }
 }
 
 impl std::fmt::Debug for Record {

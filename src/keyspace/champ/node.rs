@@ -125,6 +125,12 @@ impl<S> Node<S> {
         node
     }
 
+    /// Asks the CPU to start loading this node's header and first slots.
+    #[inline]
+    pub fn prefetch(&self) {
+        prefetch_addr(self.ptr.as_ptr() as *const u8);
+    }
+
     #[inline]
     pub fn bitmap(&self) -> u32 {
         self.header().bitmap
@@ -291,6 +297,20 @@ impl<S> Drop for Node<S> {
             alloc::dealloc(self.ptr.as_ptr() as *mut u8, Self::layout(count));
         }
     }
+}
+
+/// Asks the CPU to start loading the cache line at `addr` (a hint: no effect
+/// on other targets).
+#[inline]
+pub fn prefetch_addr(addr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and never reads into the
+    // program's state, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
 }
 
 #[cfg(test)]
