@@ -855,6 +855,24 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_changes_nothing() {
+        let mut m: Champ<Bytes> = Champ::new();
+        for i in 0..5000 {
+            m.insert(Bytes::from(format!("k{i}")));
+        }
+        let before: Vec<Bytes> = m.iter().cloned().collect();
+        // Present and absent keys, more than one group of 32, and none.
+        let hashes: Vec<u64> = (0..100)
+            .map(|i| <Bytes as MapItem>::hash_of(format!("k{}", i * 97).as_bytes()))
+            .collect();
+        m.prefetch(&hashes);
+        m.prefetch(&[]);
+        Champ::<Bytes>::new().prefetch(&hashes);
+        assert_eq!(m.iter().cloned().collect::<Vec<_>>(), before);
+        assert!(m.get(b"k97").is_some());
+    }
+
+    #[test]
     fn clones_are_isolated() {
         let mut m: Champ<Pair> = (0..1000).map(|i| pair(&format!("k{i}"), "old")).collect();
         let snap = m.clone();
