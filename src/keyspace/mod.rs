@@ -39,6 +39,7 @@ pub mod listpack;
 pub mod record;
 pub mod scan;
 pub mod set;
+pub mod zset;
 
 use bytes::Bytes;
 use imbl::{OrdSet, Vector};
