@@ -196,11 +196,12 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
     let keyspace = matches!(spec.group, "keyspace" | "generic")
         || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
-    let table: [(&str, bool); 15] = [
+    let table: [(&str, bool); 16] = [
         ("@keyspace", keyspace),
         ("@read", has(flags::READONLY)),
         ("@write", has(flags::WRITE)),
         ("@set", spec.group == "set"),
+        ("@sortedset", spec.group == "sortedset"),
         ("@list", spec.group == "list"),
         ("@hash", spec.group == "hash"),
         ("@string", spec.group == "string"),

@@ -116,6 +116,9 @@ impl Flat {
 
     /// Adds a member that is not in the set yet, at its place in the order.
     pub fn insert(&mut self, score: f64, member: &[u8]) {
+        // Redis's listpack keeps a zero score as the integer 0, so `-0`
+        // reads back as `0` from this encoding (not from the skiplist).
+        let score = if score == 0.0 { 0.0 } else { score };
         let at = self
             .spans()
             .find(|(_, s, m)| cmp_entry(*s, m, score, member) == Ordering::Greater)
