@@ -252,11 +252,49 @@ impl ZSet {
     }
 
     /// The ranks `start..end` of the pairs whose members lie within `min` and
-    /// `max` (meaningful when all scores are equal, as in Redis).
+    /// `max`. Meaningful when all scores are equal; otherwise the members are
+    /// not in order and the answer is Redis's: nothing unless the last member
+    /// reaches `min` and the first stays within `max`, then (in a listpack)
+    /// from the first member reaching `min` for as long as members stay
+    /// within `max`.
     pub fn lex_ranks(&self, min: &LexBound, max: &LexBound) -> (usize, usize) {
-        let start = self.partition_point(|_, m| !lex_gte_min(m, min));
-        let end = self.partition_point(|_, m| lex_lte_max(m, max));
-        (start, end.max(start))
+        let len = self.len();
+        let (Some((_, first)), Some((_, last))) = (self.nth(0), self.last()) else {
+            return (0, 0);
+        };
+        if lex_range_is_empty(min, max) || !lex_gte_min(last, min) || !lex_lte_max(first, max) {
+            return (0, 0);
+        }
+        match &self.0 {
+            Repr::Packed(f) => {
+                let start = f
+                    .iter()
+                    .position(|(_, m)| lex_gte_min(m, min))
+                    .unwrap_or(len);
+                let run = f
+                    .iter()
+                    .skip(start)
+                    .take_while(|(_, m)| lex_lte_max(m, max))
+                    .count();
+                (start, start + run)
+            }
+            Repr::Tree(_) => {
+                let start = self.partition_point(|_, m| !lex_gte_min(m, min));
+                let end = self.partition_point(|_, m| lex_lte_max(m, max));
+                (start, end.max(start))
+            }
+        }
+    }
+
+    /// The pair of the highest rank.
+    pub fn last(&self) -> Option<(f64, &[u8])> {
+        match &self.0 {
+            Repr::Packed(f) => f.iter().last(),
+            Repr::Tree(t) => t
+                .order
+                .nth(t.order.len().checked_sub(1)?)
+                .map(|it| (it.score, &it.member[..])),
+        }
     }
 
     /// Removes the pairs of ranks `start..end`; returns them in order.
@@ -448,6 +486,24 @@ pub fn above_max(score: f64, max: ScoreBound) -> bool {
     } else {
         score > max.value
     }
+}
+
+/// Whether no member can lie within `min` and `max` (Redis's `sdscmplex`
+/// test: `-` sorts before and `+` after everything, equal to itself).
+fn lex_range_is_empty(min: &LexBound, max: &LexBound) -> bool {
+    use LexBound::*;
+    let text = |b: &LexBound| match b {
+        Inclusive(t) | Exclusive(t) => Some(t.clone()),
+        Min | Max => None,
+    };
+    let cmp = match (min, max) {
+        (Min, Min) | (Max, Max) => Ordering::Equal,
+        (Min, _) | (_, Max) => Ordering::Less,
+        (Max, _) | (_, Min) => Ordering::Greater,
+        _ => text(min).cmp(&text(max)),
+    };
+    let exclusive = |b: &LexBound| !matches!(b, Inclusive(_));
+    cmp == Ordering::Greater || (cmp == Ordering::Equal && (exclusive(min) || exclusive(max)))
 }
 
 pub fn lex_gte_min(member: &[u8], min: &LexBound) -> bool {
