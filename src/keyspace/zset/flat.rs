@@ -6,11 +6,16 @@
 //! | bytes   | meaning                                               |
 //! |---------|-------------------------------------------------------|
 //! | varint  | pair count `n`                                        |
-//! | n times | score (f64, 8 bytes LE), varint length `len`, `len` bytes of the member |
+//! | n times | score, varint length `len`, `len` bytes of the member |
 //!
-//! Varints are unsigned LEB128 in shortest form. Pairs are strictly
-//! increasing by (score, member) ([`cmp_entry`]); no score is NaN. So equal
-//! sets have equal bytes, and a packed keyspace record stores the buffer as is.
+//! A score whose value is an integer of magnitude below 2^53 is one varint
+//! `zigzag(i) << 1 | 1` (1 byte from -32 to 31, 2 up to ±8191), as Redis's
+//! listpack stores integral scores as integers; any other score is a `0`
+//! byte then the f64's 8 bytes, little-endian. Varints are unsigned LEB128
+//! in shortest form. Pairs are strictly increasing by (score, member)
+//! ([`cmp_entry`]); no score is NaN, none is `-0`, and every score uses the
+//! shortest form. So equal sets have equal bytes, and a packed keyspace
+//! record stores the buffer as is.
 //!
 //! Every operation is a linear walk or one splice: the encoding is only used
 //! below `zset-max-listpack-entries` (128 by default).
@@ -123,8 +128,8 @@ impl Flat {
             .spans()
             .find(|(_, s, m)| cmp_entry(*s, m, score, member) == Ordering::Greater)
             .map_or(self.buf.len(), |(span, _, _)| span.start);
-        let mut entry = Vec::with_capacity(8 + 10 + member.len());
-        entry.extend_from_slice(&score.to_le_bytes());
+        let mut entry = Vec::with_capacity(9 + 10 + member.len());
+        write_score(score, &mut entry);
         write_varint(member.len(), &mut entry);
         entry.extend_from_slice(member);
         self.buf.splice(at..at, entry);
@@ -197,12 +202,51 @@ impl<'a> Iterator for FlatIter<'a> {
 
 impl ExactSizeIterator for FlatIter<'_> {}
 
+/// Integral scores below this magnitude take the short form.
+const INT_LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+
+/// The short form's integer, if `score` has one.
+fn as_int(score: f64) -> Option<i64> {
+    (score.fract() == 0.0 && score.abs() < INT_LIMIT && !(score == 0.0 && score.is_sign_negative()))
+        .then_some(score as i64)
+}
+
+fn write_score(score: f64, out: &mut Vec<u8>) {
+    match as_int(score) {
+        Some(i) => {
+            let zigzag = ((i << 1) ^ (i >> 63)) as u64 as usize;
+            write_varint(zigzag << 1 | 1, out);
+        }
+        None => {
+            out.push(0);
+            out.extend_from_slice(&score.to_le_bytes());
+        }
+    }
+}
+
+/// The score at `pos` and its length; `None` unless in shortest form.
+fn read_score(buf: &[u8], pos: usize) -> Option<(f64, usize)> {
+    let (tag, n) = read_varint(buf.get(pos..)?)?;
+    if tag & 1 == 1 {
+        let zigzag = (tag >> 1) as u64;
+        let i = (zigzag >> 1) as i64 ^ -((zigzag & 1) as i64);
+        let score = i as f64;
+        return (score.abs() < INT_LIMIT).then_some((score, n));
+    }
+    if tag != 0 {
+        return None;
+    }
+    let raw: [u8; 8] = buf.get(pos + 1..pos + 9)?.try_into().ok()?;
+    let score = f64::from_le_bytes(raw);
+    // -0 is stored as 0 (see `Flat::insert`).
+    (as_int(score).is_none() && score != 0.0).then_some((score, 9))
+}
+
 /// The pair at `pos`: score, member and where the next pair starts.
 fn decode_at(buf: &[u8], pos: usize) -> Option<(f64, &[u8], usize)> {
-    let raw: [u8; 8] = buf.get(pos..pos + 8)?.try_into().ok()?;
-    let score = f64::from_le_bytes(raw);
-    let (len, n) = read_varint(buf.get(pos + 8..)?)?;
-    let start = pos + 8 + n;
+    let (score, score_len) = read_score(buf, pos)?;
+    let (len, n) = read_varint(buf.get(pos + score_len..)?)?;
+    let start = pos + score_len + n;
     let end = start.checked_add(len)?;
     Some((score, buf.get(start..end)?, end))
 }
@@ -267,19 +311,74 @@ mod tests {
     }
 
     #[test]
+    fn scores_round_trip_in_their_shortest_form() {
+        for score in [
+            0.0,
+            1.0,
+            -1.0,
+            31.0,
+            -32.0,
+            32.0,
+            99.0,
+            -8191.0,
+            1e15,
+            -9007199254740991.0,
+            9007199254740992.0,
+            0.5,
+            -2.25,
+            1e200,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut f = Flat::new();
+            f.insert(score, b"m");
+            let back = Flat::from_bytes(f.as_bytes()).expect("canonical");
+            assert_eq!(
+                back.iter().next().map(|(s, _)| s.to_bits()),
+                Some(score.to_bits())
+            );
+        }
+        let mut f = Flat::new();
+        f.insert(7.0, b"m");
+        assert_eq!(
+            f.byte_len(),
+            4,
+            "one byte of count, score, length and member"
+        );
+    }
+
+    #[test]
     fn rejects_bad_buffers() {
         let mut f = Flat::new();
         f.insert(1.0, b"a");
         f.insert(2.0, b"b");
         let good = f.as_bytes().to_vec();
+        // count 2, then (score varint, length, member) twice: 1 and 2 are
+        // zigzag 2 and 4, tagged 5 and 9.
+        assert_eq!(good, [2, 5, 1, b'a', 9, 1, b'b']);
         // Swapping the two scores breaks the order.
         let mut swapped = good.clone();
-        swapped[1..9].copy_from_slice(&2.0f64.to_le_bytes());
-        swapped[11..19].copy_from_slice(&1.0f64.to_le_bytes());
+        swapped[1] = 9;
+        swapped[4] = 5;
         assert_eq!(Flat::from_bytes(&swapped), None);
-        let mut nan = good.clone();
-        nan[1..9].copy_from_slice(&f64::NAN.to_le_bytes());
+        let mut nan = vec![1, 0];
+        nan.extend_from_slice(&f64::NAN.to_le_bytes());
+        nan.extend_from_slice(&[1, b'a']);
         assert_eq!(Flat::from_bytes(&nan), None);
+        // An integral score in the long form, or an unused tag, is not canonical.
+        let mut long_form = vec![1, 0];
+        long_form.extend_from_slice(&1.0f64.to_le_bytes());
+        long_form.extend_from_slice(&[1, b'a']);
+        assert_eq!(Flat::from_bytes(&long_form), None);
+        assert_eq!(Flat::from_bytes(&[1, 2, 1, b'a']), None);
+        let mut half = vec![1, 0];
+        half.extend_from_slice(&0.5f64.to_le_bytes());
+        half.extend_from_slice(&[1, b'a']);
+        assert_eq!(
+            Flat::from_bytes(&half).map(|f| f.iter().next().unwrap().0),
+            Some(0.5)
+        );
         assert_eq!(Flat::from_bytes(&good[..good.len() - 1]), None);
         let mut long = good;
         long.push(0);
