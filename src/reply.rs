@@ -165,6 +165,13 @@ pub fn format_double(d: f64) -> String {
         } else {
             "-inf".into()
         }
+    } else if d.fract() == 0.0
+        && d.abs() < 9_007_199_254_740_992.0
+        && !(d == 0.0 && d.is_sign_negative())
+    {
+        // Integers below 2^53 have at most 16 digits, which `%.17g` prints
+        // in full; this skips the slow exact float formatting for them.
+        (d as i64).to_string()
     } else {
         format_g17(d)
     }

@@ -292,16 +292,19 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize, f: AddFlags) ->
     }
     let now = ctx.now_ms;
     let limits = ctx.state.encodings;
-    // Redis 7.0 picks a new set's encoding from the first member alone.
-    let first_len = pairs[0].1.len();
-    let owned_key = owned(key);
-    let zset = ctx
-        .db()
-        .get_or_insert_with(&owned_key, now, || {
-            Value::ZSet(ZSet::with_hint(0, first_len, &limits))
-        })
-        .value
-        .as_zset_mut()?;
+    let zset = match existing_zset_mut(ctx, key)? {
+        Some(z) => z,
+        None => {
+            // Redis 7.0 picks a new set's encoding from the first member alone.
+            let first_len = pairs[0].1.len();
+            ctx.db()
+                .get_or_insert_with(&owned(key), now, || {
+                    Value::ZSet(ZSet::with_hint(0, first_len, &limits))
+                })
+                .value
+                .as_zset_mut()?
+        }
+    };
     let (mut added, mut updated, mut processed) = (0u64, 0u64, 0u64);
     let mut last_score = 0.0;
     let mut nan = false;
@@ -328,7 +331,8 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize, f: AddFlags) ->
             }
         }
     }
-    ctx.db().remove_if_empty(key);
+    // Nothing here empties a set: a new key always gets its first member
+    // (only an existing member's INCR can reach NaN).
     ctx.dirty(added + updated);
     if added + updated > 0 {
         ctx.notify(notify::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
@@ -460,12 +464,6 @@ fn pop_from(
     now_ms: i64,
 ) -> Result<Option<Popped>, CommandError> {
     let d = state.keyspace.db_mut(db);
-    match d.get(key, now_ms) {
-        None => return Ok(None),
-        Some(e) => {
-            e.value.as_zset()?;
-        }
-    }
     let Some(e) = d.get_mut(key, now_ms) else {
         return Ok(None);
     };
