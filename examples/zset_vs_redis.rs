@@ -12,8 +12,10 @@
 //!
 //! 1. **Throughput**, both servers started fresh and side by side:
 //!    `redis-benchmark -t zadd,zpopmin -c 50 -n 200000 -r 100000 -P <p>` for
-//!    `p` in 1 and 16, run forkless, redis, forkless, redis... `--rounds`
-//!    times (default 3), median req/s. Then a sorted set `bz` of 100,000
+//!    `p` in 1 and 16, one test at a time, run forkless, redis, forkless,
+//!    redis... `--rounds` times (default 3): median req/s, and the median
+//!    CPU time (user + system, `/proc/PID/stat`) the server spent per
+//!    request, which other load on the machine disturbs much less. Then a sorted set `bz` of 100,000
 //!    members `m:%d` is loaded and `redis-benchmark -r 100000 ZRANK bz
 //!    m:__rand_int__` and `ZRANGE bz 0 9` run the same way.
 //! 2. **One large sorted set**: fresh servers, `--members` (default
@@ -210,31 +212,53 @@ fn row(name: &str, f: f64, r: f64, unit: &str) {
     );
 }
 
-/// Interleaved runs of one benchmark on both servers; median req/s each.
+impl Server {
+    /// CPU time the server used so far (user + system), in microseconds.
+    fn cpu_us(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the `(comm)`; utime and stime are the 14th and 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+        ticks * 1e6 / 100.0
+    }
+}
+
+/// Interleaved runs of one single-test benchmark of `requests` requests on
+/// both servers: the median req/s and the median server CPU time per
+/// request (µs; less sensitive than req/s to other load on the machine).
 fn interleaved(
     servers: &[Server; 2],
     rounds: usize,
+    requests: f64,
     args: &[&str],
-) -> Result<Vec<(String, [f64; 2])>> {
-    let mut runs: Vec<(String, [Vec<f64>; 2])> = Vec::new();
+) -> Result<[(f64, f64); 2]> {
+    let mut rps = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for (i, s) in servers.iter().enumerate() {
-            for (name, rps) in bench(s.port, args)? {
-                match runs.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, v)) => v[i].push(rps),
-                    None => {
-                        let mut v = [Vec::new(), Vec::new()];
-                        v[i].push(rps);
-                        runs.push((name, v));
-                    }
-                }
-            }
+            let before = s.cpu_us();
+            let res = bench(s.port, args)?;
+            cpu[i].push((s.cpu_us() - before) / requests);
+            rps[i].push(res.first().map(|r| r.1).ok_or("no result")?);
         }
     }
-    Ok(runs
-        .into_iter()
-        .map(|(n, [a, b])| (n, [median(a), median(b)]))
-        .collect())
+    let [r0, r1] = rps;
+    let [c0, c1] = cpu;
+    Ok([(median(r0), median(c0)), (median(r1), median(c1))])
+}
+
+fn both_rows(label: &str, res: [(f64, f64); 2]) {
+    let [(f, fc), (r, rc)] = res;
+    row(&format!("{label}: req/s"), f, r, "");
+    println!(
+        "| {label}: server CPU per request | {fc:.2} µs | {rc:.2} µs | {:.3} |",
+        if rc > 0.0 { fc / rc } else { 0.0 }
+    );
 }
 
 fn throughput(opts: &Opts) -> Result<()> {
@@ -245,18 +269,10 @@ fn throughput(opts: &Opts) -> Result<()> {
     println!("| test | forkless | redis | forkless/redis |\n|---|---:|---:|---:|");
     let servers = start_both(opts)?;
     for p in ["1", "16"] {
-        let args = [
-            "-t",
-            "zadd,zpopmin",
-            "-n",
-            "200000",
-            "-r",
-            "100000",
-            "-P",
-            p,
-        ];
-        for (name, [f, r]) in interleaved(&servers, opts.rounds, &args)? {
-            row(&format!("{name} -P {p}"), f, r, "req/s");
+        for t in ["zadd", "zpopmin"] {
+            let args = ["-t", t, "-n", "200000", "-r", "100000", "-P", p];
+            let res = interleaved(&servers, opts.rounds, 200_000.0, &args)?;
+            both_rows(&format!("{} -P {p}", t.to_uppercase()), res);
         }
     }
     for s in &servers {
@@ -280,9 +296,8 @@ fn throughput(opts: &Opts) -> Result<()> {
         ] {
             let mut args = vec!["-n", "200000", "-r", "100000", "-P", p];
             args.extend(cmd);
-            let res = interleaved(&servers, opts.rounds, &args)?;
-            let [f, r] = res.first().map(|(_, v)| *v).ok_or("no result")?;
-            row(&format!("{label} -P {p}"), f, r, "req/s");
+            let res = interleaved(&servers, opts.rounds, 200_000.0, &args)?;
+            both_rows(&format!("{label} -P {p}"), res);
         }
     }
     Ok(())
