@@ -127,9 +127,20 @@ fn scored<'a>(
     withscores: bool,
     resp3: bool,
 ) -> Reply {
-    let mut out = Vec::new();
+    let pairs: Vec<(f64, &[u8])> = pairs.into_iter().collect();
+    // One buffer for every member, sliced per reply: one allocation, not one
+    // per member.
+    let mut buf = bytes::BytesMut::with_capacity(pairs.iter().map(|(_, m)| m.len()).sum());
+    for (_, m) in &pairs {
+        buf.extend_from_slice(m);
+    }
+    let buf = buf.freeze();
+    let width = if withscores && !resp3 { 2 } else { 1 };
+    let mut out = Vec::with_capacity(pairs.len() * width);
+    let mut at = 0;
     for (score, member) in pairs {
-        let m = Reply::Bulk(Bytes::copy_from_slice(member));
+        let m = Reply::Bulk(buf.slice(at..at + member.len()));
+        at += member.len();
         match (withscores, resp3) {
             (false, _) => out.push(m),
             (true, true) => out.push(Reply::Array(vec![m, Reply::Double(score)])),
