@@ -152,8 +152,10 @@ impl Reply {
     }
 }
 
-/// Formats a double the way Redis 7 replies with one (`inf`, `-inf`, `nan`,
-/// otherwise the shortest text that reads back to the same value).
+/// Formats a double the way Redis 7.0 replies with one: `inf`, `-inf`,
+/// `nan`, otherwise C's `%.17g` (17 significant digits, so every double
+/// reads back exactly: `1.1` is `1.1000000000000001`, `1e200` is
+/// `9.9999999999999997e+199`).
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         "nan".into()
@@ -163,9 +165,63 @@ pub fn format_double(d: f64) -> String {
         } else {
             "-inf".into()
         }
+    } else if d.fract() == 0.0
+        && d.abs() < 9_007_199_254_740_992.0
+        && !(d == 0.0 && d.is_sign_negative())
+    {
+        // Integers below 2^53 have at most 16 digits, which `%.17g` prints
+        // in full; this skips the slow exact float formatting for them.
+        (d as i64).to_string()
     } else {
-        let s = format!("{d}");
-        s
+        format_g17(d)
+    }
+}
+
+/// `%.17g` of a finite double: the exponent of the value rounded to 17
+/// digits picks fixed or exponential notation; trailing zeros are dropped.
+fn format_g17(d: f64) -> String {
+    const PRECISION: i32 = 17;
+    let sci = format!("{:.*e}", (PRECISION - 1) as usize, d);
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("exponent digits");
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if (-4..PRECISION).contains(&exp) {
+        trim(&format!("{:.*}", (PRECISION - 1 - exp) as usize, d))
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", trim(mantissa), sign, exp.abs())
+    }
+}
+
+#[cfg(test)]
+mod format_double_tests {
+    use super::format_double;
+
+    #[test]
+    fn matches_c_percent_17g() {
+        for (v, want) in [
+            (1.1, "1.1000000000000001"),
+            (0.1, "0.10000000000000001"),
+            (3.0, "3"),
+            (-0.0, "-0"),
+            (1.5, "1.5"),
+            (1e200, "9.9999999999999997e+199"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (-1e-320, "-9.9998886718268301e-321"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(format_double(v), want, "{v:e}");
+        }
     }
 }
 

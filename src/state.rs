@@ -271,6 +271,8 @@ pub fn encodings_of(config: &Config) -> Encodings {
         hash_max_listpack_entries: get("hash-max-listpack-entries", d.hash_max_listpack_entries),
         hash_max_listpack_value: get("hash-max-listpack-value", d.hash_max_listpack_value),
         set_max_intset_entries: get("set-max-intset-entries", d.set_max_intset_entries),
+        zset_max_listpack_entries: get("zset-max-listpack-entries", d.zset_max_listpack_entries),
+        zset_max_listpack_value: get("zset-max-listpack-value", d.zset_max_listpack_value),
     }
 }
 

@@ -216,7 +216,7 @@ mod gen {
     const EXACT_FLOATS: &[&str] = &["0.5", "-2", "1.25", "x", "3"];
 
     /// Number of command templates.
-    pub const TEMPLATES: u16 = 94;
+    pub const TEMPLATES: u16 = 100;
 
     /// Data words kept exactly (empty ones too), then option words split on spaces.
     fn c(data: &[&str], opts: &str) -> Vec<Vec<u8>> {
@@ -228,6 +228,90 @@ mod gen {
                     .map(|w| w.as_bytes().to_vec()),
             )
             .collect()
+    }
+
+    const SCORES: &[&str] = &[
+        "1", "-1", "2.5", "0", "-0", "inf", "-inf", "1e200", "x", "(1",
+    ];
+
+    /// The sorted set templates (94 to 99).
+    #[allow(clippy::too_many_arguments)]
+    fn zset_command(
+        template: u16,
+        r: &mut Lcg,
+        k: &str,
+        k2: &str,
+        m: &str,
+        m2: &str,
+        i: &str,
+        j: &str,
+    ) -> Vec<Vec<u8>> {
+        let s1 = r.pick(SCORES);
+        let s2 = r.pick(SCORES);
+        match template {
+            94 => {
+                let opts = r.pick(&[
+                    "", "NX", "XX", "GT", "LT", "CH", "INCR", "XX CH", "GT CH", "NX INCR",
+                ]);
+                let mut args = c(&["ZADD", k], opts);
+                args.extend(c(&[s1, m], ""));
+                if r.below(2) == 0 {
+                    args.extend(c(&[s2, m2], ""));
+                }
+                args
+            }
+            95 => match r.below(4) {
+                0 => c(&["ZREM", k, m, m2], ""),
+                1 => c(&["ZINCRBY", k, s1, m], ""),
+                2 => c(&["ZSCORE", k, m], ""),
+                _ => c(&[r.pick(&["ZRANK", "ZREVRANK"]), k, m], ""),
+            },
+            96 => match r.below(3) {
+                0 => c(
+                    &["ZRANGE", k, i, j],
+                    r.pick(&["", "WITHSCORES", "REV", "REV WITHSCORES"]),
+                ),
+                1 => c(
+                    &[r.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"]), k, s1, s2],
+                    r.pick(&["", "WITHSCORES", "LIMIT 1 2"]),
+                ),
+                _ => c(
+                    &[r.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"]), k],
+                    r.pick(&["- +", "+ -", "[x +", "- (z", "(1 [y", "x y"]),
+                ),
+            },
+            97 => match r.below(3) {
+                0 => c(
+                    &[r.pick(&["ZPOPMIN", "ZPOPMAX"]), k],
+                    r.pick(&["", "1", "2", "0", "-1"]),
+                ),
+                1 => c(&["ZREMRANGEBYRANK", k, i, j], ""),
+                _ => c(&["ZREMRANGEBYSCORE", k, s1, s2], ""),
+            },
+            98 => match r.below(3) {
+                0 => c(
+                    &[
+                        r.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]),
+                        k,
+                        "2",
+                        k2,
+                        "nokey",
+                    ],
+                    "",
+                ),
+                1 => c(
+                    &[r.pick(&["ZUNION", "ZINTER", "ZDIFF"]), "2", k, k2],
+                    r.pick(&["", "WITHSCORES"]),
+                ),
+                _ => c(&["ZRANGESTORE", k2, k, i, j], ""),
+            },
+            _ => match r.below(4) {
+                0 => c(&["ZCARD", k], ""),
+                1 => c(&["ZCOUNT", k, s1, s2], ""),
+                2 => c(&["ZMSCORE", k, m, m2], ""),
+                _ => c(&["ZMPOP", "2", k, k2], r.pick(&["MIN", "MAX COUNT 2"])),
+            },
+        }
     }
 
     /// Builds command `template` with choices drawn from `seed`.
@@ -462,6 +546,10 @@ mod gen {
             89 => c(&[r.pick(&["LPUSH", "RPUSH"]), k, v], ""),
             90 => c(&["SMOVE", k, k2, i], ""),
             91 => c(&["SINTERCARD", "3", k, k2, "nokey"], ""),
+            // Sorted sets, once forkless has them (scores add exactly).
+            94..=99 if forkless::commands::lookup(b"zadd").is_some() => {
+                zset_command(template, r, k, k2, m, m2, i, j)
+            }
             // Server commands, once forkless has them.
             93 if forkless::commands::lookup(b"swapdb").is_some() => {
                 c(&[], r.pick(&["DBSIZE", "SWAPDB 0 1", "DBSIZE", "FLUSHDB"]))

@@ -21,6 +21,7 @@ pub mod server;
 pub mod sets;
 pub mod strings;
 pub mod transactions;
+pub mod zsets;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -142,7 +143,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 12] {
+fn families() -> [&'static [CommandSpec]; 13] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -156,6 +157,7 @@ fn families() -> [&'static [CommandSpec]; 12] {
         monitoring::COMMANDS,
         transactions::COMMANDS,
         pubsub::COMMANDS,
+        zsets::COMMANDS,
     ]
 }
 

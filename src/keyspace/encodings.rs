@@ -14,6 +14,10 @@ pub struct Encodings {
     pub hash_max_listpack_value: usize,
     /// Most members a set of integers keeps as an intset.
     pub set_max_intset_entries: usize,
+    /// Most members a sorted set keeps as a listpack.
+    pub zset_max_listpack_entries: usize,
+    /// Longest member a listpack sorted set holds.
+    pub zset_max_listpack_value: usize,
 }
 
 impl Default for Encodings {
@@ -22,6 +26,8 @@ impl Default for Encodings {
             hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
         }
     }
 }

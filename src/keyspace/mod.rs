@@ -22,7 +22,9 @@
 //!   and [`Db::settle`], run after every command, packs it again.
 //! - Values are persistent too: lists are `imbl::Vector`s, hashes a
 //!   [`hash::Hash`] (a listpack, then a trie), sets a [`set::Set`] (an intset,
-//!   then a trie), strings immutable `Bytes`. So a clone shares the values.
+//!   then a trie), sorted sets a [`zset::ZSet`] (a flat buffer, then a trie
+//!   beside a counted B+tree), strings immutable `Bytes`. So a clone shares
+//!   the values.
 //!
 //! Cloning bumps one reference count per database map (16 by default),
 //! whatever the number of keys. The clone is taken while the state lock is held,
@@ -39,6 +41,7 @@ pub mod listpack;
 pub mod record;
 pub mod scan;
 pub mod set;
+pub mod zset;
 
 use bytes::Bytes;
 use imbl::{OrdSet, Vector};
@@ -47,6 +50,7 @@ use champ::Champ;
 pub use hash::Hash;
 pub use record::Record;
 use set::Set;
+use zset::ZSet;
 
 use crate::errors::CommandError;
 
@@ -60,6 +64,7 @@ pub enum Value {
     List(Vector<Bytes>),
     Hash(Hash),
     Set(Set),
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -70,6 +75,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -80,6 +86,7 @@ impl Value {
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -99,6 +106,7 @@ impl Value {
             (Value::List(x), Value::List(y)) => x.ptr_eq(y),
             (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
             (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
+            (Value::ZSet(x), Value::ZSet(y)) => x.ptr_eq(y),
             _ => false,
         }
     }
@@ -148,6 +156,20 @@ impl Value {
     pub fn as_set_mut(&mut self) -> Result<&mut Set, CommandError> {
         match self {
             Value::Set(s) => Ok(s),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    pub fn as_zset(&self) -> Result<&ZSet, CommandError> {
+        match self {
+            Value::ZSet(z) => Ok(z),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    pub fn as_zset_mut(&mut self) -> Result<&mut ZSet, CommandError> {
+        match self {
+            Value::ZSet(z) => Ok(z),
             _ => Err(CommandError::WrongType),
         }
     }

@@ -5,7 +5,8 @@
 //! that the map slot points to, as Redis's embstr keeps its object header and
 //! string together. Packed today: strings up to [`PACKED_STR_MAX`] bytes,
 //! listpack hashes whose key and listpack fit [`PACKED_HASH_MAX`] bytes and
-//! intset sets whose key and intset fit [`PACKED_SET_MAX`] bytes. A
+//! intset sets whose key and intset fit [`PACKED_SET_MAX`] bytes, and flat
+//! sorted sets whose key and buffer fit [`PACKED_ZSET_MAX`] bytes. A
 //! packed record is immutable; a write builds a new one. Large
 //! values (long strings, lists, collections in their tree form) are *boxed*:
 //! the key and an [`Entry`] behind an `Arc`, changed in place while only the live
@@ -21,6 +22,8 @@ use triomphe::ThinArc;
 use super::champ::MapItem;
 use super::listpack::Listpack;
 use super::set::Set;
+use super::zset::flat::Flat;
+use super::zset::ZSet;
 use super::{Entry, Hash, Value};
 
 /// Longest string value kept in a packed record; longer ones are boxed so that
@@ -37,6 +40,10 @@ pub const PACKED_HASH_MAX: usize = 512;
 /// where a write changes it in place.
 pub const PACKED_SET_MAX: usize = 512;
 
+/// Most bytes of key plus flat buffer a packed sorted set record holds
+/// (about twenty short members), for the same reason as hashes.
+pub const PACKED_ZSET_MAX: usize = 512;
+
 /// What a packed record's value bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -46,6 +53,8 @@ enum PackedKind {
     HashListpack = 1,
     /// A non-empty set's intset bytes ([`Set::intset_bytes`]).
     SetIntset = 2,
+    /// A sorted set's flat buffer ([`Flat::as_bytes`]).
+    ZSetFlat = 3,
 }
 
 impl PackedKind {
@@ -54,6 +63,7 @@ impl PackedKind {
             0 => PackedKind::Str,
             1 => PackedKind::HashListpack,
             2 => PackedKind::SetIntset,
+            3 => PackedKind::ZSetFlat,
             other => unreachable!("packed kind {other} is never written"),
         }
     }
@@ -242,6 +252,12 @@ impl Record {
                 .intset_bytes()
                 .filter(|b| key.len() + b.len() <= PACKED_SET_MAX)
                 .map(|b| (PackedKind::SetIntset, b)),
+            // Empty too, as a hash: a new key is filled by the command that
+            // made it, which unpacks it and has it packed again after.
+            Value::ZSet(z) => z
+                .flat()
+                .filter(|f| key.len() + f.byte_len() <= PACKED_ZSET_MAX)
+                .map(|f| (PackedKind::ZSetFlat, f.as_bytes())),
             _ => None,
         }
     }
@@ -280,6 +296,7 @@ impl Record {
                 PackedKind::Str => "string",
                 PackedKind::HashListpack => "hash",
                 PackedKind::SetIntset => "set",
+                PackedKind::ZSetFlat => "zset",
             },
             Repr::Boxed(b) => b.entry.value.type_name(),
         }
@@ -300,6 +317,10 @@ impl Record {
                         Set::from_intset_bytes(p.payload())
                             .expect("a packed set holds the intset bytes it was packed from"),
                     ),
+                    PackedKind::ZSetFlat => Value::ZSet(ZSet::from_flat(
+                        Flat::from_bytes(p.payload())
+                            .expect("a packed zset holds the buffer it was packed from"),
+                    )),
                 },
                 expire_at: self.expire_at(),
             },
@@ -339,7 +360,11 @@ impl Record {
                 *self = boxed;
                 true
             }
-            Repr::Boxed(b) => matches!(&b.entry.value, Value::Set(s) if s.is_packed()),
+            Repr::Boxed(b) => match &b.entry.value {
+                Value::Set(s) => s.is_packed(),
+                Value::ZSet(z) => z.is_packed(),
+                _ => false,
+            },
         };
         let Repr::Boxed(b) = &mut self.0 else {
             unreachable!("unpacked above")

@@ -95,6 +95,8 @@ pub enum Kind {
     List,
     Hash,
     Set,
+    /// A sorted set; its pairs follow in [`Record::ZSetChunk`]s.
+    ZSet,
 }
 
 impl Kind {
@@ -104,6 +106,7 @@ impl Kind {
             Kind::List => "list",
             Kind::Hash => "hash",
             Kind::Set => "set",
+            Kind::ZSet => "zset",
         }
     }
 }
@@ -116,13 +119,15 @@ pub struct KeyHeader<'a> {
     /// Absolute expiry, Unix milliseconds; `None` = no TTL.
     pub expire_at_ms: Option<i64>,
     pub kind: Kind,
-    /// String: byte length. List, hash, set: element count (hash: fields), ≥ 1.
+    /// String: byte length. List, hash, set, zset: element count (hash:
+    /// fields, zset: members), ≥ 1.
     pub len: u64,
 }
 
 /// One frame's payload. Variant order is part of the format (postcard encodes
-/// the variant index as a varint): append, never reorder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// the variant index as a varint): append, never reorder. (Not `Eq`: scores
+/// are floats.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record<'a> {
     /// The keys that follow belong to this database. Indexes strictly increase.
     Db { index: u32 },
@@ -141,6 +146,10 @@ pub enum Record<'a> {
     HashChunk(#[serde(serialize_with = "ser_byte_pairs")] Vec<(&'a [u8], &'a [u8])>),
     /// The last record; `keys` must equal the header's key count.
     End { keys: u64 },
+    /// More (member, score) pairs of a sorted set, in ascending (score,
+    /// member) order across the key's chunks; no score is NaN.
+    #[serde(borrow)]
+    ZSetChunk(#[serde(serialize_with = "ser_scored_seq")] Vec<(&'a [u8], f64)>),
 }
 
 // serde serialises `[u8]` as a sequence, one element at a time; postcard encodes
@@ -168,6 +177,10 @@ fn ser_byte_pairs<S: serde::Serializer>(items: &[(&[u8], &[u8])], s: S) -> Resul
     s.collect_seq(items.iter().map(|(f, v)| (AsBytes(f), AsBytes(v))))
 }
 
+fn ser_scored_seq<S: serde::Serializer>(items: &[(&[u8], f64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(|(m, score)| (AsBytes(m), score)))
+}
+
 impl Record<'_> {
     pub fn name(&self) -> &'static str {
         match self {
@@ -178,6 +191,7 @@ impl Record<'_> {
             Record::SetChunk(_) => "SetChunk",
             Record::HashChunk(_) => "HashChunk",
             Record::End { .. } => "End",
+            Record::ZSetChunk(_) => "ZSetChunk",
         }
     }
 }
@@ -218,5 +232,12 @@ mod tests {
         assert_eq!(bytes, [0x05, 0x01, 0x01, b'f', 0x02, b'v', b'v']);
         let bytes = postcard::to_stdvec(&Record::End { keys: 0 }).unwrap();
         assert_eq!(bytes, [0x06, 0x00]);
+        let bytes = postcard::to_stdvec(&Record::ZSetChunk(vec![(b"m", 1.5)])).unwrap();
+        assert_eq!(
+            bytes,
+            [0x07, 0x01, 0x01, b'm', 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]
+        );
+        let bytes = postcard::to_stdvec(&Kind::ZSet).unwrap();
+        assert_eq!(bytes, [0x04]);
     }
 }

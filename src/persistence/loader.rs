@@ -16,6 +16,8 @@ use super::format::*;
 use super::writer::PROGRESS_LOG_EVERY;
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::set::Set;
+use crate::keyspace::zset::order::cmp_entry;
+use crate::keyspace::zset::ZSet;
 use crate::keyspace::{Hash, Keyspace, Value};
 
 /// Databases a file may declare when no server configuration bounds them
@@ -55,6 +57,12 @@ pub enum LoadError {
     DuplicateElement {
         offset: u64,
         what: &'static str,
+        key: String,
+        member: String,
+    },
+    #[error("score of {member:?} in key {key:?} at offset {offset} is NaN or out of order")]
+    BadScore {
+        offset: u64,
         key: String,
         member: String,
     },
@@ -431,6 +439,11 @@ impl Body {
             Kind::List => Value::List(Vector::new()),
             Kind::Hash => Value::Hash(Hash::new()),
             Kind::Set => Value::Set(Set::new()),
+            Kind::ZSet => Value::ZSet(ZSet::with_hint(
+                usize::try_from(h.len).unwrap_or(usize::MAX),
+                0,
+                &self.limits,
+            )),
         };
         self.pending = Some(Pending {
             key,
@@ -457,6 +470,7 @@ impl Body {
             Record::ListChunk(v) => (Kind::List, v.len()),
             Record::SetChunk(v) => (Kind::Set, v.len()),
             Record::HashChunk(v) => (Kind::Hash, v.len()),
+            Record::ZSetChunk(v) => (Kind::ZSet, v.len()),
             other => {
                 return Err(LoadError::CountMismatch {
                     offset,
@@ -516,6 +530,24 @@ impl Body {
                 for (f, v) in pairs {
                     if !h.insert(f, v, &self.limits) {
                         return Err(dup("field", f));
+                    }
+                }
+            }
+            (Record::ZSetChunk(pairs), Value::ZSet(z)) => {
+                for (m, score) in pairs {
+                    // The writer walks the set in order: anything else is damage.
+                    let ordered = z.nth(z.len().wrapping_sub(1)).is_none_or(|(ls, lm)| {
+                        cmp_entry(ls, lm, score, m) == std::cmp::Ordering::Less
+                    });
+                    if score.is_nan() || !ordered {
+                        return Err(LoadError::BadScore {
+                            offset,
+                            key: show(&p.key),
+                            member: show(m),
+                        });
+                    }
+                    if !z.insert(m, score, &self.limits) {
+                        return Err(dup("member", m));
                     }
                 }
             }

@@ -11,6 +11,7 @@ use super::loader::{load_bytes, load_file_with, LoadError};
 use super::writer::to_bytes;
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::set::Set;
+use crate::keyspace::zset::ZSet;
 use crate::keyspace::{Hash, Keyspace, Value};
 
 /// A comparable picture of a keyspace: per db, key -> (value, expiry).
@@ -22,6 +23,8 @@ enum Repr {
     List(Vec<Vec<u8>>),
     Hash(BTreeMap<Vec<u8>, Vec<u8>>),
     Set(BTreeSet<Vec<u8>>),
+    /// (score bits, member) in order.
+    ZSet(Vec<(u64, Vec<u8>)>),
 }
 
 fn picture(ks: &Keyspace, now_ms: i64) -> Picture {
@@ -38,6 +41,9 @@ fn picture(ks: &Keyspace, now_ms: i64) -> Picture {
                             Repr::Hash(h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
                         }
                         Value::Set(s) => Repr::Set(s.iter().map(|b| b.to_vec()).collect()),
+                        Value::ZSet(z) => {
+                            Repr::ZSet(z.iter().map(|(s, m)| (s.to_bits(), m.to_vec())).collect())
+                        }
                     };
                     (k.to_vec(), (repr, e.expire_at))
                 })
@@ -180,6 +186,13 @@ fn value_strategy() -> impl Strategy<Value = Value> {
         prop::collection::hash_map(item(), item(), 1..20)
             .prop_map(|m| Value::Hash(m.into_iter().collect())),
         prop::collection::hash_set(item(), 1..20).prop_map(|s| Value::Set(s.into_iter().collect())),
+        prop::collection::hash_map(item(), -5i32..5, 1..200).prop_map(|m| {
+            let mut z = ZSet::new();
+            for (member, score) in m {
+                z.insert(&member, f64::from(score) / 2.0, &Encodings::default());
+            }
+            Value::ZSet(z)
+        }),
     ]
 }
 

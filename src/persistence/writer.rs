@@ -172,6 +172,7 @@ fn write_entry<W: Write>(
         Value::List(l) => (Kind::List, l.len()),
         Value::Hash(h) => (Kind::Hash, h.len()),
         Value::Set(s) => (Kind::Set, s.len()),
+        Value::ZSet(z) => (Kind::ZSet, z.len()),
     };
     w.record(&Record::Key(KeyHeader {
         key,
@@ -200,6 +201,21 @@ fn write_entry<W: Write>(
             }
             if !chunk.is_empty() {
                 w.record(&Record::HashChunk(chunk))?;
+            }
+        }
+        Value::ZSet(z) => {
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            for (score, m) in z.iter() {
+                bytes += m.len() + 8;
+                chunk.push((m, score));
+                if chunk.len() >= CHUNK_MAX_ELEMENTS || bytes >= CHUNK_MAX_BYTES {
+                    w.record(&Record::ZSetChunk(std::mem::take(&mut chunk)))?;
+                    bytes = 0;
+                }
+            }
+            if !chunk.is_empty() {
+                w.record(&Record::ZSetChunk(chunk))?;
             }
         }
     }

@@ -142,6 +142,9 @@ fn getkeysandflags(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// The key arguments of a full command line, from its (first, last, step).
 fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), CommandError> {
     let spec = lookup(&line[0]).ok_or_else(|| CommandError::err("Invalid command specified"))?;
+    if let Some(at) = numkeys_index(spec.name) {
+        return numkeys_keys(spec, line, at).map(|keys| (spec, keys));
+    }
     // Redis checks for key arguments before the command's arity.
     if spec.first_key <= 0 {
         return Err(CommandError::err("The command has no key arguments"));
@@ -160,6 +163,39 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
         return Err(CommandError::err("The command has no key arguments"));
     }
     Ok((spec, keys))
+}
+
+/// Where the key count sits in the commands whose keys it gives (Redis's
+/// `keynum` key specs); their table entries name at most the destination.
+fn numkeys_index(name: &str) -> Option<usize> {
+    match name {
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "zmpop" | "sintercard" | "lmpop" => Some(1),
+        "zunionstore" | "zinterstore" | "zdiffstore" | "bzmpop" | "blmpop" => Some(2),
+        _ => None,
+    }
+}
+
+/// The table's keys (a STORE's destination) then the `numkeys` keys after
+/// the count at `at`.
+fn numkeys_keys(spec: &CommandSpec, line: &[Bytes], at: usize) -> Result<Vec<Bytes>, CommandError> {
+    let invalid = || CommandError::err("Invalid arguments specified for command");
+    if !spec.arity_ok(line.len()) {
+        return Err(CommandError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    let n = line
+        .get(at)
+        .and_then(|a| args::parse_i64_strict(a))
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n >= 1 && at + *n < line.len())
+        .ok_or_else(invalid)?;
+    let mut keys: Vec<Bytes> = key_positions(spec, line.len())
+        .into_iter()
+        .map(|i| line[i].clone())
+        .collect();
+    keys.extend(line[at + 1..=at + n].iter().cloned());
+    Ok(keys)
 }
 
 /// Argument indexes holding keys in a command line of `argc` arguments.
@@ -196,11 +232,12 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
     let keyspace = matches!(spec.group, "keyspace" | "generic")
         || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
-    let table: [(&str, bool); 15] = [
+    let table: [(&str, bool); 16] = [
         ("@keyspace", keyspace),
         ("@read", has(flags::READONLY)),
         ("@write", has(flags::WRITE)),
         ("@set", spec.group == "set"),
+        ("@sortedset", spec.group == "sortedset"),
         ("@list", spec.group == "list"),
         ("@hash", spec.group == "hash"),
         ("@string", spec.group == "string"),

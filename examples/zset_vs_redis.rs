@@ -1,0 +1,408 @@
+//! Sorted sets, forkless against a real `redis-server` in one run: throughput
+//! of ZADD, ZPOPMIN, ZRANK and ZRANGE with `redis-benchmark`, and the memory
+//! of one large sorted set and of many small ones.
+//!
+//! ```sh
+//! cargo build --release --bin forkless --example zset_vs_redis
+//! target/release/examples/zset_vs_redis            # defaults below
+//! target/release/examples/zset_vs_redis --rounds 1 --members 100000 --small 10000
+//! ```
+//!
+//! # Phases
+//!
+//! 1. **Throughput**, both servers started fresh and side by side:
+//!    `redis-benchmark -t zadd,zpopmin -c 50 -n 200000 -r 100000 -P <p>` for
+//!    `p` in 1 and 16, one test at a time, run forkless, redis, forkless,
+//!    redis... `--rounds` times (default 3): median req/s, and the median
+//!    CPU time (user + system, `/proc/PID/stat`) the server spent per
+//!    request, which other load on the machine disturbs much less. Then a sorted set `bz` of 100,000
+//!    members `m:%d` is loaded and `redis-benchmark -r 100000 ZRANK bz
+//!    m:__rand_int__` and `ZRANGE bz 0 9` run the same way.
+//! 2. **One large sorted set**: fresh servers, `--members` (default
+//!    1,000,000) members `member:%09d` with random integer scores below
+//!    10^9 added in ZADDs of 1,000 pairs; RSS (`VmRSS`) and INFO
+//!    `used_memory` before and after, bytes per member.
+//! 3. **Many small sorted sets**: fresh servers, `--small` (default
+//!    100,000) keys `z:%09d` of 5 members `m1`..`m5` with small scores
+//!    (listpack in both); RSS and `used_memory`, bytes per key.
+//!
+//! Servers listen on 127.0.0.1, ports `--port` (default 18110) and the next
+//! one; every benchmark run is bounded by redis-benchmark's request count, and
+//! both servers are stopped at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+struct Opts {
+    port: u16,
+    rounds: usize,
+    members: usize,
+    small: usize,
+}
+
+fn parse_opts() -> Result<Opts> {
+    let mut o = Opts {
+        port: 18110,
+        rounds: 3,
+        members: 1_000_000,
+        small: 100_000,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).ok_or("option without a value")?;
+        match args[i].as_str() {
+            "--port" => o.port = v.parse()?,
+            "--rounds" => o.rounds = v.parse()?,
+            "--members" => o.members = v.parse()?,
+            "--small" => o.small = v.parse()?,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Forkless,
+    Redis,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Forkless => "forkless",
+            Kind::Redis => "redis",
+        }
+    }
+}
+
+struct Server {
+    kind: Kind,
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+fn forkless_binary() -> Result<PathBuf> {
+    // target/release/examples/zset_vs_redis -> target/release/forkless
+    let exe = std::env::current_exe()?;
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("forkless"))
+        .ok_or("cannot locate the target directory")?;
+    if !bin.exists() {
+        return Err(format!("{} is missing: build it first", bin.display()).into());
+    }
+    Ok(bin)
+}
+
+impl Server {
+    fn start(kind: Kind, port: u16) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let mut cmd = match kind {
+            Kind::Forkless => Command::new(forkless_binary()?),
+            Kind::Redis => {
+                let mut c = Command::new("redis-server");
+                c.args(["--bind", "127.0.0.1", "--appendonly", "no"]);
+                c
+            }
+        };
+        cmd.args(["--port", &port.to_string(), "--save", "", "--dir"])
+            .arg(dir.path());
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let s = Server {
+            kind,
+            port,
+            child,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(mut c) = s.client() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return Ok(s);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("{} did not start", kind.name()).into())
+    }
+
+    fn client(&self) -> Result<redis::Connection> {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        Ok(c.get_connection()?)
+    }
+
+    fn rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    fn used_memory(&self) -> Result<u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(&mut self.client()?)?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| "no used_memory".into())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_both(opts: &Opts) -> Result<[Server; 2]> {
+    Ok([
+        Server::start(Kind::Forkless, opts.port)?,
+        Server::start(Kind::Redis, opts.port + 1)?,
+    ])
+}
+
+/// Runs redis-benchmark and returns req/s per test name.
+fn bench(port: u16, args: &[&str]) -> Result<Vec<(String, f64)>> {
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-c", "50"])
+        .args(args)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    if text.contains("ERR") || !out.status.success() {
+        return Err(format!("redis-benchmark failed: {text}").into());
+    }
+    Ok(text
+        .lines()
+        .filter(|l| l.contains("requests per second"))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(": ")?;
+            let rps = rest.split_whitespace().next()?.parse().ok()?;
+            Some((name.trim().to_string(), rps))
+        })
+        .collect())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn row(name: &str, f: f64, r: f64, unit: &str) {
+    println!(
+        "| {name} | {f:.0} {unit} | {r:.0} {unit} | {:.3} |",
+        if r > 0.0 { f / r } else { 0.0 }
+    );
+}
+
+impl Server {
+    /// CPU time the server used so far (user + system), in microseconds.
+    fn cpu_us(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the `(comm)`; utime and stime are the 14th and 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+        ticks * 1e6 / 100.0
+    }
+}
+
+/// Interleaved runs of one single-test benchmark of `requests` requests on
+/// both servers: the median req/s and the median server CPU time per
+/// request (µs; less sensitive than req/s to other load on the machine).
+fn interleaved(
+    servers: &[Server; 2],
+    rounds: usize,
+    requests: f64,
+    args: &[&str],
+) -> Result<[(f64, f64); 2]> {
+    let mut rps = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, s) in servers.iter().enumerate() {
+            let before = s.cpu_us();
+            let res = bench(s.port, args)?;
+            cpu[i].push((s.cpu_us() - before) / requests);
+            rps[i].push(res.first().map(|r| r.1).ok_or("no result")?);
+        }
+    }
+    let [r0, r1] = rps;
+    let [c0, c1] = cpu;
+    Ok([(median(r0), median(c0)), (median(r1), median(c1))])
+}
+
+fn both_rows(label: &str, res: [(f64, f64); 2]) {
+    let [(f, fc), (r, rc)] = res;
+    row(&format!("{label}: req/s"), f, r, "");
+    println!(
+        "| {label}: server CPU per request | {fc:.2} µs | {rc:.2} µs | {:.3} |",
+        if rc > 0.0 { fc / rc } else { 0.0 }
+    );
+}
+
+fn throughput(opts: &Opts) -> Result<()> {
+    println!(
+        "\n## Throughput (median of {} interleaved runs, -c 50)\n",
+        opts.rounds
+    );
+    println!("| test | forkless | redis | forkless/redis |\n|---|---:|---:|---:|");
+    let servers = start_both(opts)?;
+    for p in ["1", "16"] {
+        for t in ["zadd", "zpopmin"] {
+            let args = ["-t", t, "-n", "200000", "-r", "100000", "-P", p];
+            let res = interleaved(&servers, opts.rounds, 200_000.0, &args)?;
+            both_rows(&format!("{} -P {p}", t.to_uppercase()), res);
+        }
+    }
+    for s in &servers {
+        let mut c = s.client()?;
+        for chunk in (0..100_000).collect::<Vec<u32>>().chunks(1000) {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg("bz");
+            for i in chunk {
+                cmd.arg(*i).arg(format!("m:{i:012}"));
+            }
+            let _: i64 = cmd.query(&mut c)?;
+        }
+    }
+    for p in ["1", "16"] {
+        for (label, cmd) in [
+            (
+                "ZRANK (100k members)",
+                vec!["ZRANK", "bz", "m:__rand_int__"],
+            ),
+            ("ZRANGE 0 9 (100k members)", vec!["ZRANGE", "bz", "0", "9"]),
+        ] {
+            let mut args = vec!["-n", "200000", "-r", "100000", "-P", p];
+            args.extend(cmd);
+            let res = interleaved(&servers, opts.rounds, 200_000.0, &args)?;
+            both_rows(&format!("{label} -P {p}"), res);
+        }
+    }
+    Ok(())
+}
+
+fn memory_row(
+    servers: &[Server; 2],
+    before: &[(u64, u64); 2],
+    per: usize,
+    what: &str,
+) -> Result<()> {
+    let mut rss = [0f64; 2];
+    let mut used = [0f64; 2];
+    for (i, s) in servers.iter().enumerate() {
+        rss[i] = (s.rss().saturating_sub(before[i].0)) as f64 / per as f64;
+        used[i] = (s.used_memory()?.saturating_sub(before[i].1)) as f64 / per as f64;
+        let total = s.rss() as f64 / 1e6;
+        println!("{}: RSS {total:.1} MB", s.kind.name());
+    }
+    row(&format!("{what}: RSS growth per item"), rss[0], rss[1], "B");
+    row(
+        &format!("{what}: used_memory growth per item"),
+        used[0],
+        used[1],
+        "B",
+    );
+    Ok(())
+}
+
+fn baseline(servers: &[Server; 2]) -> Result<[(u64, u64); 2]> {
+    Ok([
+        (servers[0].rss(), servers[0].used_memory()?),
+        (servers[1].rss(), servers[1].used_memory()?),
+    ])
+}
+
+fn one_large(opts: &Opts) -> Result<()> {
+    println!("\n## One sorted set of {} members\n", opts.members);
+    println!("| figure | forkless | redis | forkless/redis |\n|---|---:|---:|---:|");
+    let servers = start_both(opts)?;
+    let before = baseline(&servers)?;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut scores = Vec::with_capacity(opts.members);
+    for _ in 0..opts.members {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        scores.push(seed % 1_000_000_000);
+    }
+    for s in &servers {
+        let mut c = s.client()?;
+        for (n, chunk) in scores.chunks(1000).enumerate() {
+            let mut cmd = redis::cmd("ZADD");
+            cmd.arg("big");
+            for (k, score) in chunk.iter().enumerate() {
+                cmd.arg(*score).arg(format!("member:{:09}", n * 1000 + k));
+            }
+            let _: i64 = cmd.query(&mut c)?;
+        }
+        let enc: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg("big")
+            .query(&mut c)?;
+        println!("{}: OBJECT ENCODING big = {enc}", s.kind.name());
+    }
+    memory_row(&servers, &before, opts.members, "member")
+}
+
+fn many_small(opts: &Opts) -> Result<()> {
+    println!("\n## {} sorted sets of 5 members\n", opts.small);
+    println!("| figure | forkless | redis | forkless/redis |\n|---|---:|---:|---:|");
+    let servers = start_both(opts)?;
+    let before = baseline(&servers)?;
+    for s in &servers {
+        let mut c = s.client()?;
+        for chunk in (0..opts.small).collect::<Vec<usize>>().chunks(1000) {
+            let mut pipe = redis::pipe();
+            for i in chunk {
+                pipe.cmd("ZADD").arg(format!("z:{i:09}"));
+                for m in 1..=5 {
+                    pipe.arg((i + m) % 100).arg(format!("m{m}"));
+                }
+                pipe.ignore();
+            }
+            let _: () = pipe.query(&mut c)?;
+        }
+        let enc: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg("z:000000000")
+            .query(&mut c)?;
+        println!("{}: OBJECT ENCODING z:000000000 = {enc}", s.kind.name());
+    }
+    memory_row(&servers, &before, opts.small, "key")
+}
+
+fn main() -> Result<()> {
+    let opts = parse_opts()?;
+    if opts.rounds > 0 {
+        throughput(&opts)?;
+    }
+    if opts.members > 0 {
+        one_large(&opts)?;
+    }
+    if opts.small > 0 {
+        many_small(&opts)?;
+    }
+    Ok(())
+}
