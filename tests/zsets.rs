@@ -305,6 +305,25 @@ fn commandstats_and_command_info_know_sorted_sets() {
     let info: Value = q(&mut c, &["COMMAND", "INFO", "zadd"]);
     let text = format!("{info:?}");
     assert!(text.contains("@sortedset"), "{text}");
+    let info: Value = q(&mut c, &["COMMAND", "INFO", "zunionstore"]);
+    let text = format!("{info:?}");
+    assert!(text.contains("movablekeys"), "{text}");
+    let keys: Vec<String> = q(
+        &mut c,
+        &[
+            "COMMAND",
+            "GETKEYS",
+            "ZUNIONSTORE",
+            "d",
+            "2",
+            "a",
+            "b",
+            "WEIGHTS",
+            "1",
+            "2",
+        ],
+    );
+    assert_eq!(keys, ["d", "a", "b"]);
     let keys: Vec<String> = q(
         &mut c,
         &["COMMAND", "GETKEYS", "ZRANGESTORE", "dst", "src", "0", "-1"],

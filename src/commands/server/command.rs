@@ -217,12 +217,18 @@ pub fn key_positions(spec: &CommandSpec, argc: usize) -> Vec<usize> {
 }
 
 /// Command flags as COMMAND INFO lists them; Redis does not list `sentinel`.
+/// Redis adds `movablekeys` last for commands whose key positions the
+/// legacy (first, last, step) cannot give (the `numkeys` ones).
 fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
-    flags::NAMES
+    let mut names: Vec<&'static str> = flags::NAMES
         .iter()
         .filter(|(bit, _)| spec.flags & bit != 0 && *bit != flags::SENTINEL)
         .map(|(_, name)| *name)
-        .collect()
+        .collect();
+    if numkeys_index(spec.name).is_some() {
+        names.push("movablekeys");
+    }
+    names
 }
 
 /// ACL categories as Redis derives them (read/write, the data type, fast/slow,
