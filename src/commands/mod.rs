@@ -8,6 +8,7 @@
 //! command made ready. Adding a command is one table entry plus its handler.
 
 pub mod args;
+pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
 pub mod introspection;
@@ -139,7 +140,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 12] {
+fn families() -> [&'static [CommandSpec]; 13] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -153,6 +154,7 @@ fn families() -> [&'static [CommandSpec]; 12] {
         monitoring::COMMANDS,
         transactions::COMMANDS,
         pubsub::COMMANDS,
+        bitmaps::COMMANDS,
     ]
 }
 

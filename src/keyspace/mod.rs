@@ -30,6 +30,7 @@
 //! whole commands produced. Nothing in a clone can change afterwards; a
 //! background thread may stream it to disk while writers go on.
 
+pub mod bits;
 pub mod champ;
 pub mod encodings;
 pub mod expiry;

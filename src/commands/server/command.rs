@@ -196,7 +196,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
     let keyspace = matches!(spec.group, "keyspace" | "generic")
         || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
-    let table: [(&str, bool); 15] = [
+    let table: [(&str, bool); 17] = [
         ("@keyspace", keyspace),
         ("@read", has(flags::READONLY)),
         ("@write", has(flags::WRITE)),
@@ -204,6 +204,8 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
         ("@list", spec.group == "list"),
         ("@hash", spec.group == "hash"),
         ("@string", spec.group == "string"),
+        ("@bitmap", spec.group == "bitmap"),
+        ("@hyperloglog", spec.group == "hyperloglog"),
         ("@pubsub", spec.group == "pubsub" && has(flags::PUBSUB)),
         ("@admin", has(flags::ADMIN)),
         ("@fast", has(flags::FAST)),
