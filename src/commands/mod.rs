@@ -11,6 +11,7 @@ pub mod args;
 pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
+pub mod hll;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
@@ -140,7 +141,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 13] {
+fn families() -> [&'static [CommandSpec]; 14] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -155,6 +156,7 @@ fn families() -> [&'static [CommandSpec]; 13] {
         transactions::COMMANDS,
         pubsub::COMMANDS,
         bitmaps::COMMANDS,
+        hll::COMMANDS,
     ]
 }
 

@@ -35,6 +35,7 @@ pub mod champ;
 pub mod encodings;
 pub mod expiry;
 pub mod hash;
+pub mod hll;
 pub mod intset;
 pub mod listpack;
 pub mod record;
