@@ -67,6 +67,8 @@ pub enum CommandError {
     NotHll,
     #[error("INVALIDOBJ Corrupted HLL object detected")]
     HllCorrupt,
+    #[error("ERR One or more scores can't be converted into double")]
+    SortNotDouble,
     #[error("ERR Background save already in progress")]
     BgsaveInProgress,
     #[error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")]

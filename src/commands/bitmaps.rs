@@ -154,18 +154,21 @@ fn bit_offset(ctx: &Ctx<'_>, arg: &[u8], hash_bits: Option<u32>) -> Result<u64, 
 }
 
 /// Runs `f` on the bytes of the string under `key` (created when absent),
-/// grown with zero bytes to at least `min_len`. The bytes are changed in
-/// place when this value is their only owner. The caller checked the type.
+/// grown with zero bytes to at least `min_len`; `f` learns whether the
+/// string was created or grown. The bytes are changed in place when this
+/// value is their only owner. The caller checked the type.
 fn write_bits<R>(
     ctx: &mut Ctx<'_>,
     key: &Key,
     min_len: usize,
-    f: impl FnOnce(&mut [u8]) -> R,
+    f: impl FnOnce(&mut [u8], bool) -> R,
 ) -> R {
     let now = ctx.now_ms;
-    let entry = ctx
-        .db()
-        .get_or_insert_with(key, now, || Value::Str(Bytes::new()));
+    let mut created = false;
+    let entry = ctx.db().get_or_insert_with(key, now, || {
+        created = true;
+        Value::Str(Bytes::new())
+    });
     let Value::Str(value) = &mut entry.value else {
         unreachable!("the caller checked the type")
     };
@@ -173,10 +176,11 @@ fn write_bits<R>(
         Ok(unique) => unique,
         Err(shared) => BytesMut::from(&shared[..]),
     };
+    let grown = created || buf.len() < min_len;
     if buf.len() < min_len {
         buf.resize(min_len, 0);
     }
-    let result = f(&mut buf);
+    let result = f(&mut buf, grown);
     *value = buf.freeze();
     result
 }
@@ -214,7 +218,7 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Ok(Reply::Integer(on as i64));
         }
     }
-    let old = write_bits(ctx, key, len, |buf| bits::set_bit(buf, offset, on));
+    let old = write_bits(ctx, key, len, |buf, _| bits::set_bit(buf, offset, on));
     ctx.dirty(1);
     ctx.notify(notify::STRING, "setbit", key);
     Ok(Reply::Integer(old as i64))
@@ -410,8 +414,9 @@ fn read_field(s: &[u8], f: &Field) -> i64 {
 }
 
 /// One SET or INCRBY on `buf`: the reply (the old value for SET, the new one
-/// for INCRBY; null when OVERFLOW FAIL refused it).
-fn write_field(buf: &mut [u8], f: &Field) -> Reply {
+/// for INCRBY; null when OVERFLOW FAIL refused it) and whether the field's
+/// value changed.
+fn write_field(buf: &mut [u8], f: &Field) -> (Reply, bool) {
     let (old, new) = if f.signed {
         let old = bits::get_signed(buf, f.offset, f.bits);
         let new = match f.op {
@@ -430,13 +435,14 @@ fn write_field(buf: &mut [u8], f: &Field) -> Reply {
         (old as i64, new)
     };
     let Some(new) = new else {
-        return Reply::Null;
+        return (Reply::Null, false);
     };
     bits::set_field(buf, f.offset, f.bits, new);
+    // Unsigned fields are at most 63 bits wide: every value fits an i64.
+    let changed = old != new as i64;
     match f.op {
-        FieldOp::Set(_) => Reply::Integer(old),
-        // Unsigned fields are at most 63 bits wide: the value fits an i64.
-        _ => Reply::Integer(new as i64),
+        FieldOp::Set(_) => (Reply::Integer(old), changed),
+        _ => (Reply::Integer(new as i64), changed),
     }
 }
 
@@ -463,17 +469,28 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdRe
         .max()
         .unwrap_or(0);
     let len = (highest >> 3) as usize + 1;
-    let replies = write_bits(ctx, key, len, |buf| {
-        fields
+    // As in Redis, a write counts as a change when it altered the field or
+    // the string was created or grown; only changes notify and dirty.
+    let (replies, changes) = write_bits(ctx, key, len, |buf, grown| {
+        let mut changes = 0u64;
+        let replies = fields
             .iter()
             .map(|f| match f.op {
                 FieldOp::Get => Reply::Integer(read_field(buf, f)),
-                _ => write_field(buf, f),
+                _ => {
+                    let (reply, changed) = write_field(buf, f);
+                    let refused = reply == Reply::Null;
+                    changes += (!refused && (changed || grown)) as u64;
+                    reply
+                }
             })
-            .collect()
+            .collect();
+        (replies, changes)
     });
-    ctx.dirty(writes as u64);
-    ctx.notify(notify::STRING, "setbit", key);
+    if changes > 0 {
+        ctx.dirty(changes);
+        ctx.notify(notify::STRING, "setbit", key);
+    }
     Ok(Reply::Array(replies))
 }
 

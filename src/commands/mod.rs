@@ -21,6 +21,7 @@ pub mod pubsub;
 pub mod sample;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod transactions;
 
@@ -141,7 +142,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 14] {
+fn families() -> [&'static [CommandSpec]; 15] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -157,6 +158,7 @@ fn families() -> [&'static [CommandSpec]; 14] {
         pubsub::COMMANDS,
         bitmaps::COMMANDS,
         hll::COMMANDS,
+        sort::COMMANDS,
     ]
 }
 
