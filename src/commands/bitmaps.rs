@@ -298,12 +298,7 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut sources = Vec::with_capacity(args.len() - 3);
     let now = ctx.now_ms;
     for key in &args[3..] {
-        let found = ctx.db().get(key, now).map(|e| e.value.clone());
-        match found {
-            None => sources.push(Bytes::new()),
-            Some(Value::Str(s)) => sources.push(s),
-            Some(_) => return Err(CommandError::WrongType),
-        }
+        sources.push(read_str(ctx, key)?.unwrap_or_default());
     }
     let slices: Vec<&[u8]> = sources.iter().map(|s| &s[..]).collect();
     let result = bits::bitop(op, &slices);

@@ -5,7 +5,7 @@
 //! bytes: in place when nothing else shares them (the common case for a
 //! dense value under PFADD), copied once otherwise.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::args;
 use super::flags::*;
@@ -89,6 +89,18 @@ fn corrupt(_: Corrupt) -> CommandError {
     CommandError::HllCorrupt
 }
 
+/// As [`read_hll`] for a read command's sources (PFCOUNT, PFMERGE's
+/// sources): a keyspace hit or miss is counted, as Redis's `lookupKeyRead`.
+fn read_hll_counted(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
+    let found = read_hll(ctx, key);
+    if matches!(found, Ok(None)) {
+        ctx.state.stats.keyspace_misses += 1;
+    } else {
+        ctx.state.stats.keyspace_hits += 1;
+    }
+    found
+}
+
 /// The HLL bytes under `key` (None when absent), refusing other types and
 /// strings that are not HyperLogLogs, as Redis's `isHLLObjectOrReply`.
 fn read_hll(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, CommandError> {
@@ -101,22 +113,34 @@ fn read_hll(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, CommandError
     }
 }
 
-/// Runs `f` on the HLL under `key` as an owned buffer and stores the result,
-/// keeping the key's TTL. The buffer is the value's own allocation when
-/// nothing else shares it (no copy); `f`'s error leaves the key unchanged.
+/// Runs `f` on the bytes of the HLL under `key` and stores them back,
+/// keeping the key's TTL. The bytes are the value's own allocation, changed
+/// in place, when nothing else shares them (a dense value under PFADD).
 fn update_hll<R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
-    f: impl FnOnce(&mut Vec<u8>) -> Result<R, CommandError>,
+    f: impl FnOnce(&mut BytesMut) -> Result<R, CommandError>,
 ) -> Result<R, CommandError> {
     let now = ctx.now_ms;
     let entry = ctx.db().get_mut(key, now).expect("the caller read the key");
     let Value::Str(value) = &mut entry.value else {
         unreachable!("the caller checked the type")
     };
-    let mut buf = Vec::from(std::mem::take(value));
+    let mut buf = match std::mem::take(value).try_into_mut() {
+        Ok(unique) => unique,
+        Err(shared) => BytesMut::from(&shared[..]),
+    };
     let result = f(&mut buf);
-    *value = Bytes::from(buf);
+    *value = buf.freeze();
+    result
+}
+
+/// Runs a change that may resize the value (sparse opcodes, promotion) on
+/// a copy as a `Vec`; sparse values are small, dense ones rarely come here.
+fn resizing<R>(b: &mut BytesMut, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut v = b.to_vec();
+    let result = f(&mut v);
+    *b = BytesMut::from(&v[..]);
     result
 }
 
@@ -141,8 +165,17 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 2 {
         updated += update_hll(ctx, key, |b| {
             let mut n = 0;
-            for element in &args[2..] {
-                n += hll::add(b, element, max).map_err(corrupt)? as u64;
+            if hll::encoding(b) == Encoding::Dense {
+                for element in &args[2..] {
+                    n += hll::add_dense(b, element) as u64;
+                }
+            } else {
+                resizing(b, |v| {
+                    for element in &args[2..] {
+                        n += hll::add(v, element, max).map_err(corrupt)? as u64;
+                    }
+                    Ok::<_, CommandError>(())
+                })?;
             }
             if n > 0 {
                 hll::invalidate(b);
@@ -162,7 +195,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         // Several keys: the union's count, nothing written.
         let mut max = vec![0u8; hll::REGISTERS];
         for key in &args[1..] {
-            if let Some(b) = read_hll(ctx, key)? {
+            if let Some(b) = read_hll_counted(ctx, key)? {
                 hll::merge_into(&mut max, &b).map_err(corrupt)?;
             }
         }
@@ -171,7 +204,7 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     let key = &args[1];
-    let Some(b) = read_hll(ctx, key)? else {
+    let Some(b) = read_hll_counted(ctx, key)? else {
         return Ok(Reply::Integer(0));
     };
     if let Some(card) = hll::cached(&b) {
@@ -194,7 +227,7 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut dense = false;
     // The destination is also a source.
     for key in &args[1..] {
-        if let Some(b) = read_hll(ctx, key)? {
+        if let Some(b) = read_hll_counted(ctx, key)? {
             dense |= hll::encoding(&b) == Encoding::Dense;
             hll::merge_into(&mut max, &b).map_err(corrupt)?;
         }
@@ -210,16 +243,18 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let sparse_max = sparse_max(ctx);
     update_hll(ctx, dest, |b| {
-        if dense {
-            hll::to_dense(b).map_err(corrupt)?;
-        }
-        for (i, &v) in max.iter().enumerate() {
-            if v != 0 {
-                hll::set_register(b, i, v, sparse_max).map_err(corrupt)?;
+        resizing(b, |b| {
+            if dense {
+                hll::to_dense(b).map_err(corrupt)?;
             }
-        }
-        hll::invalidate(b);
-        Ok(())
+            for (i, &v) in max.iter().enumerate() {
+                if v != 0 {
+                    hll::set_register(b, i, v, sparse_max).map_err(corrupt)?;
+                }
+            }
+            hll::invalidate(b);
+            Ok(())
+        })
     })?;
     ctx.dirty(1);
     ctx.notify(notify::STRING, "pfadd", dest);
@@ -235,7 +270,7 @@ fn pfdebug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let converted = hll::encoding(&b) == Encoding::Sparse;
         drop(b);
         if converted {
-            update_hll(ctx, key, |b| hll::to_dense(b).map_err(corrupt))?;
+            update_hll(ctx, key, |b| resizing(b, hll::to_dense).map_err(corrupt))?;
             ctx.dirty(1);
         }
         if args::is(sub, "todense") {

@@ -371,6 +371,13 @@ pub fn add(b: &mut Vec<u8>, element: &[u8], sparse_max_bytes: usize) -> Result<b
     set_register(b, index, value, sparse_max_bytes)
 }
 
+/// PFADD of one element to a dense value, in place; whether a register changed.
+pub fn add_dense(b: &mut [u8], element: &[u8]) -> bool {
+    debug_assert_eq!(encoding(b), Encoding::Dense);
+    let (index, value) = pattern(element);
+    dense_set(&mut b[HEADER..], index, value)
+}
+
 /// Raises `max[i]` to each register of `b` (PFCOUNT of several keys, PFMERGE).
 pub fn merge_into(max: &mut [u8], b: &[u8]) -> Result<(), Corrupt> {
     match encoding(b) {
