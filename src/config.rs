@@ -107,6 +107,8 @@ pub struct Config {
     pub maxclients: usize,
     pub loglevel: String,
     pub proto_max_bulk_len: usize,
+    /// A sparse HyperLogLog larger than this many bytes turns dense.
+    pub hll_sparse_max_bytes: usize,
     pub stop_writes_on_bgsave_error: bool,
     pub hz: u32,
     /// Close idle clients after this many seconds (0 = never).
@@ -163,6 +165,7 @@ impl Config {
             maxclients: 10000,
             loglevel: "notice".into(),
             proto_max_bulk_len: DEFAULT_MAX_BULK,
+            hll_sparse_max_bytes: 3000,
             stop_writes_on_bgsave_error: true,
             hz: 10,
             timeout: 0,

@@ -754,7 +754,16 @@ pub static PARAMS: &[Param] = &[
         stored("zset-max-listpack-value", Kind::Mem(0, MAX), "64"),
         "zset-max-ziplist-value",
     ),
-    stored("hll-sparse-max-bytes", Kind::Mem(0, MAX), "3000"),
+    acts(
+        "hll-sparse-max-bytes",
+        "3000",
+        |c| c.hll_sparse_max_bytes.to_string(),
+        |c, v| {
+            let n = mem_in(v, 0, MAX)?;
+            c.hll_sparse_max_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(())
+        },
+    ),
     stored("tracking-table-max-keys", Kind::Int(0, MAX), "1000000"),
     acts(
         "client-query-buffer-limit",

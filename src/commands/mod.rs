@@ -8,8 +8,10 @@
 //! command made ready. Adding a command is one table entry plus its handler.
 
 pub mod args;
+pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
+pub mod hll;
 pub mod introspection;
 pub mod keys;
 pub mod lists;
@@ -19,6 +21,7 @@ pub mod pubsub;
 pub mod sample;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -143,7 +146,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 13] {
+fn families() -> [&'static [CommandSpec]; 16] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -158,6 +161,9 @@ fn families() -> [&'static [CommandSpec]; 13] {
         transactions::COMMANDS,
         pubsub::COMMANDS,
         zsets::COMMANDS,
+        bitmaps::COMMANDS,
+        hll::COMMANDS,
+        sort::COMMANDS,
     ]
 }
 

@@ -32,10 +32,12 @@
 //! whole commands produced. Nothing in a clone can change afterwards; a
 //! background thread may stream it to disk while writers go on.
 
+pub mod bits;
 pub mod champ;
 pub mod encodings;
 pub mod expiry;
 pub mod hash;
+pub mod hll;
 pub mod intset;
 pub mod listpack;
 pub mod record;

@@ -154,7 +154,12 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
             "Invalid number of arguments specified for command",
         ));
     }
-    let keys = key_positions(spec, line.len())
+    // SORT's STORE key is found by parsing (Redis's movablekeys).
+    let positions = match spec.name {
+        "sort" => crate::commands::sort::keys(line),
+        _ => key_positions(spec, line.len()),
+    };
+    let keys = positions
         .into_iter()
         .map(|i| line[i].clone())
         .collect::<Vec<_>>();
@@ -235,10 +240,18 @@ fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
 /// blocking, admin commands' `@dangerous`), in the order of Redis's category table.
 fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     let has = |bit: u32| spec.flags & bit != 0;
+    if spec.group == "sort" {
+        let access = if has(flags::WRITE) { "@write" } else { "@read" };
+        let fixed = crate::commands::sort::ACL_CATEGORIES.iter();
+        return std::iter::once(access)
+            .chain(fixed.copied())
+            .map(String::from)
+            .collect();
+    }
     let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
     let keyspace = matches!(spec.group, "keyspace" | "generic")
         || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
-    let table: [(&str, bool); 16] = [
+    let table: [(&str, bool); 18] = [
         ("@keyspace", keyspace),
         ("@read", has(flags::READONLY)),
         ("@write", has(flags::WRITE)),
@@ -247,6 +260,8 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
         ("@list", spec.group == "list"),
         ("@hash", spec.group == "hash"),
         ("@string", spec.group == "string"),
+        ("@bitmap", spec.group == "bitmap"),
+        ("@hyperloglog", spec.group == "hyperloglog"),
         ("@pubsub", spec.group == "pubsub" && has(flags::PUBSUB)),
         ("@admin", has(flags::ADMIN)),
         ("@fast", has(flags::FAST)),
@@ -369,7 +384,7 @@ fn entry(name: String, arity: i32, spec: &CommandSpec, subcommands: Reply) -> Re
 /// One COMMAND DOCS entry. Redis's docs group for keyspace commands is `generic`.
 fn docs_entry(spec: &CommandSpec) -> Reply {
     let group = match spec.group {
-        "keyspace" => "generic",
+        "keyspace" | "sort" => "generic",
         g => g,
     };
     Reply::Map(vec![
