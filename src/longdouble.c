@@ -17,7 +17,7 @@
 #define LD_MAX_CHARS (5 * 1024)
 
 /* Parses s[0..len) as a whole: no leading space, nothing after the number,
- * no NaN, no overflow or underflow to zero. A NUL ends the string, as in C. */
+ * no NaN, no overflow or underflow to zero, and no NUL byte inside. */
 static int parse_ld(const char *s, size_t len, long double *out) {
     char buf[LD_MAX_CHARS];
     char *end;
@@ -27,7 +27,7 @@ static int parse_ld(const char *s, size_t len, long double *out) {
     buf[len] = '\0';
     errno = 0;
     v = strtold(buf, &end);
-    if (isspace((unsigned char)buf[0]) || end[0] != '\0' ||
+    if (isspace((unsigned char)buf[0]) || end[0] != '\0' || (size_t)(end - buf) != len ||
         (errno == ERANGE && (v == HUGE_VALL || v == -HUGE_VALL || fpclassify(v) == FP_ZERO)) ||
         isnan(v))
         return 0;

@@ -105,6 +105,8 @@ mod tests {
         assert_eq!(sum(" 1", "1"), Err(SumError::FirstNotFloat));
         assert_eq!(sum("1", "1 "), Err(SumError::SecondNotFloat));
         assert_eq!(sum("1", "nan"), Err(SumError::SecondNotFloat));
+        assert_eq!(sum("\0\r\n", "1"), Err(SumError::FirstNotFloat));
+        assert_eq!(sum("1", "2\0"), Err(SumError::SecondNotFloat));
         assert_eq!(sum("1", "1e5000"), Err(SumError::SecondNotFloat));
         assert_eq!(sum("1", "inf"), Err(SumError::NanOrInfinity));
         assert_eq!(
