@@ -23,6 +23,8 @@
 //! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
 //! - [`rng`]: a small PRNG for random picks.
+//! - [`scripting`]: the Lua state, its sandbox and libraries, the script
+//!   cache and function libraries; the running script's watch (BUSY, KILL).
 //! - [`alloc`]: the memory allocator chosen at build time and its statistics.
 
 pub mod alloc;
@@ -42,6 +44,7 @@ pub mod protocol;
 pub mod pubsub;
 pub mod reply;
 pub mod rng;
+pub mod scripting;
 pub mod security;
 pub mod server;
 pub mod state;

@@ -38,6 +38,8 @@ pub struct State {
     pub pubsub: crate::pubsub::PubSub,
     /// The collection encoding limits, copied from the config (CONFIG SET updates them).
     pub encodings: Encodings,
+    /// The Lua state, the EVAL script cache and the function libraries.
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl State {
@@ -55,6 +57,7 @@ impl State {
             latency: Default::default(),
             pubsub: Default::default(),
             encodings: Encodings::default(),
+            scripting: crate::scripting::Scripting::new(Default::default()),
         }
     }
 }
@@ -135,6 +138,8 @@ pub struct Shared {
     pub bound_port: AtomicU64,
     /// Set to true to begin shutdown; connections and jobs watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The script holding the lock, read without it (BUSY, SCRIPT KILL).
+    pub scripts: std::sync::Arc<crate::scripting::busy::ScriptWatch>,
 }
 
 impl Shared {
@@ -149,6 +154,8 @@ impl Shared {
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
             .collect();
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        let scripts = state.scripting.watch().clone();
+        scripts.set_threshold_ms(busy_threshold(&config));
         Shared {
             state: Mutex::new(state),
             config: RwLock::new(config),
@@ -158,6 +165,7 @@ impl Shared {
             run_id,
             bound_port: AtomicU64::new(0),
             shutdown,
+            scripts,
         }
     }
 
@@ -183,6 +191,11 @@ impl Shared {
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
+}
+
+/// `busy-reply-threshold` (alias `lua-time-limit`) in milliseconds.
+pub fn busy_threshold(config: &Config) -> u64 {
+    config.extra_i64("busy-reply-threshold", 5000).max(0) as u64
 }
 
 /// The encoding limits `config` sets (stored parameters, Redis's defaults when absent).

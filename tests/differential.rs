@@ -54,6 +54,11 @@ fn load_corpus() -> Vec<script::Script> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "redis"))
+        // FORKLESS_CORPUS=name runs only the files whose name contains it.
+        .filter(|p| match std::env::var("FORKLESS_CORPUS") {
+            Ok(only) => p.to_string_lossy().contains(&only),
+            Err(_) => true,
+        })
         .collect();
     files.sort();
     files

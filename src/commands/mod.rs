@@ -17,6 +17,7 @@ pub mod monitoring;
 pub mod persistence;
 pub mod pubsub;
 pub mod sample;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -139,7 +140,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 12] {
+fn families() -> [&'static [CommandSpec]; 13] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -153,6 +154,7 @@ fn families() -> [&'static [CommandSpec]; 12] {
         monitoring::COMMANDS,
         transactions::COMMANDS,
         pubsub::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 
