@@ -44,6 +44,10 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     if let Err(e) = result {
         tracing::debug!(client = client.id, "connection ended: {e}");
     }
+    // Not parked in the lock behind a running script.
+    while shared.scripts.running().is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     {
         let mut state = shared.lock();
         state.blocking.cancel_client(client.id);

@@ -16,6 +16,11 @@ pub const KILL_SCRIPT: u8 = 1;
 /// SHUTDOWN NOSAVE: stops any script, written or not.
 pub const KILL_SHUTDOWN: u8 = 2;
 
+/// A script running this long gives its runtime worker away.
+pub const HAND_OFF_AFTER_MS: u64 = 10;
+/// Then it offers the worker again this often.
+pub const HAND_OFF_RETRY_MS: u64 = 100;
+
 /// The state of the script that holds the lock, if any.
 #[derive(Debug)]
 pub struct ScriptWatch {
@@ -29,6 +34,9 @@ pub struct ScriptWatch {
     kill: AtomicU8,
     /// `busy-reply-threshold` in milliseconds (0 = never busy).
     threshold_ms: AtomicU64,
+    /// When the running script next offers its runtime worker away
+    /// (microseconds as `started`; see [`ScriptWatch::tick`]).
+    next_hand_off: AtomicU64,
 }
 
 impl Default for ScriptWatch {
@@ -40,6 +48,7 @@ impl Default for ScriptWatch {
             wrote: AtomicBool::new(false),
             kill: AtomicU8::new(KILL_NONE),
             threshold_ms: AtomicU64::new(5000),
+            next_hand_off: AtomicU64::new(0),
         }
     }
 }
@@ -74,8 +83,33 @@ impl ScriptWatch {
         self.kill.store(KILL_NONE, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.is_function.store(is_function, Ordering::Release);
+        self.next_hand_off.store(0, Ordering::Relaxed);
         self.started.store(self.now_us(), Ordering::Release);
         RunGuard(self)
+    }
+
+    /// Called by the Lua hook every few thousand instructions. A script that
+    /// has run for [`HAND_OFF_AFTER_MS`] hands its tokio worker (and the other
+    /// tasks queued on it) to a fresh thread with `block_in_place`, then goes
+    /// on running here: other connections keep being served (BUSY, SCRIPT
+    /// KILL) even with one worker thread, while short scripts pay nothing.
+    /// The pause inside gives the fresh thread time to take the worker (tokio
+    /// takes it back if it is still there when the closure returns), and the
+    /// attempt repeats every [`HAND_OFF_RETRY_MS`] in case it was too short.
+    pub fn tick(&self) {
+        let started = self.started.load(Ordering::Acquire);
+        let now = self.now_us();
+        let next = self.next_hand_off.load(Ordering::Relaxed);
+        if started == 0 || now < started + HAND_OFF_AFTER_MS * 1000 || now < next {
+            return;
+        }
+        self.next_hand_off
+            .store(now + HAND_OFF_RETRY_MS * 1000, Ordering::Relaxed);
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+        }
     }
 
     pub fn set_threshold_ms(&self, ms: u64) {

@@ -280,3 +280,47 @@ mod tests {
         assert_eq!(sha1hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
 }
+
+#[cfg(test)]
+mod run_tests {
+    use super::*;
+
+    struct NoCalls;
+
+    impl Caller for NoCalls {
+        fn call(&mut self, _args: Vec<Bytes>, _resp: u8) -> Reply {
+            Reply::Null
+        }
+    }
+
+    fn eval(s: &mut Scripting, body: &str) -> Reply {
+        let sha = s.load(&Bytes::copy_from_slice(body.as_bytes())).unwrap();
+        s.prepare_sha(sha.as_bytes())
+            .unwrap()
+            .run(&[], &[], &mut NoCalls)
+    }
+
+    #[test]
+    fn script_kill_stops_a_loop() {
+        let watch = Arc::new(ScriptWatch::default());
+        let mut s = Scripting::new(watch.clone());
+        let killer = std::thread::spawn(move || {
+            while watch.running().is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            watch.request_kill(busy::KILL_SCRIPT);
+        });
+        let reply = eval(&mut s, "local i = 0 while true do i = i + 1 end");
+        killer.join().unwrap();
+        let Reply::Error(text) = reply else {
+            panic!("{reply:?}")
+        };
+        assert!(
+            text.starts_with("ERR Script killed by user with SCRIPT KILL... script: "),
+            "{text}"
+        );
+        // The state is usable afterwards.
+        assert_eq!(eval(&mut s, "return 1"), Reply::Integer(1));
+    }
+}

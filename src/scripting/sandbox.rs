@@ -98,6 +98,7 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
             if watch.kill_requested().is_some() {
                 return Err(mlua::Error::external(ScriptError::Killed));
             }
+            watch.tick();
             Ok(mlua::VmState::Continue)
         },
     )?;
