@@ -260,3 +260,102 @@ fn redis_py_lock_and_register_script() {
     );
     assert!(stdout.starts_with("redis-py scripting OK"), "{stdout}");
 }
+
+#[test]
+fn function_dump_restore_round_trip_and_fcall() {
+    let s = Server::start();
+    let mut c = s.client();
+    let code = "#!lua name=counters\n\
+        redis.register_function('bump', function(keys, args) return redis.call('INCRBY', keys[1], args[1]) end)\n\
+        redis.register_function{function_name='peek', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}}";
+    let name: String = q(&mut c, &["FUNCTION", "LOAD", code]);
+    assert_eq!(name, "counters");
+    let n: i64 = q(&mut c, &["FCALL", "bump", "1", "n", "5"]);
+    assert_eq!(n, 5);
+    let v: String = q(&mut c, &["FCALL_RO", "peek", "1", "n"]);
+    assert_eq!(v, "5");
+    let dump: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut c).unwrap();
+    let _: String = q(&mut c, &["FUNCTION", "FLUSH"]);
+    assert!(q_err(&mut c, &["FCALL", "bump", "1", "n", "1"]).contains("Function not found"));
+    let ok: String = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(&dump)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let n: i64 = q(&mut c, &["FCALL", "bump", "1", "n", "1"]);
+    assert_eq!(n, 6);
+    // APPEND (the default) refuses an existing library; REPLACE and FLUSH take it.
+    let e = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(&dump)
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    for policy in ["REPLACE", "FLUSH"] {
+        let ok: String = redis::cmd("FUNCTION")
+            .arg("RESTORE")
+            .arg(&dump)
+            .arg(policy)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(ok, "OK");
+    }
+    let mut bad = dump.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let e = redis::cmd("FUNCTION")
+        .arg("RESTORE")
+        .arg(&bad)
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("payload version or checksum are wrong"),
+        "{e}"
+    );
+}
+
+#[test]
+fn busy_function_is_killed_by_function_kill() {
+    let s = Server::start();
+    let mut c = s.client();
+    let _: String = q(&mut c, &["CONFIG", "SET", "busy-reply-threshold", "100"]);
+    let _: String = q(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=spin\nredis.register_function('spin', function() while true do end end)",
+        ],
+    );
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", s.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let runner = std::thread::spawn(move || {
+        match redis::cmd("FCALL")
+            .arg("spin")
+            .arg(0)
+            .query::<Value>(&mut con)
+        {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => format!(
+                "{} {}",
+                e.code().unwrap_or("?"),
+                e.detail().unwrap_or_default()
+            ),
+        }
+    });
+    let busy = wait_busy(&mut c);
+    assert_eq!(
+        busy,
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    );
+    assert_eq!(q_err(&mut c, &["SCRIPT", "KILL"]), busy);
+    let ok: String = q(&mut c, &["FUNCTION", "KILL"]);
+    assert_eq!(ok, "OK");
+    let reply = runner.join().unwrap();
+    assert!(
+        reply.starts_with("ERR Script killed by user with FUNCTION KILL... script: spin"),
+        "{reply}"
+    );
+}

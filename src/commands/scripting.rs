@@ -88,11 +88,6 @@ pub const COMMANDS: &[CommandSpec] = &[
             script,
         ),
     ),
-];
-
-/// FUNCTION, FCALL and FCALL_RO.
-#[allow(dead_code)]
-const FUNCTION_COMMANDS: &[CommandSpec] = &[
     since(
         "7.0.0",
         spec(

@@ -173,12 +173,10 @@ impl Scripting {
     }
 
     /// The Lua state, for the function libraries' loader.
-    #[allow(dead_code)]
     pub(crate) fn lua(&self) -> &Lua {
         &self.lua
     }
 
-    #[allow(dead_code)]
     pub(crate) fn sandbox(&self) -> &sandbox::Sandbox {
         &self.env
     }

@@ -27,6 +27,7 @@ pub struct Sandbox {
     redis: Table,
     xpcall: Function,
     handler: Function,
+    lib_env: Function,
 }
 
 /// Lua prelude, run once with the real globals: makes the proxies.
@@ -53,7 +54,13 @@ G.setmetatable = function(t, mt)
 end
 local env = protect(G)
 G._G = env
-return env
+-- A function library's environment: `redis` is the loader's table while the
+-- library loads, then falls through to the real one.
+local function lib_env(loader)
+  local fields = setmetatable({redis = loader}, {__index = env, __metatable = false})
+  return setmetatable({}, {__index = fields, __newindex = readonly, __metatable = false}), fields
+end
+return env, lib_env
 "#;
 
 /// Globals of the standard libraries that Redis does not give scripts.
@@ -84,7 +91,7 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
     let setmetatable: Function = globals.raw_get("setmetatable")?;
     let error: Function = globals.raw_get("error")?;
     let tostring: Function = globals.raw_get("tostring")?;
-    let env: Table = lua.load(PRELUDE).set_name("=sandbox").call((
+    let (env, lib_env): (Table, Function) = lua.load(PRELUDE).set_name("=sandbox").call((
         globals.clone(),
         setmetatable,
         error,
@@ -109,6 +116,7 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
             redis,
             xpcall,
             handler,
+            lib_env,
         },
     ))
 }
@@ -205,6 +213,43 @@ impl Sandbox {
                 mlua::Error::SyntaxError { message, .. } => message,
                 other => other.to_string(),
             })
+    }
+
+    /// Runs `load` (which runs a library's code) with `func`'s environment
+    /// set to a new library environment whose `redis` is a loader table
+    /// (reading through to the real `redis`); `load` installs
+    /// `register_function` in it. Afterwards `redis` is the real library.
+    pub fn load_library<R>(
+        &self,
+        lua: &Lua,
+        func: &Function,
+        load: impl FnOnce(&Lua, &Table) -> mlua::Result<R>,
+    ) -> mlua::Result<R> {
+        let loader = lua.create_table()?;
+        let meta = lua.create_table()?;
+        meta.raw_set("__index", self.globals.raw_get::<Value>("redis")?)?;
+        loader.set_metatable(Some(meta))?;
+        let (env, fields): (Table, Table) = self.lib_env.call(loader.clone())?;
+        func.set_environment(env)?;
+        let out = load(lua, &loader);
+        fields.raw_set("redis", Value::Nil)?;
+        out
+    }
+
+    /// Calls `func` under the error handler: its value, or the error table.
+    pub fn call_protected(&self, lua: &Lua, func: &Function) -> mlua::Result<Result<Value, Table>> {
+        let mut out: MultiValue = self.xpcall.call((func.clone(), self.handler.clone()))?;
+        let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
+        let first = out.pop_front().unwrap_or(Value::Nil);
+        match (ok, first) {
+            (true, v) => Ok(Ok(v)),
+            (false, Value::Table(t)) => Ok(Err(t)),
+            (false, other) => {
+                let t = lua.create_table()?;
+                t.raw_set("err", format!("ERR {}", convert::tostring(&other)))?;
+                Ok(Err(t))
+            }
+        }
     }
 
     /// The real global table.
