@@ -359,3 +359,36 @@ fn busy_function_is_killed_by_function_kill() {
         "{reply}"
     );
 }
+
+#[test]
+fn functions_are_saved_in_snapshots_and_loaded_back() {
+    let mut s = Server::start();
+    let mut c = s.client();
+    let _: String = q(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=kept\nredis.register_function('hello', function(keys, args) return 'hi ' .. args[1] end)",
+        ],
+    );
+    let _: String = q(&mut c, &["SET", "k", "v"]);
+    let _: String = q(&mut c, &["SAVE"]);
+    // FLUSHALL leaves functions alone (Redis 7.0); FUNCTION FLUSH removes them.
+    let _: String = q(&mut c, &["FLUSHALL"]);
+    let r: String = q(&mut c, &["FCALL", "hello", "0", "there"]);
+    assert_eq!(r, "hi there");
+    s.restart();
+    let mut c = s.client();
+    let r: String = q(&mut c, &["FCALL", "hello", "0", "again"]);
+    assert_eq!(r, "hi again");
+    let v: String = q(&mut c, &["GET", "k"]);
+    assert_eq!(v, "v");
+    let info: String = q(&mut c, &["INFO", "memory"]);
+    assert!(info.contains("number_of_functions:1"), "{info}");
+    let _: String = q(&mut c, &["FUNCTION", "FLUSH"]);
+    let _: String = q(&mut c, &["SAVE"]);
+    s.restart();
+    let mut c = s.client();
+    assert!(q_err(&mut c, &["FCALL", "hello", "0", "x"]).contains("Function not found"));
+}

@@ -141,6 +141,9 @@ pub enum Record<'a> {
     HashChunk(#[serde(serialize_with = "ser_byte_pairs")] Vec<(&'a [u8], &'a [u8])>),
     /// The last record; `keys` must equal the header's key count.
     End { keys: u64 },
+    /// One function library's code (`#!lua name=...` header included), after
+    /// the keys and before End, in library-name order.
+    Function(#[serde(serialize_with = "ser_bytes")] &'a [u8]),
 }
 
 // serde serialises `[u8]` as a sequence, one element at a time; postcard encodes
@@ -178,6 +181,7 @@ impl Record<'_> {
             Record::SetChunk(_) => "SetChunk",
             Record::HashChunk(_) => "HashChunk",
             Record::End { .. } => "End",
+            Record::Function(_) => "Function",
         }
     }
 }
@@ -218,5 +222,9 @@ mod tests {
         assert_eq!(bytes, [0x05, 0x01, 0x01, b'f', 0x02, b'v', b'v']);
         let bytes = postcard::to_stdvec(&Record::End { keys: 0 }).unwrap();
         assert_eq!(bytes, [0x06, 0x00]);
+        let bytes = postcard::to_stdvec(&Record::Function(b"#!lua name=l\nx")).unwrap();
+        let mut want = vec![0x07, 0x0e];
+        want.extend_from_slice(b"#!lua name=l\nx");
+        assert_eq!(bytes, want);
     }
 }

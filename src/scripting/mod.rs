@@ -151,9 +151,12 @@ impl Scripting {
 
     /// The cached script `sha` (lower-case hex), ready to run.
     pub fn prepare_sha(&self, sha: &[u8]) -> Option<Prepared> {
-        let sha = std::str::from_utf8(sha).ok()?.to_ascii_lowercase();
-        let script = self.cache.get(&sha)?;
-        Some(self.prepared(script.func.clone(), sha, false))
+        let sha = std::str::from_utf8(sha).ok()?;
+        let (sha, script) = match self.cache.get_key_value(sha) {
+            Some(found) => found,
+            None => self.cache.get_key_value(&sha.to_ascii_lowercase())?,
+        };
+        Some(self.prepared(script.func.clone(), sha.clone(), false))
     }
 
     fn prepared(&self, func: Function, name: String, is_function: bool) -> Prepared {
@@ -199,10 +202,20 @@ impl Prepared {
             is_function,
             watch,
         } = self;
-        lua.set_app_data(RunState {
-            resp: 2,
-            is_function,
-        });
+        // The run state lives in the Lua state from its creation: reset, not
+        // re-inserted (no allocation per run).
+        match lua.app_data_mut::<RunState>() {
+            Some(mut run) => {
+                run.resp = 2;
+                run.is_function = is_function;
+            }
+            None => {
+                lua.set_app_data(RunState {
+                    resp: 2,
+                    is_function,
+                });
+            }
+        }
         let _running = watch.begin(is_function);
         let caller = std::cell::RefCell::new(caller);
         let outcome = lua.scope(|scope| {
@@ -226,9 +239,6 @@ impl Prepared {
                 None => Reply::Error(format!("ERR {}", one_line(&e.to_string()))),
             },
         };
-        // Restart the collector's debt: a script's garbage is freed between
-        // commands, not in the middle of the next one.
-        let _ = lua.gc_step();
         reply
     }
 }

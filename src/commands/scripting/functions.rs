@@ -72,6 +72,7 @@ pub fn function(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .function_load(code, replace)
                 .map_err(CommandError::Other)?;
             ctx.state.dirty += 1;
+            sync_data_set(ctx);
             Ok(Reply::bulk(name))
         }
         b"delete" => {
@@ -79,6 +80,7 @@ pub fn function(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 return Err(CommandError::err("Library not found"));
             }
             ctx.state.dirty += 1;
+            sync_data_set(ctx);
             Ok(Reply::ok())
         }
         b"flush" => {
@@ -93,6 +95,7 @@ pub fn function(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             }
             scripting.functions.flush();
             ctx.state.dirty += 1;
+            sync_data_set(ctx);
             Ok(Reply::ok())
         }
         b"list" => list(ctx, args),
@@ -111,6 +114,7 @@ pub fn function(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 .function_restore(&args[2], &policy)
                 .map_err(CommandError::Other)?;
             ctx.state.dirty += 1;
+            sync_data_set(ctx);
             Ok(Reply::ok())
         }
         b"stats" => {
@@ -140,6 +144,13 @@ pub fn function(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         )),
         _ => Err(CommandError::unknown_subcommand("function", &args[1])),
     }
+}
+
+/// Functions are part of the data set: the keyspace (what snapshots clone)
+/// holds their code.
+fn sync_data_set(ctx: &mut Ctx<'_>) {
+    let codes = ctx.state.scripting.functions.codes();
+    ctx.state.keyspace.set_functions(codes);
 }
 
 fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
