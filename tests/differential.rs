@@ -11,6 +11,7 @@
 //!   `FORKLESS_DIFF_SEED` to replay, `FORKLESS_DIFF_CASES` for more cases).
 //!
 //! Both skip (with a note) when redis-server is not installed.
+//! `FORKLESS_CORPUS=<name>` runs only the corpus files whose path contains it.
 
 mod common;
 #[path = "differential/mod.rs"]
