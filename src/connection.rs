@@ -44,6 +44,10 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, info: Arc<ClientI
     if let Err(e) = result {
         tracing::debug!(client = client.id, "connection ended: {e}");
     }
+    // Not parked in the lock behind a running script.
+    while shared.scripts.running().is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     {
         let mut state = shared.lock();
         state.blocking.cancel_client(client.id);
@@ -81,6 +85,10 @@ async fn run(
         let buffered_before = rbuf.len();
         while !pending.is_empty() && !client.close_after_reply {
             commands::server::control::wait_unpaused(shared, client, pending.iter()).await;
+            answer_while_script_runs(shared, client, &mut pending, &mut wbuf).await;
+            if pending.is_empty() {
+                break;
+            }
             if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
                 flush(shared, stream, &mut wbuf, &client.subs).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
@@ -155,6 +163,33 @@ async fn run(
                 tracing::debug!(client = client.id, "closing idle client");
                 return Ok(());
             }
+        }
+    }
+}
+
+/// While a script holds the state lock, answers what can be answered without
+/// it (SCRIPT KILL, FUNCTION KILL, and `-BUSY` past the threshold) and waits
+/// for the script to end before locking, so this task never sleeps in the
+/// lock for a whole script. A client that locks just as a script starts
+/// waits for that script in the lock.
+async fn answer_while_script_runs(
+    shared: &Shared,
+    client: &mut ClientState,
+    pending: &mut VecDeque<Vec<Bytes>>,
+    wbuf: &mut BytesMut,
+) {
+    while let Some(args) = pending.front() {
+        if shared.scripts.running().is_none() {
+            return;
+        }
+        match commands::scripting::answer_while_running(&shared.scripts, args) {
+            Some(reply) => {
+                pending.pop_front();
+                if !client.reply_suppressed() {
+                    reply.encode(client.proto, wbuf);
+                }
+            }
+            None => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
         }
     }
 }

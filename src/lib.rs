@@ -29,6 +29,8 @@
 //! - [`longdouble`]: Redis's long double sums (INCRBYFLOAT), through a small C helper.
 //! - [`numbers`]: Redis's strict integer parsing (string2ll).
 //! - [`rng`]: a small PRNG for random picks.
+//! - [`scripting`]: the Lua state, its sandbox and libraries, the script
+//!   cache and function libraries; the running script's watch (BUSY, KILL).
 //! - [`alloc`]: the memory allocator chosen at build time and its statistics.
 
 pub mod alloc;
@@ -53,6 +55,7 @@ pub mod protocol;
 pub mod pubsub;
 pub mod reply;
 pub mod rng;
+pub mod scripting;
 pub mod security;
 pub mod server;
 pub mod slowlog;

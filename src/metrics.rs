@@ -73,6 +73,10 @@ pub async fn sample_metrics(shared: Arc<Shared>) {
         let input = shared.net.net_input_bytes.load(Ordering::Relaxed);
         let output = shared.net.net_output_bytes.load(Ordering::Relaxed);
         crate::alloc::sample_peak();
+        // Not parked in the lock behind a running script: skip this sample.
+        if shared.scripts.running().is_some() {
+            continue;
+        }
         let mut state = shared.lock();
         let commands = state.stats.total_commands_processed;
         state.instantaneous.push(Sample {

@@ -36,6 +36,9 @@ pub enum Reply {
     Verbatim(String),
     /// An out-of-band push message (`>` in RESP3).
     Push(Vec<Reply>),
+    /// A RESP3 one-line type with its exact text (`,` double, `(` big
+    /// number), as Lua scripts produce them; a bulk string in RESP2.
+    Line3(u8, String),
 }
 
 impl Reply {
@@ -131,6 +134,10 @@ impl Reply {
             Reply::Bool(b) => match proto {
                 Protocol::Resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
                 Protocol::Resp2 => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            },
+            Reply::Line3(prefix, text) => match proto {
+                Protocol::Resp3 => line(out, *prefix, text.as_bytes()),
+                Protocol::Resp2 => bulk(out, text.as_bytes()),
             },
             Reply::Verbatim(text) => match proto {
                 Protocol::Resp3 => {

@@ -136,6 +136,11 @@ async fn active_expiry(shared: Arc<Shared>) {
         let hz = shared.config().hz.clamp(1, 500);
         let period = Duration::from_millis(1000 / hz as u64);
         tokio::time::sleep(period).await;
+        // A running script holds the lock: skip the cycle rather than park
+        // this worker in the lock.
+        if shared.scripts.running().is_some() {
+            continue;
+        }
         let budget = period / 4;
         let started = std::time::Instant::now();
         loop {

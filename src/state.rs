@@ -47,6 +47,8 @@ pub struct State {
     /// command costs one clock read (see `commands::dispatch`). `None`
     /// outside a batch.
     pub command_clock: Option<Instant>,
+    /// The Lua state, the EVAL script cache and the function libraries.
+    pub scripting: crate::scripting::Scripting,
 }
 
 impl State {
@@ -67,6 +69,7 @@ impl State {
             watches: Default::default(),
             monitor_limits: MonitorLimits::default(),
             command_clock: None,
+            scripting: crate::scripting::Scripting::new(Default::default()),
         }
     }
 }
@@ -210,6 +213,8 @@ pub struct Shared {
     pub bound_port: AtomicU64,
     /// Set to true to begin shutdown; connections and jobs watch it.
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// The script holding the lock, read without it (BUSY, SCRIPT KILL).
+    pub scripts: std::sync::Arc<crate::scripting::busy::ScriptWatch>,
 }
 
 impl Shared {
@@ -225,6 +230,8 @@ impl Shared {
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
             .collect();
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        let scripts = state.scripting.watch().clone();
+        scripts.set_threshold_ms(busy_threshold(&config));
         Shared {
             state: Mutex::new(state),
             config: RwLock::new(config),
@@ -234,6 +241,7 @@ impl Shared {
             run_id,
             bound_port: AtomicU64::new(0),
             shutdown,
+            scripts,
         }
     }
 
@@ -259,6 +267,11 @@ impl Shared {
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
+}
+
+/// `busy-reply-threshold` (alias `lua-time-limit`) in milliseconds.
+pub fn busy_threshold(config: &Config) -> u64 {
+    config.extra_i64("busy-reply-threshold", 5000).max(0) as u64
 }
 
 /// The encoding limits `config` sets (stored parameters, Redis's defaults when absent).

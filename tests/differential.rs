@@ -11,6 +11,7 @@
 //!   `FORKLESS_DIFF_SEED` to replay, `FORKLESS_DIFF_CASES` for more cases).
 //!
 //! Both skip (with a note) when redis-server is not installed.
+//! `FORKLESS_CORPUS=<name>` runs only the corpus files whose path contains it.
 
 mod common;
 #[path = "differential/mod.rs"]
@@ -54,6 +55,11 @@ fn load_corpus() -> Vec<script::Script> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "redis"))
+        // FORKLESS_CORPUS=name runs only the files whose name contains it.
+        .filter(|p| match std::env::var("FORKLESS_CORPUS") {
+            Ok(only) => p.to_string_lossy().contains(&only),
+            Err(_) => true,
+        })
         .collect();
     files.sort();
     files

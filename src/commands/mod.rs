@@ -19,6 +19,7 @@ pub mod monitoring;
 pub mod persistence;
 pub mod pubsub;
 pub mod sample;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -146,7 +147,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 16] {
+fn families() -> [&'static [CommandSpec]; 17] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -164,6 +165,7 @@ fn families() -> [&'static [CommandSpec]; 16] {
         bitmaps::COMMANDS,
         hll::COMMANDS,
         sort::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 

@@ -248,6 +248,10 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
                 }
             }
             ctx.state.keyspace = loaded.keyspace;
+            let codes = ctx.state.keyspace.functions().to_vec();
+            if let Err(e) = ctx.state.scripting.install_libraries(&codes) {
+                tracing::warn!("DEBUG RELOAD: the snapshot's functions did not load: {e}");
+            }
             ctx.state.persistence.last_load_keys_loaded = loaded.keys_loaded;
             ctx.state.persistence.last_load_keys_expired = loaded.keys_expired;
             tracing::info!("DB reloaded by DEBUG RELOAD");

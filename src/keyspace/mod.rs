@@ -511,13 +511,26 @@ impl Db {
 #[derive(Debug, Clone)]
 pub struct Keyspace {
     dbs: Vec<Db>,
+    /// The function libraries' code (Redis 7 functions are part of the data
+    /// set): kept here so a snapshot's clone carries them.
+    functions: std::sync::Arc<[bytes::Bytes]>,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
         Keyspace {
             dbs: vec![Db::default(); databases.max(1)],
+            functions: std::sync::Arc::new([]),
         }
+    }
+
+    /// The function libraries' code, in library-name order.
+    pub fn functions(&self) -> &[bytes::Bytes] {
+        &self.functions
+    }
+
+    pub fn set_functions(&mut self, codes: Vec<bytes::Bytes>) {
+        self.functions = codes.into();
     }
 
     pub fn db_count(&self) -> usize {

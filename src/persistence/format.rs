@@ -150,6 +150,9 @@ pub enum Record<'a> {
     /// member) order across the key's chunks; no score is NaN.
     #[serde(borrow)]
     ZSetChunk(#[serde(serialize_with = "ser_scored_seq")] Vec<(&'a [u8], f64)>),
+    /// One function library's code (`#!lua name=...` header included), after
+    /// the keys and before End, in library-name order.
+    Function(#[serde(serialize_with = "ser_bytes")] &'a [u8]),
 }
 
 // serde serialises `[u8]` as a sequence, one element at a time; postcard encodes
@@ -192,6 +195,7 @@ impl Record<'_> {
             Record::HashChunk(_) => "HashChunk",
             Record::End { .. } => "End",
             Record::ZSetChunk(_) => "ZSetChunk",
+            Record::Function(_) => "Function",
         }
     }
 }
@@ -239,5 +243,9 @@ mod tests {
         );
         let bytes = postcard::to_stdvec(&Kind::ZSet).unwrap();
         assert_eq!(bytes, [0x04]);
+        let bytes = postcard::to_stdvec(&Record::Function(b"#!lua name=l\nx")).unwrap();
+        let mut want = vec![0x08, 0x0e];
+        want.extend_from_slice(b"#!lua name=l\nx");
+        assert_eq!(bytes, want);
     }
 }

@@ -401,6 +401,12 @@ impl Body {
                 Ok(())
             }
             Record::Key(h) => self.key(offset, h),
+            Record::Function(code) => {
+                let mut codes = self.keyspace.functions().to_vec();
+                codes.push(bytes::Bytes::copy_from_slice(code));
+                self.keyspace.set_functions(codes);
+                Ok(())
+            }
             other => Err(LoadError::UnexpectedRecord {
                 offset,
                 found: other.name(),

@@ -175,6 +175,11 @@ pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
         .map_err(|e| format!("cannot load snapshot {}: {e}", path.display()))?;
     let mut state = shared.lock();
     state.keyspace = loaded.keyspace;
+    let codes = state.keyspace.functions().to_vec();
+    state
+        .scripting
+        .install_libraries(&codes)
+        .map_err(|e| format!("cannot load the snapshot's functions: {e}"))?;
     state.persistence.last_load_keys_loaded = loaded.keys_loaded;
     state.persistence.last_load_keys_expired = loaded.keys_expired;
     tracing::info!(

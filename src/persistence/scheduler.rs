@@ -225,6 +225,10 @@ pub fn tick(shared: &Shared, state: &mut State) {
 pub async fn run(shared: Arc<Shared>) {
     loop {
         tokio::time::sleep(TICK).await;
+        // Not parked in the lock behind a running script: the next tick checks.
+        if shared.scripts.running().is_some() {
+            continue;
+        }
         let mut state = shared.lock();
         tick(&shared, &mut state);
     }

@@ -158,6 +158,9 @@ pub fn write_body<W: Write>(
         }
     }
     progress.keys_done.store(done, Ordering::Relaxed);
+    for code in snapshot.functions() {
+        w.record(&Record::Function(code))?;
+    }
     w.record(&Record::End { keys: done })?;
     Ok(done)
 }

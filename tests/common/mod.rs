@@ -234,3 +234,37 @@ pub fn info_persistence(c: &mut redis::Connection) -> std::collections::BTreeMap
         .map(|(k, v)| (k.to_string(), v.trim().to_string()))
         .collect()
 }
+
+/// The Python of a venv at target/redis-py-venv with redis-py installed,
+/// made on first use; `None` (with a note) when that is not possible.
+pub fn venv_python() -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/redis-py-venv");
+    let python = venv.join("bin/python");
+    let has_redis = |p: &PathBuf| {
+        Command::new(p)
+            .args(["-c", "import redis"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if python.exists() && has_redis(&python) {
+        return Some(python);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("python3 -m venv failed; redis-py test skipped");
+        return None;
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "redis"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed || !has_redis(&python) {
+        eprintln!("pip install redis failed (offline?); redis-py test skipped");
+        return None;
+    }
+    Some(python)
+}

@@ -124,6 +124,9 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.state.pubsub.limit = next.pubsub_output_limit;
     ctx.state.encodings = crate::state::encodings_of(&next);
     ctx.state.monitor_limits = crate::state::MonitorLimits::of(&next);
+    ctx.shared
+        .scripts
+        .set_threshold_ms(crate::state::busy_threshold(&next));
     if next.jemalloc_bg_thread != ctx.shared.config().jemalloc_bg_thread {
         crate::alloc::set_background_thread(next.jemalloc_bg_thread);
     }

@@ -265,6 +265,10 @@ fn memory(ctx: &Ctx<'_>) -> Fields {
     let (arss, arss_bytes) = m.allocator_rss();
     let (extra, extra_bytes) = m.rss_overhead();
     let zero = || "0".to_string();
+    let sc = &ctx.state.scripting;
+    let lua = sc.lua_memory() as u64;
+    let scripts_eval = sc.cached_bytes() as u64;
+    let functions = sc.functions.code_bytes() as u64;
     fields(&[
         ("used_memory", used.to_string()),
         ("used_memory_human", human_bytes(used)),
@@ -285,19 +289,31 @@ fn memory(ctx: &Ctx<'_>) -> Fields {
         ("allocator_resident", m.allocator.resident.to_string()),
         ("total_system_memory", total.to_string()),
         ("total_system_memory_human", human_bytes(total)),
-        ("used_memory_lua", zero()),
-        ("used_memory_vm_eval", zero()),
-        ("used_memory_lua_human", human_bytes(0)),
-        ("used_memory_scripts_eval", zero()),
-        ("number_of_cached_scripts", zero()),
-        ("number_of_functions", zero()),
-        ("number_of_libraries", zero()),
+        ("used_memory_lua", lua.to_string()),
+        ("used_memory_vm_eval", lua.to_string()),
+        ("used_memory_lua_human", human_bytes(lua)),
+        ("used_memory_scripts_eval", scripts_eval.to_string()),
+        ("number_of_cached_scripts", sc.cached_scripts().to_string()),
+        (
+            "number_of_functions",
+            sc.functions.function_count().to_string(),
+        ),
+        (
+            "number_of_libraries",
+            sc.functions.library_count().to_string(),
+        ),
         ("used_memory_vm_functions", zero()),
-        ("used_memory_vm_total", zero()),
-        ("used_memory_vm_total_human", human_bytes(0)),
-        ("used_memory_functions", zero()),
-        ("used_memory_scripts", zero()),
-        ("used_memory_scripts_human", human_bytes(0)),
+        ("used_memory_vm_total", lua.to_string()),
+        ("used_memory_vm_total_human", human_bytes(lua)),
+        ("used_memory_functions", functions.to_string()),
+        (
+            "used_memory_scripts",
+            (scripts_eval + functions).to_string(),
+        ),
+        (
+            "used_memory_scripts_human",
+            human_bytes(scripts_eval + functions),
+        ),
         ("maxmemory", maxmemory.to_string()),
         ("maxmemory_human", human_bytes(maxmemory)),
         ("maxmemory_policy", policy),
