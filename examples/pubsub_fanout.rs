@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{forkless_binary, Result};
+
 /// Compare PUBLISH fan-out of forkless and redis-server.
 #[derive(FromArgs)]
 struct Opts {
@@ -40,8 +44,6 @@ struct Opts {
     #[argh(option, default = "17401")]
     port: u16,
 }
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const CHANNEL: &str = "fanout";
 const FANOUTS: [usize; 3] = [1, 10, 100];
@@ -84,24 +86,6 @@ fn run(opts: &Opts) -> Result<()> {
         println!("{n:>11} | {f:>16.0} | {r:>16.0} | {:>8.2}", f / r);
     }
     Ok(())
-}
-
-fn forkless_binary() -> Result<std::path::PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/release/examples/pubsub_fanout -> target/release/forkless
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("forkless"))
-        .ok_or("cannot locate the target directory")?;
-    if !bin.exists() {
-        return Err(format!(
-            "{} is missing: build the forkless binary first",
-            bin.display()
-        )
-        .into());
-    }
-    Ok(bin)
 }
 
 fn start(name: &str, bin: &Path, port: u16, dir: &Path) -> Result<Child> {

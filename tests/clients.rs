@@ -9,9 +9,8 @@ mod common;
 mod harness;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Server;
 use harness::real::RealRedis;
@@ -206,68 +205,19 @@ fn redis_cli_bigkeys_matches_redis_server() {
     assert_eq!(summary(s.port), summary(real.port));
 }
 
-fn venv_python() -> Option<PathBuf> {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/redis-py-venv");
-    let python = venv.join("bin/python");
-    let has_redis = |p: &PathBuf| {
-        Command::new(p)
-            .args(["-c", "import redis"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.exists() && has_redis(&python) {
-        return Some(python);
-    }
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !made {
-        eprintln!("python3 -m venv failed; redis-py test skipped");
-        return None;
-    }
-    let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "redis"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed || !has_redis(&python) {
-        eprintln!("pip install redis failed (offline?); redis-py test skipped");
-        return None;
-    }
-    Some(python)
-}
-
 #[test]
 fn redis_py_strings_lists_hashes_sets_expiry_resp3() {
-    let Some(python) = venv_python() else {
+    let Some(python) = common::venv_python() else {
         return;
     };
     let s = Server::start();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/redis_py_check.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg(s.port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("redis-py check did not finish in 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "redis-py check failed:\n{stdout}\n{stderr}"
+    common::run_python_check(
+        &python,
+        "redis_py_check.py",
+        s.port,
+        "redis-py OK",
+        Duration::from_secs(60),
     );
-    assert!(stdout.starts_with("redis-py OK"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -234,31 +233,13 @@ fn redis_py_lock_and_register_script() {
         return;
     };
     let s = Server::start();
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients/redis_py_scripting.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg(s.port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("redis-py scripting check did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "redis-py scripting check failed:\n{stdout}\n{stderr}"
+    common::run_python_check(
+        &python,
+        "redis_py_scripting.py",
+        s.port,
+        "redis-py scripting OK",
+        Duration::from_secs(120),
     );
-    assert!(stdout.starts_with("redis-py scripting OK"), "{stdout}");
 }
 
 #[test]

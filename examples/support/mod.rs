@@ -1,5 +1,7 @@
 //! What the side-by-side harnesses share: locating the forkless binary next to
-//! the example and running a child process with bounded time.
+//! the example and running a child process with bounded time. Each example
+//! includes this file as a module and uses what it needs.
+#![allow(dead_code)]
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};

@@ -268,3 +268,31 @@ pub fn venv_python() -> Option<PathBuf> {
     }
     Some(python)
 }
+
+/// Runs `tests/clients/<script>` with the venv's Python against `port`, for
+/// at most `limit`, and checks that it succeeded and printed `ok_line` first.
+pub fn run_python_check(python: &Path, script: &str, port: u16, ok_line: &str, limit: Duration) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut child = Command::new(python)
+        .arg(path)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{script} did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    assert!(stdout.starts_with(ok_line), "{stdout}");
+}
