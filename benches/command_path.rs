@@ -29,18 +29,25 @@ fn batch_of(make: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
     (0..BATCH).flat_map(make).collect()
 }
 
-fn command_path(c: &mut Criterion) {
+/// A server state holding `keys` strings `key:%012d` of `value_len` bytes,
+/// and a client to run commands as.
+fn server_with(keys: usize, value_len: usize) -> (Shared, ClientState) {
     let shared = Shared::new(Config::default());
     let info = shared.clients.register("bench".into(), "bench".into());
-    let mut client = ClientState::new(info.id, "bench".into(), "bench".into(), info);
+    let client = ClientState::new(info.id, "bench".into(), "bench".into(), info);
     {
         let mut state = shared.lock();
         let db = state.keyspace.db_mut(0);
-        for i in 0..KEYS {
+        for i in 0..keys {
             let key = Bytes::from(format!("key:{i:012}"));
-            db.insert(key, Value::Str(Bytes::from(vec![b'v'; 3])), None);
+            db.insert(key, Value::Str(Bytes::from(vec![b'v'; value_len])), None);
         }
     }
+    (shared, client)
+}
+
+fn command_path(c: &mut Criterion) {
+    let (shared, mut client) = server_with(KEYS, 3);
     let gets = batch_of(|i| request(&["GET", &format!("key:{:012}", i * 61 % KEYS)]));
     let sets = batch_of(|i| request(&["SET", &format!("key:{:012}", i * 61 % KEYS), "xyz"]));
     let mut group = c.benchmark_group("command_path");
@@ -81,17 +88,7 @@ fn command_path(c: &mut Criterion) {
 fn pipelined_gets_on_a_large_keyspace(c: &mut Criterion) {
     const LARGE: usize = 1_000_000;
     const BATCHES: usize = 4096;
-    let shared = Shared::new(Config::default());
-    let info = shared.clients.register("bench".into(), "bench".into());
-    let mut client = ClientState::new(info.id, "bench".into(), "bench".into(), info);
-    {
-        let mut state = shared.lock();
-        let db = state.keyspace.db_mut(0);
-        for i in 0..LARGE {
-            let key = Bytes::from(format!("key:{i:012}"));
-            db.insert(key, Value::Str(Bytes::from(vec![b'v'; 100])), None);
-        }
-    }
+    let (shared, mut client) = server_with(LARGE, 100);
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         seed ^= seed << 13;
