@@ -703,11 +703,26 @@ fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// forkless keeps no per-key access time (it would turn every read into a
-/// write of the persistent map), so every key reports 0 seconds idle.
+/// write of the persistent map), so every key reports 0 seconds idle. Under
+/// an LFU policy Redis tracks frequency instead and refuses, as here.
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    Ok(with_key(ctx, &args[2], |_| 0)
-        .map(Reply::Integer)
-        .unwrap_or(Reply::Null))
+    let Some(idle) = with_key(ctx, &args[2], |_| 0) else {
+        return Ok(Reply::Null);
+    };
+    let lfu = ctx
+        .shared
+        .config()
+        .extra
+        .get("maxmemory-policy")
+        .is_some_and(|p| p.ends_with("-lfu"));
+    if lfu {
+        return Err(CommandError::err(
+            "An LFU maxmemory policy is selected, idle time not tracked. Please note that \
+             when switching between policies at runtime LRU and LFU data will take some time \
+             to adjust.",
+        ));
+    }
+    Ok(Reply::Integer(idle))
 }
 
 fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
