@@ -189,27 +189,7 @@ fn snapshots_never_capture_half_a_script() {
             })
         })
         .collect();
-    let mut dumps = Vec::new();
-    for round in 0..6 {
-        std::thread::sleep(Duration::from_millis(100));
-        if round % 2 == 0 {
-            let _: String = q(&mut c, &["BGSAVE"]);
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let info: String = q(&mut c, &["INFO", "persistence"]);
-                if info.contains("rdb_bgsave_in_progress:0") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "BGSAVE did not finish");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        } else {
-            let _: String = q(&mut c, &["SAVE"]);
-        }
-        let copy = tempfile::tempdir().unwrap();
-        std::fs::copy(s.dir.join("dump.rdb"), copy.path().join("dump.rdb")).unwrap();
-        dumps.push(copy);
-    }
+    let dumps = common::dumps_while_writing(&s, &mut c, 6);
     stop.store(true, Ordering::Relaxed);
     let total: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
     assert!(total > 0);

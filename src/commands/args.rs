@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::errors::CommandError;
 
 /// Case-insensitive ASCII comparison of an argument with a keyword.
@@ -152,6 +154,46 @@ pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
         return Ok(None);
     }
     Ok(Some(Duration::from_micros((secs * 1_000_000.0) as u64)))
+}
+
+/// A count that must be at least 1; `ERR <msg>` otherwise.
+pub fn at_least_one(arg: &[u8], msg: &str) -> Result<usize, CommandError> {
+    parse_i64_strict(arg)
+        .filter(|n| *n >= 1)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .ok_or_else(|| CommandError::err(msg))
+}
+
+/// Parses the `numkeys key... <where> [COUNT n]` arguments of LMPOP/ZMPOP and
+/// their blocking forms from `numkeys_idx`, in Redis's order of checks;
+/// `side` reads the `<where>` word (LEFT|RIGHT, MIN|MAX).
+pub fn mpop_args<W>(
+    args: &[Bytes],
+    numkeys_idx: usize,
+    side: impl Fn(&[u8]) -> Result<W, CommandError>,
+) -> Result<(Vec<Bytes>, W, usize), CommandError> {
+    let numkeys = at_least_one(&args[numkeys_idx], "numkeys should be greater than 0")?;
+    let where_idx = numkeys_idx
+        .checked_add(numkeys)
+        .and_then(|i| i.checked_add(1))
+        .filter(|i| *i < args.len())
+        .ok_or(CommandError::Syntax)?;
+    let side = side(&args[where_idx])?;
+    let mut count = None;
+    let mut j = where_idx + 1;
+    while j < args.len() {
+        if count.is_none() && j + 1 < args.len() && is(&args[j], "count") {
+            count = Some(at_least_one(
+                &args[j + 1],
+                "count should be greater than 0",
+            )?);
+            j += 2;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let keys = args[numkeys_idx + 1..where_idx].to_vec();
+    Ok((keys, side, count.unwrap_or(1)))
 }
 
 #[cfg(test)]

@@ -287,43 +287,13 @@ fn non_negative(arg: &[u8], msg: &str) -> Result<usize, CommandError> {
         .ok_or_else(|| CommandError::err(msg))
 }
 
-/// A count that must be at least 1; `ERR <msg>` otherwise.
-fn at_least_one(arg: &[u8], msg: &str) -> Result<usize, CommandError> {
-    match non_negative(arg, msg)? {
-        0 => Err(CommandError::err(msg)),
-        n => Ok(n),
-    }
-}
-
 /// Parses LMPOP/BLMPOP's `numkeys key... LEFT|RIGHT [COUNT n]` starting at
 /// `numkeys_idx`, in Redis's order of checks.
 fn parse_mpop(
     args: &[Bytes],
     numkeys_idx: usize,
 ) -> Result<(Vec<Bytes>, End, usize), CommandError> {
-    let numkeys = at_least_one(&args[numkeys_idx], "numkeys should be greater than 0")?;
-    let where_idx = numkeys_idx
-        .checked_add(numkeys)
-        .and_then(|i| i.checked_add(1))
-        .filter(|i| *i < args.len())
-        .ok_or(CommandError::Syntax)?;
-    let end = End::parse(&args[where_idx])?;
-    let mut count = None;
-    let mut j = where_idx + 1;
-    while j < args.len() {
-        let more = j + 1 < args.len();
-        if count.is_none() && more && args::is(&args[j], "count") {
-            count = Some(at_least_one(
-                &args[j + 1],
-                "count should be greater than 0",
-            )?);
-            j += 2;
-        } else {
-            return Err(CommandError::Syntax);
-        }
-    }
-    let keys = args[numkeys_idx + 1..where_idx].to_vec();
-    Ok((keys, end, count.unwrap_or(1)))
+    args::mpop_args(args, numkeys_idx, End::parse)
 }
 
 /// The `[key, [elements...]]` reply of LMPOP and BLMPOP.

@@ -526,40 +526,15 @@ fn parse_mpop(
     args: &[Bytes],
     numkeys_idx: usize,
 ) -> Result<(Vec<Bytes>, bool, usize), CommandError> {
-    let at_least_one = |arg: &[u8], msg: &str| {
-        args::parse_i64_strict(arg)
-            .filter(|n| *n >= 1)
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-            .ok_or_else(|| CommandError::err(msg))
-    };
-    let numkeys = at_least_one(&args[numkeys_idx], "numkeys should be greater than 0")?;
-    let where_idx = numkeys_idx
-        .checked_add(numkeys)
-        .and_then(|i| i.checked_add(1))
-        .filter(|i| *i < args.len())
-        .ok_or(CommandError::Syntax)?;
-    let max = if args::is(&args[where_idx], "min") {
-        false
-    } else if args::is(&args[where_idx], "max") {
-        true
-    } else {
-        return Err(CommandError::Syntax);
-    };
-    let mut count = None;
-    let mut j = where_idx + 1;
-    while j < args.len() {
-        if count.is_none() && j + 1 < args.len() && args::is(&args[j], "count") {
-            count = Some(at_least_one(
-                &args[j + 1],
-                "count should be greater than 0",
-            )?);
-            j += 2;
+    args::mpop_args(args, numkeys_idx, |side| {
+        if args::is(side, "min") {
+            Ok(false)
+        } else if args::is(side, "max") {
+            Ok(true)
         } else {
-            return Err(CommandError::Syntax);
+            Err(CommandError::Syntax)
         }
-    }
-    let keys = args[numkeys_idx + 1..where_idx].to_vec();
-    Ok((keys, max, count.unwrap_or(1)))
+    })
 }
 
 /// Pops from the first non-empty sorted set among `keys`; a key of another

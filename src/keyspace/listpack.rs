@@ -257,7 +257,8 @@ fn encode_entry(elem: &[u8]) -> Vec<u8> {
     out
 }
 
-fn write_varint(mut v: usize, out: &mut Vec<u8>) {
+/// Appends `v` as a LEB128 varint (also used by the sorted sets' flat buffer).
+pub(crate) fn write_varint(mut v: usize, out: &mut Vec<u8>) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -265,12 +266,12 @@ fn write_varint(mut v: usize, out: &mut Vec<u8>) {
     out.push(v as u8);
 }
 
-fn varint_len(v: usize) -> usize {
+pub(crate) fn varint_len(v: usize) -> usize {
     (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize
 }
 
 /// Decodes a shortest-form varint that fits `usize`: `(value, bytes read)`.
-fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
     let mut v: usize = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let shift = 7 * i as u32;

@@ -296,3 +296,34 @@ pub fn run_python_check(python: &Path, script: &str, port: u16, ok_line: &str, l
     assert!(out.status.success(), "{script} failed:\n{stdout}\n{stderr}");
     assert!(stdout.starts_with(ok_line), "{stdout}");
 }
+
+/// Takes `rounds` snapshots 100 ms apart (BGSAVE and SAVE in turn) while
+/// other clients write, and returns a copy of each dump in its own directory.
+pub fn dumps_while_writing(
+    s: &Server,
+    c: &mut redis::Connection,
+    rounds: usize,
+) -> Vec<tempfile::TempDir> {
+    let mut dumps = Vec::new();
+    for round in 0..rounds {
+        std::thread::sleep(Duration::from_millis(100));
+        if round % 2 == 0 {
+            let _: String = q(c, &["BGSAVE"]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let info: String = q(c, &["INFO", "persistence"]);
+                if info.contains("rdb_bgsave_in_progress:0") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "BGSAVE did not finish");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            let _: String = q(c, &["SAVE"]);
+        }
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(s.dir.join("dump.rdb"), copy.path().join("dump.rdb")).unwrap();
+        dumps.push(copy);
+    }
+    dumps
+}

@@ -23,6 +23,7 @@
 use std::cmp::Ordering;
 
 use super::order::cmp_entry;
+use crate::keyspace::listpack::{read_varint, varint_len, write_varint};
 
 /// Pairs in order, in the layout above.
 #[derive(Clone, Debug, PartialEq)]
@@ -249,35 +250,6 @@ fn decode_at(buf: &[u8], pos: usize) -> Option<(f64, &[u8], usize)> {
     let start = pos + score_len + n;
     let end = start.checked_add(len)?;
     Some((score, buf.get(start..end)?, end))
-}
-
-fn write_varint(mut v: usize, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(v: usize) -> usize {
-    (usize::BITS - v.leading_zeros()).max(1).div_ceil(7) as usize
-}
-
-/// A shortest-form varint that fits `usize`: `(value, bytes read)`.
-fn read_varint(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut v: usize = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let shift = 7 * i as u32;
-        let group = usize::from(b & 0x7f);
-        if shift >= usize::BITS || (group << shift) >> shift != group {
-            return None;
-        }
-        v |= group << shift;
-        if b & 0x80 == 0 {
-            return (i == 0 || b != 0).then_some((v, i + 1));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
