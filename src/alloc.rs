@@ -25,26 +25,28 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use crate::alloc_count::Counting;
+
 /// The allocator of this build, for `#[global_allocator]`.
 #[cfg(feature = "mimalloc")]
-pub type Global = mimalloc::MiMalloc;
+pub type Global = Counting<mimalloc::MiMalloc>;
 /// The allocator of this build, for `#[global_allocator]`.
 #[cfg(feature = "mimalloc")]
-pub const GLOBAL: Global = mimalloc::MiMalloc;
+pub const GLOBAL: Global = Counting(mimalloc::MiMalloc);
 
 /// The allocator of this build, for `#[global_allocator]`.
 #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-pub type Global = tikv_jemallocator::Jemalloc;
+pub type Global = Counting<tikv_jemallocator::Jemalloc>;
 /// The allocator of this build, for `#[global_allocator]`.
 #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
-pub const GLOBAL: Global = tikv_jemallocator::Jemalloc;
+pub const GLOBAL: Global = Counting(tikv_jemallocator::Jemalloc);
 
 /// The allocator of this build, for `#[global_allocator]`.
 #[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
-pub type Global = std::alloc::System;
+pub type Global = Counting<std::alloc::System>;
 /// The allocator of this build, for `#[global_allocator]`.
 #[cfg(not(any(feature = "jemalloc", feature = "mimalloc")))]
-pub const GLOBAL: Global = std::alloc::System;
+pub const GLOBAL: Global = Counting(std::alloc::System);
 
 /// The allocator's own figures, in bytes (see the module doc for their
 /// sources).
@@ -64,6 +66,17 @@ pub struct Stats {
 static PEAK: AtomicU64 = AtomicU64::new(0);
 /// `allocated` when the server had set up but not yet loaded data.
 static STARTUP: AtomicU64 = AtomicU64::new(0);
+
+/// `used_memory`: the bytes the program holds, from the counting layer
+/// (cheap enough for every command), or the allocator's own figure where the
+/// counting allocator is not installed.
+pub fn used_memory() -> u64 {
+    if crate::alloc_count::installed() {
+        crate::alloc_count::used()
+    } else {
+        stats().allocated
+    }
+}
 
 /// Reads the allocator's figures now, and raises the peak.
 pub fn stats() -> Stats {

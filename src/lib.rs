@@ -34,6 +34,7 @@
 //! - [`alloc`]: the memory allocator chosen at build time and its statistics.
 
 pub mod alloc;
+pub mod alloc_count;
 pub mod blocking;
 pub mod clients;
 pub mod commands;
@@ -41,6 +42,7 @@ pub mod conffile;
 pub mod config;
 pub mod connection;
 pub mod errors;
+pub mod eviction;
 pub mod glob;
 pub mod keyspace;
 pub mod latency;

@@ -698,7 +698,7 @@ pub static PARAMS: &[Param] = &[
         "slave-priority",
     ),
     stored("repl-diskless-sync-delay", Kind::Int(0, I32), "5"),
-    stored("maxmemory-samples", Kind::Int(1, 64), "5"),
+    stored("maxmemory-samples", Kind::Int(1, I32), "5"),
     stored("maxmemory-eviction-tenacity", Kind::Int(0, 100), "10"),
     alias(
         stored("replica-announce-port", Kind::Int(0, 65535), "0"),

@@ -164,5 +164,11 @@ async fn active_expiry(shared: Arc<Shared>) {
         if threshold > 0 && ms >= threshold {
             shared.lock().latency.record("expire-cycle", ms, threshold);
         }
+        // What the commands' eviction slices left over (Redis's eviction
+        // time proc): one more slice per cycle.
+        let mut state = shared.lock();
+        if state.eviction.settings.maxmemory > 0 {
+            crate::eviction::perform(&mut state, unix_ms());
+        }
     }
 }

@@ -49,6 +49,9 @@ pub struct State {
     pub command_clock: Option<Instant>,
     /// The Lua state, the EVAL script cache and the function libraries.
     pub scripting: crate::scripting::Scripting,
+    /// maxmemory settings (copied from the config), the eviction pool and
+    /// its counters.
+    pub eviction: crate::eviction::Eviction,
 }
 
 impl State {
@@ -70,6 +73,7 @@ impl State {
             monitor_limits: MonitorLimits::default(),
             command_clock: None,
             scripting: crate::scripting::Scripting::new(Default::default()),
+            eviction: Default::default(),
         }
     }
 }
@@ -225,6 +229,8 @@ impl Shared {
         state.pubsub.limit = config.pubsub_output_limit;
         state.encodings = encodings_of(&config);
         state.monitor_limits = MonitorLimits::of(&config);
+        state.eviction.settings = crate::eviction::Settings::of(&config);
+        crate::eviction::Settings::tracking(&config).install();
         let mut rng = Rng::from_entropy();
         let run_id: String = (0..40)
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))

@@ -51,6 +51,7 @@ use super::server::{dispatch_sub, help_reply, Sub};
 use super::{args, spec, CommandSpec, Ctx};
 use crate::alloc;
 use crate::errors::{CmdResult, CommandError};
+use crate::keyspace::access::Tracking;
 use crate::keyspace::{Entry, Keyspace, Value};
 use crate::reply::Reply;
 
@@ -327,6 +328,8 @@ pub struct DbOverhead {
 #[derive(Debug, Clone)]
 pub struct MemoryOverview {
     pub allocator: alloc::Stats,
+    /// `used_memory`, as maxmemory counts it ([`alloc::used_memory`]).
+    pub used: u64,
     pub peak: u64,
     pub startup: u64,
     pub rss: u64,
@@ -339,6 +342,7 @@ impl MemoryOverview {
     /// from their sizes (no walk over the keys).
     pub fn read(keyspace: &Keyspace) -> Self {
         let allocator = alloc::stats();
+        let used = alloc::used_memory();
         let mut dbs = Vec::new();
         let mut keys = 0u64;
         for index in 0..keyspace.db_count() {
@@ -355,7 +359,8 @@ impl MemoryOverview {
         }
         MemoryOverview {
             allocator,
-            peak: alloc::peak().max(allocator.allocated),
+            used,
+            peak: alloc::peak().max(used),
             startup: alloc::startup(),
             rss: alloc::process_rss(),
             dbs,
@@ -365,7 +370,7 @@ impl MemoryOverview {
 
     /// `used_memory`.
     pub fn used(&self) -> u64 {
-        self.allocator.allocated
+        self.used
     }
 
     /// `used_memory_overhead`.
@@ -674,10 +679,21 @@ fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     dispatch_sub(ctx, args, "object", OBJECT_SUBS)
 }
 
-/// Looks the key up without counting a hit or miss, as OBJECT does.
+/// Looks the key up without counting a hit, a miss or an access, as OBJECT
+/// does.
 fn with_key<T>(ctx: &mut Ctx<'_>, key: &[u8], f: impl FnOnce(&Entry) -> T) -> Option<T> {
     let now = ctx.now_ms;
-    ctx.db().get(key, now).map(f)
+    ctx.db()
+        .record_untouched(key, now)
+        .map(|r| f(&r.to_entry()))
+}
+
+/// The key's access word ([`Tracking`]), looked up as [`with_key`] does.
+fn access_word(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<u32> {
+    let now = ctx.now_ms;
+    ctx.db()
+        .record_untouched(key, now)
+        .map(|r| r.access().get())
 }
 
 fn object_encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -702,32 +718,32 @@ fn object_refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .unwrap_or(Reply::Null))
 }
 
-/// forkless keeps no per-key access time (it would turn every read into a
-/// write of the persistent map), so every key reports 0 seconds idle. Under
-/// an LFU policy Redis tracks frequency instead and refuses, as here.
+/// Seconds since the key's last access. Under an LFU policy the word holds
+/// a frequency instead, and Redis refuses, as here.
 fn object_idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let Some(idle) = with_key(ctx, &args[2], |_| 0) else {
+    let Some(word) = access_word(ctx, &args[2]) else {
         return Ok(Reply::Null);
     };
-    let lfu = ctx
-        .shared
-        .config()
-        .extra
-        .get("maxmemory-policy")
-        .is_some_and(|p| p.ends_with("-lfu"));
-    if lfu {
+    if Tracking::current().lfu {
         return Err(CommandError::err(
             "An LFU maxmemory policy is selected, idle time not tracked. Please note that \
              when switching between policies at runtime LRU and LFU data will take some time \
              to adjust.",
         ));
     }
-    Ok(Reply::Integer(idle))
+    Ok(Reply::Integer(
+        (Tracking::idle_ms(word, ctx.now_ms) / 1000) as i64,
+    ))
 }
 
+/// The key's logarithmic access counter, decayed to now (LFU policies only).
 fn object_freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    if with_key(ctx, &args[2], |_| ()).is_none() {
+    let Some(word) = access_word(ctx, &args[2]) else {
         return Ok(Reply::Null);
+    };
+    let tracking = Tracking::current();
+    if tracking.lfu {
+        return Ok(Reply::Integer(tracking.decayed(word, ctx.now_ms) as i64));
     }
     Err(CommandError::err(
         "An LFU maxmemory policy is not selected, access frequency not tracked. Please note \

@@ -107,22 +107,51 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(deleted as i64))
 }
 
+/// A key's type and expiry, looked up as a read that is not an access
+/// (Redis's `LOOKUP_NOTOUCH`, for TYPE, EXISTS and the TTL family); the hit
+/// or miss is counted.
+fn peek_key(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<(&'static str, Option<i64>)> {
+    let now = ctx.now_ms;
+    let found = ctx
+        .db()
+        .record_untouched(key, now)
+        .map(|r| (r.type_name(), r.expire_at()));
+    if found.is_some() {
+        ctx.state.stats.keyspace_hits += 1;
+    } else {
+        ctx.state.stats.keyspace_misses += 1;
+    }
+    found
+}
+
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut count = 0;
     for key in &args[1..] {
-        if read_entry(ctx, key).is_some() {
+        if peek_key(ctx, key).is_some() {
             count += 1;
         }
     }
     Ok(Reply::Integer(count))
 }
 
+/// Counts an access to each key that exists (its LRU time or LFU counter).
 fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    exists(ctx, args)
+    let now = ctx.now_ms;
+    let mut count = 0;
+    for key in &args[1..] {
+        let found = ctx.db().record(key, now).is_some();
+        if found {
+            ctx.state.stats.keyspace_hits += 1;
+            count += 1;
+        } else {
+            ctx.state.stats.keyspace_misses += 1;
+        }
+    }
+    Ok(Reply::Integer(count))
 }
 
 fn type_cmd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let name = read_entry(ctx, &args[1]).map_or("none", |e| e.value.type_name());
+    let name = peek_key(ctx, &args[1]).map_or("none", |(t, _)| t);
     Ok(Reply::simple(name))
 }
 
@@ -495,10 +524,10 @@ enum TtlOutput {
 /// Redis's `ttlGenericCommand`: -2 for a missing key, -1 for no TTL; seconds are
 /// rounded to the nearest.
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, output: TtlOutput) -> CmdResult {
-    let Some(entry) = read_entry(ctx, key) else {
+    let Some((_, expire_at)) = peek_key(ctx, key) else {
         return Ok(Reply::Integer(-2));
     };
-    let Some(at) = entry.expire_at else {
+    let Some(at) = expire_at else {
         return Ok(Reply::Integer(-1));
     };
     let t = match output {

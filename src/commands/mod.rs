@@ -358,6 +358,13 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let noauth = CommandError::Other(crate::security::NOAUTH.into());
         return Err(transactions::reject(ctx, spec, noauth));
     }
+    if ctx.state.eviction.settings.maxmemory > 0 && !ctx.client.tx.executing {
+        let outcome = crate::eviction::perform(ctx.state, ctx.now_ms);
+        if outcome == crate::eviction::Outcome::Fail && refused_on_oom(ctx, spec) {
+            ctx.state.stats.command(spec.name).rejected_calls += 1;
+            return Err(transactions::reject(ctx, spec, CommandError::Oom));
+        }
+    }
     if let Some(result) = transactions::intercept(ctx, spec, args) {
         return result;
     }
@@ -386,6 +393,31 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     stats.failed_calls += result.is_err() as u64;
     monitoring::after_command(ctx, spec, args, usec);
     result
+}
+
+/// Whether a command is refused while memory is over `maxmemory` and
+/// nothing can be evicted (Redis's `processCommand`): commands that may grow
+/// memory (`denyoom`), EXEC of a transaction holding one, and anything
+/// queued inside MULTI but the commands that end or watch it.
+fn refused_on_oom(ctx: &Ctx<'_>, spec: &CommandSpec) -> bool {
+    if spec.flags & flags::DENYOOM != 0 {
+        return true;
+    }
+    if !ctx.client.tx.active {
+        return false;
+    }
+    if spec.name == "exec" {
+        return ctx.client.tx.queue.iter().any(|queued| {
+            queued
+                .first()
+                .and_then(|name| lookup(name))
+                .is_some_and(|s| s.flags & flags::DENYOOM != 0)
+        });
+    }
+    !matches!(
+        spec.name,
+        "multi" | "discard" | "watch" | "unwatch" | "quit" | "reset"
+    )
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@
 //! whole commands produced. Nothing in a clone can change afterwards; a
 //! background thread may stream it to disk while writers go on.
 
+pub mod access;
 pub mod bits;
 pub mod champ;
 pub mod encodings;
@@ -39,7 +40,9 @@ pub mod expiry;
 pub mod hash;
 pub mod hll;
 pub mod intset;
+pub mod lazyfree;
 pub mod listpack;
+pub mod pinned;
 pub mod record;
 pub mod scan;
 pub mod set;
@@ -200,6 +203,11 @@ pub struct Db {
     expired_log: Vec<Key>,
     /// The last packed record [`Db::get`] decoded, so it can hand out a reference.
     view: Option<Entry>,
+    /// The time of the latest lookup, for stamping records that inserts
+    /// without a clock of their own create.
+    clock_ms: i64,
+    /// Draws for the LFU counter's probabilistic increment (xorshift).
+    rng: u64,
     /// Keys whose record a write unpacked, or left boxed in a form that
     /// packs when small (an intset just made or shrunk); [`Db::settle`]
     /// packs them (again) if they fit.
@@ -228,6 +236,7 @@ impl Db {
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
         let hash = self.live_hash(key, now_ms)?;
         let record = self.entries.get_hashed(hash, key)?;
+        touch(&mut self.rng, record, now_ms);
         match record.boxed_entry() {
             Some(entry) => Some(entry),
             None => Some(self.view.insert(record.to_entry())),
@@ -237,14 +246,31 @@ impl Db {
     /// The stored record of a live key, without decoding it.
     pub fn record(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
         let hash = self.live_hash(key, now_ms)?;
+        let record = self.entries.get_hashed(hash, key)?;
+        touch(&mut self.rng, record, now_ms);
+        Some(record)
+    }
+
+    /// The record of a live key, as [`Db::record`] but without counting an
+    /// access: the lookups Redis makes with `LOOKUP_NOTOUCH` (TYPE, EXISTS,
+    /// TTL and friends, OBJECT).
+    pub fn record_untouched(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
+        let hash = self.live_hash(key, now_ms)?;
         self.entries.get_hashed(hash, key)
     }
 
     /// Reads a key mutably, first deleting it if its time ran out. A packed
     /// record is unpacked for the write and packed again by [`Db::settle`].
     pub fn get_mut(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
+        self.entry_for_write(key, now_ms, true)
+    }
+
+    fn entry_for_write(&mut self, key: &[u8], now_ms: i64, touched: bool) -> Option<&mut Entry> {
         let hash = self.live_hash(key, now_ms)?;
         let record = self.entries.get_mut_hashed(hash, key)?;
+        if touched {
+            touch(&mut self.rng, record, now_ms);
+        }
         let (entry, repack) = record.entry_mut();
         if repack {
             self.unpacked.push(Bytes::copy_from_slice(key));
@@ -295,9 +321,17 @@ impl Db {
     ) -> &mut Entry {
         self.expire_if_due(key, now_ms);
         if !self.entries.contains_key(key) {
-            self.entries.insert(Record::new(key, make(), None));
+            // A new key's first access is its creation, not this lookup.
+            let record = Record::new(key, make(), None);
+            record
+                .access()
+                .set(access::Tracking::current().initial(now_ms));
+            self.entries.insert(record);
+            return self
+                .entry_for_write(key, now_ms, false)
+                .expect("inserted above");
         }
-        self.get_mut(key, now_ms).expect("inserted above")
+        self.get_mut(key, now_ms).expect("present above")
     }
 
     /// Stores `value` under `key` with the given expiry, replacing any old
@@ -330,7 +364,18 @@ impl Db {
 
     /// Puts a new record in place, keeping the expiry index in step; returns the old one.
     fn replace(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> Option<Record> {
-        let old = self.entries.insert(Record::new(&key, value, expire_at));
+        let tracking = access::Tracking::current();
+        let record = Record::new(&key, value, expire_at);
+        record.access().set(tracking.initial(self.clock()));
+        let old = self.entries.insert(record);
+        if let Some(old) = &old {
+            old.release_shared();
+        }
+        if tracking.lfu {
+            if let Some(old) = &old {
+                self.keep_frequency(&key, old, tracking);
+            }
+        }
         let old_t = old.as_ref().and_then(Record::expire_at);
         if old_t != expire_at {
             if let Some(t) = old_t {
@@ -341,6 +386,28 @@ impl Db {
             }
         }
         old
+    }
+
+    /// Under LFU an overwritten key keeps its access counter, counting the
+    /// write as an access (as Redis's lookup for writing then `dbOverwrite`).
+    fn keep_frequency(&mut self, key: &[u8], old: &Record, tracking: access::Tracking) {
+        let now = self.clock();
+        let rng = &mut self.rng;
+        tracking.touch(old.access(), now, || next_random(rng));
+        if let Some(r) = self.entries.get(key) {
+            r.access().set(old.access().get());
+        }
+    }
+
+    /// The latest lookup's time, or the wall clock before any lookup.
+    fn clock(&self) -> i64 {
+        if self.clock_ms > 0 {
+            self.clock_ms
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        }
     }
 
     /// Stores `value` under `key`, keeping the TTL of a live old entry (SET KEEPTTL).
@@ -361,6 +428,7 @@ impl Db {
 
     fn remove_record(&mut self, key: &[u8]) -> Option<Record> {
         let old = self.entries.remove(key)?;
+        old.release_shared();
         if let Some(t) = old.expire_at() {
             self.expiry.remove(&(t, Bytes::copy_from_slice(key)));
         }
@@ -433,6 +501,27 @@ impl Db {
         self.entries.iter()
     }
 
+    /// The key with the nearest deadline, and the deadline.
+    pub fn nearest_deadline(&self) -> Option<(i64, Key)> {
+        self.expiry.get_min().cloned()
+    }
+
+    /// A key with a TTL, drawn from `r`: the first deadline at or after a
+    /// point drawn between the nearest and the farthest deadline, in
+    /// O(log n). Keys after a long gap between deadlines are likelier picks;
+    /// eviction only needs a spread of them.
+    pub fn random_volatile_key(&self, r: u64) -> Option<Key> {
+        let (lo, _) = self.expiry.get_min()?;
+        let (hi, _) = self.expiry.get_max()?;
+        let span = (*hi as i128 - *lo as i128 + 1) as u128;
+        let t = (*lo as i128 + (r as u128 % span) as i128) as i64;
+        self.expiry
+            .range((t, Key::new())..)
+            .next()
+            .or_else(|| self.expiry.get_min())
+            .map(|(_, k)| k.clone())
+    }
+
     /// The key of the `index`-th record in hash order, in O(depth): random picks.
     pub fn nth_key(&self, index: usize) -> Option<&[u8]> {
         self.entries.nth(index).map(Record::key)
@@ -451,6 +540,7 @@ impl Db {
     /// it is present and live, so the caller's own lookup hashes no more.
     #[inline]
     fn live_hash(&mut self, key: &[u8], now_ms: i64) -> Option<u64> {
+        self.clock_ms = now_ms;
         let hash = <Record as champ::MapItem>::hash_of(key);
         if self.entries.get_hashed(hash, key)?.is_expired(now_ms) {
             self.expired_log.push(Bytes::copy_from_slice(key));
@@ -505,6 +595,26 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Counts an access to `record` under the current tracking.
+#[inline]
+fn touch(rng: &mut u64, record: &Record, now_ms: i64) {
+    access::Tracking::current().touch(record.access(), now_ms, || next_random(rng));
+}
+
+/// A uniform draw in [0, 1) from a xorshift64 state.
+fn next_random(state: &mut u64) -> f64 {
+    let mut x = if *state == 0 {
+        0x9e37_79b9_7f4a_7c15
+    } else {
+        *state
+    };
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// All databases. See the module docs for the snapshot invariant.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use triomphe::ThinArc;
 
+use super::access::Access;
 use super::champ::MapItem;
 use super::listpack::Listpack;
 use super::set::Set;
@@ -184,10 +185,12 @@ struct BoxedRecord {
 #[derive(Clone)]
 pub struct Record(Repr);
 
+/// Each variant carries the key's access word ([`Access`]) in what would
+/// otherwise be the padding after the tag.
 #[derive(Clone)]
 enum Repr {
-    Packed(Packed),
-    Boxed(Arc<BoxedRecord>),
+    Packed(Packed, Access),
+    Boxed(Arc<BoxedRecord>, Access),
 }
 
 // A map slot holding a record stays two words.
@@ -203,8 +206,8 @@ impl MapItem for Record {
     #[inline]
     fn prefetch(&self) {
         let addr = match &self.0 {
-            Repr::Packed(p) => p.0.ptr() as *const u8,
-            Repr::Boxed(b) => Arc::as_ptr(b) as *const u8,
+            Repr::Packed(p, _) => p.0.ptr() as *const u8,
+            Repr::Boxed(b, _) => Arc::as_ptr(b) as *const u8,
         };
         super::champ::prefetch_addr(addr);
     }
@@ -223,8 +226,8 @@ impl Record {
     #[inline]
     pub fn key(&self) -> &[u8] {
         match &self.0 {
-            Repr::Packed(p) => p.key(),
-            Repr::Boxed(b) => &b.key,
+            Repr::Packed(p, _) => p.key(),
+            Repr::Boxed(b, _) => &b.key,
         }
     }
 
@@ -263,20 +266,74 @@ impl Record {
     }
 
     fn packed(key: &[u8], kind: PackedKind, payload: &[u8], expire_at: Option<i64>) -> Record {
-        Record(Repr::Packed(Packed::new(kind, key, payload, expire_at)))
+        Record(Repr::Packed(
+            Packed::new(kind, key, payload, expire_at),
+            Access::default(),
+        ))
     }
 
     fn boxed(key: &[u8], entry: Entry) -> Record {
-        Record(Repr::Boxed(Arc::new(BoxedRecord {
-            key: key.into(),
-            entry,
-        })))
+        Record(Repr::Boxed(
+            Arc::new(BoxedRecord {
+                key: key.into(),
+                entry,
+            }),
+            Access::default(),
+        ))
+    }
+
+    /// The heap bytes this record holds: exact for a packed record; for a
+    /// boxed one its box, key and string bytes, and a flat 32 bytes per
+    /// element of a collection (an estimate: eviction and the pinned-memory
+    /// figure use it, never the data).
+    pub fn footprint(&self) -> usize {
+        use crate::alloc_count::usable_size;
+        match &self.0 {
+            Repr::Packed(p, _) => usable_size(16 + p.bytes().len(), 8),
+            Repr::Boxed(b, _) => {
+                let value = match &b.entry.value {
+                    Value::Str(s) => usable_size(s.len(), 8),
+                    Value::List(l) => l.len() * 32,
+                    Value::Hash(h) => h.len() * 32,
+                    Value::Set(s) => s.len() * 32,
+                    Value::ZSet(z) => z.len() * 32,
+                };
+                usable_size(16 + std::mem::size_of::<BoxedRecord>(), 8)
+                    + usable_size(b.key.len(), 8)
+                    + value
+            }
+        }
+    }
+
+    /// Whether another holder (a snapshot's map node) shares this record.
+    fn is_shared(&self) -> bool {
+        match &self.0 {
+            Repr::Packed(p, _) => ThinArc::strong_count(&p.0) > 1,
+            Repr::Boxed(b, _) => Arc::strong_count(b) > 1,
+        }
+    }
+
+    /// Called as the live keyspace drops this record: if a snapshot still
+    /// holds it, its bytes are pinned ([`super::pinned`]), not freed.
+    #[inline]
+    pub fn release_shared(&self) {
+        if super::pinned::snapshot_running() && self.is_shared() {
+            super::pinned::add(self.footprint());
+        }
+    }
+
+    /// The key's access word, for eviction ([`Access`]).
+    #[inline]
+    pub fn access(&self) -> &Access {
+        match &self.0 {
+            Repr::Packed(_, a) | Repr::Boxed(_, a) => a,
+        }
     }
 
     pub fn expire_at(&self) -> Option<i64> {
         match &self.0 {
-            Repr::Packed(p) => p.expire_at(),
-            Repr::Boxed(b) => b.entry.expire_at,
+            Repr::Packed(p, _) => p.expire_at(),
+            Repr::Boxed(b, _) => b.entry.expire_at,
         }
     }
 
@@ -286,19 +343,19 @@ impl Record {
     }
 
     pub fn is_packed(&self) -> bool {
-        matches!(self.0, Repr::Packed(_))
+        matches!(self.0, Repr::Packed(..))
     }
 
     /// The name `TYPE` replies with, read without decoding the value.
     pub fn type_name(&self) -> &'static str {
         match &self.0 {
-            Repr::Packed(p) => match p.kind() {
+            Repr::Packed(p, _) => match p.kind() {
                 PackedKind::Str => "string",
                 PackedKind::HashListpack => "hash",
                 PackedKind::SetIntset => "set",
                 PackedKind::ZSetFlat => "zset",
             },
-            Repr::Boxed(b) => b.entry.value.type_name(),
+            Repr::Boxed(b, _) => b.entry.value.type_name(),
         }
     }
 
@@ -306,7 +363,7 @@ impl Record {
     /// value is shared, its clone O(1)).
     pub fn to_entry(&self) -> Entry {
         match &self.0 {
-            Repr::Packed(p) => Entry {
+            Repr::Packed(p, _) => Entry {
                 value: match p.kind() {
                     PackedKind::Str => Value::Str(Bytes::copy_from_slice(p.payload())),
                     PackedKind::HashListpack => Value::Hash(Hash::from_listpack(
@@ -324,14 +381,14 @@ impl Record {
                 },
                 expire_at: self.expire_at(),
             },
-            Repr::Boxed(b) => b.entry.clone(),
+            Repr::Boxed(b, _) => b.entry.clone(),
         }
     }
 
     /// Like [`Record::to_entry`], moving the value out when nothing else shares it.
     pub fn into_entry(self) -> Entry {
         match self.0 {
-            Repr::Boxed(b) => match Arc::try_unwrap(b) {
+            Repr::Boxed(b, _) => match Arc::try_unwrap(b) {
                 Ok(b) => b.entry,
                 Err(shared) => shared.entry.clone(),
             },
@@ -342,8 +399,8 @@ impl Record {
     /// The boxed entry, if this record is boxed.
     pub fn boxed_entry(&self) -> Option<&Entry> {
         match &self.0 {
-            Repr::Boxed(b) => Some(&b.entry),
-            Repr::Packed(_) => None,
+            Repr::Boxed(b, _) => Some(&b.entry),
+            Repr::Packed(..) => None,
         }
     }
 
@@ -355,18 +412,20 @@ impl Record {
     /// shrinking under the bound).
     pub fn entry_mut(&mut self) -> (&mut Entry, bool) {
         let repack = match &self.0 {
-            Repr::Packed(_) => {
+            Repr::Packed(_, access) => {
+                let word = access.get();
                 let boxed = Record::boxed(self.key(), self.to_entry());
+                boxed.access().set(word);
                 *self = boxed;
                 true
             }
-            Repr::Boxed(b) => match &b.entry.value {
+            Repr::Boxed(b, _) => match &b.entry.value {
                 Value::Set(s) => s.is_packed(),
                 Value::ZSet(z) => z.is_packed(),
                 _ => false,
             },
         };
-        let Repr::Boxed(b) = &mut self.0 else {
+        let Repr::Boxed(b, _) = &mut self.0 else {
             unreachable!("unpacked above")
         };
         (&mut Arc::make_mut(b).entry, repack)
@@ -374,10 +433,11 @@ impl Record {
 
     /// Packs a boxed record again if its value became small enough.
     pub fn repack(&mut self) {
-        if let Repr::Boxed(b) = &self.0 {
+        if let Repr::Boxed(b, access) = &self.0 {
             if Record::packable(&b.key, &b.entry.value) {
                 let entry = b.entry.clone();
                 let packed = Record::new(&b.key, entry.value, entry.expire_at);
+                packed.access().set(access.get());
                 *self = packed;
             }
         }
@@ -390,10 +450,10 @@ impl Record {
     /// Changes the expiry, repacking a packed record (it is immutable).
     pub fn set_expire(&mut self, expire_at: Option<i64>) {
         match &mut self.0 {
-            Repr::Packed(p) => {
+            Repr::Packed(p, _) => {
                 *p = p.with_expire(expire_at);
             }
-            Repr::Boxed(b) => Arc::make_mut(b).entry.expire_at = expire_at,
+            Repr::Boxed(b, _) => Arc::make_mut(b).entry.expire_at = expire_at,
         }
     }
 
@@ -405,8 +465,8 @@ impl Record {
     /// value's root) and expiry.
     pub fn same(&self, other: &Record) -> bool {
         match (&self.0, &other.0) {
-            (Repr::Packed(a), Repr::Packed(b)) => a.ptr_eq(b),
-            (Repr::Boxed(a), Repr::Boxed(b)) => {
+            (Repr::Packed(a, _), Repr::Packed(b, _)) => a.ptr_eq(b),
+            (Repr::Boxed(a, _), Repr::Boxed(b, _)) => {
                 Arc::ptr_eq(a, b)
                     || (a.entry.expire_at == b.entry.expire_at
                         && a.entry.value.same_identity(&b.entry.value))

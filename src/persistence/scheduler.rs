@@ -80,6 +80,7 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
     }
     let clone_started = Instant::now();
     let snapshot = state.keyspace.clone();
+    let pins = crate::keyspace::pinned::SnapshotGuard::new();
     let clone_usec = clone_started.elapsed().as_micros() as u64;
     let threshold = shared.config().latency_monitor_threshold;
     state
@@ -110,6 +111,7 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
                 writer::save_to(&snapshot, &path, now_ms, &thread_job.progress)
             }));
             drop(snapshot);
+            drop(pins);
             thread_job.finish(match result {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err("the save thread panicked".into()),

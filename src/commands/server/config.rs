@@ -124,6 +124,8 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.state.pubsub.limit = next.pubsub_output_limit;
     ctx.state.encodings = crate::state::encodings_of(&next);
     ctx.state.monitor_limits = crate::state::MonitorLimits::of(&next);
+    ctx.state.eviction.settings = crate::eviction::Settings::of(&next);
+    crate::eviction::Settings::tracking(&next).install();
     ctx.shared
         .scripts
         .set_threshold_ms(crate::state::busy_threshold(&next));

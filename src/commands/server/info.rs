@@ -325,7 +325,16 @@ fn memory(ctx: &Ctx<'_>) -> Fields {
         ("rss_overhead_bytes", extra_bytes.to_string()),
         ("mem_fragmentation_ratio", format!("{frag:.2}")),
         ("mem_fragmentation_bytes", frag_bytes.to_string()),
-        ("mem_not_counted_for_evict", zero()),
+        // What a running snapshot pins is left out of the budget, as Redis
+        // leaves out the fork's copy-on-write pages.
+        (
+            "mem_not_counted_for_evict",
+            crate::keyspace::pinned::bytes().to_string(),
+        ),
+        (
+            "mem_snapshot_pinned",
+            crate::keyspace::pinned::bytes().to_string(),
+        ),
         ("mem_replication_backlog", zero()),
         ("mem_total_replication_buffers", zero()),
         ("mem_clients_slaves", zero()),
@@ -379,10 +388,16 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("expired_stale_perc", "0.00".into()),
         ("expired_time_cap_reached_count", "0".into()),
         ("expire_cycle_cpu_milliseconds", "0".into()),
-        ("evicted_keys", "0".into()),
+        ("evicted_keys", ctx.state.eviction.evicted_keys.to_string()),
         ("evicted_clients", "0".into()),
-        ("total_eviction_exceeded_time", "0".into()),
-        ("current_eviction_exceeded_time", "0".into()),
+        (
+            "total_eviction_exceeded_time",
+            ctx.state.eviction.total_exceeded_ms().to_string(),
+        ),
+        (
+            "current_eviction_exceeded_time",
+            ctx.state.eviction.current_exceeded_ms().to_string(),
+        ),
         ("keyspace_hits", s.keyspace_hits.to_string()),
         ("keyspace_misses", s.keyspace_misses.to_string()),
         (

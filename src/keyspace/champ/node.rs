@@ -170,6 +170,7 @@ impl<S: Clone> Node<S> {
     #[inline]
     pub fn make_unique(&mut self) {
         if !self.is_unique() {
+            crate::keyspace::pinned::add(Self::layout(self.slots().len()).size());
             *self = Node::new(
                 self.bitmap(),
                 self.len(),

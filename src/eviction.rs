@@ -1,0 +1,414 @@
+//! maxmemory and eviction, as Redis's `evict.c` does them.
+//!
+//! Before every command that may grow memory, [`perform`] compares the bytes
+//! the program holds ([`crate::alloc::used_memory`]) less what a running
+//! snapshot pins ([`crate::keyspace::pinned`]) with `maxmemory`, and evicts
+//! keys by the configured policy until it is back under, within a time slice
+//! set by `maxmemory-eviction-tenacity`. What a slice leaves over is evicted
+//! by the next command or by the server's cron.
+//!
+//! Candidates come from sampling: `maxmemory-samples` random keys of each
+//! database (for `volatile-*`, keys with a TTL) feed a pool of the 16 best
+//! candidates kept across calls, the key idle longest (LRU) or used least
+//! (LFU, [`crate::keyspace::access`]) goes first. `volatile-ttl` takes the
+//! key with the nearest deadline straight from the expiry index, which the
+//! sampling only approximates in Redis.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::keyspace::access::Tracking;
+use crate::keyspace::{lazyfree, pinned, Db, Value};
+use crate::state::State;
+
+/// Candidates kept between calls (Redis's `EVPOOL_SIZE`).
+const POOL_SIZE: usize = 16;
+
+/// `maxmemory-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    #[default]
+    NoEviction,
+    AllKeysLru,
+    AllKeysLfu,
+    AllKeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl Policy {
+    pub fn parse(name: &str) -> Policy {
+        match name {
+            "allkeys-lru" => Policy::AllKeysLru,
+            "allkeys-lfu" => Policy::AllKeysLfu,
+            "allkeys-random" => Policy::AllKeysRandom,
+            "volatile-lru" => Policy::VolatileLru,
+            "volatile-lfu" => Policy::VolatileLfu,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            _ => Policy::NoEviction,
+        }
+    }
+
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+
+    fn volatile_only(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
+
+    fn random(self) -> bool {
+        matches!(self, Policy::AllKeysRandom | Policy::VolatileRandom)
+    }
+}
+
+/// The maxmemory parameters, copied from the config (CONFIG SET updates them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// 0: no limit.
+    pub maxmemory: u64,
+    pub policy: Policy,
+    pub samples: usize,
+    pub tenacity: u32,
+}
+
+impl Settings {
+    pub fn of(config: &Config) -> Settings {
+        let policy = Policy::parse(
+            config
+                .extra
+                .get("maxmemory-policy")
+                .map_or("noeviction", String::as_str),
+        );
+        Settings {
+            maxmemory: config.extra_i64("maxmemory", 0).max(0) as u64,
+            policy,
+            samples: config.extra_i64("maxmemory-samples", 5).clamp(1, 64) as usize,
+            tenacity: config
+                .extra_i64("maxmemory-eviction-tenacity", 10)
+                .clamp(0, 100) as u32,
+        }
+    }
+
+    /// The key-access tracking this policy needs (LFU counters or LRU times).
+    pub fn tracking(config: &Config) -> Tracking {
+        Tracking {
+            lfu: Settings::of(config).policy.is_lfu(),
+            log_factor: config
+                .extra_i64("lfu-log-factor", 10)
+                .clamp(0, i32::MAX as i64) as u32,
+            decay_minutes: config
+                .extra_i64("lfu-decay-time", 1)
+                .clamp(0, i32::MAX as i64) as u32,
+        }
+    }
+
+    /// How long one call may evict (Redis's `evictionTimeLimitUs`): 50 µs
+    /// per tenacity step up to 10, then 15% more per step, unbounded at 100.
+    fn time_limit(&self) -> Option<Duration> {
+        match self.tenacity {
+            t if t <= 10 => Some(Duration::from_micros(50 * t.max(1) as u64)),
+            t if t < 100 => Some(Duration::from_micros(
+                (500.0 * 1.15f64.powi(t as i32 - 10)) as u64,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// One key the pool may evict; the higher the score, the sooner.
+#[derive(Debug, Clone)]
+struct Candidate {
+    score: u64,
+    db: usize,
+    key: Bytes,
+}
+
+/// Eviction's state and counters.
+#[derive(Debug, Default)]
+pub struct Eviction {
+    pub settings: Settings,
+    pool: Vec<Candidate>,
+    /// INFO `evicted_keys`.
+    pub evicted_keys: u64,
+    /// INFO `total_eviction_exceeded_time` (ms over the limit) and whether
+    /// the server is over it now.
+    pub exceeded_ms: u64,
+    exceeded_since: Option<Instant>,
+}
+
+impl Eviction {
+    /// INFO `current_eviction_exceeded_time`, in ms.
+    pub fn current_exceeded_ms(&self) -> u64 {
+        self.exceeded_since
+            .map_or(0, |t| t.elapsed().as_millis() as u64)
+    }
+
+    /// INFO `total_eviction_exceeded_time`, in ms.
+    pub fn total_exceeded_ms(&self) -> u64 {
+        self.exceeded_ms + self.current_exceeded_ms()
+    }
+
+    fn set_exceeded(&mut self, over: bool) {
+        match (over, self.exceeded_since) {
+            (true, None) => self.exceeded_since = Some(Instant::now()),
+            (false, Some(t)) => {
+                self.exceeded_ms += t.elapsed().as_millis() as u64;
+                self.exceeded_since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What [`perform`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Within the budget (or no budget).
+    Ok,
+    /// Still over, but the time slice ran out while keys were going: the
+    /// command may run, the next call goes on.
+    Running,
+    /// Over, and nothing (more) can be evicted: commands that grow memory
+    /// are refused with OOM.
+    Fail,
+}
+
+/// The bytes counted against `maxmemory`: all held, less what snapshots pin.
+pub fn counted_memory() -> u64 {
+    crate::alloc::used_memory().saturating_sub(pinned::bytes())
+}
+
+/// Evicts keys until memory is within `maxmemory` or the slice ends
+/// (Redis's `performEvictions`).
+pub fn perform(state: &mut State, now_ms: i64) -> Outcome {
+    let settings = state.eviction.settings;
+    if settings.maxmemory == 0 {
+        return Outcome::Ok;
+    }
+    let used = counted_memory();
+    if used <= settings.maxmemory {
+        state.eviction.set_exceeded(false);
+        return Outcome::Ok;
+    }
+    if settings.policy == Policy::NoEviction {
+        return Outcome::Fail;
+    }
+    state.eviction.set_exceeded(true);
+    let to_free = used - settings.maxmemory;
+    let mut freed = 0u64;
+    let limit = settings.time_limit();
+    let started = Instant::now();
+    let mut evicted = 0u64;
+    while freed < to_free {
+        let Some((db, key)) = pick(state, now_ms) else {
+            return Outcome::Fail;
+        };
+        freed += evict(state, db, &key, now_ms);
+        evicted += 1;
+        // As Redis: check the clock every 16 keys.
+        if evicted % 16 == 0 {
+            if let Some(limit) = limit {
+                if started.elapsed() >= limit {
+                    return Outcome::Running;
+                }
+            }
+        }
+    }
+    if counted_memory() <= settings.maxmemory {
+        state.eviction.set_exceeded(false);
+    }
+    Outcome::Ok
+}
+
+/// Deletes one key for eviction: the `evicted` event, watchers touched, the
+/// counter. Returns the bytes it freed (or, where a snapshot still holds the
+/// record, the bytes it would free, which are now pinned).
+fn evict(state: &mut State, db: usize, key: &[u8], now_ms: i64) -> u64 {
+    let before = crate::alloc::used_memory();
+    let footprint = state
+        .keyspace
+        .db(db)
+        .stored(key)
+        .map_or(0, |r| r.footprint() as u64);
+    let pinned_before = pinned::bytes();
+    let removed = state.keyspace.db_mut(db).remove(key);
+    let lazy = removed
+        .as_ref()
+        .is_some_and(|e| element_count(&e.value) > lazyfree::THRESHOLD);
+    if lazy {
+        lazyfree::drop_later(removed);
+    } else {
+        drop(removed);
+    }
+    let measured = before.saturating_sub(crate::alloc::used_memory());
+    let newly_pinned = pinned::bytes().saturating_sub(pinned_before);
+    state.eviction.evicted_keys += 1;
+    state.key_changed(db, crate::pubsub::notify::EVICTED, "evicted", key, now_ms);
+    // A record only a snapshot still holds frees nothing now but counts as
+    // freed: its bytes moved to the pinned figure.
+    measured
+        .max(newly_pinned)
+        .max(if lazy || pinned::snapshot_running() {
+            footprint
+        } else {
+            0
+        })
+}
+
+fn element_count(value: &Value) -> usize {
+    match value {
+        Value::Str(_) => 1,
+        Value::List(l) => l.len(),
+        Value::Hash(h) => h.len(),
+        Value::Set(s) => s.len(),
+        Value::ZSet(z) => z.len(),
+    }
+}
+
+/// The next key to evict under the policy, if any key qualifies.
+fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
+    let settings = state.eviction.settings;
+    let dbs = state.keyspace.db_count();
+    if settings.policy == Policy::VolatileTtl {
+        // The nearest deadline of all databases, exactly.
+        return (0..dbs)
+            .filter_map(|i| {
+                state
+                    .keyspace
+                    .db(i)
+                    .nearest_deadline()
+                    .map(|(t, k)| (t, i, k))
+            })
+            .min_by_key(|(t, _, _)| *t)
+            .map(|(_, i, k)| (i, k));
+    }
+    if settings.policy.random() {
+        // Databases in turn from a rotating start, as Redis's `next_db`.
+        let start = state.rng.below(dbs);
+        for step in 0..dbs {
+            let i = (start + step) % dbs;
+            let db = state.keyspace.db(i);
+            let r = state.rng.next_u64();
+            let key = if settings.policy.volatile_only() {
+                db.random_volatile_key(r)
+            } else {
+                random_key(db, r)
+            };
+            if let Some(key) = key {
+                return Some((i, key));
+            }
+        }
+        return None;
+    }
+    let tracking = Tracking::current();
+    for i in 0..dbs {
+        let db = state.keyspace.db(i);
+        if db.is_empty() || (settings.policy.volatile_only() && db.volatile_len() == 0) {
+            continue;
+        }
+        for _ in 0..settings.samples {
+            let r = state.rng.next_u64();
+            let key = if settings.policy.volatile_only() {
+                db.random_volatile_key(r)
+            } else {
+                random_key(db, r)
+            };
+            let Some(key) = key else { continue };
+            let Some(record) = db.stored(&key) else {
+                continue;
+            };
+            let score = tracking.eviction_score(record.access().get(), now_ms);
+            offer(&mut state.eviction.pool, Candidate { score, db: i, key });
+        }
+    }
+    // The best candidate that still exists (a pooled key may be gone).
+    while let Some(best) = state.eviction.pool.pop() {
+        if state.keyspace.db(best.db).stored(&best.key).is_some() {
+            return Some((best.db, best.key));
+        }
+    }
+    None
+}
+
+fn random_key(db: &Db, r: u64) -> Option<Bytes> {
+    if db.is_empty() {
+        return None;
+    }
+    db.nth_key((r % db.len() as u64) as usize)
+        .map(Bytes::copy_from_slice)
+}
+
+/// Adds a candidate to the pool, kept sorted by score (best last) and at
+/// most [`POOL_SIZE`] long; a key already pooled takes its new score.
+fn offer(pool: &mut Vec<Candidate>, candidate: Candidate) {
+    if let Some(at) = pool
+        .iter()
+        .position(|c| c.db == candidate.db && c.key == candidate.key)
+    {
+        pool.remove(at);
+    }
+    if pool.len() >= POOL_SIZE {
+        if pool[0].score >= candidate.score {
+            return;
+        }
+        pool.remove(0);
+    }
+    let at = pool.partition_point(|c| c.score <= candidate.score);
+    pool.insert(at, candidate);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(score: u64, key: &str) -> Candidate {
+        Candidate {
+            score,
+            db: 0,
+            key: Bytes::copy_from_slice(key.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn the_pool_keeps_the_best_sixteen_in_order() {
+        let mut pool = Vec::new();
+        for i in 0..40u64 {
+            offer(&mut pool, cand((i * 7) % 40, &format!("k{i}")));
+        }
+        assert_eq!(pool.len(), POOL_SIZE);
+        let scores: Vec<u64> = pool.iter().map(|c| c.score).collect();
+        assert_eq!(scores, (24..40).collect::<Vec<_>>());
+        // A pooled key offered again is rescored, not duplicated.
+        let top = pool.last().unwrap().key.clone();
+        offer(&mut pool, cand(100, std::str::from_utf8(&top).unwrap()));
+        assert_eq!(pool.len(), POOL_SIZE);
+        assert_eq!(pool.last().unwrap().score, 100);
+    }
+
+    #[test]
+    fn tenacity_sets_the_slice() {
+        let at = |tenacity| {
+            Settings {
+                tenacity,
+                ..Default::default()
+            }
+            .time_limit()
+        };
+        assert_eq!(at(10), Some(Duration::from_micros(500)));
+        assert_eq!(at(1), Some(Duration::from_micros(50)));
+        assert!(at(50).unwrap() > at(20).unwrap());
+        assert_eq!(at(100), None);
+    }
+}
