@@ -37,8 +37,9 @@ thread_local! {
 /// Wraps the allocator `A`, counting what it hands out.
 pub struct Counting<A>(pub A);
 
-/// The bytes `size` costs in jemalloc's default size classes (16-byte quantum
-/// up to 128 bytes, then four classes per doubling).
+/// The bytes `size` costs in jemalloc's size classes: a 16-byte quantum up to
+/// 128 bytes, then four classes per doubling up to 16 KiB; larger requests
+/// take whole 4 KiB pages (as `nallocx` reports them).
 #[inline]
 pub fn usable_size(size: usize, align: usize) -> usize {
     let size = if align > 16 {
@@ -50,6 +51,8 @@ pub fn usable_size(size: usize, align: usize) -> usize {
         8
     } else if size <= 128 {
         (size + 15) & !15
+    } else if size > 16384 {
+        (size + 4095) & !4095
     } else {
         let lg = usize::BITS - (size - 1).leading_zeros();
         let step = 1usize << (lg - 3);
@@ -150,8 +153,9 @@ mod tests {
             (257, 320),
             (4097, 5120),
             (16385, 20480),
+            (32769, 36864),
             (1 << 20, 1 << 20),
-            ((1 << 20) + 1, 1310720),
+            ((1 << 20) + 1, (1 << 20) + 4096),
         ];
         for (size, class) in cases {
             assert_eq!(usable_size(size, 8), class, "size {size}");
@@ -162,7 +166,7 @@ mod tests {
     #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
     #[test]
     fn size_classes_equal_nallocx() {
-        for size in (1..70_000).chain((1..64).map(|i| i << 20)) {
+        for size in (1..70_000).chain((1..64).map(|i| (i << 20) + i)) {
             // SAFETY: nallocx only computes a size class.
             let expected = unsafe { tikv_jemalloc_sys::nallocx(size, 0) };
             assert_eq!(usable_size(size, 8), expected, "size {size}");
