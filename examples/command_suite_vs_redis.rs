@@ -16,14 +16,14 @@
 //! order on both. Every run is killed after 120 s; the servers stop at the end.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use argh::FromArgs;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{forkless_binary, run_bounded, Result};
+use support::{benchmark_row, forkless_binary, run_bounded, Result, Server};
 
 /// redis-benchmark's tests, forkless against redis-server.
 #[derive(FromArgs)]
@@ -52,37 +52,6 @@ struct Opts {
     /// comma-separated pipeline depths (1,16)
     #[argh(option, default = "String::from(\"1,16\")")]
     pipelines: String,
-}
-
-struct Server {
-    name: &'static str,
-    port: u16,
-    child: Child,
-}
-
-impl Server {
-    fn start(name: &'static str, mut cmd: Command, port: u16) -> Result<Server> {
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-        let server = Server { name, port, child };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            let pong = Command::new("redis-cli")
-                .args(["-p", &port.to_string(), "PING"])
-                .output()?;
-            if String::from_utf8_lossy(&pong.stdout).trim() == "PONG" {
-                return Ok(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!("{name} did not answer PING on port {port}").into())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_servers(opts: &Opts, dir: &Path) -> Result<[Server; 2]> {
@@ -114,17 +83,7 @@ fn run(server: &Server, opts: &Opts, test: &str, pipeline: u64) -> Result<f64> {
         .args(["-n", &requests.to_string()])
         .args(["-t", test, "--csv"]);
     let text = run_bounded(&mut cmd, Duration::from_secs(120))?;
-    let row = text
-        .lines()
-        .rfind(|l| l.starts_with('"') && !l.starts_with("\"test\""))
-        .ok_or_else(|| format!("no CSV row from {}:\n{text}", server.name))?;
-    let rps = row
-        .split(',')
-        .nth(1)
-        .map(|v| v.trim_matches('"'))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("bad CSV row {row:?}"))?;
-    Ok(rps)
+    Ok(benchmark_row(&text, server.name)?.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -215,7 +215,10 @@ pub fn perform(state: &mut State, now_ms: i64) -> Outcome {
         let Some((db, key)) = pick(state, now_ms) else {
             return Outcome::Fail;
         };
-        freed += evict(state, db, &key, now_ms);
+        let Some(bytes) = evict(state, db, &key, now_ms) else {
+            continue;
+        };
+        freed += bytes;
         evicted += 1;
         // As Redis: check the clock every 16 keys.
         if evicted % 16 == 0 {
@@ -234,8 +237,9 @@ pub fn perform(state: &mut State, now_ms: i64) -> Outcome {
 
 /// Deletes one key for eviction: the `evicted` event, watchers touched, the
 /// counter. Returns the bytes it freed (or, where a snapshot still holds the
-/// record, the bytes it would free, which are now pinned).
-fn evict(state: &mut State, db: usize, key: &[u8], now_ms: i64) -> u64 {
+/// record, the bytes it would free, which are now pinned); `None` if the key
+/// is gone already.
+fn evict(state: &mut State, db: usize, key: &[u8], now_ms: i64) -> Option<u64> {
     let before = crate::alloc::used_memory();
     let footprint = state
         .keyspace
@@ -258,13 +262,12 @@ fn evict(state: &mut State, db: usize, key: &[u8], now_ms: i64) -> u64 {
     state.key_changed(db, crate::pubsub::notify::EVICTED, "evicted", key, now_ms);
     // A record only a snapshot still holds frees nothing now but counts as
     // freed: its bytes moved to the pinned figure.
-    measured
-        .max(newly_pinned)
-        .max(if lazy || pinned::snapshot_running() {
-            footprint
-        } else {
-            0
-        })
+    let assumed = if lazy || pinned::snapshot_running() {
+        footprint
+    } else {
+        0
+    };
+    Some(measured.max(newly_pinned).max(assumed))
 }
 
 fn element_count(value: &Value) -> usize {
@@ -313,33 +316,36 @@ fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
         return None;
     }
     let tracking = Tracking::current();
+    let volatile = settings.policy.volatile_only();
     for i in 0..dbs {
         let db = state.keyspace.db(i);
-        if db.is_empty() || (settings.policy.volatile_only() && db.volatile_len() == 0) {
+        if db.is_empty() || (volatile && db.volatile_len() == 0) {
             continue;
         }
-        for _ in 0..settings.samples {
-            let r = state.rng.next_u64();
-            let key = if settings.policy.volatile_only() {
-                db.random_volatile_key(r)
-            } else {
-                random_key(db, r)
-            };
-            let Some(key) = key else { continue };
-            let Some(record) = db.stored(&key) else {
-                continue;
-            };
+        let pool = &mut state.eviction.pool;
+        let mut consider = |record: &crate::keyspace::Record| {
             let score = tracking.eviction_score(record.access().get(), now_ms);
-            offer(&mut state.eviction.pool, Candidate { score, db: i, key });
+            if pool.len() < POOL_SIZE || pool[0].score < score {
+                let key = Bytes::copy_from_slice(record.key());
+                offer(pool, Candidate { score, db: i, key });
+            }
+        };
+        if volatile {
+            for _ in 0..settings.samples {
+                let r = state.rng.next_u64();
+                if let Some(record) = db.random_volatile_key(r).and_then(|k| db.stored(&k)) {
+                    consider(record);
+                }
+            }
+        } else {
+            // Neighbours in the map, as Redis's `dictGetSomeKeys` takes
+            // neighbouring buckets: one descent, not one per sample, and the
+            // map's order is unrelated to access order.
+            db.sample(state.rng.next_u64(), settings.samples, consider);
         }
     }
-    // The best candidate that still exists (a pooled key may be gone).
-    while let Some(best) = state.eviction.pool.pop() {
-        if state.keyspace.db(best.db).stored(&best.key).is_some() {
-            return Some((best.db, best.key));
-        }
-    }
-    None
+    // The best candidate; a pooled key may be gone, which the caller skips.
+    state.eviction.pool.pop().map(|best| (best.db, best.key))
 }
 
 fn random_key(db: &Db, r: u64) -> Option<Bytes> {

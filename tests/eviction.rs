@@ -71,7 +71,12 @@ fn write_keys(
             }
         }
         let replies: Vec<redis::RedisResult<()>> = pipe.ignore_errors().query(c).expect("pipeline");
-        errors.extend(replies.into_iter().filter_map(|r| r.err()).map(|e| e.to_string()));
+        errors.extend(
+            replies
+                .into_iter()
+                .filter_map(|r| r.err())
+                .map(|e| e.to_string()),
+        );
     }
     errors
 }
@@ -135,7 +140,10 @@ fn noeviction_refuses_writes_but_serves_reads_and_del() {
     let s = start("20mb", "noeviction");
     let mut c = s.client();
     let errors = write_keys(&mut c, "k", 4000, 10_000, None);
-    assert!(!errors.is_empty(), "40 MB written into a 20 MB noeviction server");
+    assert!(
+        !errors.is_empty(),
+        "40 MB written into a 20 MB noeviction server"
+    );
     assert!(
         errors[0].contains("command not allowed when used memory > 'maxmemory'"),
         "{errors:?}"
@@ -145,7 +153,11 @@ fn noeviction_refuses_writes_but_serves_reads_and_del() {
     let v: Vec<u8> = q(&mut c, &["GET", "k0"]);
     assert_eq!(v.len(), 10_000);
     let refused = write_keys(&mut c, "more", 100, 10_000, None);
-    assert!(refused.len() >= 90, "{} of 100 writes refused", refused.len());
+    assert!(
+        refused.len() >= 90,
+        "{} of 100 writes refused",
+        refused.len()
+    );
     // Deleting makes room again.
     let keys: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
     let mut del = redis::cmd("DEL");
@@ -210,7 +222,10 @@ fn an_lru_hot_set_survives_as_on_redis_server() {
         let client = redis::Client::open(format!("redis://127.0.0.1:{}/", real.port)).unwrap();
         let mut c = client.get_connection().unwrap();
         let _: () = q(&mut c, &["CONFIG", "SET", "maxmemory", "20mb"]);
-        let _: () = q(&mut c, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        let _: () = q(
+            &mut c,
+            &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+        );
         let rate = hot_set_hit_rate(&mut c);
         drop(real);
         rate

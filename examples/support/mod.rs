@@ -1,11 +1,13 @@
 //! What the side-by-side harnesses share: locating the forkless binary next to
-//! the example and running a child process with bounded time. Each example
-//! includes this file as a module and uses what it needs.
+//! the example, running a child process with bounded time, a server process
+//! that answers PING before use and dies with its handle, and reading
+//! redis-benchmark's CSV. Each example includes this file as a module and
+//! uses what it needs.
 #![allow(dead_code)]
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -61,4 +63,54 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<String> {
         return Err(format!("{cmd:?} saw errors:\n{text}").into());
     }
     Ok(text)
+}
+
+/// A server process (forkless or redis-server), killed on drop.
+pub struct Server {
+    pub name: &'static str,
+    pub port: u16,
+    child: Child,
+}
+
+impl Server {
+    /// Spawns `cmd` and waits (up to 30 s) until it answers PING on `port`.
+    pub fn start(name: &'static str, mut cmd: Command, port: u16) -> Result<Server> {
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let server = Server { name, port, child };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            let pong = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "PING"])
+                .output()?;
+            if String::from_utf8_lossy(&pong.stdout).trim() == "PONG" {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("{name} did not answer PING on port {port}").into())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last result row of `redis-benchmark --csv`: req/s and the p99
+/// latency in ms.
+pub fn benchmark_row(text: &str, name: &str) -> Result<(f64, f64)> {
+    let row = text
+        .lines()
+        .rfind(|l| l.starts_with('"') && !l.starts_with("\"test\""))
+        .ok_or_else(|| format!("no CSV row from {name}:\n{text}"))?;
+    let column = |i: usize| -> Result<f64> {
+        row.split(',')
+            .nth(i)
+            .map(|v| v.trim_matches('"'))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("bad CSV row {row:?}").into())
+    };
+    Ok((column(1)?, column(6)?))
 }

@@ -322,6 +322,40 @@ impl<T: MapItem> Champ<T> {
         }
     }
 
+    /// Calls `emit` for up to `count` neighbouring items picked by `r`: one
+    /// descent through random slots until one holds an item, then the items
+    /// of that node from there on. Reads only nodes, never an item's key:
+    /// eviction's sampler, where a cheap spread of keys matters and an even
+    /// draw does not (items in sparse nodes are likelier picks).
+    pub fn sample(&self, mut r: u64, count: usize, mut emit: impl FnMut(&T)) {
+        let mut node = &self.root;
+        loop {
+            let slots = node.slots();
+            if slots.is_empty() {
+                return;
+            }
+            let start = (r % slots.len() as u64) as usize;
+            r = r.rotate_right(7) ^ (r >> 3);
+            if let Slot::Child(child) = &slots[start] {
+                node = child;
+                continue;
+            }
+            // An item: it and the items after it, wrapping round the node
+            // (children skipped), which a node walks in a few cache lines.
+            let mut emitted = 0;
+            for i in 0..slots.len() {
+                if let Slot::Item(t) = &slots[(start + i) % slots.len()] {
+                    emit(t);
+                    emitted += 1;
+                    if emitted == count {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+    }
+
     /// A resumable walk: calls `emit` for items whose hash is at least `cursor`,
     /// in hash order, until about `count` were emitted (a group of colliding
     /// hashes is never split). Returns the cursor to resume from, or 0 when the

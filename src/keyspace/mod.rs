@@ -421,6 +421,12 @@ impl Db {
         self.remove_record(key).map(Record::into_entry)
     }
 
+    /// Deletes a key (expired or not) and hands back its record undecoded,
+    /// for eviction to size and free.
+    pub fn take(&mut self, key: &[u8]) -> Option<Record> {
+        self.remove_record(key)
+    }
+
     /// Deletes a key (expired or not); returns whether it existed.
     pub fn delete(&mut self, key: &[u8]) -> bool {
         self.remove_record(key).is_some()
@@ -525,6 +531,12 @@ impl Db {
     /// The key of the `index`-th record in hash order, in O(depth): random picks.
     pub fn nth_key(&self, index: usize) -> Option<&[u8]> {
         self.entries.nth(index).map(Record::key)
+    }
+
+    /// Up to `count` neighbouring records picked by `r`, for eviction's
+    /// sampling ([`Champ::sample`]).
+    pub fn sample(&self, r: u64, count: usize, emit: impl FnMut(&Record)) {
+        self.entries.sample(r, count, emit)
     }
 
     /// SCAN over the map: up to about `count` records from hash `cursor` on.
