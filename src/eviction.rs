@@ -221,7 +221,7 @@ pub fn perform(state: &mut State, now_ms: i64) -> Outcome {
         freed += bytes;
         evicted += 1;
         // As Redis: check the clock every 16 keys.
-        if evicted % 16 == 0 {
+        if evicted.is_multiple_of(16) {
             if let Some(limit) = limit {
                 if started.elapsed() >= limit {
                     return Outcome::Running;
