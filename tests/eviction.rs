@@ -195,7 +195,7 @@ fn hot_set_hit_rate(c: &mut redis::Connection) -> f64 {
             cold += 1;
         }
         let _: () = pipe.query(c).unwrap();
-        if tick % 4 == 0 {
+        if tick.is_multiple_of(4) {
             for chunk in hot.chunks(500) {
                 let mut mget = redis::cmd("MGET");
                 mget.arg(chunk);
