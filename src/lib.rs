@@ -10,7 +10,8 @@
 //! - [`state`]: the shared server state and the lock that makes commands atomic.
 //! - [`commands`]: the command table, dispatch, and one module per family.
 //! - [`keyspace`]: databases of persistent maps; the O(1) snapshot invariant;
-//!   the value types' representations (hashes, sets); expiry and scan cursors.
+//!   the value types' representations (hashes, sets); expiry and scan cursors;
+//!   per-key access words (LRU/LFU) and the memory a snapshot pins.
 //! - [`pubsub`]: channel/pattern registry, subscriber queues and their
 //!   output-buffer limit, keyspace notifications.
 //! - [`blocking`]: clients blocked in BLPOP and friends.
@@ -32,6 +33,8 @@
 //! - [`scripting`]: the Lua state, its sandbox and libraries, the script
 //!   cache and function libraries; the running script's watch (BUSY, KILL).
 //! - [`alloc`]: the memory allocator chosen at build time and its statistics.
+//! - [`alloc_count`]: the counting layer over it: `used_memory` in nanoseconds.
+//! - [`eviction`]: maxmemory, the eviction policies and their sampled pool.
 
 pub mod alloc;
 pub mod alloc_count;

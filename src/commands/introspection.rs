@@ -293,10 +293,10 @@ fn memory_usage(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             return Err(CommandError::Syntax);
         }
     }
-    let now = ctx.now_ms;
+    // As Redis, sizing a key is not an access to it.
     let key = &args[2];
-    match ctx.db().get(key, now) {
-        Some(entry) => Ok(Reply::Integer(entry_usage(key, entry, samples) as i64)),
+    match with_key(ctx, key, |entry| entry_usage(key, entry, samples)) {
+        Some(bytes) => Ok(Reply::Integer(bytes as i64)),
         None => Ok(Reply::Null),
     }
 }
