@@ -589,7 +589,13 @@ fn info_memory_reports_allocator_figures() {
         "used_memory {used0} -> {used}"
     );
     assert!(used < used0 + (KEYS * 1000) as i64, "used_memory {used}");
-    assert_eq!(m["used_memory"], m["allocator_allocated"]);
+    // Counted per allocation, used_memory tracks the allocator's own figure
+    // (which also holds the allocator's internal allocations).
+    let allocated = n(&m, "allocator_allocated");
+    assert!(
+        (used - allocated).abs() < allocated / 20 + 2 * 1024 * 1024,
+        "used_memory {used}, allocator_allocated {allocated}"
+    );
     assert!(n(&m, "allocator_active") >= used, "{m:?}");
     assert!(n(&m, "allocator_resident") > 0, "{m:?}");
     assert!(m["used_memory_human"].ends_with('M'), "{m:?}");
@@ -614,7 +620,7 @@ fn info_memory_reports_allocator_figures() {
     }
     assert_eq!(
         n(&m, "allocator_frag_bytes"),
-        n(&m, "allocator_active") - used
+        n(&m, "allocator_active") - allocated
     );
 
     // Peak, startup, overhead and dataset as Redis derives them.
@@ -653,7 +659,13 @@ fn info_memory_reports_allocator_figures() {
         total >= used * 9 / 10 && total <= used * 11 / 10,
         "{total} vs {used}"
     );
-    assert_eq!(int("total.allocated"), int("allocator.allocated"));
+    // total.allocated is the counted figure, allocator.allocated jemalloc's
+    // own, as in Redis.
+    let by_allocator = int("allocator.allocated");
+    assert!(
+        (total - by_allocator).abs() < by_allocator / 20 + 2 * 1024 * 1024,
+        "{total} vs {by_allocator}"
+    );
     assert!(int("peak.allocated") >= total);
     assert_eq!(
         int("overhead.total") + int("dataset.bytes"),
