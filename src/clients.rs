@@ -43,6 +43,9 @@ pub struct ClientState {
     pub tx: crate::transaction::TxState,
     /// Pub/sub subscriptions and the queue of messages for this client.
     pub subs: crate::pubsub::ClientSubs,
+    /// The query buffer's size at the last read, for `tot-mem` and
+    /// `maxmemory-clients`.
+    pub query_buffer_bytes: usize,
 }
 
 impl ClientState {
@@ -66,6 +69,7 @@ impl ClientState {
             monitor: None,
             tx: Default::default(),
             subs: Default::default(),
+            query_buffer_bytes: 0,
         }
     }
 
@@ -109,6 +113,11 @@ pub struct ClientInfo {
     pub kill_signal: tokio::sync::Notify,
     /// The socket's file descriptor (`fd=` in CLIENT LIST), set once connected.
     pub fd: std::sync::atomic::AtomicI64,
+    /// Bytes held by the connection's buffers (`tot-mem`), as last reported
+    /// through [`ClientRegistry::set_memory`].
+    pub memory: AtomicU64,
+    /// CLIENT NO-EVICT on: never evicted for `maxmemory-clients`.
+    pub no_evict: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +175,32 @@ pub struct ClientRegistry {
     monitors: Mutex<Vec<Monitor>>,
     /// Number of monitors, read on every command without a lock.
     pub monitor_count: std::sync::atomic::AtomicUsize,
+    /// Client eviction (`maxmemory-clients`).
+    pub memory: ClientMemory,
+}
+
+/// Clients holding at most this many bytes (an idle connection's buffers
+/// and state) are never evicted for `maxmemory-clients`.
+pub const EVICTABLE_OVER: u64 = 64 * 1024;
+
+/// What all clients' buffers hold, and the limit past which the largest
+/// clients are evicted (Redis 7's `maxmemory-clients`).
+#[derive(Debug, Default)]
+pub struct ClientMemory {
+    /// Sum of every client's [`ClientInfo::memory`].
+    total: AtomicU64,
+    /// `maxmemory-clients` in bytes (a percentage resolved against
+    /// `maxmemory`); 0 = no limit.
+    pub limit: AtomicU64,
+    /// INFO `evicted_clients`.
+    pub evicted: AtomicU64,
+}
+
+impl ClientMemory {
+    /// Bytes all clients' buffers hold.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
 }
 
 impl ClientRegistry {
@@ -194,14 +229,78 @@ impl ClientRegistry {
             killed: std::sync::atomic::AtomicBool::new(false),
             kill_signal: tokio::sync::Notify::new(),
             fd: std::sync::atomic::AtomicI64::new(-1),
+            memory: AtomicU64::new(0),
+            no_evict: std::sync::atomic::AtomicBool::new(false),
         });
         self.lock().insert(id, info.clone());
         info
     }
 
     pub fn unregister(&self, id: u64) {
-        self.lock().remove(&id);
+        if let Some(info) = self.lock().remove(&id) {
+            let held = info.memory.swap(0, Ordering::Relaxed);
+            self.memory.total.fetch_sub(held, Ordering::Relaxed);
+        }
         self.remove_monitor(id);
+    }
+
+    /// Records that `info`'s connection now holds `bytes` in its buffers;
+    /// when that takes all clients past `maxmemory-clients`, evicts the
+    /// largest ones until they fit again.
+    pub fn set_memory(&self, info: &ClientInfo, bytes: u64) {
+        let old = info.memory.swap(bytes, Ordering::Relaxed);
+        if bytes == old {
+            return;
+        }
+        let total = if bytes > old {
+            self.memory.total.fetch_add(bytes - old, Ordering::Relaxed) + (bytes - old)
+        } else {
+            self.memory.total.fetch_sub(old - bytes, Ordering::Relaxed) - (old - bytes)
+        };
+        let limit = self.memory.limit.load(Ordering::Relaxed);
+        if bytes > old && limit > 0 && total > limit {
+            self.evict_clients(limit);
+        }
+    }
+
+    /// Sets `maxmemory-clients` (bytes; 0 = none), evicting at once if the
+    /// clients hold more.
+    pub fn set_memory_limit(&self, limit: u64) {
+        self.memory.limit.store(limit, Ordering::Relaxed);
+        if limit > 0 && self.memory.total() > limit {
+            self.evict_clients(limit);
+        }
+    }
+
+    /// Kills clients, the largest first, until the rest fit `limit` (Redis's
+    /// `evictClients`); clients marked NO-EVICT are spared, and so are
+    /// clients holding no more than [`EVICTABLE_OVER`], as Redis never evicts
+    /// the clients of its smallest memory bucket.
+    fn evict_clients(&self, limit: u64) {
+        let clients = self.lock();
+        let mut candidates: Vec<&Arc<ClientInfo>> = clients
+            .values()
+            .filter(|c| {
+                !c.no_evict.load(Ordering::Relaxed)
+                    && !c.is_killed()
+                    && c.memory.load(Ordering::Relaxed) > EVICTABLE_OVER
+            })
+            .collect();
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.memory.load(Ordering::Relaxed)));
+        for c in candidates {
+            if self.memory.total() <= limit {
+                break;
+            }
+            let held = c.memory.swap(0, Ordering::Relaxed);
+            self.memory.total.fetch_sub(held, Ordering::Relaxed);
+            self.memory.evicted.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "Evicting client: id={} addr={} tot-mem={held}",
+                c.id,
+                c.addr
+            );
+            c.kill();
+        }
     }
 
     pub fn add_monitor(&self, monitor: Monitor) {

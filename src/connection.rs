@@ -90,7 +90,7 @@ async fn run(
                 break;
             }
             if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
-                flush(shared, stream, &mut wbuf, &client.subs).await?;
+                flush(shared, stream, &mut wbuf, client).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
                 if client.info.is_killed() {
                     // CLIENT KILL ends the wait with no reply, as in Redis.
@@ -102,7 +102,7 @@ async fn run(
             } else if !pending.is_empty() {
                 // The batch stopped at BATCH_OUTPUT: write before running more,
                 // so a client that does not read holds at most one batch's output.
-                flush(shared, stream, &mut wbuf, &client.subs).await?;
+                flush(shared, stream, &mut wbuf, client).await?;
             }
         }
         // Bytes that arrived while a command was blocked are parsed before reading more.
@@ -110,11 +110,11 @@ async fn run(
 
         if let Some(e) = protocol_error {
             Reply::Error(format!("ERR {e}")).encode(client.proto, &mut wbuf);
-            flush(shared, stream, &mut wbuf, &client.subs).await?;
+            flush(shared, stream, &mut wbuf, client).await?;
             tracing::debug!(client = client.id, "closing after {e}");
             return Ok(());
         }
-        flush(shared, stream, &mut wbuf, &client.subs).await?;
+        flush(shared, stream, &mut wbuf, client).await?;
         if client.close_after_reply || client.info.killed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -144,6 +144,8 @@ async fn run(
                     NetStats::add(&shared.net.reads_processed, 1);
                 }
                 check_query_buffer(shared, client, &rbuf)?;
+                client.query_buffer_bytes = rbuf.capacity();
+                report_memory(shared, client, wbuf.capacity());
             }
             _ = shutdown.changed() => return Ok(()),
             _ = client.info.kill_signal.notified() => return Ok(()),
@@ -370,11 +372,13 @@ async fn flush(
     shared: &Shared,
     stream: &mut TcpStream,
     wbuf: &mut BytesMut,
-    subs: &crate::pubsub::ClientSubs,
+    client: &ClientState,
 ) -> std::io::Result<()> {
     if wbuf.is_empty() {
         return Ok(());
     }
+    let subs = &client.subs;
+    report_memory(shared, client, wbuf.capacity());
     let limit = shared.config().client_output_buffer_limit.normal;
     let mut watch = ObufWatch::default();
     let mut written = 0;
@@ -404,6 +408,10 @@ async fn flush(
             _ = subs.overflowed() => {
                 return Err(std::io::ErrorKind::ConnectionAborted.into());
             }
+            // Evicted (maxmemory-clients) or killed while its reply waits.
+            _ = client.info.kill_signal.notified() => {
+                return Err(std::io::ErrorKind::ConnectionAborted.into());
+            }
         };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
@@ -413,7 +421,28 @@ async fn flush(
     NetStats::add(&shared.net.net_output_bytes, wbuf.len() as u64);
     NetStats::add(&shared.net.writes_processed, 1);
     wbuf.clear();
+    // A large reply's buffer is given back rather than kept for the next one.
+    if wbuf.capacity() > SHRINK_OVER {
+        *wbuf = BytesMut::with_capacity(READ_CHUNK);
+    }
+    report_memory(shared, client, wbuf.capacity());
     Ok(())
+}
+
+/// Buffers larger than this are replaced by a fresh small one once emptied.
+const SHRINK_OVER: usize = 4 * READ_CHUNK;
+
+/// What a connection holds besides its buffers (its state, parser, queues),
+/// counted in its `tot-mem` as Redis counts the client structure.
+const CLIENT_BASE: usize = 2048;
+
+/// Reports this connection's buffer bytes for `maxmemory-clients` (the
+/// query buffer as last measured on a read, plus `wbuf_capacity`).
+fn report_memory(shared: &Shared, client: &ClientState, wbuf_capacity: usize) {
+    let query = client.query_buffer_bytes;
+    shared
+        .clients
+        .set_memory(&client.info, (CLIENT_BASE + query + wbuf_capacity) as u64);
 }
 
 /// Closes a client whose unparsed input outgrew `client-query-buffer-limit`.

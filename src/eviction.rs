@@ -127,6 +127,17 @@ impl Settings {
     }
 }
 
+/// `maxmemory-clients` in bytes: a percentage is of `maxmemory` (so 0
+/// without one); 0 means no limit.
+pub fn client_limit(config: &Config) -> u64 {
+    let maxmemory = config.extra_i64("maxmemory", 0).max(0) as u64;
+    config
+        .extra
+        .get("maxmemory-clients")
+        .and_then(|v| crate::params::mem_or_percent(v).ok())
+        .map_or(0, |v| v.bytes_of(maxmemory))
+}
+
 /// One key the pool may evict; the higher the score, the sooner.
 #[derive(Debug, Clone)]
 struct Candidate {

@@ -33,6 +33,9 @@ pub enum Kind {
     Mem(i64, i64),
     /// One of these values, case-insensitive, printed lower-case.
     Enum(&'static [&'static str]),
+    /// A memory amount, or a percentage (`10%`) of `maxmemory`; printed in
+    /// bytes or as the percentage.
+    MemOrPercent,
     /// Any string (paths, addresses, lists Redis parses specially).
     Str,
 }
@@ -116,7 +119,47 @@ pub fn validate(kind: Kind, value: &str) -> Result<String, String> {
                     values.join(", ")
                 )
             }),
+        Kind::MemOrPercent => mem_or_percent(value).map(|v| match v {
+            MemOrPercent::Bytes(n) => n.to_string(),
+            MemOrPercent::Percent(0) => "0".into(),
+            MemOrPercent::Percent(p) => format!("{p}%"),
+        }),
         Kind::Str => Ok(value.to_string()),
+    }
+}
+
+/// A value of [`Kind::MemOrPercent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemOrPercent {
+    Bytes(u64),
+    Percent(u64),
+}
+
+impl MemOrPercent {
+    /// The bytes it stands for, given `maxmemory`.
+    pub fn bytes_of(self, maxmemory: u64) -> u64 {
+        match self {
+            MemOrPercent::Bytes(n) => n,
+            MemOrPercent::Percent(p) => maxmemory / 100 * p + maxmemory % 100 * p / 100,
+        }
+    }
+}
+
+/// Parses a memory amount or a percentage, with Redis's errors.
+pub fn mem_or_percent(v: &str) -> Result<MemOrPercent, String> {
+    const BAD: &str = "argument must be a memory or percent value";
+    if let Some(p) = v.strip_suffix('%') {
+        let p = crate::numbers::parse_i64_strict(p.as_bytes())
+            .filter(|p| *p >= 0)
+            .ok_or(BAD)?;
+        if p > 100 {
+            return Err("percentage argument must be less or equal to 100".into());
+        }
+        return Ok(MemOrPercent::Percent(p as u64));
+    }
+    match parse_memory(v) {
+        Some(n) if n >= 0 => Ok(MemOrPercent::Bytes(n as u64)),
+        _ => Err(BAD.into()),
     }
 }
 
@@ -776,7 +819,7 @@ pub static PARAMS: &[Param] = &[
     ),
     stored("repl-backlog-ttl", Kind::Int(0, MAX), "3600"),
     stored("auto-aof-rewrite-min-size", Kind::Mem(0, MAX), "67108864"),
-    stored("maxmemory-clients", Kind::Str, "0"),
+    stored("maxmemory-clients", Kind::MemOrPercent, "0"),
     stored("tls-session-cache-size", Kind::Int(0, I32), "20480"),
     stored("tls-session-cache-timeout", Kind::Int(0, I32), "300"),
     stored("cluster-link-sendbuf-limit", Kind::Mem(0, MAX), "0"),

@@ -231,6 +231,8 @@ impl Shared {
         state.monitor_limits = MonitorLimits::of(&config);
         state.eviction.settings = crate::eviction::Settings::of(&config);
         crate::eviction::Settings::tracking(&config).install();
+        let clients = ClientRegistry::default();
+        clients.set_memory_limit(crate::eviction::client_limit(&config));
         let mut rng = Rng::from_entropy();
         let run_id: String = (0..40)
             .map(|_| char::from_digit((rng.next_u64() % 16) as u32, 16).unwrap_or('0'))
@@ -241,7 +243,7 @@ impl Shared {
         Shared {
             state: Mutex::new(state),
             config: RwLock::new(config),
-            clients: ClientRegistry::default(),
+            clients,
             net: NetStats::default(),
             started: Instant::now(),
             run_id,

@@ -303,3 +303,76 @@ fn back_to_back_bgsaves_under_writes_stay_within_the_budget() {
         assert!(keys > 0, "an empty dump");
     }
 }
+
+/// Sends the start of a `size`-byte SET value without finishing it, so the
+/// bytes sit in the server's query buffer; returns the socket.
+fn partial_bulk(port: u16, size: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(sock, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", size + 10).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < size {
+        if sock.write_all(&chunk).is_err() {
+            break; // closed by the server: evicted
+        }
+        sent += chunk.len();
+    }
+    sock
+}
+
+/// Whether the server closed `sock` (a read sees EOF or a reset).
+fn closed_by_server(sock: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    matches!(sock.read(&mut buf), Ok(0) | Err(_))
+}
+
+#[test]
+fn maxmemory_clients_evicts_the_largest_client_but_not_no_evict_ones() {
+    let s = Server::start_with(&["--save", "", "--config", "maxmemory-clients 4mb"]);
+    let mut c = s.client();
+    let _: () = q(&mut c, &["SET", "small", "v"]);
+
+    let mut big = partial_bulk(s.port, 8 * 1024 * 1024);
+    assert!(
+        closed_by_server(&mut big),
+        "an 8 MB query buffer survived a 4 MB limit"
+    );
+    assert!(field(&mut c, "stats", "evicted_clients") >= 1);
+    assert!(s.log().contains("Evicting client"), "{}", s.log());
+    // The small client goes on.
+    let v: String = q(&mut c, &["GET", "small"]);
+    assert_eq!(v, "v");
+
+    // A client marked NO-EVICT keeps its buffer; the limit can be lifted.
+    let evicted_before = field(&mut c, "stats", "evicted_clients");
+    let client = redis::Client::open(s.url()).unwrap();
+    let mut exempt = client.get_connection().unwrap();
+    let _: () = q(&mut exempt, &["CLIENT", "NO-EVICT", "on"]);
+    let list: String = q(&mut exempt, &["CLIENT", "LIST"]);
+    assert!(list.lines().any(|l| l.contains("flags=e")), "{list}");
+    let _: () = q(&mut exempt, &["CLIENT", "NO-EVICT", "off"]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "maxmemory-clients", "0"]);
+    let mut tolerated = partial_bulk(s.port, 8 * 1024 * 1024);
+    std::thread::sleep(Duration::from_millis(200));
+    let total = field(&mut c, "memory", "mem_clients_normal");
+    assert!(
+        total > 8 * MB,
+        "mem_clients_normal {total} with an 8 MB query buffer"
+    );
+    assert_eq!(field(&mut c, "stats", "evicted_clients"), evicted_before);
+    // Back under a limit as a percentage of maxmemory: evicted again.
+    let _: () = q(&mut c, &["CONFIG", "SET", "maxmemory", "100mb"]);
+    let _: () = q(&mut c, &["CONFIG", "SET", "maxmemory-clients", "5%"]);
+    use std::io::Write;
+    let _ = tolerated.write_all(&[b'x'; 1024]);
+    assert!(closed_by_server(&mut tolerated));
+    assert_eq!(
+        field(&mut c, "stats", "evicted_clients"),
+        evicted_before + 1
+    );
+}

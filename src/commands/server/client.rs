@@ -175,13 +175,16 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
     if info.is_killed() {
         flags.push('A');
     }
+    if info.no_evict.load(Ordering::Relaxed) {
+        flags.push('e');
+    }
     if flags.is_empty() {
         flags.push('N');
     }
     format!(
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
          sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
-         obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} \
+         obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} \
          lib-name={} lib-ver={}\n",
         info.id,
         info.addr,
@@ -192,6 +195,7 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
         s.sub,
         s.psub,
         s.multi.map_or(-1, |n| n as i64),
+        info.memory.load(Ordering::Relaxed),
         s.last_cmd,
         s.resp,
         text(&s.lib_name),
@@ -395,13 +399,20 @@ fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-fn no_evict(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    // Nothing is ever evicted, so the flag is accepted and has no effect.
-    if args::is(&args[2], "on") || args::is(&args[2], "off") {
-        Ok(Reply::ok())
+/// Exempts this client from `maxmemory-clients` eviction, or ends that.
+fn no_evict(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let on = if args::is(&args[2], "on") {
+        true
+    } else if args::is(&args[2], "off") {
+        false
     } else {
-        Err(CommandError::Syntax)
-    }
+        return Err(CommandError::Syntax);
+    };
+    ctx.client
+        .info
+        .no_evict
+        .store(on, std::sync::atomic::Ordering::Relaxed);
+    Ok(Reply::ok())
 }
 
 fn help(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {

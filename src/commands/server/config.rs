@@ -127,6 +127,9 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.state.eviction.settings = crate::eviction::Settings::of(&next);
     crate::eviction::Settings::tracking(&next).install();
     ctx.shared
+        .clients
+        .set_memory_limit(crate::eviction::client_limit(&next));
+    ctx.shared
         .scripts
         .set_threshold_ms(crate::state::busy_threshold(&next));
     if next.jemalloc_bg_thread != ctx.shared.config().jemalloc_bg_thread {

@@ -338,7 +338,10 @@ fn memory(ctx: &Ctx<'_>) -> Fields {
         ("mem_replication_backlog", zero()),
         ("mem_total_replication_buffers", zero()),
         ("mem_clients_slaves", zero()),
-        ("mem_clients_normal", zero()),
+        (
+            "mem_clients_normal",
+            ctx.shared.clients.memory.total().to_string(),
+        ),
         ("mem_cluster_links", zero()),
         ("mem_aof_buffer", zero()),
         ("mem_allocator", crate::alloc::name()),
@@ -389,7 +392,15 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("expired_time_cap_reached_count", "0".into()),
         ("expire_cycle_cpu_milliseconds", "0".into()),
         ("evicted_keys", ctx.state.eviction.evicted_keys.to_string()),
-        ("evicted_clients", "0".into()),
+        (
+            "evicted_clients",
+            ctx.shared
+                .clients
+                .memory
+                .evicted
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+        ),
         (
             "total_eviction_exceeded_time",
             ctx.state.eviction.total_exceeded_ms().to_string(),
