@@ -400,6 +400,9 @@ async fn flush(
             }
         };
         let n = tokio::select! {
+            // Writing comes first: a client that killed itself still gets
+            // its reply; a kill only cuts a write that cannot proceed.
+            biased;
             n = stream.write(&wbuf[written..]) => n?,
             // Re-check the soft limit once its seconds are up.
             _ = soft_timer => continue,
