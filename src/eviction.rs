@@ -157,6 +157,10 @@ pub struct Eviction {
     /// the server is over it now.
     pub exceeded_ms: u64,
     exceeded_since: Option<Instant>,
+    /// Whether the command now running found memory over the budget with
+    /// nothing to evict (Redis's `pre_command_oom_state`): a script's first
+    /// write that may grow memory is refused then.
+    pub oom_at_command_start: bool,
 }
 
 impl Eviction {

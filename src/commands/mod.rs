@@ -360,7 +360,9 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     if ctx.state.eviction.settings.maxmemory > 0 && !ctx.client.tx.executing {
         let outcome = crate::eviction::perform(ctx.state, ctx.now_ms);
-        if outcome == crate::eviction::Outcome::Fail && refused_on_oom(ctx, spec) {
+        let oom = outcome == crate::eviction::Outcome::Fail;
+        ctx.state.eviction.oom_at_command_start = oom;
+        if oom && refused_on_oom(ctx, spec) {
             ctx.state.stats.command(spec.name).rejected_calls += 1;
             return Err(transactions::reject(ctx, spec, CommandError::Oom));
         }

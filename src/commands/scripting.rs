@@ -201,6 +201,7 @@ pub fn run_script(
             ctx: &mut *ctx,
             db: saved_db,
             ro,
+            wrote: false,
         };
         prepared.run(keys, argv, &mut caller)
     };
@@ -220,6 +221,9 @@ struct ScriptCaller<'c, 'a> {
     /// The script's selected database (SELECT in a script does not move the caller).
     db: usize,
     ro: bool,
+    /// A write command ran: from then on the script must run to its end,
+    /// so memory no longer stops it.
+    wrote: bool,
 }
 
 impl Caller for ScriptCaller<'_, '_> {
@@ -234,11 +238,23 @@ impl Caller for ScriptCaller<'_, '_> {
         if spec.flags & NOSCRIPT != 0 {
             return err("ERR This Redis command is not allowed from script");
         }
+        // Over maxmemory when the script started, and nothing written yet:
+        // a command that may grow memory is refused (Redis's
+        // `scriptVerifyOOM`).
+        let eviction = &self.ctx.state.eviction;
+        if spec.flags & super::flags::DENYOOM != 0
+            && !self.wrote
+            && eviction.settings.maxmemory > 0
+            && eviction.oom_at_command_start
+        {
+            return Reply::Error(CommandError::Oom.to_string());
+        }
         if spec.is_write() {
             if self.ro {
                 return err("ERR Write commands are not allowed from read-only scripts.");
             }
             self.ctx.shared.scripts.mark_write();
+            self.wrote = true;
         }
         self.ctx.client.db = self.db;
         self.ctx.client.proto = if resp == 3 {
