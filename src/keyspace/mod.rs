@@ -43,6 +43,7 @@ pub mod listpack;
 pub mod record;
 pub mod scan;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 use bytes::Bytes;
