@@ -43,6 +43,10 @@ pub struct Blocking {
     waiters: HashMap<u64, Waiter>,
     by_key: HashMap<(usize, Key), VecDeque<u64>>,
     ready: VecDeque<(usize, Key)>,
+    /// Waiters (blocked stream reads) that want a try whenever their key
+    /// changes, deleted included, and whose "not yet" does not stop the
+    /// waiters behind them from being tried.
+    try_all: std::collections::HashSet<u64>,
 }
 
 impl Blocking {
@@ -83,8 +87,20 @@ impl Blocking {
         self.take(id);
     }
 
+    /// Marks waiter `id` as a blocked stream read (see `try_all`).
+    pub fn set_try_all(&mut self, id: u64) {
+        self.try_all.insert(id);
+    }
+
+    /// Whether some waiter wants to hear of every change to its keys.
+    #[inline]
+    pub fn wants_changes(&self) -> bool {
+        !self.try_all.is_empty()
+    }
+
     /// Removes a waiter from every queue and returns it.
     fn take(&mut self, id: u64) -> Option<Waiter> {
+        self.try_all.remove(&id);
         let w = self.waiters.remove(&id)?;
         for key in &w.keys {
             let slot = (w.db, key.clone());
@@ -152,15 +168,17 @@ impl Blocking {
         self.by_key.len()
     }
 
-    fn front_waiter(&self, slot: &(usize, Key)) -> Option<u64> {
-        self.by_key.get(slot).and_then(|q| q.front().copied())
+    fn waiter_at(&self, slot: &(usize, Key), index: usize) -> Option<u64> {
+        self.by_key.get(slot).and_then(|q| q.get(index).copied())
     }
 }
 
 /// Serves waiters on every key signalled so far, in arrival order.
 pub fn serve_ready(state: &mut State, now_ms: i64) {
     while let Some(slot) = state.blocking.ready.pop_front() {
-        while let Some(id) = state.blocking.front_waiter(&slot) {
+        // Waiters before `skip` stay blocked on this key for now.
+        let mut skip = 0;
+        while let Some(id) = state.blocking.waiter_at(&slot, skip) {
             let Some(w) = state.blocking.waiters.get(&id) else {
                 break;
             };
@@ -177,6 +195,7 @@ pub fn serve_ready(state: &mut State, now_ms: i64) {
                         let _ = waiter.tx.send(reply);
                     }
                 }
+                None if state.blocking.try_all.contains(&id) => skip += 1,
                 None => break,
             }
         }

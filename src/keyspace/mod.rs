@@ -53,6 +53,7 @@ use champ::Champ;
 pub use hash::Hash;
 pub use record::Record;
 use set::Set;
+use stream::Stream;
 use zset::ZSet;
 
 use crate::errors::CommandError;
@@ -68,6 +69,7 @@ pub enum Value {
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
+    Stream(Stream),
 }
 
 impl Value {
@@ -79,6 +81,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -90,6 +93,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // An empty stream stays: it keeps its last id and its groups.
+            Value::Stream(_) => false,
         }
     }
 
@@ -110,6 +115,7 @@ impl Value {
             (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
             (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
             (Value::ZSet(x), Value::ZSet(y)) => x.ptr_eq(y),
+            (Value::Stream(x), Value::Stream(y)) => x.ptr_eq(y),
             _ => false,
         }
     }
@@ -173,6 +179,20 @@ impl Value {
     pub fn as_zset_mut(&mut self) -> Result<&mut ZSet, CommandError> {
         match self {
             Value::ZSet(z) => Ok(z),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    pub fn as_stream(&self) -> Result<&Stream, CommandError> {
+        match self {
+            Value::Stream(s) => Ok(s),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    pub fn as_stream_mut(&mut self) -> Result<&mut Stream, CommandError> {
+        match self {
+            Value::Stream(s) => Ok(s),
             _ => Err(CommandError::WrongType),
         }
     }

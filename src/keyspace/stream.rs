@@ -205,6 +205,15 @@ impl Stream {
         })
     }
 
+    /// Every live entry, ascending.
+    pub fn entries(&self) -> impl Iterator<Item = (StreamId, Fields<'_>)> {
+        self.0.blocks.values().flat_map(|b| {
+            b.slots()
+                .filter(|s| !s.is_deleted())
+                .map(move |s| (s.id, b.fields(&s)))
+        })
+    }
+
     /// Entries with `start <= id <= end`, ascending, at most `count` (0 = all).
     pub fn range(&self, start: StreamId, end: StreamId, count: usize) -> Vec<OwnedEntry> {
         let mut out = Vec::new();
@@ -316,15 +325,12 @@ impl Stream {
     /// Returns how many entries were removed.
     pub fn trim(&mut self, trim: Trim) -> u64 {
         let mut deleted = 0u64;
-        loop {
-            let Some((key, entries, last)) = self
-                .0
-                .blocks
-                .get_min()
-                .map(|(k, b)| (*k, b.live() as u64, b.last()))
-            else {
-                break;
-            };
+        while let Some((key, entries, last)) = self
+            .0
+            .blocks
+            .get_min()
+            .map(|(k, b)| (*k, b.live() as u64, b.last()))
+        {
             if let TrimTo::MaxLen(max) = trim.to {
                 if self.0.len <= max {
                     break;

@@ -158,7 +158,8 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// Commands whose first argument names a subcommand; clients see them as
 /// `client|list` in CLIENT LIST's `cmd=` and in arity errors.
 const CONTAINERS: &[&str] = &[
-    "client", "command", "config", "memory", "object", "slowlog", "latency", "pubsub",
+    "client", "command", "config", "memory", "object", "slowlog", "latency", "pubsub", "xgroup",
+    "xinfo",
 ];
 
 /// The subcommand table of a container command.
@@ -172,6 +173,8 @@ pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
         "slowlog" => Some(super::monitoring::SLOWLOG_SUBS),
         "latency" => Some(super::monitoring::LATENCY_SUBS),
         "pubsub" => Some(super::pubsub::PUBSUB_SUBS),
+        "xgroup" => Some(super::streams::XGROUP_SUBS),
+        "xinfo" => Some(super::streams::XINFO_SUBS),
         _ => None,
     }
 }
