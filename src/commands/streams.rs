@@ -446,16 +446,21 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let key = &args[1];
-    let exists = peek_stream(ctx, key)?.is_some();
-    if !exists && opts.no_mkstream {
-        return Ok(Reply::Null);
-    }
     let now = ctx.now_ms;
     let limits = ctx.state.encodings.stream_nodes();
-    let owned_key = Bytes::copy_from_slice(key);
+    // Two lookups on the hot path: one for presence, one to write.
+    if !ctx.db().contains(key, now) {
+        if opts.no_mkstream {
+            return Ok(Reply::Null);
+        }
+        let owned_key = Bytes::copy_from_slice(key);
+        ctx.db()
+            .insert(owned_key, Value::Stream(Stream::new()), None);
+    }
     let stream = ctx
         .db()
-        .get_or_insert_with(&owned_key, now, || Value::Stream(Stream::new()))
+        .get_mut(key, now)
+        .expect("present or just inserted")
         .value
         .as_stream_mut()?;
     if stream.last_id() == StreamId::MAX {

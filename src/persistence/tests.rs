@@ -609,3 +609,22 @@ fn a_stream_part_of_an_unknown_group_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn stream_parts_encode_as_documented() {
+    let meta = Record::StreamChunk(StreamPart::Meta {
+        last_id: (5, 1),
+        first_id: (1, 0),
+        max_deleted: (0, 0),
+        entries_added: 3,
+    });
+    assert_eq!(
+        postcard::to_allocvec(&meta).unwrap(),
+        [0x09, 0x01, 0x05, 0x01, 0x01, 0x00, 0x00, 0x00, 0x03]
+    );
+    let entries = Record::StreamChunk(StreamPart::Entries(vec![((1, 0), vec![b"f", b"v"])]));
+    assert_eq!(
+        postcard::to_allocvec(&entries).unwrap(),
+        [0x09, 0x00, 0x01, 0x01, 0x00, 0x02, 0x01, 0x66, 0x01, 0x76]
+    );
+}
