@@ -91,6 +91,36 @@ fn owned(id: StreamId, fields: Fields<'_>) -> OwnedEntry {
     )
 }
 
+/// Hands out a block's fields as slices of one copy of its buffer: one
+/// allocation per block read instead of two per field.
+struct BlockCopy<'b> {
+    block: &'b Block,
+    copy: Option<Bytes>,
+}
+
+impl<'b> BlockCopy<'b> {
+    fn new(block: &'b Block) -> Self {
+        BlockCopy { block, copy: None }
+    }
+
+    fn entry(&mut self, slot: &block::Slot) -> OwnedEntry {
+        let buf = self.block.as_bytes();
+        let copy = self
+            .copy
+            .get_or_insert_with(|| Bytes::copy_from_slice(buf));
+        let base = buf.as_ptr() as usize;
+        let cut = |part: &[u8]| {
+            let at = part.as_ptr() as usize - base;
+            copy.slice(at..at + part.len())
+        };
+        let fields = self.block.fields(slot);
+        (
+            slot.id,
+            fields.into_iter().map(|(f, v)| (cut(f), cut(v))).collect(),
+        )
+    }
+}
+
 impl Stream {
     pub fn new() -> Stream {
         Stream::default()
@@ -217,23 +247,8 @@ impl Stream {
     /// Entries with `start <= id <= end`, ascending, at most `count` (0 = all).
     pub fn range(&self, start: StreamId, end: StreamId, count: usize) -> Vec<OwnedEntry> {
         let mut out = Vec::new();
-        self.each_in(start, end, |id, fields| {
-            out.push(owned(id, fields));
-            count == 0 || out.len() < count
-        });
-        out
-    }
-
-    /// Calls `f` on each live entry in `[start, end]` ascending until it
-    /// returns false.
-    pub fn each_in(
-        &self,
-        start: StreamId,
-        end: StreamId,
-        mut f: impl FnMut(StreamId, Fields<'_>) -> bool,
-    ) {
         if start > end {
-            return;
+            return out;
         }
         let from = match self.0.blocks.get_prev(&start) {
             Some((k, _)) => *k,
@@ -243,18 +258,21 @@ impl Stream {
             if b.last() < start {
                 continue;
             }
+            let mut copy = BlockCopy::new(b);
             for slot in b.slots() {
                 if slot.id > end {
-                    return;
+                    return out;
                 }
                 if slot.id < start || slot.is_deleted() {
                     continue;
                 }
-                if !f(slot.id, b.fields(&slot)) {
-                    return;
+                out.push(copy.entry(&slot));
+                if count != 0 && out.len() >= count {
+                    return out;
                 }
             }
         }
+        out
     }
 
     /// Entries with `start <= id <= end`, descending from `end`, at most
@@ -269,6 +287,7 @@ impl Stream {
                 break;
             }
             let slots: Vec<_> = b.slots().collect();
+            let mut copy = BlockCopy::new(b);
             for slot in slots.iter().rev() {
                 if slot.id > end || slot.is_deleted() {
                     continue;
@@ -276,7 +295,7 @@ impl Stream {
                 if slot.id < start {
                     return out;
                 }
-                out.push(owned(slot.id, b.fields(slot)));
+                out.push(copy.entry(slot));
                 if count != 0 && out.len() >= count {
                     return out;
                 }

@@ -119,6 +119,11 @@ impl Block {
         self.buf.len()
     }
 
+    /// The buffer; readers copy it once and slice fields out of the copy.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Heap bytes held (for MEMORY USAGE).
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
