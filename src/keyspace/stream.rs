@@ -105,9 +105,7 @@ impl<'b> BlockCopy<'b> {
 
     fn entry(&mut self, slot: &block::Slot) -> OwnedEntry {
         let buf = self.block.as_bytes();
-        let copy = self
-            .copy
-            .get_or_insert_with(|| Bytes::copy_from_slice(buf));
+        let copy = self.copy.get_or_insert_with(|| Bytes::copy_from_slice(buf));
         let base = buf.as_ptr() as usize;
         let cut = |part: &[u8]| {
             let at = part.as_ptr() as usize - base;

@@ -262,6 +262,10 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.db().clear();
     ctx.dirty(removed);
+    // Blocked stream reads hear of their keys' deletion.
+    if ctx.state.blocking.wants_changes() {
+        ctx.state.blocking.signal_db(db);
+    }
     Ok(Reply::ok())
 }
 
@@ -277,6 +281,11 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.state.keyspace.flush_all();
+    if ctx.state.blocking.wants_changes() {
+        for db in 0..ctx.state.keyspace.db_count() {
+            ctx.state.blocking.signal_db(db);
+        }
+    }
     // Redis counts the removed keys plus one for the FLUSHALL itself.
     ctx.dirty(removed + 1);
     Ok(Reply::ok())
