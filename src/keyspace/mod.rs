@@ -23,8 +23,9 @@
 //! - Values are persistent too: lists are `imbl::Vector`s, hashes a
 //!   [`hash::Hash`] (a listpack, then a trie), sets a [`set::Set`] (an intset,
 //!   then a trie), sorted sets a [`zset::ZSet`] (a flat buffer, then a trie
-//!   beside a counted B+tree), strings immutable `Bytes`. So a clone shares
-//!   the values.
+//!   beside a counted B+tree), streams a [`stream::Stream`] (entry blocks
+//!   in a persistent B-tree, groups in persistent maps), strings immutable
+//!   `Bytes`. So a clone shares the values.
 //!
 //! Cloning bumps one reference count per database map (16 by default),
 //! whatever the number of keys. The clone is taken while the state lock is held,
