@@ -56,7 +56,12 @@ fn block_timeout(arg: &[u8]) -> Result<Option<Duration>, CommandError> {
 }
 
 /// Parses the options up to STREAMS, in `xreadCommand`'s order of checks.
-fn parse_options(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, CommandError> {
+/// `from_script`: called by a running script, where BLOCK is refused.
+fn parse_options(
+    args: &[Bytes],
+    xreadgroup: bool,
+    from_script: bool,
+) -> Result<ReadArgs, CommandError> {
     let mut out = ReadArgs {
         timeout: None,
         count: 0,
@@ -72,6 +77,12 @@ fn parse_options(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, CommandEr
         let o = &args[i];
         let is = |k: &str| o.eq_ignore_ascii_case(k.as_bytes());
         if is("block") && more > 0 {
+            if from_script {
+                return Err(CommandError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&args[0])
+                )));
+            }
             i += 1;
             out.timeout = Some(block_timeout(&args[i])?);
         } else if is("count") && more > 0 {
@@ -183,7 +194,9 @@ pub(super) fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn read_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> CmdResult {
-    let mut r = parse_options(args, xreadgroup)?;
+    // Scripts run under the state lock: a script running now is the caller.
+    let from_script = ctx.shared.scripts.running().is_some();
+    let mut r = parse_options(args, xreadgroup, from_script)?;
     resolve(ctx, args, &mut r)?;
     let (db, now) = (ctx.client.db, ctx.now_ms);
     let resp = if ctx.client.proto == crate::reply::Protocol::Resp2 {
@@ -387,7 +400,7 @@ fn touch_consumer(
 
 /// The waiter's read, parsed again from its line (`$` already resolved).
 fn waiter_args(args: &[Bytes], xreadgroup: bool) -> Option<ReadArgs> {
-    let mut r = parse_options(args, xreadgroup).ok()?;
+    let mut r = parse_options(args, xreadgroup, false).ok()?;
     let n = (args.len() - r.streams_at) / 2;
     for i in 0..n {
         r.keys.push(args[r.streams_at + i].clone());
