@@ -605,8 +605,7 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::NoSuchKey);
     };
     if !s.is_empty() {
-        let top = s.rev_range(StreamId::MIN, StreamId::MAX, 1)[0].0;
-        if id < top {
+        if id < s.last_entry_id() {
             return Err(CommandError::err(err::XSETID_BELOW_TOP));
         }
         if entries_added.is_some_and(|n| n < s.len()) {

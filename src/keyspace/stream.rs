@@ -233,6 +233,16 @@ impl Stream {
         })
     }
 
+    /// The id of the last live entry (Redis's `streamLastValidID`), 0-0 when empty.
+    pub fn last_entry_id(&self) -> StreamId {
+        self.0
+            .blocks
+            .values()
+            .rev()
+            .find_map(|b| b.live_ids().last())
+            .unwrap_or(StreamId::MIN)
+    }
+
     /// Every live entry, ascending.
     pub fn entries(&self) -> impl Iterator<Item = (StreamId, Fields<'_>)> {
         self.0.blocks.values().flat_map(|b| {

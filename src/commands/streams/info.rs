@@ -96,7 +96,6 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             _ => return Err(sub_syntax(args)),
         }
     }
-    let now = ctx.now_ms;
     let Some(s) = read_stream(ctx, &args[2])? else {
         return Err(CommandError::NoSuchKey);
     };
@@ -168,7 +167,6 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ])
         })
         .collect();
-    let _ = now;
     out.push(field("groups", Reply::Array(groups)));
     Ok(Reply::Map(out))
 }

@@ -269,9 +269,7 @@ fn read_plain(
     let last = if blocked {
         s.last_id()
     } else {
-        s.rev_range(StreamId::MIN, StreamId::MAX, 1)
-            .first()
-            .map_or(StreamId::MIN, |e| e.0)
+        s.last_entry_id()
     };
     if s.is_empty() && !blocked || last <= after {
         return None;
@@ -306,9 +304,7 @@ fn read_group(
             let newest = if blocked {
                 s.last_id()
             } else {
-                s.rev_range(StreamId::MIN, StreamId::MAX, 1)
-                    .first()
-                    .map_or(StreamId::MIN, |e| e.0)
+                s.last_entry_id()
             };
             if s.is_empty() && !blocked || newest <= g.last_id {
                 touch_consumer(state, db, key, group, consumer, now_ms);

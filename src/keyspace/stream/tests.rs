@@ -50,6 +50,8 @@ fn check(s: &Stream, m: &Model) {
     assert_eq!(rev, want);
     let first = m.keys().next().copied().unwrap_or(StreamId::MIN);
     assert_eq!(s.first_id(), first);
+    let last = m.keys().next_back().copied().unwrap_or(StreamId::MIN);
+    assert_eq!(s.last_entry_id(), last);
     assert_eq!(
         s.blocks().map(|b| b.live() as u64).sum::<u64>(),
         s.len(),
