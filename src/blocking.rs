@@ -234,6 +234,37 @@ mod unblock_tests {
         None
     }
 
+    fn always(_: &mut State, _: usize, _: &[Bytes], _: &[u8], _: i64) -> Option<Reply> {
+        Some(Reply::Integer(1))
+    }
+
+    #[test]
+    fn a_stream_waiter_not_ready_lets_the_next_be_served() {
+        let mut state = State::new(1);
+        let k = || vec![Bytes::from("k")];
+        let (first, mut rx1) = state.blocking.register(1, 0, k(), vec![], never);
+        state.blocking.set_try_all(first);
+        let (_, mut rx2) = state.blocking.register(2, 0, k(), vec![], always);
+        state.blocking.signal(0, b"k");
+        serve_ready(&mut state, 0);
+        assert!(rx1.try_recv().is_err(), "the first still waits");
+        assert_eq!(rx2.try_recv().unwrap(), Reply::Integer(1));
+        assert_eq!(state.blocking.blocked_clients(), 1);
+        // Without the mark, a waiter that is not ready stops the queue.
+        let (_, mut rx3) = state
+            .blocking
+            .register(3, 0, vec![Bytes::from("j")], vec![], never);
+        let (_, mut rx4) = state
+            .blocking
+            .register(4, 0, vec![Bytes::from("j")], vec![], always);
+        state.blocking.signal(0, b"j");
+        serve_ready(&mut state, 0);
+        assert!(rx3.try_recv().is_err());
+        assert!(rx4.try_recv().is_err());
+        state.blocking.cancel_client(1);
+        assert!(!state.blocking.wants_changes());
+    }
+
     #[test]
     fn unblock_with_error_or_timeout() {
         let mut b = Blocking::default();
