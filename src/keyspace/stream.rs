@@ -187,14 +187,11 @@ impl Stream {
             b => b.min(NODE_BYTES_CAP),
         };
         let mut appended = false;
-        let last = inner
-            .blocks
-            .get_max()
-            .map(|(k, b)| (*k, b.byte_len(), b.total()));
-        if let Some((key, bytes, total)) = last {
-            let full_bytes = bytes + Block::entry_len(fields) >= max_bytes;
-            let full_count = limits.max_entries != 0 && total >= limits.max_entries;
-            let slot = inner.blocks.get_mut(&key).expect("the last block");
+        // One descent to the last block, which the live stream usually owns
+        // alone: then it changes in place.
+        if let Some((_, slot)) = inner.blocks.get_prev_mut(&StreamId::MAX) {
+            let full_bytes = slot.byte_len() + Block::entry_len(fields) >= max_bytes;
+            let full_count = limits.max_entries != 0 && slot.total() >= limits.max_entries;
             if full_bytes || full_count {
                 Arc::make_mut(slot).seal();
             } else {
