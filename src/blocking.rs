@@ -43,6 +43,10 @@ pub struct Blocking {
     waiters: HashMap<u64, Waiter>,
     by_key: HashMap<(usize, Key), VecDeque<u64>>,
     ready: VecDeque<(usize, Key)>,
+    /// Waiters (blocked stream reads) that want a try whenever their key
+    /// changes, deleted included, and whose "not yet" does not stop the
+    /// waiters behind them from being tried.
+    try_all: std::collections::HashSet<u64>,
 }
 
 impl Blocking {
@@ -83,8 +87,20 @@ impl Blocking {
         self.take(id);
     }
 
+    /// Marks waiter `id` as a blocked stream read (see `try_all`).
+    pub fn set_try_all(&mut self, id: u64) {
+        self.try_all.insert(id);
+    }
+
+    /// Whether some waiter wants to hear of every change to its keys.
+    #[inline]
+    pub fn wants_changes(&self) -> bool {
+        !self.try_all.is_empty()
+    }
+
     /// Removes a waiter from every queue and returns it.
     fn take(&mut self, id: u64) -> Option<Waiter> {
+        self.try_all.remove(&id);
         let w = self.waiters.remove(&id)?;
         for key in &w.keys {
             let slot = (w.db, key.clone());
@@ -152,15 +168,17 @@ impl Blocking {
         self.by_key.len()
     }
 
-    fn front_waiter(&self, slot: &(usize, Key)) -> Option<u64> {
-        self.by_key.get(slot).and_then(|q| q.front().copied())
+    fn waiter_at(&self, slot: &(usize, Key), index: usize) -> Option<u64> {
+        self.by_key.get(slot).and_then(|q| q.get(index).copied())
     }
 }
 
 /// Serves waiters on every key signalled so far, in arrival order.
 pub fn serve_ready(state: &mut State, now_ms: i64) {
     while let Some(slot) = state.blocking.ready.pop_front() {
-        while let Some(id) = state.blocking.front_waiter(&slot) {
+        // Waiters before `skip` stay blocked on this key for now.
+        let mut skip = 0;
+        while let Some(id) = state.blocking.waiter_at(&slot, skip) {
             let Some(w) = state.blocking.waiters.get(&id) else {
                 break;
             };
@@ -177,6 +195,7 @@ pub fn serve_ready(state: &mut State, now_ms: i64) {
                         let _ = waiter.tx.send(reply);
                     }
                 }
+                None if state.blocking.try_all.contains(&id) => skip += 1,
                 None => break,
             }
         }
@@ -213,6 +232,37 @@ mod unblock_tests {
 
     fn never(_: &mut State, _: usize, _: &[Bytes], _: &[u8], _: i64) -> Option<Reply> {
         None
+    }
+
+    fn always(_: &mut State, _: usize, _: &[Bytes], _: &[u8], _: i64) -> Option<Reply> {
+        Some(Reply::Integer(1))
+    }
+
+    #[test]
+    fn a_stream_waiter_not_ready_lets_the_next_be_served() {
+        let mut state = State::new(1);
+        let k = || vec![Bytes::from("k")];
+        let (first, mut rx1) = state.blocking.register(1, 0, k(), vec![], never);
+        state.blocking.set_try_all(first);
+        let (_, mut rx2) = state.blocking.register(2, 0, k(), vec![], always);
+        state.blocking.signal(0, b"k");
+        serve_ready(&mut state, 0);
+        assert!(rx1.try_recv().is_err(), "the first still waits");
+        assert_eq!(rx2.try_recv().unwrap(), Reply::Integer(1));
+        assert_eq!(state.blocking.blocked_clients(), 1);
+        // Without the mark, a waiter that is not ready stops the queue.
+        let (_, mut rx3) = state
+            .blocking
+            .register(3, 0, vec![Bytes::from("j")], vec![], never);
+        let (_, mut rx4) = state
+            .blocking
+            .register(4, 0, vec![Bytes::from("j")], vec![], always);
+        state.blocking.signal(0, b"j");
+        serve_ready(&mut state, 0);
+        assert!(rx3.try_recv().is_err());
+        assert!(rx4.try_recv().is_err());
+        state.blocking.cancel_client(1);
+        assert!(!state.blocking.wants_changes());
     }
 
     #[test]

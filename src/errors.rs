@@ -164,3 +164,54 @@ mod tests {
         assert_eq!(CommandError::Syntax.code(), "ERR");
     }
 }
+
+/// Stream command error texts (Redis 7.0's `t_stream.c`), used with
+/// [`CommandError::err`] (which adds `ERR `) unless they carry their own code.
+pub mod stream {
+    pub const INVALID_ID: &str = "Invalid stream ID specified as stream command argument";
+    pub const XADD_ZERO: &str = "The ID specified in XADD must be greater than 0-0";
+    pub const XADD_NOT_GREATER: &str =
+        "The ID specified in XADD is equal or smaller than the target stream top item";
+    pub const EXHAUSTED: &str =
+        "The stream has exhausted the last possible ID, unable to add more items";
+    pub const MAXLEN_AND_MINID: &str =
+        "syntax error, MAXLEN and MINID options at the same time are not compatible";
+    pub const MAXLEN_NEGATIVE: &str = "The MAXLEN argument must be >= 0.";
+    pub const LIMIT_NEGATIVE: &str = "The LIMIT argument must be >= 0.";
+    pub const LIMIT_WITHOUT_STRATEGY: &str =
+        "syntax error, LIMIT cannot be used without specifying a trimming strategy";
+    pub const XTRIM_WITHOUT_STRATEGY: &str =
+        "syntax error, XTRIM must be called with a trimming strategy";
+    pub const LIMIT_WITHOUT_APPROX: &str =
+        "syntax error, LIMIT cannot be used without the special ~ option";
+    pub const INVALID_START: &str = "invalid start ID for the interval";
+    pub const INVALID_END: &str = "invalid end ID for the interval";
+    pub const ENTRIES_ADDED_NEGATIVE: &str = "entries_added must be positive";
+    pub const XSETID_BELOW_GIVEN_MAX_DELETED: &str =
+        "The ID specified in XSETID is smaller than the provided max_deleted_entry_id";
+    pub const XSETID_BELOW_MAX_DELETED: &str =
+        "The ID specified in XSETID is smaller than current max_deleted_entry_id";
+    pub const XSETID_BELOW_TOP: &str =
+        "The ID specified in XSETID is smaller than the target stream top item";
+    pub const ENTRIES_ADDED_BELOW_LENGTH: &str =
+        "The entries_added specified in XSETID is smaller than the target stream length";
+    pub const TIMEOUT_NOT_INTEGER: &str = "timeout is not an integer or out of range";
+    pub const TIMEOUT_NEGATIVE: &str = "timeout is negative";
+    pub const GROUP_ONLY_XREADGROUP: &str =
+        "The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
+    pub const NOACK_ONLY_XREADGROUP: &str =
+        "The NOACK option is only supported by XREADGROUP. You called XREAD instead.";
+    pub const MISSING_GROUP: &str = "Missing GROUP option for XREADGROUP";
+    pub const DOLLAR_IN_XREADGROUP: &str = "The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.";
+    pub const GT_IN_XREAD: &str = "The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
+    /// Sent as is (own code).
+    pub const UNBLOCKED_KEY_GONE: &str = "UNBLOCKED the stream key no longer exists";
+    /// Sent as is (own code).
+    pub const NOGROUP_WHILE_BLOCKED: &str =
+        "NOGROUP the consumer group this client was blocked on no longer exists";
+    /// Sent as is (own code).
+    pub const BUSYGROUP: &str = "BUSYGROUP Consumer Group name already exists";
+    pub const XGROUP_NEEDS_KEY: &str = "The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";
+    pub const ENTRIES_READ_INVALID: &str = "value for ENTRIESREAD must be positive or -1";
+    pub const COUNT_POSITIVE: &str = "COUNT must be > 0";
+}

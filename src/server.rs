@@ -152,6 +152,9 @@ async fn active_expiry(shared: Arc<Shared>) {
                 let now = unix_ms();
                 let out = expiry::expire_slice(&mut state.keyspace, now);
                 crate::pubsub::notify::flush_expired_all(&mut state, now);
+                if state.blocking.has_ready() {
+                    crate::blocking::serve_ready(&mut state, now);
+                }
                 out
             };
             if !out.more || started.elapsed() >= budget {

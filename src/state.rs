@@ -294,6 +294,8 @@ pub fn encodings_of(config: &Config) -> Encodings {
         set_max_intset_entries: get("set-max-intset-entries", d.set_max_intset_entries),
         zset_max_listpack_entries: get("zset-max-listpack-entries", d.zset_max_listpack_entries),
         zset_max_listpack_value: get("zset-max-listpack-value", d.zset_max_listpack_value),
+        stream_node_max_entries: get("stream-node-max-entries", d.stream_node_max_entries),
+        stream_node_max_bytes: get("stream-node-max-bytes", d.stream_node_max_bytes),
     }
 }
 

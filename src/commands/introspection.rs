@@ -218,7 +218,33 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
                     })
             }
         },
+        Value::Stream(s) => stream_usage(s),
     }
+}
+
+/// Heap bytes of a stream: its header, every block (an `Arc`'d header and
+/// buffer, one B-tree slot) and its groups' PEL and consumer entries.
+fn stream_usage(s: &crate::keyspace::stream::Stream) -> usize {
+    use crate::keyspace::stream::{Block, Consumer, Group, Nack, StreamId};
+    let slot = std::mem::size_of::<(StreamId, std::sync::Arc<Block>)>();
+    let blocks: usize = s
+        .blocks()
+        .map(|b| alloc_size(16 + std::mem::size_of::<Block>()) + alloc_size(b.capacity()) + slot)
+        .sum();
+    let groups: usize = s
+        .groups()
+        .iter()
+        .map(|(name, g)| {
+            let pel = g.pel.len() * (std::mem::size_of::<(StreamId, Nack)>() + 16);
+            let consumers: usize = g
+                .consumers
+                .iter()
+                .map(|(n, _)| alloc_size(n.len()) + std::mem::size_of::<(Bytes, Consumer)>())
+                .sum();
+            alloc_size(name.len()) + std::mem::size_of::<(Bytes, Group)>() + pel + consumers
+        })
+        .sum();
+    alloc_size(16 + 128) + blocks + groups
 }
 
 /// MEMORY USAGE of one key: its slot in the database, its name, its value.
@@ -644,6 +670,7 @@ pub fn encoding(value: &Value) -> &'static str {
         Value::Hash(h) => h.encoding_name(),
         Value::Set(s) => s.encoding_name(),
         Value::ZSet(z) => z.encoding_name(),
+        Value::Stream(_) => "stream",
     }
 }
 

@@ -68,7 +68,7 @@ fn read_entry(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<Entry> {
 /// Wakes clients blocked on `key` in `db` when it now holds a list or a
 /// sorted set.
 fn signal_if_list(ctx: &mut Ctx<'_>, db: usize, key: &[u8], value: &Value) {
-    if matches!(value, Value::List(_) | Value::ZSet(_)) {
+    if matches!(value, Value::List(_) | Value::ZSet(_) | Value::Stream(_)) {
         ctx.state.blocking.signal(db, key);
     }
 }

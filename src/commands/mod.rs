@@ -23,6 +23,7 @@ pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod transactions;
 pub mod zsets;
@@ -147,7 +148,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 17] {
+fn families() -> [&'static [CommandSpec]; 18] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -166,6 +167,7 @@ fn families() -> [&'static [CommandSpec]; 17] {
         hll::COMMANDS,
         sort::COMMANDS,
         scripting::COMMANDS,
+        streams::COMMANDS,
     ]
 }
 
@@ -254,6 +256,11 @@ impl<'a> Ctx<'a> {
         if self.state.pubsub.notify_flags & class != 0 || !self.state.watches.is_empty() {
             let db = self.client.db;
             self.notify_db(db, class, event, key);
+        }
+        // Blocked stream reads hear of deletions and type changes too.
+        if self.state.blocking.wants_changes() {
+            let db = self.client.db;
+            self.state.blocking.signal(db, key);
         }
     }
 

@@ -18,6 +18,20 @@ pub struct Encodings {
     pub zset_max_listpack_entries: usize,
     /// Longest member a listpack sorted set holds.
     pub zset_max_listpack_value: usize,
+    /// Most entries (deleted ones included) in one stream block; 0 = no limit.
+    pub stream_node_max_entries: usize,
+    /// Most bytes in one stream block; 0 = no limit.
+    pub stream_node_max_bytes: usize,
+}
+
+impl Encodings {
+    /// The stream block limits.
+    pub fn stream_nodes(&self) -> super::stream::NodeLimits {
+        super::stream::NodeLimits {
+            max_entries: self.stream_node_max_entries,
+            max_bytes: self.stream_node_max_bytes,
+        }
+    }
 }
 
 impl Default for Encodings {
@@ -28,6 +42,8 @@ impl Default for Encodings {
             set_max_intset_entries: 512,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            stream_node_max_entries: 100,
+            stream_node_max_bytes: 4096,
         }
     }
 }

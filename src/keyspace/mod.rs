@@ -23,8 +23,9 @@
 //! - Values are persistent too: lists are `imbl::Vector`s, hashes a
 //!   [`hash::Hash`] (a listpack, then a trie), sets a [`set::Set`] (an intset,
 //!   then a trie), sorted sets a [`zset::ZSet`] (a flat buffer, then a trie
-//!   beside a counted B+tree), strings immutable `Bytes`. So a clone shares
-//!   the values.
+//!   beside a counted B+tree), streams a [`stream::Stream`] (entry blocks
+//!   in a persistent B-tree, groups in persistent maps), strings immutable
+//!   `Bytes`. So a clone shares the values.
 //!
 //! Cloning bumps one reference count per database map (16 by default),
 //! whatever the number of keys. The clone is taken while the state lock is held,
@@ -46,6 +47,7 @@ pub mod pinned;
 pub mod record;
 pub mod scan;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 use bytes::Bytes;
@@ -55,6 +57,7 @@ use champ::Champ;
 pub use hash::Hash;
 pub use record::Record;
 use set::Set;
+use stream::Stream;
 use zset::ZSet;
 
 use crate::errors::CommandError;
@@ -70,6 +73,7 @@ pub enum Value {
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
+    Stream(Stream),
 }
 
 impl Value {
@@ -81,6 +85,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -92,6 +97,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // An empty stream stays: it keeps its last id and its groups.
+            Value::Stream(_) => false,
         }
     }
 
@@ -112,6 +119,7 @@ impl Value {
             (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
             (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
             (Value::ZSet(x), Value::ZSet(y)) => x.ptr_eq(y),
+            (Value::Stream(x), Value::Stream(y)) => x.ptr_eq(y),
             _ => false,
         }
     }
@@ -175,6 +183,20 @@ impl Value {
     pub fn as_zset_mut(&mut self) -> Result<&mut ZSet, CommandError> {
         match self {
             Value::ZSet(z) => Ok(z),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    pub fn as_stream(&self) -> Result<&Stream, CommandError> {
+        match self {
+            Value::Stream(s) => Ok(s),
+            _ => Err(CommandError::WrongType),
+        }
+    }
+
+    pub fn as_stream_mut(&mut self) -> Result<&mut Stream, CommandError> {
+        match self {
+            Value::Stream(s) => Ok(s),
             _ => Err(CommandError::WrongType),
         }
     }

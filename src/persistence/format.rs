@@ -97,6 +97,8 @@ pub enum Kind {
     Set,
     /// A sorted set; its pairs follow in [`Record::ZSetChunk`]s.
     ZSet,
+    /// A stream; its parts follow in [`Record::StreamChunk`]s.
+    Stream,
 }
 
 impl Kind {
@@ -107,6 +109,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
 }
@@ -120,7 +123,8 @@ pub struct KeyHeader<'a> {
     pub expire_at_ms: Option<i64>,
     pub kind: Kind,
     /// String: byte length. List, hash, set, zset: element count (hash:
-    /// fields, zset: members), ≥ 1.
+    /// fields, zset: members), ≥ 1. Stream: items in its parts (see
+    /// [`StreamPart`]), ≥ 1.
     pub len: u64,
 }
 
@@ -153,6 +157,61 @@ pub enum Record<'a> {
     /// One function library's code (`#!lua name=...` header included), after
     /// the keys and before End, in library-name order.
     Function(#[serde(serialize_with = "ser_bytes")] &'a [u8]),
+    /// One part of a stream value.
+    #[serde(borrow)]
+    StreamChunk(StreamPart<'a>),
+}
+
+/// A stream id as `(ms, seq)`.
+pub type Sid = (u64, u64);
+
+/// A stream is written as its entries, then its metadata, then each group
+/// with its consumers and pending entries. Each part counts as many items
+/// towards the key header's `len` as it holds (Meta and Group: one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamPart<'a> {
+    /// Entries in ascending id order, each with its fields and values
+    /// alternating.
+    #[serde(borrow)]
+    Entries(Vec<(Sid, Vec<&'a [u8]>)>),
+    /// After the entries: Redis's stream metadata.
+    Meta {
+        last_id: Sid,
+        first_id: Sid,
+        max_deleted: Sid,
+        entries_added: u64,
+    },
+    /// A consumer group; -1 `entries_read` is "unknown".
+    Group {
+        name: &'a [u8],
+        last_id: Sid,
+        entries_read: i64,
+    },
+    /// Consumers of the named group: name and seen time (Unix ms).
+    Consumers {
+        group: &'a [u8],
+        #[serde(borrow)]
+        consumers: Vec<(&'a [u8], i64)>,
+    },
+    /// Pending entries of the named group: id, consumer, last delivery
+    /// (Unix ms), delivery count.
+    Pending {
+        group: &'a [u8],
+        #[serde(borrow)]
+        nacks: Vec<(Sid, &'a [u8], i64, u64)>,
+    },
+}
+
+impl StreamPart<'_> {
+    /// Items this part counts towards the key header's `len`.
+    pub fn items(&self) -> usize {
+        match self {
+            StreamPart::Entries(e) => e.len(),
+            StreamPart::Meta { .. } | StreamPart::Group { .. } => 1,
+            StreamPart::Consumers { consumers, .. } => consumers.len(),
+            StreamPart::Pending { nacks, .. } => nacks.len(),
+        }
+    }
 }
 
 // serde serialises `[u8]` as a sequence, one element at a time; postcard encodes
@@ -196,6 +255,7 @@ impl Record<'_> {
             Record::End { .. } => "End",
             Record::ZSetChunk(_) => "ZSetChunk",
             Record::Function(_) => "Function",
+            Record::StreamChunk(_) => "StreamChunk",
         }
     }
 }

@@ -16,6 +16,7 @@ use super::format::*;
 use super::writer::PROGRESS_LOG_EVERY;
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::set::Set;
+use crate::keyspace::stream::{Group, Stream, StreamId};
 use crate::keyspace::zset::order::cmp_entry;
 use crate::keyspace::zset::ZSet;
 use crate::keyspace::{Hash, Keyspace, Value};
@@ -450,6 +451,7 @@ impl Body {
                 0,
                 &self.limits,
             )),
+            Kind::Stream => Value::Stream(Stream::new()),
         };
         self.pending = Some(Pending {
             key,
@@ -477,6 +479,7 @@ impl Body {
             Record::SetChunk(v) => (Kind::Set, v.len()),
             Record::HashChunk(v) => (Kind::Hash, v.len()),
             Record::ZSetChunk(v) => (Kind::ZSet, v.len()),
+            Record::StreamChunk(part) => (Kind::Stream, part.items()),
             other => {
                 return Err(LoadError::CountMismatch {
                     offset,
@@ -557,6 +560,14 @@ impl Body {
                     }
                 }
             }
+            (Record::StreamChunk(part), Value::Stream(s)) => {
+                load_stream_part(s, part, &self.limits).map_err(|what| {
+                    LoadError::CountMismatch {
+                        offset,
+                        what: format!("stream {:?}: {what}", show(&p.key)),
+                    }
+                })?;
+            }
             _ => {}
         }
         p.received += n as u64;
@@ -623,4 +634,84 @@ impl Body {
         }
         Ok(())
     }
+}
+
+fn sid((ms, seq): Sid) -> StreamId {
+    StreamId::new(ms, seq)
+}
+
+/// Applies one part of a stream record; the error says what is wrong.
+fn load_stream_part(
+    s: &mut Stream,
+    part: StreamPart<'_>,
+    limits: &Encodings,
+) -> Result<(), String> {
+    match part {
+        StreamPart::Entries(entries) => {
+            for (id, flat) in entries {
+                let id = sid(id);
+                if id.is_zero() || (s.entries_added() > 0 && id <= s.last_id()) {
+                    return Err(format!("entry {id} out of order"));
+                }
+                if flat.is_empty() || flat.len() % 2 != 0 {
+                    return Err(format!("entry {id} has {} fields and values", flat.len()));
+                }
+                let pairs: Vec<(&[u8], &[u8])> = flat.chunks(2).map(|p| (p[0], p[1])).collect();
+                s.append(id, &pairs, limits.stream_nodes());
+            }
+        }
+        StreamPart::Meta {
+            last_id,
+            first_id,
+            max_deleted,
+            entries_added,
+        } => {
+            let last = sid(last_id);
+            if !s.is_empty() && last < s.last_id() {
+                return Err(format!("last id {last} below its last entry"));
+            }
+            if entries_added < s.len() {
+                return Err("fewer entries added than it holds".into());
+            }
+            s.set_meta(last, sid(max_deleted), entries_added);
+            s.set_first_id(sid(first_id));
+        }
+        StreamPart::Group {
+            name,
+            last_id,
+            entries_read,
+        } => {
+            let key = Bytes::copy_from_slice(name);
+            if s.groups().contains_key(&key) {
+                return Err(format!("group {:?} twice", show(name)));
+            }
+            s.groups_mut()
+                .insert(key, Group::new(sid(last_id), entries_read));
+        }
+        StreamPart::Consumers { group, consumers } => {
+            let g = s
+                .group_mut(group)
+                .ok_or_else(|| format!("consumers of unknown group {:?}", show(group)))?;
+            for (name, seen) in consumers {
+                let (c, created) = g.consumer_mut(name, seen);
+                if !created {
+                    return Err(format!("consumer {:?} twice", show(name)));
+                }
+                c.seen_time = seen;
+            }
+        }
+        StreamPart::Pending { group, nacks } => {
+            let g = s
+                .group_mut(group)
+                .ok_or_else(|| format!("pending entries of unknown group {:?}", show(group)))?;
+            for (id, consumer, time, count) in nacks {
+                let id = sid(id);
+                if g.pel.contains_key(&id) || !g.consumers.contains_key(consumer) {
+                    return Err(format!("pending entry {id} repeated or of no consumer"));
+                }
+                g.deliver(id, consumer, time, count);
+            }
+        }
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use super::loader::{load_bytes, load_file_with, LoadError};
 use super::writer::to_bytes;
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::set::Set;
+use crate::keyspace::stream::{NodeLimits, Stream, StreamId};
 use crate::keyspace::zset::ZSet;
 use crate::keyspace::{Hash, Keyspace, Value};
 
@@ -25,6 +26,8 @@ enum Repr {
     Set(BTreeSet<Vec<u8>>),
     /// (score bits, member) in order.
     ZSet(Vec<(u64, Vec<u8>)>),
+    /// Entries, metadata and groups, printed.
+    Stream(String),
 }
 
 fn picture(ks: &Keyspace, now_ms: i64) -> Picture {
@@ -44,12 +47,26 @@ fn picture(ks: &Keyspace, now_ms: i64) -> Picture {
                         Value::ZSet(z) => {
                             Repr::ZSet(z.iter().map(|(s, m)| (s.to_bits(), m.to_vec())).collect())
                         }
+                        Value::Stream(s) => Repr::Stream(stream_picture(s)),
                     };
                     (k.to_vec(), (repr, e.expire_at))
                 })
                 .collect()
         })
         .collect()
+}
+
+fn stream_picture(s: &Stream) -> String {
+    let entries: Vec<_> = s.entries().collect();
+    format!(
+        "{entries:?} len={} last={} first={} maxdel={} added={} groups={:?}",
+        s.len(),
+        s.last_id(),
+        s.first_id(),
+        s.max_deleted(),
+        s.entries_added(),
+        s.groups()
+    )
 }
 
 fn b(s: &[u8]) -> Bytes {
@@ -513,4 +530,101 @@ fn write_fixture() {
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump-v1.rdb");
     std::fs::write(path, to_bytes(&sample(), NOW)).unwrap();
+}
+
+#[test]
+fn streams_round_trip_with_groups_pel_and_consumers() {
+    let mut ks = Keyspace::new(1);
+    let mut s = Stream::new();
+    let n = 2 * CHUNK_MAX_ELEMENTS as u64 + 5;
+    for i in 1..=n {
+        let v = i.to_string();
+        s.append(
+            StreamId::new(i, 0),
+            &[(b"f", v.as_bytes()), (b"g", b"x")],
+            NodeLimits::default(),
+        );
+    }
+    s.append(
+        StreamId::new(n + 1, 3),
+        &[(b"other", b"y")],
+        NodeLimits::default(),
+    );
+    s.delete(StreamId::new(1, 0));
+    s.delete(StreamId::new(500, 0));
+    s.groups_mut().insert(
+        b(b"g1"),
+        crate::keyspace::stream::Group::new(StreamId::new(10, 0), 9),
+    );
+    let g = s.group_mut(b"g1").unwrap();
+    g.deliver(StreamId::new(2, 0), b"alice", NOW - 5, 3);
+    g.deliver(StreamId::new(500, 0), b"bob", NOW - 9, 1);
+    g.consumer_mut(b"idle", NOW - 100);
+    s.groups_mut().insert(
+        b(b"g2"),
+        crate::keyspace::stream::Group::new(StreamId::MIN, -1),
+    );
+    let mut empty = Stream::new();
+    empty.set_meta(StreamId::new(7, 7), StreamId::new(7, 7), 3);
+    empty.groups_mut().insert(
+        b(b"g"),
+        crate::keyspace::stream::Group::new(StreamId::MIN, 0),
+    );
+    ks.db_mut(0).insert(b(b"s"), Value::Stream(s), None);
+    ks.db_mut(0)
+        .insert(b(b"empty"), Value::Stream(empty), Some(FAR));
+    let bytes = to_bytes(&ks, NOW);
+    let loaded = load_bytes(&bytes, Some(1), NOW).unwrap();
+    assert_eq!(loaded.keys_loaded, 2);
+    assert_eq!(picture(&loaded.keyspace, NOW), picture(&ks, NOW));
+}
+
+#[test]
+fn a_stream_part_of_an_unknown_group_is_refused() {
+    let mut ks = Keyspace::new(1);
+    let mut s = Stream::new();
+    s.append(StreamId::new(1, 0), &[(b"f", b"v")], NodeLimits::default());
+    s.groups_mut().insert(
+        b(b"g"),
+        crate::keyspace::stream::Group::new(StreamId::MIN, 0),
+    );
+    s.group_mut(b"g")
+        .unwrap()
+        .deliver(StreamId::new(1, 0), b"c", NOW, 1);
+    ks.db_mut(0).insert(b(b"s"), Value::Stream(s), None);
+    let mut bytes = to_bytes(&ks, NOW);
+    // Rename the group in its Group record only: the Consumers record that
+    // follows then names a group the stream does not have.
+    let at = bytes
+        .windows(3)
+        .position(|w| w == [1, b'g', 0])
+        .expect("the group name after its length");
+    bytes[at + 1] = b'h';
+    let crc = crc32fast::hash(&bytes[..bytes.len() - TRAILER_LEN]);
+    let end = bytes.len();
+    bytes[end - TRAILER_LEN..].copy_from_slice(&crc.to_le_bytes());
+    let err = load_bytes(&bytes, Some(1), NOW).unwrap_err();
+    assert!(
+        matches!(err, LoadError::CountMismatch { ref what, .. } if what.contains("unknown group")),
+        "{err}"
+    );
+}
+
+#[test]
+fn stream_parts_encode_as_documented() {
+    let meta = Record::StreamChunk(StreamPart::Meta {
+        last_id: (5, 1),
+        first_id: (1, 0),
+        max_deleted: (0, 0),
+        entries_added: 3,
+    });
+    assert_eq!(
+        postcard::to_allocvec(&meta).unwrap(),
+        [0x09, 0x01, 0x05, 0x01, 0x01, 0x00, 0x00, 0x00, 0x03]
+    );
+    let entries = Record::StreamChunk(StreamPart::Entries(vec![((1, 0), vec![b"f", b"v"])]));
+    assert_eq!(
+        postcard::to_allocvec(&entries).unwrap(),
+        [0x09, 0x00, 0x01, 0x01, 0x00, 0x02, 0x01, 0x66, 0x01, 0x76]
+    );
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::format::*;
+use crate::keyspace::stream::{Stream, StreamId};
 use crate::keyspace::{Entry, Keyspace, Value};
 
 /// Why a save failed. The old dump is intact in every case.
@@ -176,6 +177,7 @@ fn write_entry<W: Write>(
         Value::Hash(h) => (Kind::Hash, h.len()),
         Value::Set(s) => (Kind::Set, s.len()),
         Value::ZSet(z) => (Kind::ZSet, z.len()),
+        Value::Stream(s) => (Kind::Stream, stream_items(s)),
     };
     w.record(&Record::Key(KeyHeader {
         key,
@@ -220,6 +222,80 @@ fn write_entry<W: Write>(
             if !chunk.is_empty() {
                 w.record(&Record::ZSetChunk(chunk))?;
             }
+        }
+        Value::Stream(s) => write_stream(w, s)?,
+    }
+    Ok(())
+}
+
+fn sid(id: StreamId) -> Sid {
+    (id.ms, id.seq)
+}
+
+/// The items a stream's parts hold: its entries, its metadata, each group,
+/// consumer and pending entry.
+fn stream_items(s: &Stream) -> usize {
+    let groups: usize = s
+        .groups()
+        .values()
+        .map(|g| 1 + g.consumers.len() + g.pel.len())
+        .sum();
+    s.len() as usize + 1 + groups
+}
+
+fn write_stream<W: Write>(w: &mut FrameWriter<'_, W>, s: &Stream) -> Result<(), SaveError> {
+    let part = |p| Record::StreamChunk(p);
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    for (id, fields) in s.entries() {
+        let mut flat = Vec::with_capacity(fields.len() * 2);
+        for (f, v) in fields {
+            bytes += f.len() + v.len();
+            flat.push(f);
+            flat.push(v);
+        }
+        chunk.push((sid(id), flat));
+        if chunk.len() >= CHUNK_MAX_ELEMENTS || bytes >= CHUNK_MAX_BYTES {
+            w.record(&part(StreamPart::Entries(std::mem::take(&mut chunk))))?;
+            bytes = 0;
+        }
+    }
+    if !chunk.is_empty() {
+        w.record(&part(StreamPart::Entries(chunk)))?;
+    }
+    w.record(&part(StreamPart::Meta {
+        last_id: sid(s.last_id()),
+        first_id: sid(s.first_id()),
+        max_deleted: sid(s.max_deleted()),
+        entries_added: s.entries_added(),
+    }))?;
+    for (name, g) in s.groups().iter() {
+        w.record(&part(StreamPart::Group {
+            name,
+            last_id: sid(g.last_id),
+            entries_read: g.entries_read,
+        }))?;
+        let consumers: Vec<(&[u8], i64)> = g
+            .consumers
+            .iter()
+            .map(|(n, c)| (&n[..], c.seen_time))
+            .collect();
+        for piece in consumers.chunks(CHUNK_MAX_ELEMENTS) {
+            w.record(&part(StreamPart::Consumers {
+                group: name,
+                consumers: piece.to_vec(),
+            }))?;
+        }
+        let nacks: Vec<(Sid, &[u8], i64, u64)> = g
+            .pel
+            .iter()
+            .map(|(id, n)| (sid(*id), &n.consumer[..], n.delivery_time, n.delivery_count))
+            .collect();
+        for piece in nacks.chunks(CHUNK_MAX_ELEMENTS) {
+            w.record(&part(StreamPart::Pending {
+                group: name,
+                nacks: piece.to_vec(),
+            }))?;
         }
     }
     Ok(())

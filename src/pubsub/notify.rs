@@ -105,6 +105,10 @@ pub fn flush_expired(state: &mut crate::state::State, db: usize, now_ms: i64) {
         if !state.watches.is_empty() {
             state.watches.touch(db, &key, state.keyspace.db(db));
         }
+        // Blocked stream reads hear of their key's deletion.
+        if state.blocking.wants_changes() {
+            state.blocking.signal(db, &key);
+        }
         emit(&state.pubsub, EXPIRED, "expired", &key, db, now_ms);
     }
 }

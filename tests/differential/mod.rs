@@ -492,6 +492,24 @@ fn sorted(v: &V, pairs: bool) -> V {
     }
 }
 
+/// Non-negative integers within `n`, inside arrays and maps too (an
+/// idle time in each row of XPENDING); all else equal.
+fn approx(n: i64, a: &V, b: &V) -> bool {
+    match (a, b) {
+        (V::Int(x), V::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= n,
+        (V::Array(x), V::Array(y)) | (V::Set(x), V::Set(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| approx(n, a, b))
+        }
+        (V::Map(x), V::Map(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((ka, va), (kb, vb))| ka == kb && approx(n, va, vb))
+        }
+        _ => a == b,
+    }
+}
+
 /// Compares two replies under `mode`; Ok(true) when an expected difference
 /// showed.
 pub fn compare(mode: &Mode, a: &V, b: &V) -> Result<bool, String> {
@@ -500,10 +518,7 @@ pub fn compare(mode: &Mode, a: &V, b: &V) -> Result<bool, String> {
         Mode::Unordered => sorted(a, false) == sorted(b, false),
         Mode::Pairs => sorted(a, true) == sorted(b, true),
         Mode::Shape => shape(a) == shape(b),
-        Mode::Approx(n) => match (a, b) {
-            (V::Int(x), V::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= *n,
-            _ => a == b,
-        },
+        Mode::Approx(n) => approx(*n, a, b),
         Mode::Differs(tag) => {
             if a == b {
                 return Err(format!(

@@ -145,6 +145,16 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
     if let Some(at) = numkeys_index(spec.name) {
         return numkeys_keys(spec, line, at).map(|keys| (spec, keys));
     }
+    if matches!(spec.name, "xread" | "xreadgroup") {
+        if !spec.arity_ok(line.len()) {
+            return Err(CommandError::err(
+                "Invalid number of arguments specified for command",
+            ));
+        }
+        return crate::commands::streams::stream_keys(line)
+            .map(|keys| (spec, keys))
+            .ok_or_else(|| CommandError::err("Invalid arguments specified for command"));
+    }
     // Redis checks for key arguments before the command's arity.
     if spec.first_key <= 0 {
         return Err(CommandError::err("The command has no key arguments"));
@@ -230,7 +240,7 @@ fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
         .filter(|(bit, _)| spec.flags & bit != 0 && *bit != flags::SENTINEL)
         .map(|(_, name)| *name)
         .collect();
-    if numkeys_index(spec.name).is_some() {
+    if numkeys_index(spec.name).is_some() || matches!(spec.name, "xread" | "xreadgroup") {
         names.push("movablekeys");
     }
     names
@@ -251,7 +261,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
     let keyspace = matches!(spec.group, "keyspace" | "generic")
         || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
-    let table: [(&str, bool); 18] = [
+    let table: [(&str, bool); 19] = [
         ("@keyspace", keyspace),
         ("@read", has(flags::READONLY)),
         ("@write", has(flags::WRITE)),
@@ -262,6 +272,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
         ("@string", spec.group == "string"),
         ("@bitmap", spec.group == "bitmap"),
         ("@hyperloglog", spec.group == "hyperloglog"),
+        ("@stream", spec.group == "stream"),
         ("@pubsub", spec.group == "pubsub" && has(flags::PUBSUB)),
         ("@admin", has(flags::ADMIN)),
         ("@fast", has(flags::FAST)),

@@ -158,7 +158,8 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// Commands whose first argument names a subcommand; clients see them as
 /// `client|list` in CLIENT LIST's `cmd=` and in arity errors.
 const CONTAINERS: &[&str] = &[
-    "client", "command", "config", "memory", "object", "slowlog", "latency", "pubsub",
+    "client", "command", "config", "memory", "object", "slowlog", "latency", "pubsub", "xgroup",
+    "xinfo",
 ];
 
 /// The subcommand table of a container command.
@@ -172,6 +173,8 @@ pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
         "slowlog" => Some(super::monitoring::SLOWLOG_SUBS),
         "latency" => Some(super::monitoring::LATENCY_SUBS),
         "pubsub" => Some(super::pubsub::PUBSUB_SUBS),
+        "xgroup" => Some(super::streams::XGROUP_SUBS),
+        "xinfo" => Some(super::streams::XINFO_SUBS),
         _ => None,
     }
 }
@@ -259,6 +262,10 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.db().clear();
     ctx.dirty(removed);
+    // Blocked stream reads hear of their keys' deletion.
+    if ctx.state.blocking.wants_changes() {
+        ctx.state.blocking.signal_db(db);
+    }
     Ok(Reply::ok())
 }
 
@@ -274,6 +281,11 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
     }
     ctx.state.keyspace.flush_all();
+    if ctx.state.blocking.wants_changes() {
+        for db in 0..ctx.state.keyspace.db_count() {
+            ctx.state.blocking.signal_db(db);
+        }
+    }
     // Redis counts the removed keys plus one for the FLUSHALL itself.
     ctx.dirty(removed + 1);
     Ok(Reply::ok())
