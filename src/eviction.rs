@@ -292,6 +292,7 @@ fn element_count(value: &Value) -> usize {
         Value::Hash(h) => h.len(),
         Value::Set(s) => s.len(),
         Value::ZSet(z) => z.len(),
+        Value::Stream(x) => x.len() as usize,
     }
 }
 

@@ -297,6 +297,7 @@ impl Record {
                     Value::Hash(h) => h.len() * 32,
                     Value::Set(s) => s.len() * 32,
                     Value::ZSet(z) => z.len() * 32,
+                    Value::Stream(x) => x.len() as usize * 32,
                 };
                 usable_size(16 + std::mem::size_of::<BoxedRecord>(), 8)
                     + usable_size(b.key.len(), 8)
