@@ -20,6 +20,7 @@
 //! - [`slowlog`], [`latency`], [`metrics`]: the slow log, the latency monitor
 //!   and the instantaneous rates INFO reports.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
+//! - [`rdb`]: Redis's RDB format: import, export, DUMP/RESTORE payloads.
 //! - [`config`]: command-line options and the live configuration.
 //! - [`security`]: AUTH's password check and protected mode.
 //! - [`limits`]: per-client query and output buffer limits.
@@ -53,6 +54,7 @@ pub mod pause;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
+pub mod rdb;
 pub mod reply;
 pub mod rng;
 pub mod scripting;
