@@ -3,11 +3,13 @@
 //!
 //! [`format`] defines the file layout, [`writer`] streams a keyspace clone to
 //! disk, [`loader`] reads a file back into a fresh keyspace, [`scheduler`] owns
-//! background saves and save points, [`check`] is `forkless check-dump`.
+//! background saves and save points, [`check`] is `forkless check-dump`,
+//! [`redis_rdb`] imports and exports Redis RDB files.
 
 pub mod check;
 pub mod format;
 pub mod loader;
+pub mod redis_rdb;
 pub mod scheduler;
 pub mod writer;
 
@@ -168,6 +170,10 @@ pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
     if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
         tracing::info!("No snapshot at {}; starting empty", path.display());
         return Ok(());
+    }
+    if redis_rdb::is_redis_rdb(&path) {
+        tracing::info!("Loading Redis RDB {}...", path.display());
+        return redis_rdb::load_at_startup(shared, &path);
     }
     tracing::info!("Loading snapshot {}...", path.display());
     let started = Instant::now();
