@@ -73,6 +73,12 @@ pub enum CommandError {
     BgsaveInProgress,
     #[error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")]
     Misconf,
+    #[error("BUSYKEY Target key name already exists.")]
+    BusyKey,
+    #[error("ERR DUMP payload version or checksum are wrong")]
+    DumpPayload,
+    #[error("ERR Bad data format")]
+    BadDataFormat,
     /// Any other message; the text is sent as is and must carry its own prefix
     /// (`ERR `, `NOPROTO `, ...).
     #[error("{0}")]

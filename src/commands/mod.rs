@@ -10,6 +10,7 @@
 pub mod args;
 pub mod bitmaps;
 pub mod connection;
+pub mod dump;
 pub mod hashes;
 pub mod hll;
 pub mod introspection;
@@ -147,7 +148,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 17] {
+fn families() -> [&'static [CommandSpec]; 18] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -166,6 +167,7 @@ fn families() -> [&'static [CommandSpec]; 17] {
         hll::COMMANDS,
         sort::COMMANDS,
         scripting::COMMANDS,
+        dump::COMMANDS,
     ]
 }
 
