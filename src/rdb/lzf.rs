@@ -4,9 +4,13 @@
 //! The compressor follows liblzf 3.6 as Redis builds it (16-bit hash table,
 //! `VERY_FAST`, the same match search and run layout), so for the same input
 //! it emits the same bytes as redis-server; DUMP payloads can then be compared
-//! byte for byte. The one difference: Redis leaves the hash table
-//! uninitialised, which can (rarely) let a stale slot find a match that a
-//! clean table would not; both outputs decode to the same input.
+//! byte for byte. Redis keeps the hash table on the stack uninitialised and
+//! stores offsets from the input's start in it, so slots left by the previous
+//! compression still point at valid positions and can find matches; a
+//! [`Compressor`] keeps its table between calls in the same way, so the nodes
+//! of one list compress as Redis compresses them one after another. Only the
+//! table's state before a value (Redis's earlier commands) can still differ,
+//! which changes some bytes, never what they decode to.
 
 const HLOG: u32 = 16;
 const HSIZE: usize = 1 << HLOG;
@@ -80,15 +84,37 @@ fn idx(h: u32) -> usize {
     ((((h ^ (h << 5)) >> (3 * 8 - HLOG)).wrapping_sub(h.wrapping_mul(5))) as usize) & (HSIZE - 1)
 }
 
-/// Compresses `input` into at most `max_out` bytes; `None` when it does not
-/// fit (Redis then stores the string as is).
+/// Compresses `input` into at most `max_out` bytes with a fresh table;
+/// `None` when it does not fit (Redis then stores the string as is).
 pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+    Compressor::default().compress(input, max_out)
+}
+
+/// An LZF compressor whose hash table carries over from one call to the
+/// next, as Redis's does (see the module docs). The table is allocated on
+/// first use.
+#[derive(Default)]
+pub struct Compressor {
+    /// Slot values are input offsets + 1; 0 is empty.
+    htab: Vec<u32>,
+}
+
+impl Compressor {
+    /// Compresses `input` into at most `max_out` bytes; `None` when it does
+    /// not fit.
+    pub fn compress(&mut self, input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+        if self.htab.is_empty() {
+            self.htab = vec![0u32; HSIZE];
+        }
+        compress_with(&mut self.htab, input, max_out)
+    }
+}
+
+fn compress_with(htab: &mut [u32], input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     let in_len = input.len();
-    if in_len == 0 || max_out == 0 {
+    if in_len == 0 || max_out == 0 || in_len >= u32::MAX as usize {
         return None;
     }
-    // Slot values are positions + 1; 0 is empty.
-    let mut htab = vec![0u32; HSIZE];
     let mut out = vec![0u8; max_out];
     let out_end = max_out;
     let mut op: usize = 1; // the first run's control byte is at 0
@@ -102,6 +128,7 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
         let slot = idx(hval);
         let prev = htab[slot];
         htab[slot] = ip as u32 + 1;
+        // A slot left by an earlier input is an offset like any other.
         let reference = (prev as usize).checked_sub(1);
         let found = reference.filter(|&r| {
             r < ip

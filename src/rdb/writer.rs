@@ -17,8 +17,9 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::lzf::Compressor;
 use super::packed::{intset_blob, ListpackWriter};
-use super::{crc64, kind, lzf, opcode, WRITE_VERSION};
+use super::{crc64, kind, opcode, WRITE_VERSION};
 use crate::keyspace::{Keyspace, Value};
 
 /// Redis 7.0's default `list-max-listpack-size -2`: 8 KiB per node.
@@ -47,7 +48,7 @@ fn write_len(out: &mut Vec<u8>, n: u64) {
 }
 
 /// A string as Redis's `rdbSaveRawString` writes it.
-fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+fn write_string(out: &mut Vec<u8>, lzf: &mut Compressor, s: &[u8]) {
     if s.len() <= 11 {
         if let Some(v) = crate::numbers::parse_i64_strict(s) {
             if let Ok(v8) = i8::try_from(v) {
@@ -67,7 +68,7 @@ fn write_string(out: &mut Vec<u8>, s: &[u8]) {
         }
     }
     if s.len() > 20 {
-        if let Some(c) = lzf::compress(s, s.len() - 4) {
+        if let Some(c) = lzf.compress(s, s.len() - 4) {
             out.push(0xc3);
             write_len(out, c.len() as u64);
             write_len(out, s.len() as u64);
@@ -94,28 +95,24 @@ fn type_byte(value: &Value) -> u8 {
 }
 
 /// Appends `value`'s type byte and encoding.
-pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+pub fn write_value(out: &mut Vec<u8>, lzf: &mut Compressor, value: &Value) {
     out.push(type_byte(value));
-    write_body(out, value);
+    write_body(out, lzf, value);
 }
 
 /// Appends `value`'s encoding (what follows the type byte, or the key).
-fn write_body(out: &mut Vec<u8>, value: &Value) {
+fn write_body(out: &mut Vec<u8>, lzf: &mut Compressor, value: &Value) {
     match value {
         Value::Str(s) => {
-            write_string(out, s);
+            write_string(out, lzf, s);
         }
         Value::List(l) => {
             let mut nodes: Vec<Vec<u8>> = Vec::new();
             let mut node = ListpackWriter::new();
             for item in l.iter() {
-                // Redis 7.0's `_quicklistNodeAllowInsert` estimate.
-                let overhead = if item.len() < 254 { 1 } else { 5 }
-                    + match item.len() {
-                        0..=63 => 1,
-                        64..=16383 => 2,
-                        _ => 5,
-                    };
+                // Redis 7.0's `_quicklistNodeAllowInsert` estimate
+                // (SIZE_ESTIMATE_OVERHEAD is 8 bytes per entry).
+                let overhead = 8;
                 if !node.is_empty() && node.len() + item.len() + overhead > QUICKLIST_NODE_BYTES {
                     nodes.push(std::mem::take(&mut node).finish());
                     node = ListpackWriter::new();
@@ -128,7 +125,7 @@ fn write_body(out: &mut Vec<u8>, value: &Value) {
             write_len(out, nodes.len() as u64);
             for blob in nodes {
                 write_len(out, 2); // a packed (listpack) node
-                write_string(out, &blob);
+                write_string(out, lzf, &blob);
             }
         }
         Value::Hash(h) if h.is_packed() => {
@@ -137,13 +134,13 @@ fn write_body(out: &mut Vec<u8>, value: &Value) {
                 lp.push(f);
                 lp.push(v);
             }
-            write_string(out, &lp.finish());
+            write_string(out, lzf, &lp.finish());
         }
         Value::Hash(h) => {
             write_len(out, h.len() as u64);
             for (f, v) in h.iter() {
-                write_string(out, f);
-                write_string(out, v);
+                write_string(out, lzf, f);
+                write_string(out, lzf, v);
             }
         }
         Value::Set(s) => match s.intset_bytes() {
@@ -153,12 +150,12 @@ fn write_body(out: &mut Vec<u8>, value: &Value) {
                     .iter()
                     .map(|m| crate::numbers::parse_i64_strict(&m).unwrap_or(0))
                     .collect();
-                write_string(out, &intset_blob(width, members.into_iter()));
+                write_string(out, lzf, &intset_blob(width, members.into_iter()));
             }
             None => {
                 write_len(out, s.len() as u64);
                 for m in s.iter() {
-                    write_string(out, &m);
+                    write_string(out, lzf, &m);
                 }
             }
         },
@@ -168,13 +165,13 @@ fn write_body(out: &mut Vec<u8>, value: &Value) {
                 lp.push(member);
                 lp.push(crate::reply::format_double(score).as_bytes());
             }
-            write_string(out, &lp.finish());
+            write_string(out, lzf, &lp.finish());
         }
         Value::ZSet(z) => {
             write_len(out, z.len() as u64);
             // Redis walks its skiplist from the tail: greatest first.
             for (score, member) in z.iter_from(z.len().saturating_sub(1), true) {
-                write_string(out, member);
+                write_string(out, lzf, member);
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
@@ -184,7 +181,7 @@ fn write_body(out: &mut Vec<u8>, value: &Value) {
 /// `value` as DUMP's payload: the value, the RDB version, the CRC-64.
 pub fn dump_payload(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    write_value(&mut out, value);
+    write_value(&mut out, &mut Compressor::default(), value);
     out.extend_from_slice(&WRITE_VERSION.to_le_bytes());
     let crc = crc64::crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -206,10 +203,10 @@ impl<W: Write> CrcWriter<W> {
     }
 }
 
-fn aux(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+fn aux(out: &mut Vec<u8>, lzf: &mut Compressor, key: &str, value: &[u8]) {
     out.push(opcode::AUX);
-    write_string(out, key.as_bytes());
-    write_string(out, value);
+    write_string(out, lzf, key.as_bytes());
+    write_string(out, lzf, value);
 }
 
 /// Writes `snapshot` as a whole RDB file to `out`; keys whose time ran out
@@ -225,20 +222,29 @@ pub fn write_rdb<W: Write>(
         written: 0,
     };
     let mut buf = Vec::with_capacity(64 * 1024);
+    // One table for the whole file: allocating one per string would cost
+    // more than compressing it.
+    let mut lzf = Compressor::default();
     buf.extend_from_slice(format!("REDIS{WRITE_VERSION:04}").as_bytes());
-    aux(&mut buf, "redis-ver", b"7.0.0");
-    aux(&mut buf, "redis-bits", b"64");
-    aux(&mut buf, "ctime", (now_ms / 1000).to_string().as_bytes());
-    aux(&mut buf, "used-mem", b"0");
-    aux(&mut buf, "aof-base", b"0");
+    aux(&mut buf, &mut lzf, "redis-ver", b"7.0.0");
+    aux(&mut buf, &mut lzf, "redis-bits", b"64");
     aux(
         &mut buf,
+        &mut lzf,
+        "ctime",
+        (now_ms / 1000).to_string().as_bytes(),
+    );
+    aux(&mut buf, &mut lzf, "used-mem", b"0");
+    aux(&mut buf, &mut lzf, "aof-base", b"0");
+    aux(
+        &mut buf,
+        &mut lzf,
         "forkless-ver",
         env!("CARGO_PKG_VERSION").as_bytes(),
     );
     for code in snapshot.functions() {
         buf.push(opcode::FUNCTION2);
-        write_string(&mut buf, code);
+        write_string(&mut buf, &mut lzf, code);
     }
     let mut keys = 0u64;
     for (index, db) in snapshot.dbs().iter().enumerate() {
@@ -259,7 +265,7 @@ pub fn write_rdb<W: Write>(
                 buf.push(opcode::EXPIRETIME_MS);
                 buf.extend_from_slice(&t.to_le_bytes());
             }
-            write_value_keyed(&mut buf, record.key(), &entry.value);
+            write_value_keyed(&mut buf, &mut lzf, record.key(), &entry.value);
             keys += 1;
             if buf.len() >= 64 * 1024 {
                 w.put(&buf)?;
@@ -276,10 +282,10 @@ pub fn write_rdb<W: Write>(
 }
 
 /// The type byte, then the key, then the value's encoding.
-fn write_value_keyed(out: &mut Vec<u8>, key: &[u8], value: &Value) {
+fn write_value_keyed(out: &mut Vec<u8>, lzf: &mut Compressor, key: &[u8], value: &Value) {
     out.push(type_byte(value));
-    write_string(out, key);
-    write_body(out, value);
+    write_string(out, lzf, key);
+    write_body(out, lzf, value);
 }
 
 /// Writes `snapshot` to `path` durably and atomically.
