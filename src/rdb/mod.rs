@@ -94,3 +94,6 @@ pub mod kind {
 pub fn is_rdb(head: &[u8]) -> bool {
     head.len() >= 9 && &head[..5] == MAGIC && head[5..9].iter().all(u8::is_ascii_digit)
 }
+
+#[cfg(test)]
+mod tests;

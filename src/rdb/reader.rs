@@ -448,8 +448,8 @@ impl<R: Read> Input<R> {
                         what: format!("{what} ({clen} compressed bytes)"),
                     });
                 }
-                // LZF expands at most ~ 264/2 : 1 per back reference.
-                if ulen > clen.saturating_mul(256).saturating_add(64) {
+                // LZF expands at most 88-fold (264 bytes from a 3-byte back reference).
+                if ulen > clen.saturating_mul(90).saturating_add(64) {
                     return Err(
                         self.corrupt_at(at, format!("{clen} LZF bytes cannot expand to {ulen}"))
                     );
