@@ -21,6 +21,7 @@
 //!   and the instantaneous rates INFO reports.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
 //! - [`rdb`]: Redis's RDB format: import, export, DUMP/RESTORE payloads.
+//! - [`migrate`]: MIGRATE's connection to the target server.
 //! - [`config`]: command-line options and the live configuration.
 //! - [`security`]: AUTH's password check and protected mode.
 //! - [`limits`]: per-client query and output buffer limits.
@@ -48,6 +49,7 @@ pub mod latency;
 pub mod limits;
 pub mod longdouble;
 pub mod metrics;
+pub mod migrate;
 pub mod numbers;
 pub mod params;
 pub mod pause;

@@ -510,3 +510,126 @@ fn dump_restore_both_ways_for_every_encoding() {
     }
     assert_eq!(capture(&mut rc), want);
 }
+
+/// MIGRATE source → target of every key of database 0, checked against a
+/// capture of the source.
+fn migrate_all(
+    from: &mut redis::Connection,
+    to_port: u16,
+    to: &mut redis::Connection,
+    extra: &[&str],
+) {
+    let before = capture(from);
+    let keys: Vec<String> = before
+        .keys()
+        .filter(|(db, _)| *db == 0)
+        .map(|(_, k)| String::from_utf8(k.clone()).unwrap())
+        .filter(|k| !k.contains('\0'))
+        .collect();
+    let port = to_port.to_string();
+    let mut cmd = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000"];
+    cmd.extend_from_slice(extra);
+    cmd.push("KEYS");
+    cmd.extend(keys.iter().map(String::as_str));
+    assert_eq!(w(from, &cmd), V::Okay);
+    let moved: Capture = before
+        .into_iter()
+        .filter(|((db, k), _)| *db == 0 && !k.contains(&0))
+        .collect();
+    let arrived: Capture = capture(to)
+        .into_iter()
+        .filter(|((db, k), _)| *db == 0 && moved.contains_key(&(*db, k.clone())))
+        .collect();
+    assert_eq!(arrived.len(), moved.len());
+    for (k, (t, v, at)) in &moved {
+        let (t2, v2, at2) = &arrived[k];
+        assert_eq!((t, v), (t2, v2), "{k:?}");
+        // The TTL travels as time left: allow the transfer's milliseconds.
+        assert!(
+            (at - at2).abs() < 2000 || (*at < 0 && at == at2),
+            "{k:?}: {at} vs {at2}"
+        );
+    }
+}
+
+#[test]
+fn migrate_between_forkless_and_redis_server() {
+    if !have_redis() {
+        eprintln!("redis-server not available; MIGRATE test skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = Redis::start(tmp.path(), "unused.rdb").unwrap();
+    let mut rc = redis.client();
+    populate(&mut rc);
+    let a = Server::start();
+    let b = Server::start_with(&["--save", "", "--requirepass", "secret"]);
+    let mut ac = a.client();
+    // redis-server → forkless A.
+    migrate_all(&mut rc, a.port, &mut ac, &[]);
+    let left: i64 = redis::cmd("DBSIZE").query(&mut rc).unwrap();
+    assert_eq!(left, 1, "only the key with a NUL byte stays");
+    // forkless A → forkless B (AUTH), keeping A's keys (COPY).
+    let mut bc = redis::Client::open(format!("redis://:secret@127.0.0.1:{}/", b.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    migrate_all(&mut ac, b.port, &mut bc, &["COPY", "AUTH", "secret"]);
+    let kept: i64 = redis::cmd("DBSIZE").query(&mut ac).unwrap();
+    assert!(kept > 20);
+    // Again without REPLACE: the target refuses, nothing is deleted here.
+    let e = common::error(
+        &mut ac,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            &b.port.to_string(),
+            "s:short",
+            "0",
+            "5000",
+            "AUTH2",
+            "default",
+            "secret",
+        ],
+    );
+    assert_eq!(
+        e,
+        "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+    );
+    let e = common::error(
+        &mut ac,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            &b.port.to_string(),
+            "s:short",
+            "0",
+            "5000",
+            "AUTH",
+            "wrong",
+        ],
+    );
+    assert!(
+        e.starts_with("ERR Target instance replied with error: WRONGPASS"),
+        "{e}"
+    );
+    let still: i64 = redis::cmd("EXISTS").arg("s:short").query(&mut ac).unwrap();
+    assert_eq!(still, 1);
+    // forkless A → redis-server, REPLACE, moving the keys out of A.
+    migrate_all(&mut ac, redis.port, &mut rc, &["REPLACE"]);
+    let left: i64 = redis::cmd("DBSIZE").query(&mut ac).unwrap();
+    assert_eq!(left, 0);
+    // A key that is gone: NOKEY.
+    let reply = w(
+        &mut ac,
+        &[
+            "MIGRATE",
+            "127.0.0.1",
+            &redis.port.to_string(),
+            "gone",
+            "0",
+            "100",
+        ],
+    );
+    assert_eq!(reply, V::SimpleString("NOKEY".into()));
+}
