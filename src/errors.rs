@@ -79,6 +79,8 @@ pub enum CommandError {
     DumpPayload,
     #[error("ERR Bad data format")]
     BadDataFormat,
+    #[error("LOADING Redis is loading the dataset in memory")]
+    Loading,
     /// Any other message; the text is sent as is and must carry its own prefix
     /// (`ERR `, `NOPROTO `, ...).
     #[error("{0}")]

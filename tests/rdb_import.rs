@@ -633,3 +633,129 @@ fn migrate_between_forkless_and_redis_server() {
     );
     assert_eq!(reply, V::SimpleString("NOKEY".into()));
 }
+
+/// A forkless process on a port chosen here (its "ready" line comes only
+/// after the load, so the common helper cannot be used), killed on drop.
+struct Raw(Child);
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn clients_get_loading_until_the_data_set_is_in() {
+    if !have_redis() {
+        eprintln!("redis-server not available; loading test skipped");
+        return;
+    }
+    const KEYS: i64 = 200_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--enable-debug-command", "yes", "--dbfilename", "big.rdb"])
+            .arg("--dir")
+            .arg(tmp.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let r = Redis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut c = loop {
+            if let Ok(c) = r.try_client() {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        w(
+            &mut c,
+            &["DEBUG", "POPULATE", &KEYS.to_string(), "key", "100"],
+        );
+        w(&mut c, &["SAVE"]);
+        tmp.path().join("big.rdb")
+    };
+    let size = std::fs::metadata(&dump).unwrap().len();
+    let fk = tempfile::tempdir().unwrap();
+    std::fs::copy(&dump, fk.path().join("dump.rdb")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let _server = Raw(Command::new(common::BIN)
+        .args(["--port", &port.to_string(), "--save", ""])
+        .arg("--dir")
+        .arg(fk.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut c = loop {
+        if let Ok(c) = redis::Client::open(url.as_str()).unwrap().get_connection() {
+            break c;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the port never opened"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let accepted_after = started.elapsed();
+    // Redis answers these with -LOADING too (PING is not flagged `loading`).
+    for cmd in [
+        &["PING"][..],
+        &["GET", "key:1"],
+        &["SET", "a", "b"],
+        &["DBSIZE"],
+    ] {
+        let e = common::error(&mut c, cmd);
+        assert_eq!(
+            e, "LOADING Redis is loading the dataset in memory",
+            "{cmd:?}"
+        );
+    }
+    let info = common::info_persistence(&mut c);
+    assert_eq!(info["loading"], "1");
+    assert_eq!(info["loading_total_bytes"], size.to_string());
+    assert!(info.contains_key("loading_loaded_perc") && info.contains_key("loading_eta_seconds"));
+    let loaded_after = loop {
+        match redis::cmd("DBSIZE").query::<i64>(&mut c) {
+            Ok(n) => {
+                assert_eq!(n, KEYS);
+                break started.elapsed();
+            }
+            Err(e) => assert_eq!(e.code(), Some("LOADING"), "{e}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the load never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        accepted_after < loaded_after,
+        "{accepted_after:?} {loaded_after:?}"
+    );
+    assert_eq!(common::info_persistence(&mut c)["loading"], "0");
+    let v: String = redis::cmd("GET").arg("key:1").query(&mut c).unwrap();
+    assert!(v.starts_with("value:1"), "{v}");
+    eprintln!("port open after {accepted_after:?}, data set served after {loaded_after:?}");
+}

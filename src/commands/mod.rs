@@ -360,6 +360,12 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         let noauth = CommandError::Other(crate::security::NOAUTH.into());
         return Err(transactions::reject(ctx, spec, noauth));
     }
+    // While the start-up load runs, only the commands Redis flags
+    // `loading` are served.
+    if spec.flags & flags::LOADING == 0 && ctx.shared.loading.is_active() {
+        ctx.state.stats.command(spec.name).rejected_calls += 1;
+        return Err(transactions::reject(ctx, spec, CommandError::Loading));
+    }
     if let Some(result) = transactions::intercept(ctx, spec, args) {
         return result;
     }

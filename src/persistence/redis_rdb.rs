@@ -23,11 +23,30 @@ pub fn is_redis_rdb(path: &Path) -> bool {
         .is_ok_and(|()| rdb::is_rdb(&head))
 }
 
-/// Reads a Redis RDB file with the configured databases and encodings.
-pub fn import(path: &Path, config: &Config, now_ms: i64) -> Result<Imported, String> {
+/// Reads a Redis RDB file with the configured databases and encodings;
+/// `progress` hears of the bytes read now and then.
+pub fn import(
+    path: &Path,
+    config: &Config,
+    now_ms: i64,
+    progress: impl FnMut(u64),
+) -> Result<Imported, String> {
     let started = Instant::now();
-    let imported = rdb::reader::load_file(path, config.databases, now_ms, encodings_of(config))
-        .map_err(|e| format!("cannot load Redis RDB {}: {e}", path.display()))?;
+    let read = |progress| -> Result<Imported, rdb::reader::RdbError> {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        let reader = std::io::BufReader::with_capacity(256 * 1024, file);
+        rdb::reader::load(
+            reader,
+            len,
+            config.databases,
+            now_ms,
+            encodings_of(config),
+            progress,
+        )
+    };
+    let imported =
+        read(progress).map_err(|e| format!("cannot load Redis RDB {}: {e}", path.display()))?;
     let redis_ver = imported
         .aux
         .iter()
@@ -49,7 +68,14 @@ pub fn import(path: &Path, config: &Config, now_ms: i64) -> Result<Imported, Str
 /// Start-up load of a Redis RDB dump: installs it whole or not at all.
 pub fn load_at_startup(shared: &Shared, path: &Path) -> Result<(), String> {
     let config = shared.config().clone();
-    let imported = import(path, &config, unix_ms())?;
+    let mut last_log = Instant::now();
+    let imported = import(path, &config, unix_ms(), |bytes| {
+        shared.loading.set_loaded(bytes);
+        if last_log.elapsed() >= super::writer::PROGRESS_LOG_EVERY {
+            tracing::info!("loading Redis RDB: {bytes} bytes read");
+            last_log = Instant::now();
+        }
+    })?;
     let mut state = shared.lock();
     state.keyspace = imported.keyspace;
     let codes = state.keyspace.functions().to_vec();
@@ -69,7 +95,7 @@ pub fn load_at_startup(shared: &Shared, path: &Path) -> Result<(), String> {
 /// `forkless import-rdb IN OUT`: a Redis RDB to a forkless snapshot.
 pub fn import_main(config: &Config, input: &Path, output: &Path) -> ExitCode {
     let now = unix_ms();
-    let imported = match import(input, config, now) {
+    let imported = match import(input, config, now, |_| {}) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("forkless: {e}");
@@ -101,7 +127,7 @@ pub fn import_main(config: &Config, input: &Path, output: &Path) -> ExitCode {
 pub fn export_main(config: &Config, dump: &Path, output: &Path) -> ExitCode {
     let now = unix_ms();
     let keyspace = if is_redis_rdb(dump) {
-        match import(dump, config, now) {
+        match import(dump, config, now, |_| {}) {
             Ok(i) => i.keyspace,
             Err(e) => {
                 eprintln!("forkless: {e}");
