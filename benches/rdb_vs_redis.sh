@@ -26,6 +26,18 @@ trap cleanup EXIT INT TERM
 now() { date +%s.%N; }
 total=$((keys + 3000))
 
+# Waits (at most 60 s) until the server on port $1 answers at all (a reply
+# or -LOADING).
+wait_port() {
+    i=0
+    while [ $i -lt 6000 ]; do
+        redis-cli -p "$1" PING 2>/dev/null | grep -qE 'PONG|LOADING' && return 0
+        sleep 0.005
+        i=$((i + 1))
+    done
+    return 1
+}
+
 # Waits (at most 600 s) until the server on port $1 answers DBSIZE = $total.
 wait_loaded() {
     i=0
@@ -69,7 +81,9 @@ for i in range(1000):
 PY
 redis-cli -p "$base" --pipe <"$dir/load.resp" >/dev/null
 rm -f "$dir/load.resp"
+t0=$(now)
 redis-cli -p "$base" SAVE >/dev/null
+t_redis_save=$(echo "$(now) - $t0" | bc)
 redis-cli -p "$base" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 sleep 0.5
 rdb_size=$(stat -c %s "$dir/redis.rdb")
@@ -80,6 +94,8 @@ redis-server --port "$base" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$dir" --dbfilename redis.rdb >"$dir/redis2.log" 2>&1 &
 rp=$!
 pids="$pids $rp"
+wait_port "$base"
+t_redis_port=$(echo "$(now) - $t0" | bc)
 wait_loaded "$base"
 t_redis=$(echo "$(now) - $t0" | bc)
 redis-cli -p "$base" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
@@ -93,6 +109,8 @@ t0=$(now)
     --config "enable-debug-command local" >"$dir/fk.log" 2>&1 &
 fp=$!
 pids="$pids $fp"
+wait_port $((base + 1))
+t_fk_port=$(echo "$(now) - $t0" | bc)
 wait_loaded $((base + 1))
 t_fk=$(echo "$(now) - $t0" | bc)
 
@@ -129,6 +147,8 @@ t_offline=$(echo "$(now) - $t0" | bc)
 
 printf '%s\n' "keys: $total ($keys strings + 3000 collections)"
 printf '%s\n' "redis RDB size: $rdb_size bytes"
+printf '%s\n' "redis-server SAVE: $t_redis_save s"
+printf '%s\n' "start until the port answers, redis-server: $t_redis_port s, forkless: $t_fk_port s"
 printf '%s\n' "start until DBSIZE=$total, redis-server on its RDB: $t_redis s"
 printf '%s\n' "start until DBSIZE=$total, forkless importing it: $t_fk s"
 printf '%s\n' "DEBUG EXPORT-RDB until the file is in place: $t_export s"
