@@ -759,3 +759,70 @@ fn clients_get_loading_until_the_data_set_is_in() {
     assert!(v.starts_with("value:1"), "{v}");
     eprintln!("port open after {accepted_after:?}, data set served after {loaded_after:?}");
 }
+
+/// The keyspace events of a RESTORE/MIGRATE sequence on a server at `port`.
+fn restore_events(port: u16, target_port: u16) -> Vec<(String, String)> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    w(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let mut sub_con = client.get_connection().unwrap();
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.psubscribe("__keyevent@0__:*").unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let payload = b"\x00\x05hello\n\x00cr\xdfve4 \n";
+    let t = target_port.to_string();
+    run(&mut c, &[b"RESTORE", b"k", b"0", payload]);
+    run(&mut c, &[b"RESTORE", b"k", b"0", payload, b"REPLACE"]);
+    run(
+        &mut c,
+        &[b"RESTORE", b"k", b"1", payload, b"REPLACE", b"ABSTTL"],
+    );
+    run(&mut c, &[b"RESTORE", b"k", b"1", payload, b"ABSTTL"]);
+    run(&mut c, &[b"RESTORE", b"m", b"0", payload]);
+    run(
+        &mut c,
+        &[
+            b"MIGRATE",
+            b"127.0.0.1",
+            t.as_bytes(),
+            b"m",
+            b"0",
+            b"5000",
+            b"REPLACE",
+        ],
+    );
+    run(&mut c, &[b"SET", b"end", b"1"]);
+    let mut events = Vec::new();
+    loop {
+        let msg = pubsub.get_message().unwrap();
+        let event = msg
+            .get_channel_name()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let key: String = msg.get_payload().unwrap();
+        if key == "end" {
+            return events;
+        }
+        events.push((event, key));
+    }
+}
+
+#[test]
+fn restore_and_migrate_publish_redis_events() {
+    if !have_redis() {
+        eprintln!("redis-server not available; events test skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = Redis::start(tmp.path(), "unused.rdb").unwrap();
+    let target = Redis::start(tmp.path(), "unused2.rdb").unwrap();
+    let server = Server::start();
+    let theirs = restore_events(redis.port, target.port);
+    let ours = restore_events(server.port, target.port);
+    assert_eq!(ours, theirs);
+    assert!(theirs.contains(&("restore".into(), "k".into())));
+}
