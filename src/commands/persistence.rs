@@ -178,6 +178,10 @@ fn debug_allowed(ctx: &Ctx<'_>) -> Result<(), CommandError> {
 /// DEBUG EXPORT-RDB: a clone of the keyspace (O(1), under the lock) goes to
 /// a thread that writes it as a Redis RDB; writers go on meanwhile.
 fn debug_export_rdb(ctx: &mut Ctx<'_>, file: &Bytes) -> CmdResult {
+    // DEBUG is allowed while loading; an export then would miss the data set.
+    if ctx.shared.loading.is_active() {
+        return Err(CommandError::Loading);
+    }
     let path = std::path::PathBuf::from(String::from_utf8_lossy(file).into_owned());
     let path = ctx.shared.config().dir.join(path);
     let snapshot = ctx.state.keyspace.clone();
