@@ -294,7 +294,10 @@ pub fn export_to(snapshot: &Keyspace, path: &Path, now_ms: i64) -> io::Result<Ex
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let temp = dir.join(format!("temp-export-{}-{}.rdb", std::process::id(), now_ms));
+    // Two exports may run at once (DEBUG EXPORT-RDB twice): one name each.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = dir.join(format!("temp-export-{}-{seq}.rdb", std::process::id()));
     let result = (|| {
         let file = File::create(&temp)?;
         let (buffered, stats) =
