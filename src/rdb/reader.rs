@@ -116,9 +116,8 @@ pub fn load<R: Read>(
             format!("RDB version {version} is not supported (1 to {MAX_READ_VERSION} are)"),
         ));
     }
-    let mut installer = Installer::start(Keyspace::new(databases));
     let mut out = Imported {
-        keyspace: Keyspace::new(1),
+        keyspace: Keyspace::new(databases),
         version,
         keys_loaded: 0,
         keys_expired: 0,
@@ -221,13 +220,12 @@ pub fn load<R: Read>(
                     continue;
                 }
                 *out.per_db.entry((db, value.type_name())).or_default() += 1;
-                installer.add(Decoded {
-                    db,
-                    key,
-                    value,
-                    expire_at: expiry,
-                    offset: at,
-                })?;
+                let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
+                if out.keyspace.db_mut(db).insert(key, value, expiry) {
+                    return Err(
+                        input.corrupt_at(at, format!("duplicate key {shown:?} in database {db}"))
+                    );
+                }
                 out.keys_loaded += 1;
                 since_progress += 1;
                 if since_progress == 4096 {
@@ -259,106 +257,9 @@ pub fn load<R: Read>(
             ),
         ));
     }
-    out.keyspace = installer.finish()?;
     out.keyspace.set_functions(functions);
     progress(input.offset);
     Ok(out)
-}
-
-/// A decoded key on its way into the keyspace.
-struct Decoded {
-    db: usize,
-    key: Bytes,
-    value: Value,
-    expire_at: Option<i64>,
-    /// Where its record starts, for a duplicate's error.
-    offset: u64,
-}
-
-/// Builds the keyspace on a thread of its own, fed in batches: decoding the
-/// file and inserting into the hash tries (the larger share of a load) run
-/// on two cores. The keyspace is handed back only after the whole file,
-/// checksum included, was read.
-struct Installer {
-    tx: Option<std::sync::mpsc::SyncSender<Vec<Decoded>>>,
-    batch: Vec<Decoded>,
-    thread: Option<std::thread::JoinHandle<Result<Keyspace, RdbError>>>,
-}
-
-/// Keys per batch: large enough that the channel costs nothing per key.
-const INSTALL_BATCH: usize = 512;
-
-impl Installer {
-    fn start(mut keyspace: Keyspace) -> Installer {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Decoded>>(8);
-        let thread = std::thread::Builder::new()
-            .name("rdb-install".into())
-            .spawn(move || {
-                for batch in rx {
-                    for d in batch {
-                        let key = d.key.clone();
-                        if keyspace.db_mut(d.db).insert(d.key, d.value, d.expire_at) {
-                            let shown =
-                                String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
-                            return Err(RdbError::Corrupt {
-                                offset: d.offset,
-                                what: format!("duplicate key {shown:?} in database {}", d.db),
-                            });
-                        }
-                    }
-                }
-                Ok(keyspace)
-            });
-        match thread {
-            Ok(t) => Installer {
-                tx: Some(tx),
-                batch: Vec::with_capacity(INSTALL_BATCH),
-                thread: Some(t),
-            },
-            Err(e) => Installer {
-                tx: None,
-                batch: Vec::new(),
-                thread: Some(std::thread::spawn(move || Err(RdbError::Io(e)))),
-            },
-        }
-    }
-
-    fn add(&mut self, d: Decoded) -> Result<(), RdbError> {
-        self.batch.push(d);
-        if self.batch.len() >= INSTALL_BATCH {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), RdbError> {
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(INSTALL_BATCH));
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok());
-        if sent {
-            Ok(())
-        } else {
-            // The installer stopped: its error (a duplicate key) is the answer.
-            self.tx = None;
-            self.join().map(drop)
-        }
-    }
-
-    fn join(&mut self) -> Result<Keyspace, RdbError> {
-        self.tx = None;
-        match self.thread.take().map(std::thread::JoinHandle::join) {
-            Some(Ok(result)) => result,
-            _ => Err(RdbError::Io(io::Error::other(
-                "the keyspace builder stopped",
-            ))),
-        }
-    }
-
-    fn finish(mut self) -> Result<Keyspace, RdbError> {
-        if !self.batch.is_empty() {
-            self.flush()?;
-        }
-        self.join()
-    }
 }
 
 /// A DUMP payload's value: the trailer (RDB version, CRC-64) is checked
