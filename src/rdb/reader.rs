@@ -220,8 +220,8 @@ pub fn load<R: Read>(
                     continue;
                 }
                 *out.per_db.entry((db, value.type_name())).or_default() += 1;
-                let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
-                if out.keyspace.db_mut(db).insert(key, value, expiry) {
+                if out.keyspace.db_mut(db).insert(key.clone(), value, expiry) {
+                    let shown = String::from_utf8_lossy(&key[..key.len().min(64)]).into_owned();
                     return Err(
                         input.corrupt_at(at, format!("duplicate key {shown:?} in database {db}"))
                     );
