@@ -1,12 +1,12 @@
 #!/bin/sh
 # Runs one fuzz target for a bounded time: fuzz/run.sh <target> <seconds>
-# Targets: resp_parser, snapshot_loader. Needs cargo-fuzz (cargo install cargo-fuzz).
+# Targets: resp_parser, snapshot_loader, rdb_reader. Needs cargo-fuzz (cargo install cargo-fuzz).
 # The stable toolchain is used with RUSTC_BOOTSTRAP=1 so cargo-fuzz's nightly-only
 # sanitizer flags are accepted. New corpus entries go to fuzz/corpus/<target>/ (only
 # the committed seed-* files are tracked); crashes land in fuzz/artifacts/<target>/.
 set -eu
 if [ $# -ne 2 ]; then
-    echo "usage: $0 <resp_parser|snapshot_loader> <seconds>" >&2
+    echo "usage: $0 <resp_parser|snapshot_loader|rdb_reader> <seconds>" >&2
     exit 2
 fi
 target=$1

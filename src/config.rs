@@ -78,6 +78,32 @@ pub struct Args {
 #[argh(subcommand)]
 pub enum SubCommand {
     CheckDump(CheckDumpArgs),
+    ImportRdb(ImportRdbArgs),
+    ExportRdb(ExportRdbArgs),
+}
+
+/// Convert a Redis RDB file (versions 1 to 12) into a forkless snapshot.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "import-rdb")]
+pub struct ImportRdbArgs {
+    /// the Redis RDB file to read
+    #[argh(positional)]
+    pub input: PathBuf,
+    /// the forkless snapshot to write
+    #[argh(positional)]
+    pub output: PathBuf,
+}
+
+/// Write a forkless snapshot as a Redis RDB version 10 file (redis-server 7.0 loads it).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "export-rdb")]
+pub struct ExportRdbArgs {
+    /// the snapshot to read (default: the configured dir and dbfilename)
+    #[argh(option)]
+    pub dump: Option<PathBuf>,
+    /// the RDB file to write
+    #[argh(positional)]
+    pub output: PathBuf,
 }
 
 /// Verify a snapshot file without starting a server: header, every record, CRC.

@@ -75,6 +75,14 @@ pub enum CommandError {
     Misconf,
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]
     Oom,
+    #[error("BUSYKEY Target key name already exists.")]
+    BusyKey,
+    #[error("ERR DUMP payload version or checksum are wrong")]
+    DumpPayload,
+    #[error("ERR Bad data format")]
+    BadDataFormat,
+    #[error("LOADING Redis is loading the dataset in memory")]
+    Loading,
     /// Any other message; the text is sent as is and must carry its own prefix
     /// (`ERR `, `NOPROTO `, ...).
     #[error("{0}")]

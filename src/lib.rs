@@ -21,6 +21,8 @@
 //! - [`slowlog`], [`latency`], [`metrics`]: the slow log, the latency monitor
 //!   and the instantaneous rates INFO reports.
 //! - [`persistence`]: snapshot format, writer, loader, save scheduler.
+//! - [`rdb`]: Redis's RDB format: import, export, DUMP/RESTORE payloads.
+//! - [`migrate`]: MIGRATE's connection to the target server.
 //! - [`config`]: command-line options and the live configuration.
 //! - [`security`]: AUTH's password check and protected mode.
 //! - [`limits`]: per-client query and output buffer limits.
@@ -52,12 +54,14 @@ pub mod latency;
 pub mod limits;
 pub mod longdouble;
 pub mod metrics;
+pub mod migrate;
 pub mod numbers;
 pub mod params;
 pub mod pause;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
+pub mod rdb;
 pub mod reply;
 pub mod rng;
 pub mod scripting;
@@ -94,17 +98,31 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
     alloc::set_background_thread(config.jemalloc_bg_thread);
     let shared = Arc::new(Shared::new(config));
     alloc::mark_startup();
-    persistence::load_at_startup(&shared).map_err(StartError::Load)?;
     let listeners = server::bind(&shared).await.map_err(StartError::Bind)?;
     let port = shared.bound_port.load(std::sync::atomic::Ordering::Relaxed);
+    // As Redis: the port opens at once and clients get -LOADING until the
+    // data set is in. The flag is up before the first accept.
+    if persistence::dump_exists(&shared) {
+        shared.loading.begin(0);
+        tracing::info!("Listening on tcp port {port} while the data set loads");
+    }
+    let serving = tokio::spawn(server::run(shared.clone(), listeners));
+    let loader = shared.clone();
+    let loaded = tokio::task::spawn_blocking(move || persistence::load_at_startup(&loader))
+        .await
+        .unwrap_or_else(|e| Err(format!("the loading thread failed: {e}")));
+    if let Err(e) = loaded {
+        serving.abort();
+        return Err(StartError::Load(e));
+    }
+    spawn_signal_handler(shared.clone());
     tracing::info!(
         "forkless {} ready to accept connections tcp port={port}",
         env!("CARGO_PKG_VERSION")
     );
-    spawn_signal_handler(shared.clone());
     let save_points = tokio::spawn(persistence::scheduler::run(shared.clone()));
     tokio::spawn(metrics::sample_metrics(shared.clone()));
-    server::run(shared.clone(), listeners).await;
+    let _ = serving.await;
     save_points.abort();
     // Shutdown begun some other way than SIGTERM/SIGINT/SHUTDOWN (which save and
     // exit themselves): connections are drained, so this save is the final state.
@@ -121,15 +139,17 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
 
 fn spawn_signal_handler(shared: Arc<Shared>) {
     ignore_file_size_signal();
+    use tokio::signal::unix::{signal, SignalKind};
+    // Registered here, before the ready line, so a signal right after it
+    // is caught rather than killing the process.
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("could not install signal handlers");
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("could not install signal handlers");
-            return;
-        };
         loop {
             let name = tokio::select! {
                 _ = term.recv() => "SIGTERM",

@@ -28,8 +28,19 @@ fn main() -> ExitCode {
         .with_ansi(ansi)
         .init();
 
-    if let Some(SubCommand::CheckDump(check)) = &args.command {
-        return forkless::persistence::check_dump_main(&check.file);
+    use forkless::persistence::redis_rdb;
+    match &args.command {
+        Some(SubCommand::CheckDump(check)) => {
+            return forkless::persistence::check_dump_main(&check.file)
+        }
+        Some(SubCommand::ImportRdb(a)) => {
+            return redis_rdb::import_main(&config, &a.input, &a.output)
+        }
+        Some(SubCommand::ExportRdb(a)) => {
+            let dump = a.dump.clone().unwrap_or_else(|| config.dump_path());
+            return redis_rdb::export_main(&config, &dump, &a.output);
+        }
+        None => {}
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

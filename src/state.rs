@@ -219,6 +219,8 @@ pub struct Shared {
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// The script holding the lock, read without it (BUSY, SCRIPT KILL).
     pub scripts: std::sync::Arc<crate::scripting::busy::ScriptWatch>,
+    /// The start-up load in progress, read without the lock (`-LOADING`).
+    pub loading: crate::persistence::loading::Loading,
 }
 
 impl Shared {
@@ -250,6 +252,7 @@ impl Shared {
             bound_port: AtomicU64::new(0),
             shutdown,
             scripts,
+            loading: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@
 pub mod args;
 pub mod bitmaps;
 pub mod connection;
+pub mod dump;
 pub mod hashes;
 pub mod hll;
 pub mod introspection;
@@ -148,7 +149,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 18] {
+fn families() -> [&'static [CommandSpec]; 19] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -168,6 +169,7 @@ fn families() -> [&'static [CommandSpec]; 18] {
         sort::COMMANDS,
         scripting::COMMANDS,
         streams::COMMANDS,
+        dump::COMMANDS,
     ]
 }
 
@@ -364,6 +366,12 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.state.stats.command(spec.name).rejected_calls += 1;
         let noauth = CommandError::Other(crate::security::NOAUTH.into());
         return Err(transactions::reject(ctx, spec, noauth));
+    }
+    // While the start-up load runs, only the commands Redis flags
+    // `loading` are served.
+    if spec.flags & flags::LOADING == 0 && ctx.shared.loading.is_active() {
+        ctx.state.stats.command(spec.name).rejected_calls += 1;
+        return Err(transactions::reject(ctx, spec, CommandError::Loading));
     }
     if ctx.state.eviction.settings.maxmemory > 0 && !ctx.client.tx.executing {
         let outcome = crate::eviction::perform(ctx.state, ctx.now_ms);

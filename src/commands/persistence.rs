@@ -1,5 +1,5 @@
 //! Persistence commands: SAVE, BGSAVE, LASTSAVE, SHUTDOWN, and DEBUG (RELOAD,
-//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE), which `enable-debug-command` guards.
+//! SLEEP, OBJECT, SET-ACTIVE-EXPIRE, EXPORT-RDB), which `enable-debug-command` guards.
 
 use bytes::Bytes;
 
@@ -126,6 +126,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ("reload", _) => debug_reload_args(ctx, args),
         ("sleep", 3) => debug_sleep(&args[2]),
         ("object", 3) => debug_object(ctx, &args[2]),
+        ("export-rdb", 3) => debug_export_rdb(ctx, &args[2]),
         ("set-active-expire", 3) => {
             let on = crate::commands::args::parse_i64_strict(&args[2])
                 .ok_or(CommandError::NotInteger)?;
@@ -135,6 +136,9 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ("help", 2) => Ok(crate::commands::server::help_reply(
             "DEBUG",
             &[
+                "EXPORT-RDB <file>",
+                "    Write the data set as a Redis RDB version 10 file, from a snapshot, in the",
+                "    background (the file appears when complete; relative to `dir`).",
                 "OBJECT <key>",
                 "    Show low-level info about the <key> and associated value.",
                 "RELOAD [NOSAVE]",
@@ -169,6 +173,20 @@ fn debug_allowed(ctx: &Ctx<'_>) -> Result<(), CommandError> {
              the configuration file, and then restart the server.",
         )),
     }
+}
+
+/// DEBUG EXPORT-RDB: a clone of the keyspace (O(1), under the lock) goes to
+/// a thread that writes it as a Redis RDB; writers go on meanwhile.
+fn debug_export_rdb(ctx: &mut Ctx<'_>, file: &Bytes) -> CmdResult {
+    // DEBUG is allowed while loading; an export then would miss the data set.
+    if ctx.shared.loading.is_active() {
+        return Err(CommandError::Loading);
+    }
+    let path = std::path::PathBuf::from(String::from_utf8_lossy(file).into_owned());
+    let path = ctx.shared.config().dir.join(path);
+    let snapshot = ctx.state.keyspace.clone();
+    persistence::redis_rdb::export_in_background(snapshot, path).map_err(CommandError::err)?;
+    Ok(Reply::simple("Background RDB export started"))
 }
 
 /// DEBUG SLEEP: stalls the whole server (it holds the state lock), as in Redis.

@@ -145,6 +145,18 @@ pub fn load_from<R: Read>(
     load_with(reader, len, databases, now_ms, Encodings::default())
 }
 
+/// Like [`load_from`], building values under `limits` (start-up loading
+/// reads through a reader that counts the bytes, for INFO's progress).
+pub fn load_from_with<R: Read>(
+    reader: R,
+    len: u64,
+    databases: Option<usize>,
+    now_ms: i64,
+    limits: Encodings,
+) -> Result<Loaded, LoadError> {
+    load_with(reader, len, databases, now_ms, limits)
+}
+
 fn load_with<R: Read>(
     reader: R,
     len: u64,

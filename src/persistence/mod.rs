@@ -3,11 +3,15 @@
 //!
 //! [`format`] defines the file layout, [`writer`] streams a keyspace clone to
 //! disk, [`loader`] reads a file back into a fresh keyspace, [`scheduler`] owns
-//! background saves and save points, [`check`] is `forkless check-dump`.
+//! background saves and save points, [`check`] is `forkless check-dump`,
+//! [`redis_rdb`] imports and exports Redis RDB files, [`loading`] tracks the
+//! start-up load that runs while the port is open.
 
 pub mod check;
 pub mod format;
 pub mod loader;
+pub mod loading;
+pub mod redis_rdb;
 pub mod scheduler;
 pub mod writer;
 
@@ -91,7 +95,6 @@ pub fn writes_refused(shared: &Shared, state: &State) -> bool {
 /// The fields of INFO persistence, in Redis's order and with Redis's names,
 /// followed by forkless's own.
 pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
-    let _ = shared;
     let p = &state.persistence;
     let current = p.job.current_secs();
     let in_progress = current.is_some();
@@ -103,8 +106,9 @@ pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
     } else {
         (0, 0)
     };
-    let fields: Vec<(&str, String)> = vec![
-        ("loading", "0".into()),
+    let loading = shared.loading.info_fields();
+    let mut fields: Vec<(&str, String)> = vec![
+        ("loading", u8::from(!loading.is_empty()).to_string()),
         ("async_loading", "0".into()),
         ("current_cow_peak", "0".into()),
         ("current_cow_size", "0".into()),
@@ -149,13 +153,23 @@ pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
         ("aof_last_cow_size", "0".into()),
         ("module_fork_in_progress", "0".into()),
         ("module_fork_last_cow_size", "0".into()),
+    ];
+    // Redis adds these after the fields above while a load runs.
+    fields.extend(loading);
+    fields.extend([
         ("rdb_last_clone_usec", p.latest_clone_usec.to_string()),
         ("rdb_last_save_bytes", p.last_save_bytes.to_string()),
-    ];
+    ]);
     fields
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+}
+
+/// Whether there is a dump to load at start-up.
+pub fn dump_exists(shared: &Shared) -> bool {
+    let path = shared.config().dump_path();
+    path.exists() || std::fs::symlink_metadata(&path).is_ok()
 }
 
 /// Loads the dump at start-up, if there is one. A missing file means an empty
@@ -169,10 +183,34 @@ pub fn load_at_startup(shared: &Shared) -> Result<(), String> {
         tracing::info!("No snapshot at {}; starting empty", path.display());
         return Ok(());
     }
+    let total = std::fs::metadata(&path).map_or(0, |m| m.len());
+    shared.loading.begin(total);
+    let result = load_file_at_startup(shared, &path, databases, limits);
+    shared.loading.end();
+    result
+}
+
+fn load_file_at_startup(
+    shared: &Shared,
+    path: &std::path::Path,
+    databases: usize,
+    limits: crate::keyspace::encodings::Encodings,
+) -> Result<(), String> {
+    if redis_rdb::is_redis_rdb(path) {
+        tracing::info!("Loading Redis RDB {}...", path.display());
+        return redis_rdb::load_at_startup(shared, path);
+    }
     tracing::info!("Loading snapshot {}...", path.display());
     let started = Instant::now();
-    let loaded = loader::load_file_with(&path, Some(databases), unix_ms(), limits)
-        .map_err(|e| format!("cannot load snapshot {}: {e}", path.display()))?;
+    let read = |path: &std::path::Path| -> Result<loader::Loaded, loader::LoadError> {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        let reader = shared
+            .loading
+            .counting(std::io::BufReader::with_capacity(256 * 1024, file));
+        loader::load_from_with(reader, len, Some(databases), unix_ms(), limits)
+    };
+    let loaded = read(path).map_err(|e| format!("cannot load snapshot {}: {e}", path.display()))?;
     let mut state = shared.lock();
     state.keyspace = loaded.keyspace;
     let codes = state.keyspace.functions().to_vec();
@@ -217,7 +255,9 @@ pub fn shutdown_save(
         scheduler::reap(state);
     }
     let configured = !shared.config().save.is_empty();
-    if opts.nosave || !(opts.save || configured) {
+    // As Redis: a shutdown during the start-up load never saves (the data
+    // set is not in yet; a save would replace the dump with less).
+    if opts.nosave || !(opts.save || configured) || shared.loading.is_active() {
         return Ok(());
     }
     tracing::info!("Saving the final snapshot before exiting.");
