@@ -338,12 +338,18 @@ fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
         if db.is_empty() || (volatile && db.volatile_len() == 0) {
             continue;
         }
-        let pool = &mut state.eviction.pool;
-        let mut consider = |record: &crate::keyspace::Record| {
-            let score = tracking.eviction_score(record.access().get(), now_ms);
-            if pool.len() < POOL_SIZE || pool[0].score < score {
-                let key = Bytes::copy_from_slice(record.key());
-                offer(pool, Candidate { score, db: i, key });
+        // The best two of this database's samples are offered to the pool:
+        // reading (and copying) a key is what sampling costs, so the rest,
+        // which would mostly fall out of the pool again, are not read.
+        let mut best: [Option<(u64, &crate::keyspace::Record)>; 2] = [None, None];
+        let mut consider = |record| {
+            let score =
+                tracking.eviction_score(crate::keyspace::Record::access(record).get(), now_ms);
+            if best[0].is_none_or(|(s, _)| score > s) {
+                best[1] = best[0];
+                best[0] = Some((score, record));
+            } else if best[1].is_none_or(|(s, _)| score > s) {
+                best[1] = Some((score, record));
             }
         };
         if volatile {
@@ -358,6 +364,13 @@ fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
             // neighbouring buckets: one descent, not one per sample, and the
             // map's order is unrelated to access order.
             db.sample(state.rng.next_u64(), settings.samples, consider);
+        }
+        let pool = &mut state.eviction.pool;
+        for (score, record) in best.into_iter().flatten() {
+            if pool.len() < POOL_SIZE || pool[0].score < score {
+                let key = Bytes::copy_from_slice(record.key());
+                offer(pool, Candidate { score, db: i, key });
+            }
         }
     }
     // The best candidate; a pooled key may be gone, which the caller skips.

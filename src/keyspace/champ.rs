@@ -327,7 +327,7 @@ impl<T: MapItem> Champ<T> {
     /// of that node from there on. Reads only nodes, never an item's key:
     /// eviction's sampler, where a cheap spread of keys matters and an even
     /// draw does not (items in sparse nodes are likelier picks).
-    pub fn sample(&self, mut r: u64, count: usize, mut emit: impl FnMut(&T)) {
+    pub fn sample<'a>(&'a self, mut r: u64, count: usize, mut emit: impl FnMut(&'a T)) {
         let mut node = &self.root;
         loop {
             let slots = node.slots();

@@ -557,7 +557,7 @@ impl Db {
 
     /// Up to `count` neighbouring records picked by `r`, for eviction's
     /// sampling ([`Champ::sample`]).
-    pub fn sample(&self, r: u64, count: usize, emit: impl FnMut(&Record)) {
+    pub fn sample<'a>(&'a self, r: u64, count: usize, emit: impl FnMut(&'a Record)) {
         self.entries.sample(r, count, emit)
     }
 
