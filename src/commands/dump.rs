@@ -11,6 +11,7 @@ use super::flags::*;
 use super::strings::since;
 use super::{spec, CommandSpec, Ctx, KEY1};
 use crate::errors::{CmdResult, CommandError};
+use crate::keyspace::access::Tracking;
 use crate::keyspace::Value;
 use crate::migrate::{self, Auth, IoFailure, Item};
 use crate::pubsub::notify;
@@ -120,9 +121,6 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         j += 1;
     }
-    // forkless keeps no access time or frequency per key (see OBJECT
-    // IDLETIME): IDLETIME and FREQ are checked as Redis does, then unused.
-    let _ = (idle, freq);
     let key = &args[1];
     let now = ctx.now_ms;
     if !replace && ctx.db().contains(key, now) {
@@ -152,6 +150,9 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let wakes = matches!(value, Value::List(_) | Value::ZSet(_));
     ctx.db()
         .insert(key.clone(), value, (ttl != 0).then_some(ttl));
+    if let Some(word) = Tracking::current().restored(now, idle, freq) {
+        ctx.db().set_access(key, word);
+    }
     if wakes {
         ctx.signal_key(key);
     }

@@ -152,6 +152,23 @@ impl Tracking {
         }
     }
 
+    /// The word for a key restored with RESTORE's IDLETIME (seconds) or
+    /// FREQ, as Redis's `objectSetLRUOrLFU`: FREQ counts under LFU,
+    /// IDLETIME otherwise; `None` keeps the new key's word.
+    pub fn restored(&self, now_ms: i64, idle_s: Option<i64>, freq: Option<i64>) -> Option<u32> {
+        if self.lfu {
+            let f = freq?.clamp(0, 255) as u32;
+            return Some((minutes(now_ms) << 8) | f);
+        }
+        let idle = idle_s?.max(0);
+        let clock = seconds(now_ms) as i64;
+        let mut at = clock - idle;
+        if at < 0 {
+            at = at.rem_euclid(LRU_CLOCK_MAX as i64);
+        }
+        Some(at as u32)
+    }
+
     /// Milliseconds since the last access under LRU tracking (OBJECT
     /// IDLETIME reports it in seconds).
     /// The word is read as Redis reads its 24 bits (`estimateObjectIdleTime`),

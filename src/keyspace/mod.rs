@@ -443,6 +443,13 @@ impl Db {
         self.remove_record(key).map(Record::into_entry)
     }
 
+    /// Sets a key's access word (RESTORE's IDLETIME and FREQ).
+    pub fn set_access(&mut self, key: &[u8], word: u32) {
+        if let Some(r) = self.entries.get(key) {
+            r.access().set(word);
+        }
+    }
+
     /// Deletes a key (expired or not) and hands back its record undecoded,
     /// for eviction to size and free.
     pub fn take(&mut self, key: &[u8]) -> Option<Record> {
