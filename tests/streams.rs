@@ -377,13 +377,6 @@ fn blocking_xread_is_served_by_another_clients_xadd() {
 fn keyspace_notifications_and_watch() {
     let s = Server::start();
     let mut c = s.client();
-    let _: () = q(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
-    let mut sub = s.client();
-    let mut pubsub = sub.as_pubsub();
-    pubsub.psubscribe("__keyevent@0__:*").unwrap();
-    pubsub
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
     let script: &[&[&str]] = &[
         &["XADD", "ev", "1-0", "a", "1"],
         &["XADD", "ev", "MAXLEN", "1", "2-0", "a", "2"],
@@ -400,9 +393,6 @@ fn keyspace_notifications_and_watch() {
         &["XGROUP", "DESTROY", "ev", "g"],
         &["DEL", "ev"],
     ];
-    for cmd in script {
-        let _: Value = q(&mut c, cmd);
-    }
     let want = [
         "xadd",
         "xadd",
@@ -419,16 +409,12 @@ fn keyspace_notifications_and_watch() {
         "xgroup-destroy",
         "del",
     ];
-    for event in want {
-        let msg = pubsub.get_message().unwrap();
-        assert_eq!(
-            msg.get_channel_name(),
-            format!("__keyevent@0__:{event}"),
-            "expected {event}"
-        );
-        assert_eq!(msg.get_payload::<String>().unwrap(), "ev");
-    }
-    drop(pubsub);
+    let got = common::key_events_of(&s, script, want.len());
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|e| (e.to_string(), "ev".to_string()))
+        .collect();
+    assert_eq!(got, want);
 
     // WATCH sees a stream change from another client.
     let mut other = s.client();

@@ -179,14 +179,6 @@ fn encodings_convert_as_redis_and_reload_rederives_them() {
 #[test]
 fn keyspace_notifications_match_redis() {
     let s = Server::start();
-    let mut c = s.client();
-    let _: () = q(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
-    let mut sub = s.client();
-    let mut pubsub = sub.as_pubsub();
-    pubsub.psubscribe("__keyevent@0__:*").unwrap();
-    pubsub
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
     let script: &[&[&str]] = &[
         &["ZADD", "z", "1", "a", "2", "b"],
         &["ZADD", "z", "1", "a"],
@@ -207,9 +199,6 @@ fn keyspace_notifications_match_redis() {
         &["ZRANGESTORE", "r", "y", "0", "0"],
         &["ZMPOP", "1", "y", "MIN"],
     ];
-    for cmd in script {
-        let _: Value = q(&mut c, cmd);
-    }
     let want = [
         ("zadd", "z"),
         ("zincr", "z"),
@@ -231,16 +220,7 @@ fn keyspace_notifications_match_redis() {
         ("zpopmin", "y"),
         ("del", "y"),
     ];
-    let mut got = Vec::new();
-    for _ in 0..want.len() {
-        let msg = pubsub.get_message().unwrap();
-        let channel: String = msg.get_channel_name().to_string();
-        let key: String = msg.get_payload().unwrap();
-        got.push((
-            channel.trim_start_matches("__keyevent@0__:").to_string(),
-            key,
-        ));
-    }
+    let got = common::key_events_of(&s, script, want.len());
     let want: Vec<(String, String)> = want
         .iter()
         .map(|(e, k)| (e.to_string(), k.to_string()))

@@ -21,20 +21,7 @@ pub fn check_dump_main(file: &Path) -> ExitCode {
                 loaded.keys_loaded,
                 loaded.header.created_unix_ms
             );
-            let mut last_db = None;
-            for ((db, kind), n) in &loaded.per_db {
-                if last_db != Some(*db) {
-                    let total: u64 = loaded
-                        .per_db
-                        .iter()
-                        .filter(|((d, _), _)| d == db)
-                        .map(|(_, n)| n)
-                        .sum();
-                    println!("db{db}: {total} keys");
-                    last_db = Some(*db);
-                }
-                println!("  {kind}: {n}");
-            }
+            print_per_db(&loaded.per_db);
             ExitCode::SUCCESS
         }
         Err(e @ LoadError::Io(_)) => {
@@ -45,5 +32,23 @@ pub fn check_dump_main(file: &Path) -> ExitCode {
             println!("{}: CORRUPT: {e}", file.display());
             ExitCode::from(1)
         }
+    }
+}
+
+/// Prints each database's key count, then its keys by type (check-dump's
+/// report, for forkless dumps and Redis RDB files alike).
+pub fn print_per_db(per_db: &std::collections::BTreeMap<(usize, &'static str), u64>) {
+    let mut last_db = None;
+    for ((db, kind), n) in per_db {
+        if last_db != Some(*db) {
+            let total: u64 = per_db
+                .iter()
+                .filter(|((d, _), _)| d == db)
+                .map(|(_, n)| n)
+                .sum();
+            println!("db{db}: {total} keys");
+            last_db = Some(*db);
+        }
+        println!("  {kind}: {n}");
     }
 }

@@ -205,20 +205,7 @@ pub fn check_main(file: &Path) -> ExitCode {
             for (k, v) in &i.aux {
                 println!("  aux {k}: {v}");
             }
-            let mut last_db = None;
-            for ((db, kind), n) in &i.per_db {
-                if last_db != Some(*db) {
-                    let total: u64 = i
-                        .per_db
-                        .iter()
-                        .filter(|((d, _), _)| d == db)
-                        .map(|(_, n)| n)
-                        .sum();
-                    println!("db{db}: {total} keys");
-                    last_db = Some(*db);
-                }
-                println!("  {kind}: {n}");
-            }
+            super::check::print_per_db(&i.per_db);
             ExitCode::SUCCESS
         }
         Err(e) if e.is_unreadable() => {

@@ -327,3 +327,30 @@ pub fn dumps_while_writing(
     }
     dumps
 }
+
+/// Turns on every keyspace event, runs `script` on `s`, and returns the
+/// first `count` key events it published, as (event, key) pairs.
+pub fn key_events_of(s: &Server, script: &[&[&str]], count: usize) -> Vec<(String, String)> {
+    let mut c = s.client();
+    let _: () = q(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let mut sub = s.client();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.psubscribe("__keyevent@0__:*").unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for cmd in script {
+        let _: redis::Value = q(&mut c, cmd);
+    }
+    (0..count)
+        .map(|_| {
+            let msg = pubsub.get_message().unwrap();
+            let channel = msg.get_channel_name().to_string();
+            let key: String = msg.get_payload().unwrap();
+            (
+                channel.trim_start_matches("__keyevent@0__:").to_string(),
+                key,
+            )
+        })
+        .collect()
+}
