@@ -115,36 +115,16 @@ impl Server {
     }
 
     fn rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map_or(0, |kb| kb * 1024)
+        support::process_rss(self.child.id())
     }
 
     fn used_memory(&self) -> Result<u64> {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query(&mut self.client()?)?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| "no used_memory".into())
+        support::used_memory(&mut self.client()?)
     }
 
     /// CPU time the server used so far (user + system), in microseconds.
     fn cpu_us(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0.0))
-            .collect();
-        (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) * 1e6 / 100.0
+        support::process_cpu_us(self.child.id())
     }
 }
 

@@ -30,11 +30,12 @@
 //! one; every benchmark run is bounded by redis-benchmark's request count, and
 //! both servers are stopped at the end.
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+#[path = "support/mod.rs"]
+mod support;
+use support::{forkless_binary, Result};
 
 struct Opts {
     port: u16,
@@ -88,20 +89,6 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
-fn forkless_binary() -> Result<PathBuf> {
-    // target/release/examples/zset_vs_redis -> target/release/forkless
-    let exe = std::env::current_exe()?;
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("forkless"))
-        .ok_or("cannot locate the target directory")?;
-    if !bin.exists() {
-        return Err(format!("{} is missing: build it first", bin.display()).into());
-    }
-    Ok(bin)
-}
-
 impl Server {
     fn start(kind: Kind, port: u16) -> Result<Server> {
         let dir = tempfile::tempdir()?;
@@ -140,24 +127,11 @@ impl Server {
     }
 
     fn rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .map_or(0, |kb| kb * 1024)
+        support::process_rss(self.child.id())
     }
 
     fn used_memory(&self) -> Result<u64> {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query(&mut self.client()?)?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("used_memory:"))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| "no used_memory".into())
+        support::used_memory(&mut self.client()?)
     }
 }
 
@@ -215,16 +189,7 @@ fn row(name: &str, f: f64, r: f64, unit: &str) {
 impl Server {
     /// CPU time the server used so far (user + system), in microseconds.
     fn cpu_us(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the `(comm)`; utime and stime are the 14th and 15th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<f64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0.0))
-            .collect();
-        let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
-        ticks * 1e6 / 100.0
+        support::process_cpu_us(self.child.id())
     }
 }
 
