@@ -87,6 +87,13 @@ impl State {
         if !self.watches.is_empty() {
             self.watches.touch(db, key, self.keyspace.db(db));
         }
+        self.key_event(db, class, event, key, now_ms);
+    }
+
+    /// Publishes keyspace event `event` of `class` for `key` without
+    /// touching its watchers: for the changes Redis announces but does not
+    /// count as modifying the key (a consumer group's metadata).
+    pub fn key_event(&mut self, db: usize, class: u32, event: &str, key: &[u8], now_ms: i64) {
         if self.pubsub.notify_flags & class == 0 {
             return;
         }

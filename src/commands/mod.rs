@@ -266,6 +266,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Publishes a keyspace event without touching the key's watchers
+    /// ([`crate::state::State::key_event`]).
+    pub fn notify_event(&mut self, class: u32, event: &str, key: &[u8]) {
+        let (db, now) = (self.client.db, self.now_ms);
+        self.state.key_event(db, class, event, key, now);
+    }
+
     /// As [`Ctx::notify`], for a key in database `db` (MOVE, COPY ... DB).
     pub fn notify_db(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
         self.state.key_changed(db, class, event, key, self.now_ms);

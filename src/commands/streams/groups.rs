@@ -120,6 +120,7 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (key, name) = (&args[2], &args[3]);
     let existing = xgroup_stream(ctx, key, mkstream)?;
     let last = existing.map(Stream::last_id);
+    let existing_missing = existing.is_none();
     if existing.is_some_and(|s| s.group(name).is_some()) {
         // Redis parses the id before finding the group taken.
         if &args[4][..] != b"$" {
@@ -142,7 +143,12 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     s.groups_mut()
         .insert(Bytes::copy_from_slice(name), Group::new(id, read));
     ctx.dirty(1);
-    ctx.notify(notify::STREAM, "xgroup-create", key);
+    if existing_missing {
+        // MKSTREAM made the key: that is a modification, as in Redis.
+        ctx.notify(notify::STREAM, "xgroup-create", key);
+    } else {
+        ctx.notify_event(notify::STREAM, "xgroup-create", key);
+    }
     Ok(Reply::ok())
 }
 
@@ -168,7 +174,7 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     g.last_id = id;
     g.entries_read = read;
     ctx.dirty(1);
-    ctx.notify(notify::STREAM, "xgroup-setid", key);
+    ctx.notify_event(notify::STREAM, "xgroup-setid", key);
     Ok(Reply::ok())
 }
 
@@ -181,7 +187,7 @@ fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let s = stream_mut(ctx, key)?.expect("checked");
     s.groups_mut().remove(&name[..]);
     ctx.dirty(1);
-    ctx.notify(notify::STREAM, "xgroup-destroy", key);
+    ctx.notify_event(notify::STREAM, "xgroup-destroy", key);
     // Clients blocked in XREADGROUP on this group get NOGROUP.
     ctx.signal_key(key);
     Ok(Reply::Integer(1))
@@ -202,7 +208,7 @@ fn xgroup_createconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .expect("checked")
         .consumer_mut(consumer, now);
     ctx.dirty(1);
-    ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
+    ctx.notify_event(notify::STREAM, "xgroup-createconsumer", key);
     Ok(Reply::Integer(1))
 }
 
@@ -222,7 +228,7 @@ fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .delete_consumer(consumer)
         .unwrap_or(0);
     ctx.dirty(1);
-    ctx.notify(notify::STREAM, "xgroup-delconsumer", key);
+    ctx.notify_event(notify::STREAM, "xgroup-delconsumer", key);
     Ok(Reply::Integer(pending as i64))
 }
 
@@ -399,7 +405,7 @@ fn claim_one(
     let old = g.pel.get(&id).map_or(0, |n| n.delivery_count);
     g.deliver(id, consumer, time, count(old));
     if created {
-        ctx.notify(notify::STREAM, "xgroup-createconsumer", key);
+        ctx.notify_event(notify::STREAM, "xgroup-createconsumer", key);
     }
 }
 

@@ -389,7 +389,7 @@ fn touch_consumer(
     let (c, created) = g.consumer_mut(consumer, now_ms);
     c.seen_time = now_ms;
     if created {
-        state.key_changed(db, notify::STREAM, "xgroup-createconsumer", key, now_ms);
+        state.key_event(db, notify::STREAM, "xgroup-createconsumer", key, now_ms);
     }
     created
 }
