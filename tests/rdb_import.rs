@@ -94,6 +94,31 @@ fn run(c: &mut redis::Connection, args: &[&[u8]]) -> V {
         .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(args[0])))
 }
 
+/// Copies `key` of database `db` with DUMP on `from` and RESTORE (its
+/// absolute expiry kept, REPLACE if asked) on `to`; returns the payload.
+fn copy_by_dump(
+    from: &mut redis::Connection,
+    to: &mut redis::Connection,
+    db: u8,
+    key: &[u8],
+    replace: bool,
+) -> Vec<u8> {
+    let dbs = db.to_string();
+    w(from, &["SELECT", &dbs]);
+    w(to, &["SELECT", &dbs]);
+    let V::BulkString(payload) = run(from, &[b"DUMP", key]) else {
+        panic!("DUMP")
+    };
+    let at: i64 = redis::cmd("PEXPIRETIME").arg(key).query(from).unwrap();
+    let ttl = if at > 0 { at.to_string() } else { "0".into() };
+    let mut args: Vec<&[u8]> = vec![b"RESTORE", key, ttl.as_bytes(), &payload, b"ABSTTL"];
+    if replace {
+        args.push(b"REPLACE");
+    }
+    run(to, &args);
+    payload
+}
+
 fn w(c: &mut redis::Connection, words: &[&str]) -> V {
     let args: Vec<&[u8]> = words.iter().map(|s| s.as_bytes()).collect();
     run(c, &args)
@@ -452,42 +477,13 @@ fn dump_restore_both_ways_for_every_encoding() {
     let mut fc = server.client();
     // Redis → forkless.
     for (db, key) in want.keys() {
-        let dbs = db.to_string();
-        w(&mut rc, &["SELECT", &dbs]);
-        w(&mut fc, &["SELECT", &dbs]);
-        let V::BulkString(payload) = run(&mut rc, &[b"DUMP", key]) else {
-            panic!("DUMP")
-        };
-        let at: i64 = redis::cmd("PEXPIRETIME").arg(key).query(&mut rc).unwrap();
-        let ttl = if at > 0 { at.to_string() } else { "0".into() };
-        run(
-            &mut fc,
-            &[b"RESTORE", key, ttl.as_bytes(), &payload, b"ABSTTL"],
-        );
+        copy_by_dump(&mut rc, &mut fc, *db, key, false);
     }
     assert_eq!(capture(&mut fc), want);
     // forkless → Redis, REPLACE over what is there.
     w(&mut rc, &["FLUSHALL"]);
     for (db, key) in want.keys() {
-        let dbs = db.to_string();
-        w(&mut rc, &["SELECT", &dbs]);
-        w(&mut fc, &["SELECT", &dbs]);
-        let V::BulkString(payload) = run(&mut fc, &[b"DUMP", key]) else {
-            panic!("DUMP")
-        };
-        let at: i64 = redis::cmd("PEXPIRETIME").arg(key).query(&mut fc).unwrap();
-        let ttl = if at > 0 { at.to_string() } else { "0".into() };
-        run(
-            &mut rc,
-            &[
-                b"RESTORE",
-                key,
-                ttl.as_bytes(),
-                &payload,
-                b"ABSTTL",
-                b"REPLACE",
-            ],
-        );
+        let payload = copy_by_dump(&mut fc, &mut rc, *db, key, true);
         // Where both pick the same encoding, the payloads are the same
         // bytes. Not for hashtables (hash order), nor for lists of several
         // nodes: Redis's LZF table keeps slots from earlier commands'
