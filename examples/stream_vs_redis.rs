@@ -31,10 +31,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use support::{forkless_binary, run_bounded, Result};
+use support::{run_bounded, Result, Server};
 
 struct Opts {
     port: u16,
@@ -71,74 +71,10 @@ fn parse_opts() -> Result<Opts> {
     Ok(o)
 }
 
-struct Server {
-    name: &'static str,
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(forkless: bool, port: u16) -> Result<Server> {
-        let dir = tempfile::tempdir()?;
-        let mut cmd = if forkless {
-            Command::new(forkless_binary()?)
-        } else {
-            let mut c = Command::new("redis-server");
-            c.args(["--bind", "127.0.0.1", "--appendonly", "no"]);
-            c
-        };
-        cmd.args(["--port", &port.to_string(), "--save", "", "--dir"])
-            .arg(dir.path());
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-        let s = Server {
-            name: if forkless { "forkless" } else { "redis" },
-            port,
-            child,
-            _dir: dir,
-        };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(mut c) = s.client() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return Ok(s);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!("{} did not start", s.name).into())
-    }
-
-    fn client(&self) -> Result<redis::Connection> {
-        let c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
-        Ok(c.get_connection()?)
-    }
-
-    fn rss(&self) -> u64 {
-        support::process_rss(self.child.id())
-    }
-
-    fn used_memory(&self) -> Result<u64> {
-        support::used_memory(&mut self.client()?)
-    }
-
-    /// CPU time the server used so far (user + system), in microseconds.
-    fn cpu_us(&self) -> f64 {
-        support::process_cpu_us(self.child.id())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_both(opts: &Opts) -> Result<[Server; 2]> {
     Ok([
-        Server::start(true, opts.port)?,
-        Server::start(false, opts.port + 1)?,
+        Server::start_fresh(true, opts.port)?,
+        Server::start_fresh(false, opts.port + 1)?,
     ])
 }
 

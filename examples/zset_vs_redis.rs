@@ -30,12 +30,11 @@
 //! one; every benchmark run is bounded by redis-benchmark's request count, and
 //! both servers are stopped at the end.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{forkless_binary, Result};
+use support::{Result, Server};
 
 struct Opts {
     port: u16,
@@ -67,85 +66,10 @@ fn parse_opts() -> Result<Opts> {
     Ok(o)
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Forkless,
-    Redis,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Forkless => "forkless",
-            Kind::Redis => "redis",
-        }
-    }
-}
-
-struct Server {
-    kind: Kind,
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(kind: Kind, port: u16) -> Result<Server> {
-        let dir = tempfile::tempdir()?;
-        let mut cmd = match kind {
-            Kind::Forkless => Command::new(forkless_binary()?),
-            Kind::Redis => {
-                let mut c = Command::new("redis-server");
-                c.args(["--bind", "127.0.0.1", "--appendonly", "no"]);
-                c
-            }
-        };
-        cmd.args(["--port", &port.to_string(), "--save", "", "--dir"])
-            .arg(dir.path());
-        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-        let s = Server {
-            kind,
-            port,
-            child,
-            _dir: dir,
-        };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(mut c) = s.client() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return Ok(s);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!("{} did not start", kind.name()).into())
-    }
-
-    fn client(&self) -> Result<redis::Connection> {
-        let c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
-        Ok(c.get_connection()?)
-    }
-
-    fn rss(&self) -> u64 {
-        support::process_rss(self.child.id())
-    }
-
-    fn used_memory(&self) -> Result<u64> {
-        support::used_memory(&mut self.client()?)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_both(opts: &Opts) -> Result<[Server; 2]> {
     Ok([
-        Server::start(Kind::Forkless, opts.port)?,
-        Server::start(Kind::Redis, opts.port + 1)?,
+        Server::start_fresh(true, opts.port)?,
+        Server::start_fresh(false, opts.port + 1)?,
     ])
 }
 
@@ -184,13 +108,6 @@ fn row(name: &str, f: f64, r: f64, unit: &str) {
         "| {name} | {f:.0} {unit} | {r:.0} {unit} | {:.3} |",
         if r > 0.0 { f / r } else { 0.0 }
     );
-}
-
-impl Server {
-    /// CPU time the server used so far (user + system), in microseconds.
-    fn cpu_us(&self) -> f64 {
-        support::process_cpu_us(self.child.id())
-    }
 }
 
 /// Interleaved runs of one single-test benchmark of `requests` requests on
@@ -280,7 +197,7 @@ fn memory_row(
         rss[i] = (s.rss().saturating_sub(before[i].0)) as f64 / per as f64;
         used[i] = (s.used_memory()?.saturating_sub(before[i].1)) as f64 / per as f64;
         let total = s.rss() as f64 / 1e6;
-        println!("{}: RSS {total:.1} MB", s.kind.name());
+        println!("{}: RSS {total:.1} MB", s.name);
     }
     row(&format!("{what}: RSS growth per item"), rss[0], rss[1], "B");
     row(
@@ -326,7 +243,7 @@ fn one_large(opts: &Opts) -> Result<()> {
             .arg("ENCODING")
             .arg("big")
             .query(&mut c)?;
-        println!("{}: OBJECT ENCODING big = {enc}", s.kind.name());
+        println!("{}: OBJECT ENCODING big = {enc}", s.name);
     }
     memory_row(&servers, &before, opts.members, "member")
 }
@@ -353,7 +270,7 @@ fn many_small(opts: &Opts) -> Result<()> {
             .arg("ENCODING")
             .arg("z:000000000")
             .query(&mut c)?;
-        println!("{}: OBJECT ENCODING z:000000000 = {enc}", s.kind.name());
+        println!("{}: OBJECT ENCODING z:000000000 = {enc}", s.name);
     }
     memory_row(&servers, &before, opts.small, "key")
 }

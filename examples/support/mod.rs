@@ -70,13 +70,20 @@ pub struct Server {
     pub name: &'static str,
     pub port: u16,
     child: Child,
+    /// The data directory, when the server made its own.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Spawns `cmd` and waits (up to 30 s) until it answers PING on `port`.
     pub fn start(name: &'static str, mut cmd: Command, port: u16) -> Result<Server> {
         let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-        let server = Server { name, port, child };
+        let server = Server {
+            name,
+            port,
+            child,
+            _dir: None,
+        };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             let pong = Command::new("redis-cli")
@@ -88,6 +95,47 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         Err(format!("{name} did not answer PING on port {port}").into())
+    }
+}
+
+impl Server {
+    /// forkless (or redis-server) on `port` with saving off, in a fresh
+    /// temporary directory of its own.
+    pub fn start_fresh(forkless: bool, port: u16) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let mut cmd = if forkless {
+            Command::new(forkless_binary()?)
+        } else {
+            let mut c = Command::new("redis-server");
+            c.args(["--bind", "127.0.0.1", "--appendonly", "no"]);
+            c
+        };
+        cmd.args(["--port", &port.to_string(), "--save", "", "--dir"])
+            .arg(dir.path());
+        let name = if forkless { "forkless" } else { "redis" };
+        let mut server = Server::start(name, cmd, port)?;
+        server._dir = Some(dir);
+        Ok(server)
+    }
+
+    pub fn client(&self) -> Result<redis::Connection> {
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?;
+        Ok(c.get_connection()?)
+    }
+
+    /// The process's resident set, in bytes.
+    pub fn rss(&self) -> u64 {
+        process_rss(self.child.id())
+    }
+
+    /// CPU time the process used so far, in microseconds.
+    pub fn cpu_us(&self) -> f64 {
+        process_cpu_us(self.child.id())
+    }
+
+    /// `used_memory` from INFO memory.
+    pub fn used_memory(&self) -> Result<u64> {
+        used_memory(&mut self.client()?)
     }
 }
 
