@@ -32,9 +32,11 @@ use std::hash::BuildHasher;
 use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
+pub use diff::Change;
 pub(crate) use node::prefetch_addr;
 use node::Node;
 
+mod diff;
 mod node;
 
 /// An item the map stores: it carries its own key.
