@@ -136,6 +136,12 @@ pub struct Config {
     /// A sparse HyperLogLog larger than this many bytes turns dense.
     pub hll_sparse_max_bytes: usize,
     pub stop_writes_on_bgsave_error: bool,
+    /// Saves write a delta against the last save when that pays
+    /// (`incremental-snapshots`).
+    pub incremental_snapshots: bool,
+    /// A save rewrites the whole base once the deltas pass this fraction of
+    /// it (`incremental-snapshot-max-delta-ratio`).
+    pub incremental_max_delta_ratio: f64,
     pub hz: u32,
     /// Close idle clients after this many seconds (0 = never).
     pub timeout: u64,
@@ -193,6 +199,8 @@ impl Config {
             proto_max_bulk_len: DEFAULT_MAX_BULK,
             hll_sparse_max_bytes: 3000,
             stop_writes_on_bgsave_error: true,
+            incremental_snapshots: true,
+            incremental_max_delta_ratio: 0.5,
             hz: 10,
             timeout: 0,
             io_threads: 1,

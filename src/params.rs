@@ -393,6 +393,28 @@ pub static PARAMS: &[Param] = &[
         },
     ),
     acts(
+        "incremental-snapshots",
+        "yes",
+        |c| yes_no_str(c.incremental_snapshots).into(),
+        |c, v| {
+            c.incremental_snapshots = yes_no(v)?;
+            Ok(())
+        },
+    ),
+    acts(
+        "incremental-snapshot-max-delta-ratio",
+        "0.5",
+        |c| c.incremental_max_delta_ratio.to_string(),
+        |c, v| {
+            c.incremental_max_delta_ratio = v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or("argument must be a non-negative number")?;
+            Ok(())
+        },
+    ),
+    acts(
         "stop-writes-on-bgsave-error",
         "yes",
         |c| yes_no_str(c.stop_writes_on_bgsave_error).into(),

@@ -7,7 +7,7 @@ use super::flags::*;
 use super::{spec, CommandSpec, Ctx, NO_KEYS};
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::unix_ms;
-use crate::persistence::{self, loader, scheduler, ShutdownOptions};
+use crate::persistence::{self, scheduler, ShutdownOptions};
 use crate::reply::Reply;
 
 pub const COMMANDS: &[CommandSpec] = &[
@@ -69,9 +69,12 @@ fn save(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let schedule = match args.len() {
-        1 => false,
-        2 if args[1].eq_ignore_ascii_case(b"schedule") => true,
+    // FULL (forkless's own) rewrites the whole base even when a delta
+    // against the last save would do.
+    let (schedule, full) = match args.len() {
+        1 => (false, false),
+        2 if args[1].eq_ignore_ascii_case(b"schedule") => (true, false),
+        2 if args[1].eq_ignore_ascii_case(b"full") => (false, true),
         _ => return Err(CommandError::Syntax),
     };
     scheduler::reap(ctx.state);
@@ -82,6 +85,7 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         }
         return Err(CommandError::BgsaveInProgress);
     }
+    ctx.state.persistence.force_full |= full;
     scheduler::start_bgsave(ctx.shared, ctx.state)?;
     Ok(Reply::simple("Background saving started"))
 }
@@ -252,8 +256,9 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
         let c = ctx.shared.config();
         (c.dump_path(), c.databases, crate::state::encodings_of(&c))
     };
-    match loader::load_file_with(&path, Some(databases), unix_ms(), limits) {
-        Ok(loaded) => {
+    match persistence::chain::load_file(&path, databases, limits, unix_ms()) {
+        Ok(chained) => {
+            let loaded = chained.loaded;
             if !ctx.state.watches.is_empty() {
                 for db in 0..loaded.keyspace.db_count() {
                     let state = &mut *ctx.state;
@@ -266,6 +271,15 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
                 }
             }
             ctx.state.keyspace = loaded.keyspace;
+            if ctx.shared.config().incremental_snapshots {
+                // What was just read is what the files hold.
+                let saved = persistence::chain::Saved {
+                    keyspace: ctx.state.keyspace.clone(),
+                    chain: chained.chain,
+                    dump: path.clone(),
+                };
+                ctx.state.persistence.keep_saved(Some(saved));
+            }
             let codes = ctx.state.keyspace.functions().to_vec();
             if let Err(e) = ctx.state.scripting.install_libraries(&codes) {
                 tracing::warn!("DEBUG RELOAD: the snapshot's functions did not load: {e}");

@@ -536,6 +536,33 @@ impl Db {
         self.entries.iter()
     }
 
+    /// What changed in this database since `base` (an earlier version of it,
+    /// usually the one the last save wrote): keys set or rewritten, and keys
+    /// gone. Subtrees the two versions share are skipped unread, so the cost
+    /// follows the writes in between, not the size of the database.
+    pub fn diff<'a>(&'a self, base: &'a Db, emit: impl FnMut(champ::Change<'a, Record>)) {
+        self.entries.diff(&base.entries, Record::same, emit);
+    }
+
+    /// Stores a record as it is (one shared with another version of the
+    /// keyspace, or one a load built), keeping the expiry index in step.
+    pub fn insert_record(&mut self, record: Record) {
+        if let Some(t) = record.expire_at() {
+            self.expiry
+                .insert((t, Bytes::copy_from_slice(record.key())));
+        }
+        if let Some(old) = self.entries.insert(record) {
+            old.release_shared();
+            if let Some(t) = old.expire_at() {
+                let key = Bytes::copy_from_slice(old.key());
+                // The new record may carry the same deadline: keep its entry.
+                if self.entries.get(&key).and_then(Record::expire_at) != Some(t) {
+                    self.expiry.remove(&(t, key));
+                }
+            }
+        }
+    }
+
     /// The key with the nearest deadline, and the deadline.
     pub fn nearest_deadline(&self) -> Option<(i64, Key)> {
         self.expiry.get_min().cloned()

@@ -21,8 +21,28 @@ pub fn check_dump_main(file: &Path) -> ExitCode {
                 loaded.keys_loaded,
                 loaded.header.created_unix_ms
             );
-            print_per_db(&loaded.per_db);
-            ExitCode::SUCCESS
+            let dbs = loaded.header.db_count as usize;
+            let limits = crate::keyspace::encodings::Encodings::default();
+            match super::chain::apply_chain(file, loaded, dbs, limits, i64::MIN) {
+                Ok(chained) if chained.deltas > 0 => {
+                    println!(
+                        "chain: OK, {} deltas, {} bytes in all; with them applied: {} keys",
+                        chained.deltas,
+                        chained.chain.total_bytes(),
+                        chained.loaded.keyspace.key_count()
+                    );
+                    print_per_db(&per_db_of(&chained.loaded.keyspace));
+                    ExitCode::SUCCESS
+                }
+                Ok(chained) => {
+                    print_per_db(&chained.loaded.per_db);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Err(e @ LoadError::Io(_)) => {
             println!("{}: unreadable: {e}", file.display());
@@ -33,6 +53,19 @@ pub fn check_dump_main(file: &Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Keys per (database, type) of a keyspace.
+fn per_db_of(
+    keyspace: &crate::keyspace::Keyspace,
+) -> std::collections::BTreeMap<(usize, &'static str), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, db) in keyspace.dbs().iter().enumerate() {
+        for record in db.records() {
+            *out.entry((i, record.type_name())).or_insert(0) += 1;
+        }
+    }
+    out
 }
 
 /// Prints each database's key count, then its keys by type (check-dump's

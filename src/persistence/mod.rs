@@ -7,6 +7,7 @@
 //! [`redis_rdb`] imports and exports Redis RDB files, [`loading`] tracks the
 //! start-up load that runs while the port is open.
 
+pub mod chain;
 pub mod check;
 pub mod format;
 pub mod loader;
@@ -24,13 +25,12 @@ use std::time::Instant;
 
 pub use check::check_dump_main;
 use scheduler::BgJob;
-use writer::SaveStats;
 
 use crate::keyspace::unix_ms;
 use crate::state::{Shared, State};
 
 /// What INFO persistence and the save scheduler track.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PersistState {
     /// Unix seconds of the last successful save (or start-up).
     pub last_save_unix: i64,
@@ -53,6 +53,15 @@ pub struct PersistState {
     pub bgsave_scheduled: bool,
     /// The background save slot, shared with the save thread.
     pub job: Arc<BgJob>,
+    /// The version the last save wrote and its chain on disk, kept for the
+    /// next incremental save (see [`chain`]).
+    pub saved: Option<chain::Saved>,
+    /// Counts what the kept version pins, from the moment it was kept.
+    pub saved_pins: Option<crate::keyspace::pinned::SnapshotGuard>,
+    /// Whether the last save wrote a delta (`rdb_last_save_incremental`).
+    pub last_save_incremental: bool,
+    /// BGSAVE FULL: the next save rewrites the whole base.
+    pub force_full: bool,
 }
 
 impl Default for PersistState {
@@ -69,16 +78,73 @@ impl Default for PersistState {
             last_load_keys_expired: 0,
             bgsave_scheduled: false,
             job: Arc::new(BgJob::default()),
+            saved: None,
+            saved_pins: None,
+            last_save_incremental: false,
+            force_full: false,
         }
     }
 }
 
 impl PersistState {
-    fn record_success(&mut self, stats: SaveStats) {
+    fn record_success(&mut self, done: chain::SaveDone) {
         self.last_save_unix = unix_ms() / 1000;
         self.last_bgsave_ok = true;
         self.saves += 1;
-        self.last_save_bytes = stats.bytes;
+        self.last_save_bytes = done.stats.bytes;
+        self.last_save_incremental = done.delta;
+        self.keep_saved(done.saved);
+    }
+
+    /// Keeps `saved` for the next incremental save, in place of the old one.
+    /// The old one's pins go first, so the pinned count starts again from
+    /// zero when no other snapshot is running.
+    pub fn keep_saved(&mut self, saved: Option<chain::Saved>) {
+        self.saved = None;
+        self.saved_pins = None;
+        if saved.is_some() {
+            self.saved_pins = Some(crate::keyspace::pinned::SnapshotGuard::new());
+        }
+        self.saved = saved;
+    }
+
+    /// What the next save is to write: a delta against the kept version
+    /// when incremental snapshots are on and nothing asks for a full one.
+    fn save_plan(&mut self, config: &crate::config::Config) -> chain::SavePlan {
+        let full = std::mem::take(&mut self.force_full);
+        chain::SavePlan {
+            saved: self.saved.clone().filter(|_| !full),
+            incremental: config.incremental_snapshots,
+            max_delta_ratio: config.incremental_max_delta_ratio,
+        }
+    }
+
+    /// Drops the kept version when what it pins has grown past its worth:
+    /// more than the delta ratio of the live data, or past `maxmemory`. The
+    /// next save then writes a full base.
+    pub fn release_costly_saved(&mut self, config: &crate::config::Config) {
+        if self.saved.is_none() || self.job.in_progress() {
+            return;
+        }
+        let pinned = crate::keyspace::pinned::bytes();
+        let used = crate::alloc::used_memory();
+        let live = used.saturating_sub(pinned);
+        let maxmemory = config.extra_i64("maxmemory", 0).max(0) as u64;
+        let over_limit = maxmemory > 0 && used > maxmemory;
+        if over_limit || pinned as f64 > config.incremental_max_delta_ratio * live as f64 {
+            tracing::info!(
+                "Releasing the last saved version, which pins {pinned} bytes; the next save writes a full snapshot"
+            );
+            self.keep_saved(None);
+        }
+    }
+
+    /// Files and bytes of the chain on disk (`rdb_chain_length`, `rdb_chain_bytes`).
+    fn chain_figures(&self) -> (usize, u64) {
+        match &self.saved {
+            Some(s) => (s.chain.deltas.len() + 1, s.chain.total_bytes()),
+            None => (usize::from(self.saves > 0), self.last_save_bytes),
+        }
     }
 }
 
@@ -159,6 +225,12 @@ pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
     fields.extend([
         ("rdb_last_clone_usec", p.latest_clone_usec.to_string()),
         ("rdb_last_save_bytes", p.last_save_bytes.to_string()),
+        (
+            "rdb_last_save_incremental",
+            u8::from(p.last_save_incremental).to_string(),
+        ),
+        ("rdb_chain_length", p.chain_figures().0.to_string()),
+        ("rdb_chain_bytes", p.chain_figures().1.to_string()),
     ]);
     fields
         .into_iter()
@@ -211,8 +283,20 @@ fn load_file_at_startup(
         loader::load_from_with(reader, len, Some(databases), unix_ms(), limits)
     };
     let loaded = read(path).map_err(|e| format!("cannot load snapshot {}: {e}", path.display()))?;
+    let chained = chain::apply_chain(path, loaded, databases, limits, unix_ms())?;
+    let loaded = chained.loaded;
+    let chain_bytes = chained.chain.total_bytes();
     let mut state = shared.lock();
     state.keyspace = loaded.keyspace;
+    // The state just loaded is what the files hold: the next save can be a delta.
+    if shared.config().incremental_snapshots {
+        let saved = chain::Saved {
+            keyspace: state.keyspace.clone(),
+            chain: chained.chain,
+            dump: path.to_path_buf(),
+        };
+        state.persistence.keep_saved(Some(saved));
+    }
     let codes = state.keyspace.functions().to_vec();
     state
         .scripting
@@ -220,6 +304,13 @@ fn load_file_at_startup(
         .map_err(|e| format!("cannot load the snapshot's functions: {e}"))?;
     state.persistence.last_load_keys_loaded = loaded.keys_loaded;
     state.persistence.last_load_keys_expired = loaded.keys_expired;
+    if chained.deltas > 0 {
+        tracing::info!(
+            "Applied {} incremental deltas ({} bytes of chain in all)",
+            chained.deltas,
+            chain_bytes
+        );
+    }
     tracing::info!(
         "Loaded {} keys ({} expired keys dropped) in {:.3} s",
         loaded.keys_loaded,

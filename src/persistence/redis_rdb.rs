@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::{loader, writer};
+use super::writer;
 use crate::config::Config;
 use crate::keyspace::{unix_ms, Keyspace};
 use crate::rdb::{self, reader::Imported};
@@ -135,10 +135,10 @@ pub fn export_main(config: &Config, dump: &Path, output: &Path) -> ExitCode {
             }
         }
     } else {
-        match loader::load_file_with(dump, Some(config.databases), now, encodings_of(config)) {
-            Ok(l) => l.keyspace,
+        match super::chain::load_file(dump, config.databases, encodings_of(config), now) {
+            Ok(l) => l.loaded.keyspace,
             Err(e) => {
-                eprintln!("forkless: cannot load snapshot {}: {e}", dump.display());
+                eprintln!("forkless: {e}");
                 return ExitCode::from(1);
             }
         }

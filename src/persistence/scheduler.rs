@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::writer::{self, Progress, SaveError, SaveStats};
+use super::chain::{self, SaveDone};
+use super::writer::{Progress, SaveError, SaveStats};
 use crate::errors::CommandError;
 use crate::keyspace::unix_ms;
 use crate::state::{Shared, State};
@@ -33,7 +34,7 @@ pub struct BgJob {
 #[derive(Debug, Default)]
 struct Slot {
     running: Option<Running>,
-    outcome: Option<Result<SaveStats, String>>,
+    outcome: Option<Result<SaveDone, String>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +58,7 @@ impl BgJob {
         self.slot().running.map(|r| r.started.elapsed().as_secs())
     }
 
-    fn finish(&self, outcome: Result<SaveStats, String>) {
+    fn finish(&self, outcome: Result<SaveDone, String>) {
         self.slot().outcome = Some(outcome);
         self.done.notify_all();
     }
@@ -100,7 +101,10 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
         .keys_total
         .store(snapshot.key_count() as u64, Ordering::Relaxed);
     drop(slot);
-    let path = shared.config().dump_path();
+    let (path, plan) = {
+        let config = shared.config();
+        (config.dump_path(), state.persistence.save_plan(&config))
+    };
     tracing::info!("Background saving started");
     let thread_job = job.clone();
     let spawned = std::thread::Builder::new()
@@ -108,7 +112,7 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
         .spawn(move || {
             // A panic must still end the job, or SHUTDOWN would wait for it forever.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                writer::save_to(&snapshot, &path, now_ms, &thread_job.progress)
+                chain::save(&snapshot, &path, now_ms, &thread_job.progress, plan)
             }));
             drop(snapshot);
             drop(pins);
@@ -138,14 +142,15 @@ pub fn reap(state: &mut State) -> bool {
     let p = &mut state.persistence;
     p.last_bgsave_time_sec = running.started.elapsed().as_secs() as i64;
     match outcome {
-        Ok(stats) => {
+        Ok(done) => {
             state.dirty = state.dirty.saturating_sub(running.dirty_at_clone);
-            p.record_success(stats);
             tracing::info!(
-                "Background saving terminated with success ({} keys, {} bytes)",
-                stats.keys,
-                stats.bytes
+                "Background saving terminated with success ({} keys, {} bytes{})",
+                done.stats.keys,
+                done.stats.bytes,
+                if done.delta { ", incremental" } else { "" }
             );
+            p.record_success(done);
         }
         Err(e) => {
             p.last_bgsave_ok = false;
@@ -160,29 +165,32 @@ pub fn save_foreground(shared: &Shared, state: &mut State) -> Result<SaveStats, 
     let started = Instant::now();
     let snapshot = state.keyspace.clone();
     state.persistence.latest_clone_usec = started.elapsed().as_micros() as u64;
-    let (path, threshold) = {
+    let (path, threshold, plan) = {
         let c = shared.config();
-        (c.dump_path(), c.latency_monitor_threshold)
+        let plan = state.persistence.save_plan(&c);
+        (c.dump_path(), c.latency_monitor_threshold, plan)
     };
     let clone_usec = state.persistence.latest_clone_usec;
     state
         .latency
         .record_snapshot("snapshot-clone", clone_usec, threshold);
     let job = state.persistence.job.clone();
-    let outcome = writer::save_to(&snapshot, &path, unix_ms(), &job.progress);
+    let outcome = chain::save(&snapshot, &path, unix_ms(), &job.progress, plan);
     let save_usec = started.elapsed().as_micros() as u64;
     state
         .latency
         .record_snapshot("snapshot-save", save_usec, threshold);
     match outcome {
-        Ok(stats) => {
+        Ok(done) => {
             state.dirty = 0;
-            state.persistence.record_success(stats);
+            let stats = done.stats;
             tracing::info!(
-                "DB saved on disk ({} keys, {} bytes)",
+                "DB saved on disk ({} keys, {} bytes{})",
                 stats.keys,
-                stats.bytes
+                stats.bytes,
+                if done.delta { ", incremental" } else { "" }
             );
+            state.persistence.record_success(done);
             Ok(stats)
         }
         Err(e) => {
@@ -198,6 +206,7 @@ pub fn tick(shared: &Shared, state: &mut State) {
     if state.persistence.job.in_progress() {
         return;
     }
+    state.persistence.release_costly_saved(&shared.config());
     if state.persistence.bgsave_scheduled {
         state.persistence.bgsave_scheduled = false;
         let _ = start_bgsave(shared, state);
