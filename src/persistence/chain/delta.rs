@@ -114,7 +114,12 @@ pub fn write<W: Write>(
         out.write_all(key).map_err(io)?;
     }
     let mut body = CrcWriter::new(&mut out);
-    writer::write_body(&changes.set, &mut body, created_unix_ms, &Progress::default())?;
+    writer::write_body(
+        &changes.set,
+        &mut body,
+        created_unix_ms,
+        &Progress::default(),
+    )?;
     let body_crc = body.hasher.clone().finalize();
     body.write_all(&body_crc.to_le_bytes()).map_err(io)?;
     let crc = out.hasher.clone().finalize();
@@ -174,11 +179,7 @@ pub fn trailer_check(path: &Path) -> io::Result<(u64, u32, u32)> {
 
 /// Reads and verifies the delta at `path`: its trailer first (nothing is
 /// decoded from a file whose checksum fails), then every field.
-pub fn read(
-    path: &Path,
-    databases: usize,
-    limits: Encodings,
-) -> Result<Delta, BadDelta> {
+pub fn read(path: &Path, databases: usize, limits: Encodings) -> Result<Delta, BadDelta> {
     let io_err = |e: io::Error| bad(0, format!("cannot read the file: {e}"));
     let (len, stored, computed) = trailer_check(path).map_err(io_err)?;
     if len < (FIXED_LEN + 8) as u64 + TRAILER_LEN {
@@ -214,7 +215,10 @@ pub fn read(
     // Each removed key takes at least 8 bytes: a count beyond that is damage,
     // refused before it sizes an allocation.
     if removed_count > (len - offset) / 8 {
-        return Err(bad(40, format!("removed-key count {removed_count} exceeds the file")));
+        return Err(bad(
+            40,
+            format!("removed-key count {removed_count} exceeds the file"),
+        ));
     }
     let mut removed = Vec::with_capacity(removed_count as usize);
     for _ in 0..removed_count {
@@ -228,7 +232,10 @@ pub fn read(
             return Err(bad(offset, format!("database index {db} out of range")));
         }
         if key_len > len - offset {
-            return Err(bad(offset + 4, format!("key length {key_len} exceeds the file")));
+            return Err(bad(
+                offset + 4,
+                format!("key length {key_len} exceeds the file"),
+            ));
         }
         let mut key = vec![0u8; key_len as usize];
         input
@@ -263,9 +270,11 @@ mod tests {
                 .insert(Bytes::from(format!("k{i}")), str_value("v"), None);
         }
         let mut live = base.clone();
-        live.db_mut(0).insert(Bytes::from("k1"), str_value("new"), Some(i64::MAX / 2));
+        live.db_mut(0)
+            .insert(Bytes::from("k1"), str_value("new"), Some(i64::MAX / 2));
         live.db_mut(0).delete(b"k2");
-        live.db_mut(1).insert(Bytes::from("other"), str_value("x"), Some(1));
+        live.db_mut(1)
+            .insert(Bytes::from("other"), str_value("x"), Some(1));
         Changes::between(&live, &base)
     }
 
@@ -313,6 +322,9 @@ mod tests {
         std::fs::write(&path, &good).unwrap();
         // A delta from a server with more databases than this one.
         let err = read(&path, 1, Encodings::default()).err().unwrap();
-        assert!(err.reason.contains("database") || err.reason.contains("snapshot"), "{err}");
+        assert!(
+            err.reason.contains("database") || err.reason.contains("snapshot"),
+            "{err}"
+        );
     }
 }

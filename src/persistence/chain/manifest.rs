@@ -62,12 +62,8 @@ impl Manifest {
 
     /// Parses a manifest; the error names the line and what is wrong with it.
     pub fn decode(text: &[u8]) -> Result<Manifest, String> {
-        let text = std::str::from_utf8(text).map_err(|e| {
-            format!(
-                "not text (invalid UTF-8 at offset {})",
-                e.valid_up_to()
-            )
-        })?;
+        let text = std::str::from_utf8(text)
+            .map_err(|e| format!("not text (invalid UTF-8 at offset {})", e.valid_up_to()))?;
         let Some(sum_at) = text.rfind("checksum ") else {
             return Err("no checksum line (truncated?)".into());
         };

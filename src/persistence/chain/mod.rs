@@ -190,7 +190,12 @@ fn save_delta(
     let name = format!("{}.{:08x}.{seq}.delta", file_name(dump), link.base_crc);
     let path = dump.with_file_name(&name);
     let (len, crc) = write_durably(&path, |file| {
-        delta::write(changes, link, now_ms, BufWriter::with_capacity(256 * 1024, file))
+        delta::write(
+            changes,
+            link,
+            now_ms,
+            BufWriter::with_capacity(256 * 1024, file),
+        )
     })?;
     progress.keys_done.store(total, Ordering::Relaxed);
     let mut chain = saved.chain.clone();
@@ -224,11 +229,7 @@ fn write_durably(
     path: &Path,
     write: impl FnOnce(&mut File) -> Result<(u64, u32), SaveError>,
 ) -> Result<(u64, u32), SaveError> {
-    let temp = path.with_file_name(format!(
-        "temp-{}-{}",
-        std::process::id(),
-        file_name(path)
-    ));
+    let temp = path.with_file_name(format!("temp-{}-{}", std::process::id(), file_name(path)));
     let result = (|| {
         let mut file = File::create(&temp).map_err(|source| SaveError::Create {
             path: temp.clone(),
@@ -365,8 +366,8 @@ pub fn apply_chain(
         let path = dump.with_file_name(&file.name);
         let refuse = |why: String| format!("cannot load delta {}: {why}", path.display());
         let d = delta::read(&path, databases, limits).map_err(|e| refuse(e.to_string()))?;
-        let (actual_len, actual_crc, _) = delta::trailer_check(&path)
-            .map_err(|e| refuse(e.to_string()))?;
+        let (actual_len, actual_crc, _) =
+            delta::trailer_check(&path).map_err(|e| refuse(e.to_string()))?;
         if (actual_len, actual_crc) != (file.len, file.crc) {
             return Err(refuse(format!(
                 "length {actual_len} and CRC {actual_crc:08x} differ from the manifest's {} and {:08x}",

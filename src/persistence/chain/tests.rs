@@ -185,7 +185,10 @@ fn a_corrupt_delta_is_refused_and_names_the_file() {
     bytes[50] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
     let err = load_file(&dump, 1, Encodings::default(), 0).err().unwrap();
-    assert!(err.contains(name.as_str()) && err.contains("checksum mismatch"), "{err}");
+    assert!(
+        err.contains(name.as_str()) && err.contains("checksum mismatch"),
+        "{err}"
+    );
     assert!(err.contains("offset"), "{err}");
     assert_eq!(std::fs::read(&dump).unwrap(), base_before);
     // A missing delta is refused too, rather than silently loading less.
