@@ -5,14 +5,15 @@
 //!
 //! ```text
 //! forkless-chain 1
-//! base dump.rdb 137000123 1a2b3c4d
-//! delta dump.rdb.1a2b3c4d.1.delta 1400022 0badf00d
+//! base 137000123 1a2b3c4d dump.rdb
+//! delta 1400022 0badf00d dump.rdb.1a2b3c4d.1.delta
 //! checksum 5e5e5e5e
 //! ```
 //!
-//! Each file line gives the name (in the dump's directory), the length in
-//! bytes and the CRC32 of the file's own trailer, in hex. The checksum line is
-//! the CRC32 of every byte before it.
+//! Each file line gives the length in bytes, the CRC32 of the file's own
+//! trailer in hex, and the name (in the dump's directory; the rest of the
+//! line, so it may hold spaces). The checksum line is the CRC32 of every
+//! byte before it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -49,7 +50,7 @@ impl Manifest {
     pub fn encode(&self) -> String {
         let mut out = format!("{HEAD}\n");
         let mut line = |kind: &str, f: &FileRef| {
-            let _ = writeln!(out, "{kind} {} {} {:08x}", f.name, f.len, f.crc);
+            let _ = writeln!(out, "{kind} {} {:08x} {}", f.len, f.crc, f.name);
         };
         line("base", &self.base);
         for d in &self.deltas {
@@ -88,11 +89,11 @@ impl Manifest {
         let mut deltas = Vec::new();
         for (n, line) in lines {
             let bad = |what: &str| format!("line {}: {what}: {line:?}", n + 1);
-            let fields: Vec<&str> = line.split(' ').collect();
-            let [kind, name, len, crc] = fields[..] else {
-                return Err(bad("expected `base|delta NAME LEN CRC`"));
+            let fields: Vec<&str> = line.splitn(4, ' ').collect();
+            let [kind, len, crc, name] = fields[..] else {
+                return Err(bad("expected `base|delta LEN CRC NAME`"));
             };
-            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                 return Err(bad("file name outside the dump's directory"));
             }
             let file = FileRef {
@@ -143,9 +144,11 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let m = sample();
+        let mut m = sample();
         assert_eq!(Manifest::decode(m.encode().as_bytes()).unwrap(), m);
         assert_eq!(m.total_bytes(), 1020);
+        m.base.name = "my dump.rdb".into();
+        assert_eq!(Manifest::decode(m.encode().as_bytes()).unwrap(), m);
     }
 
     #[test]

@@ -104,8 +104,15 @@ pub fn save(
     dump: &Path,
     now_ms: i64,
     progress: &Progress,
-    plan: SavePlan,
+    mut plan: SavePlan,
 ) -> Result<SaveDone, SaveError> {
+    if plan.incremental && file_name(dump).contains(['\n', '\r']) {
+        // A manifest line could not name it.
+        tracing::warn!(
+            "incremental snapshots need a dump file name without line breaks; saving in full"
+        );
+        plan.incremental = false;
+    }
     if plan.incremental {
         if let Some(saved) = plan.saved.as_ref().filter(|s| s.dump == dump) {
             let base_too_big = saved.chain.delta_bytes() as f64
