@@ -278,7 +278,8 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
                     chain: chained.chain,
                     dump: path.clone(),
                 };
-                ctx.state.persistence.keep_saved(Some(saved));
+                let pinned = crate::keyspace::pinned::bytes();
+                ctx.state.persistence.keep_saved(Some(saved), pinned, None);
             }
             let codes = ctx.state.keyspace.functions().to_vec();
             if let Err(e) = ctx.state.scripting.install_libraries(&codes) {

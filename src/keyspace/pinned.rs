@@ -28,6 +28,15 @@ pub fn add(bytes: usize) {
     }
 }
 
+/// Takes `bytes` off the figure: when a kept snapshot gives way to a newer
+/// one, what the count held when the newer one was cloned was pinned by the
+/// older one alone, and is freed with it.
+pub fn forget(bytes: u64) {
+    let _ = PINNED.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+        Some(p.saturating_sub(bytes))
+    });
+}
+
 /// Bytes pinned by the running snapshots.
 pub fn bytes() -> u64 {
     PINNED.load(Ordering::Relaxed)

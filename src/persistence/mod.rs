@@ -87,25 +87,48 @@ impl Default for PersistState {
 }
 
 impl PersistState {
-    fn record_success(&mut self, done: chain::SaveDone) {
+    /// `pinned_at_clone`: the pinned figure when the saved clone was taken.
+    /// `pins`: the save's own guard, if it handed it back.
+    fn record_success(
+        &mut self,
+        done: chain::SaveDone,
+        pinned_at_clone: u64,
+        pins: Option<crate::keyspace::pinned::SnapshotGuard>,
+    ) {
         self.last_save_unix = unix_ms() / 1000;
         self.last_bgsave_ok = true;
         self.saves += 1;
         self.last_save_bytes = done.stats.bytes;
         self.last_save_incremental = done.delta;
-        self.keep_saved(done.saved);
+        self.keep_saved(done.saved, pinned_at_clone, pins);
     }
 
     /// Keeps `saved` for the next incremental save, in place of the old one.
-    /// The old one's pins go first, so the pinned count starts again from
-    /// zero when no other snapshot is running.
-    pub fn keep_saved(&mut self, saved: Option<chain::Saved>) {
+    ///
+    /// What the pinned figure held when `saved` was cloned (`pinned_at_clone`)
+    /// was pinned by the old version alone (the clone shares every live node
+    /// of its moment) and goes with it; what was counted since is what the
+    /// new version holds apart from the live keyspace, and stays. With no
+    /// version kept, the guard goes and the figure drops to zero once no
+    /// other snapshot runs.
+    pub fn keep_saved(
+        &mut self,
+        saved: Option<chain::Saved>,
+        pinned_at_clone: u64,
+        guard: Option<crate::keyspace::pinned::SnapshotGuard>,
+    ) {
+        use crate::keyspace::pinned;
         self.saved = None;
-        self.saved_pins = None;
-        if saved.is_some() {
-            self.saved_pins = Some(crate::keyspace::pinned::SnapshotGuard::new());
+        match saved {
+            Some(saved) => {
+                // The new guard before the old one goes, so the count never
+                // passes through zero (which would reset the figure).
+                self.saved_pins = Some(guard.unwrap_or_default());
+                pinned::forget(pinned_at_clone);
+                self.saved = Some(saved);
+            }
+            None => self.saved_pins = None,
         }
-        self.saved = saved;
     }
 
     /// What the next save is to write: a delta against the kept version
@@ -135,7 +158,7 @@ impl PersistState {
             tracing::info!(
                 "Releasing the last saved version, which pins {pinned} bytes; the next save writes a full snapshot"
             );
-            self.keep_saved(None);
+            self.keep_saved(None, 0, None);
         }
     }
 
@@ -295,7 +318,8 @@ fn load_file_at_startup(
             chain: chained.chain,
             dump: path.to_path_buf(),
         };
-        state.persistence.keep_saved(Some(saved));
+        let pinned = crate::keyspace::pinned::bytes();
+        state.persistence.keep_saved(Some(saved), pinned, None);
     }
     let codes = state.keyspace.functions().to_vec();
     state

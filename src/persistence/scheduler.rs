@@ -35,12 +35,17 @@ pub struct BgJob {
 struct Slot {
     running: Option<Running>,
     outcome: Option<Result<SaveDone, String>>,
+    /// The save's pin guard, handed back with a version to keep, so the
+    /// pins counted during the save stay counted for the kept version.
+    pins: Option<crate::keyspace::pinned::SnapshotGuard>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Running {
     started: Instant,
     dirty_at_clone: u64,
+    /// The snapshot-pinned figure when the clone was taken.
+    pinned_at_clone: u64,
 }
 
 impl BgJob {
@@ -58,8 +63,15 @@ impl BgJob {
         self.slot().running.map(|r| r.started.elapsed().as_secs())
     }
 
-    fn finish(&self, outcome: Result<SaveDone, String>) {
-        self.slot().outcome = Some(outcome);
+    fn finish(
+        &self,
+        outcome: Result<SaveDone, String>,
+        pins: Option<crate::keyspace::pinned::SnapshotGuard>,
+    ) {
+        let mut slot = self.slot();
+        slot.outcome = Some(outcome);
+        slot.pins = pins;
+        drop(slot);
         self.done.notify_all();
     }
 
@@ -82,6 +94,7 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
     let clone_started = Instant::now();
     let snapshot = state.keyspace.clone();
     let pins = crate::keyspace::pinned::SnapshotGuard::new();
+    let pinned_at_clone = crate::keyspace::pinned::bytes();
     let clone_usec = clone_started.elapsed().as_micros() as u64;
     let threshold = shared.config().latency_monitor_threshold;
     state
@@ -94,6 +107,7 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
     slot.running = Some(Running {
         started: Instant::now(),
         dirty_at_clone: state.dirty,
+        pinned_at_clone,
     });
     slot.outcome = None;
     job.progress.keys_done.store(0, Ordering::Relaxed);
@@ -115,14 +129,17 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
                 chain::save(&snapshot, &path, now_ms, &thread_job.progress, plan)
             }));
             drop(snapshot);
-            drop(pins);
-            thread_job.finish(match result {
+            let result = match result {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err("the save thread panicked".into()),
-            });
+            };
+            // A version to keep keeps the guard: what the save pinned stays
+            // counted until the reap takes it over.
+            let keeps = matches!(&result, Ok(done) if done.saved.is_some());
+            thread_job.finish(result, keeps.then_some(pins));
         });
     if let Err(e) = spawned {
-        job.finish(Err(format!("cannot start the save thread: {e}")));
+        job.finish(Err(format!("cannot start the save thread: {e}")), None);
     }
     Ok(())
 }
@@ -136,6 +153,7 @@ pub fn reap(state: &mut State) -> bool {
         return false;
     };
     slot.running = None;
+    let pins = slot.pins.take();
     drop(slot);
     let save_usec = running.started.elapsed().as_micros() as u64;
     state.latency.record_background_save(save_usec);
@@ -150,7 +168,7 @@ pub fn reap(state: &mut State) -> bool {
                 done.stats.bytes,
                 if done.delta { ", incremental" } else { "" }
             );
-            p.record_success(done);
+            p.record_success(done, running.pinned_at_clone, pins);
         }
         Err(e) => {
             p.last_bgsave_ok = false;
@@ -164,6 +182,7 @@ pub fn reap(state: &mut State) -> bool {
 pub fn save_foreground(shared: &Shared, state: &mut State) -> Result<SaveStats, SaveError> {
     let started = Instant::now();
     let snapshot = state.keyspace.clone();
+    let pinned_at_clone = crate::keyspace::pinned::bytes();
     state.persistence.latest_clone_usec = started.elapsed().as_micros() as u64;
     let (path, threshold, plan) = {
         let c = shared.config();
@@ -190,7 +209,9 @@ pub fn save_foreground(shared: &Shared, state: &mut State) -> Result<SaveStats, 
                 stats.bytes,
                 if done.delta { ", incremental" } else { "" }
             );
-            state.persistence.record_success(done);
+            state
+                .persistence
+                .record_success(done, pinned_at_clone, None);
             Ok(stats)
         }
         Err(e) => {

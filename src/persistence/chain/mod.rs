@@ -114,7 +114,8 @@ pub fn save(
         plan.incremental = false;
     }
     if plan.incremental {
-        if let Some(saved) = plan.saved.as_ref().filter(|s| s.dump == dump) {
+        let intact = |s: &&Saved| s.dump == dump && chain_intact(dump, &s.chain);
+        if let Some(saved) = plan.saved.as_ref().filter(intact) {
             let base_too_big = saved.chain.delta_bytes() as f64
                 >= plan.max_delta_ratio * saved.chain.base.len as f64;
             if !base_too_big {
@@ -304,6 +305,25 @@ fn remove_stale_deltas(dump: &Path, keep: Option<&Manifest>) {
             }
         }
     }
+}
+
+/// Whether the chain's files are still on disk as the chain says (the base
+/// with its length and CRC, each delta with its length). A directory removed
+/// or a dump replaced behind the server's back makes the next save a full one.
+fn chain_intact(dump: &Path, chain: &Manifest) -> bool {
+    let base_ok = read_trailer(dump).is_ok_and(|t| t == (chain.base.len, chain.base.crc));
+    let deltas_ok = chain
+        .deltas
+        .iter()
+        .all(|d| fs::metadata(dump.with_file_name(&d.name)).is_ok_and(|m| m.len() == d.len));
+    let manifest_ok = Manifest::read(&manifest_path(dump)).is_ok_and(|m| m.as_ref() == Some(chain));
+    if !(base_ok && deltas_ok && manifest_ok) {
+        tracing::warn!(
+            "The snapshot chain of {} changed on disk; saving in full",
+            dump.display()
+        );
+    }
+    base_ok && deltas_ok && manifest_ok
 }
 
 /// A file's length and the CRC32 its trailer holds (the last four bytes).
