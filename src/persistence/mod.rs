@@ -118,7 +118,11 @@ impl PersistState {
         guard: Option<crate::keyspace::pinned::SnapshotGuard>,
     ) {
         use crate::keyspace::pinned;
-        self.saved = None;
+        // What only the old version holds is freed off the lock, as a big
+        // value is: that can be most of a data set the writes replaced.
+        if let Some(old) = self.saved.take() {
+            crate::keyspace::lazyfree::drop_later(old);
+        }
         match saved {
             Some(saved) => {
                 // The new guard before the old one goes, so the count never
