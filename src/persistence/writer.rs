@@ -1,20 +1,27 @@
 //! The snapshot writer: streams an O(1) keyspace clone to a temp file in the
 //! target directory while computing the CRC, fsyncs it, renames it over the
 //! dump and fsyncs the directory (as Redis's `rdb.c` does, plus the directory).
-//! The file is never built in memory; on any error the temp file is removed and
-//! the old dump is left untouched.
+//! The file is never built in memory (one block at a time); on any error, or
+//! when the save is cancelled, the temp file is removed and the old dump is left
+//! untouched.
+//!
+//! It writes format version 2: keys in the map's own (hash) order, small keys
+//! as one record each (integers as integers, compact encodings as their bytes),
+//! records gathered into blocks that are LZ4-compressed where that pays.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::format::*;
+use crate::keyspace::intset::parse_member;
+use crate::keyspace::record::View;
 use crate::keyspace::stream::{Stream, StreamId};
-use crate::keyspace::{Entry, Keyspace, Value};
+use crate::keyspace::{Entry, Keyspace, Record as KeyRecord, Value};
 
 /// Why a save failed. The old dump is intact in every case.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +38,9 @@ pub enum SaveError {
     },
     #[error("cannot encode record: {0}")]
     Encode(postcard::Error),
+    /// BGSAVE CANCEL stopped the save.
+    #[error("the save was cancelled")]
+    Cancelled,
 }
 
 /// What a successful save wrote.
@@ -45,6 +55,8 @@ pub struct SaveStats {
 pub struct Progress {
     pub keys_done: AtomicU64,
     pub keys_total: AtomicU64,
+    /// Set to stop the save: the writer checks it between keys (BGSAVE CANCEL).
+    pub cancel: AtomicBool,
 }
 
 /// How often long saves and loads log their progress.
@@ -116,7 +128,8 @@ fn write_temp(
     Ok(SaveStats { keys, bytes })
 }
 
-/// Writes header and records (everything the CRC covers) to `out`.
+/// Writes header and blocks (everything the CRC covers) to `out`, checking
+/// `progress.cancel` between keys.
 pub fn write_body<W: Write>(
     snapshot: &Keyspace,
     out: &mut W,
@@ -132,11 +145,12 @@ pub fn write_body<W: Write>(
         db_count: snapshot.db_count() as u32,
         key_count: total,
     };
-    let mut w = FrameWriter {
+    raw(out, &header.encode())?;
+    let mut w = BlockWriter {
         out,
-        buf: Vec::with_capacity(CHUNK_MAX_BYTES + 1024),
+        block: Vec::with_capacity(BLOCK_TARGET + 64 * 1024),
+        packed: Vec::new(),
     };
-    w.raw(&header.encode())?;
     let mut done = 0u64;
     let mut last_log = Instant::now();
     for (index, db) in snapshot.dbs().iter().enumerate() {
@@ -146,8 +160,11 @@ pub fn write_body<W: Write>(
         w.record(&Record::Db {
             index: index as u32,
         })?;
-        for (key, entry) in db.iter() {
-            write_entry(&mut w, key, &entry)?;
+        for record in db.records() {
+            if progress.cancel.load(Ordering::Relaxed) {
+                return Err(SaveError::Cancelled);
+            }
+            write_record(&mut w, record)?;
             done += 1;
             if done.is_multiple_of(1024) {
                 progress.keys_done.store(done, Ordering::Relaxed);
@@ -163,11 +180,62 @@ pub fn write_body<W: Write>(
         w.record(&Record::Function(code))?;
     }
     w.record(&Record::End { keys: done })?;
+    w.flush(true)?;
     Ok(done)
 }
 
+/// One key: as a single record when it is a short string or a compact
+/// encoding (read straight from the stored bytes), else as a key header and
+/// chunks.
+fn write_record<W: Write>(w: &mut BlockWriter<'_, W>, record: &KeyRecord) -> Result<(), SaveError> {
+    let key = record.key();
+    let expire_at = record.expire_at();
+    let compact = match record.view() {
+        View::Str(s) => return write_str(w, key, s, expire_at),
+        View::HashListpack(b) => Some((Compact::HashListpack, b)),
+        View::SetIntset(b) => Some((Compact::SetIntset, b)),
+        View::ZSetFlat(b) => Some((Compact::ZSetFlat, b)),
+        View::Boxed(value) => match value {
+            Value::Str(s) if s.len() <= CHUNK_MAX_BYTES => return write_str(w, key, s, expire_at),
+            Value::Hash(h) if !h.is_empty() => h
+                .listpack()
+                .map(|lp| (Compact::HashListpack, lp.as_bytes())),
+            Value::Set(s) if !s.is_empty() => s.intset_bytes().map(|b| (Compact::SetIntset, b)),
+            Value::ZSet(z) if !z.is_empty() => z.flat().map(|f| (Compact::ZSetFlat, f.as_bytes())),
+            _ => None,
+        },
+    };
+    match compact {
+        Some((encoding, bytes)) => {
+            expire(w, expire_at)?;
+            w.record(&Record::Compact(key, encoding, bytes))
+        }
+        None => write_entry(w, key, &record.to_entry()),
+    }
+}
+
+fn expire<W: Write>(w: &mut BlockWriter<'_, W>, expire_at: Option<i64>) -> Result<(), SaveError> {
+    match expire_at {
+        Some(t) => w.record(&Record::Expire(t)),
+        None => Ok(()),
+    }
+}
+
+fn write_str<W: Write>(
+    w: &mut BlockWriter<'_, W>,
+    key: &[u8],
+    value: &[u8],
+    expire_at: Option<i64>,
+) -> Result<(), SaveError> {
+    expire(w, expire_at)?;
+    match parse_member(value) {
+        Some(i) => w.record(&Record::Int(key, i)),
+        None => w.record(&Record::Str(key, value)),
+    }
+}
+
 fn write_entry<W: Write>(
-    w: &mut FrameWriter<'_, W>,
+    w: &mut BlockWriter<'_, W>,
     key: &[u8],
     entry: &Entry,
 ) -> Result<(), SaveError> {
@@ -243,7 +311,7 @@ fn stream_items(s: &Stream) -> usize {
     s.len() as usize + 1 + groups
 }
 
-fn write_stream<W: Write>(w: &mut FrameWriter<'_, W>, s: &Stream) -> Result<(), SaveError> {
+fn write_stream<W: Write>(w: &mut BlockWriter<'_, W>, s: &Stream) -> Result<(), SaveError> {
     let part = |p| Record::StreamChunk(p);
     let mut chunk = Vec::new();
     let mut bytes = 0;
@@ -324,32 +392,64 @@ fn chunked<B: AsRef<[u8]>>(
     Ok(())
 }
 
-/// Encodes records into length-prefixed frames, reusing one buffer.
-struct FrameWriter<'w, W: Write> {
-    out: &'w mut W,
-    buf: Vec<u8>,
+fn raw<W: Write>(out: &mut W, bytes: &[u8]) -> Result<(), SaveError> {
+    out.write_all(bytes).map_err(|source| SaveError::Write {
+        path: PathBuf::new(),
+        source,
+    })
 }
 
-impl<W: Write> FrameWriter<'_, W> {
-    fn raw(&mut self, bytes: &[u8]) -> Result<(), SaveError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|source| SaveError::Write {
-                path: PathBuf::new(),
-                source,
-            })
+/// Gathers encoded records into a block and writes each full block, LZ4
+/// compressed when that saves at least 1/32 of it, stored as is otherwise.
+struct BlockWriter<'w, W: Write> {
+    out: &'w mut W,
+    block: Vec<u8>,
+    /// The compressed form of the block being written, reused.
+    packed: Vec<u8>,
+}
+
+impl<W: Write> BlockWriter<'_, W> {
+    /// Appends a record, first writing the block out if it is full (so the
+    /// End record always lands in the last block, written by `flush(true)`).
+    fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
+        if self.block.len() >= BLOCK_TARGET {
+            self.flush(false)?;
+        }
+        let buf = std::mem::take(&mut self.block);
+        self.block =
+            postcard::serialize_with_flavor(record, AppendVec(buf)).map_err(SaveError::Encode)?;
+        Ok(())
     }
 
-    fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
-        self.buf.clear();
-        let buf = std::mem::take(&mut self.buf);
-        let buf =
-            postcard::serialize_with_flavor(record, AppendVec(buf)).map_err(SaveError::Encode)?;
-        let len = u32::try_from(buf.len())
+    fn flush(&mut self, last: bool) -> Result<(), SaveError> {
+        let raw_len = u32::try_from(self.block.len())
             .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
-        self.raw(&len.to_le_bytes())?;
-        self.raw(&buf)?;
-        self.buf = buf;
+        let mut codec = Codec::Stored;
+        if self.block.len() <= BLOCK_COMPRESS_MAX {
+            self.packed.resize(
+                lz4_flex::block::get_maximum_output_size(self.block.len()),
+                0,
+            );
+            let n = lz4_flex::block::compress_into(&self.block, &mut self.packed)
+                .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
+            if n < self.block.len() - self.block.len() / 32 {
+                self.packed.truncate(n);
+                codec = Codec::Lz4;
+            }
+        }
+        let data = match codec {
+            Codec::Lz4 => &self.packed,
+            Codec::Stored => &self.block,
+        };
+        let header = BlockHeader {
+            codec,
+            last,
+            raw_len,
+            stored_len: data.len() as u32,
+        };
+        raw(self.out, &header.encode())?;
+        raw(self.out, data)?;
+        self.block.clear();
         Ok(())
     }
 }
