@@ -661,6 +661,13 @@ fn write_fixture() {
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump-v2.rdb");
     std::fs::write(path, to_bytes(&sample_v2(), NOW)).unwrap();
+    // Seeds for the loader's fuzz target (under its 4 KiB input limit): a
+    // compressed file, and one whose blocks are stored so mutations reach
+    // the records.
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/snapshot_loader");
+    let small = to_bytes(&sample(), NOW);
+    std::fs::write(format!("{seeds}/seed-v2"), &small).unwrap();
+    std::fs::write(format!("{seeds}/seed-v2-stored"), uncompressed(&small)).unwrap();
 }
 
 #[test]

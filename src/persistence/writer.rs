@@ -150,6 +150,7 @@ pub fn write_body<W: Write>(
         out,
         block: Vec::with_capacity(BLOCK_TARGET + 64 * 1024),
         packed: Vec::new(),
+        cancel: &progress.cancel,
     };
     let mut done = 0u64;
     let mut last_log = Instant::now();
@@ -161,9 +162,6 @@ pub fn write_body<W: Write>(
             index: index as u32,
         })?;
         for record in db.records() {
-            if progress.cancel.load(Ordering::Relaxed) {
-                return Err(SaveError::Cancelled);
-            }
             write_record(&mut w, record)?;
             done += 1;
             if done.is_multiple_of(1024) {
@@ -406,12 +404,18 @@ struct BlockWriter<'w, W: Write> {
     block: Vec<u8>,
     /// The compressed form of the block being written, reused.
     packed: Vec<u8>,
+    /// BGSAVE CANCEL's flag, checked before each record (one relaxed load),
+    /// so even a value of millions of elements stops within a chunk.
+    cancel: &'w AtomicBool,
 }
 
 impl<W: Write> BlockWriter<'_, W> {
     /// Appends a record, first writing the block out if it is full (so the
     /// End record always lands in the last block, written by `flush(true)`).
     fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(SaveError::Cancelled);
+        }
         if self.block.len() >= BLOCK_TARGET {
             self.flush(false)?;
         }
@@ -557,5 +561,21 @@ mod tests {
         let err = save_to(&Keyspace::new(1), &missing, 0, &Progress::default()).unwrap_err();
         assert!(matches!(err, SaveError::Create { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_cancelled_save_removes_its_temp_file_and_keeps_the_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rdb");
+        std::fs::write(&path, b"old").unwrap();
+        let mut ks = Keyspace::new(1);
+        ks.db_mut(0)
+            .insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
+        let progress = Progress::default();
+        progress.cancel.store(true, Ordering::Relaxed);
+        let err = save_to(&ks, &path, 0, &progress).unwrap_err();
+        assert!(matches!(err, SaveError::Cancelled), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
