@@ -6,7 +6,7 @@
 //! `header | frame* | crc32`, where each frame is a `u32` length followed by that
 //! many bytes of a postcard-encoded [`Record`], and the last frame holds
 //! [`Record::End`]. A version 2 file is `header | block* | crc32`: each block is
-//! a [`BlockHeader`] then its data, stored or LZ4-compressed, and the data is
+//! a [`BlockHeader`] then its data, stored or Snappy-compressed, and the data is
 //! whole postcard records back to back (postcard records delimit themselves).
 
 use serde::{Deserialize, Serialize};
@@ -50,16 +50,18 @@ pub const BLOCK_STORED_LEN_LEN: usize = 4;
 /// Bytes of a block header; the block's data follows.
 pub const BLOCK_HEADER_LEN: usize = BLOCK_STORED_LEN_OFFSET + BLOCK_STORED_LEN_LEN;
 /// The writer closes a block once its records reach this many bytes (a single
-/// larger record gets a block of its own). LZ4 looks back 64 KiB at most, so
-/// larger blocks gain little ratio; they would only delay the loader's pipeline.
+/// larger record gets a block of its own). Snappy looks back 64 KiB at most,
+/// so larger blocks gain little ratio; they would only delay the loader's
+/// pipeline.
 pub const BLOCK_TARGET: usize = 128 * 1024;
 /// Blocks larger than this are stored without trying to compress them: the
 /// writer would need a second buffer of their size.
 pub const BLOCK_COMPRESS_MAX: usize = 4 << 20;
-/// LZ4 expands at most about 255:1, so a compressed block's decoded length is
-/// bounded by its stored length: the loader refuses a header claiming more
-/// before allocating anything.
-pub const LZ4_MAX_RATIO: u64 = 255;
+/// Snappy expands at most about 21:1 (a 3-byte copy yields 64 bytes), so a
+/// compressed block's decoded length is bounded by its stored length: the
+/// loader refuses a header claiming more than this many times it before
+/// allocating anything.
+pub const SNAPPY_MAX_RATIO: u64 = 32;
 
 /// How a block's data is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,15 +69,16 @@ pub const LZ4_MAX_RATIO: u64 = 255;
 pub enum Codec {
     /// As is: compression did not pay.
     Stored = 0,
-    /// The LZ4 block format (as `lz4_flex::block` writes it), no frame.
-    Lz4 = 1,
+    /// Snappy's raw format (as `snap::raw` writes it: the decoded length
+    /// as a varint, then the elements), no framing or checksum.
+    Snappy = 1,
 }
 
 impl Codec {
     pub fn from_byte(b: u8) -> Option<Codec> {
         match b {
             0 => Some(Codec::Stored),
-            1 => Some(Codec::Lz4),
+            1 => Some(Codec::Snappy),
             _ => None,
         }
     }
@@ -433,6 +436,31 @@ mod tests {
         );
         let bytes = postcard::to_stdvec(&Kind::ZSet).unwrap();
         assert_eq!(bytes, [0x04]);
+        // Version 2's records and block header (rdb-format.md's examples).
+        assert_eq!(
+            postcard::to_stdvec(&Record::Int(b"k", -2)).unwrap(),
+            [0x0c, 0x01, b'k', 0x03]
+        );
+        assert_eq!(
+            postcard::to_stdvec(&Record::Expire(1)).unwrap(),
+            [0x0a, 0x02]
+        );
+        assert_eq!(
+            postcard::to_stdvec(&Record::Str(b"k", b"v")).unwrap(),
+            [0x0b, 0x01, b'k', 0x01, b'v']
+        );
+        assert_eq!(
+            postcard::to_stdvec(&Record::Compact(b"k", Compact::ZSetFlat, &[0])).unwrap(),
+            [0x0d, 0x01, b'k', 0x02, 0x01, 0x00]
+        );
+        let block = BlockHeader {
+            codec: Codec::Stored,
+            last: true,
+            raw_len: 2,
+            stored_len: 2,
+        };
+        assert_eq!(block.encode(), [0x80, 2, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(BlockHeader::decode(&block.encode()), (0, true, 2, 2));
         let bytes = postcard::to_stdvec(&Record::Function(b"#!lua name=l\nx")).unwrap();
         let mut want = vec![0x08, 0x0e];
         want.extend_from_slice(b"#!lua name=l\nx");

@@ -3,7 +3,7 @@
 //! [`LoadError`] naming the problem and its byte offset; the loader never
 //! panics on bad input and never allocates more than the bytes left in the file
 //! justify (a frame's or block's length is checked against them before its
-//! buffer grows; a compressed block's decoded length against LZ4's largest
+//! buffer grows; a compressed block's decoded length against Snappy's largest
 //! ratio).
 //!
 //! It reads format versions 1 (frames) and 2 (blocks). Each database's keys
@@ -248,13 +248,15 @@ fn read_inline<R: Read>(input: &mut Input<R>, body: &mut Body) -> Result<(), Loa
     } else {
         let mut scratch = Vec::new();
         let mut log = ProgressLog::new(input.len);
+        let mut spare = Vec::new();
         loop {
-            let block = read_block(input, &mut scratch)?;
+            let block = read_block(input, &mut scratch, spare)?;
             body.block(block.offset, &block.data)?;
             log.tick(body, block.offset);
             if block.last {
                 break;
             }
+            spare = block.data;
         }
         body.end_of_blocks(input.offset)?;
     }
@@ -277,11 +279,13 @@ fn pipelined<R: Read + Send>(input: Input<R>, body: &mut Body) -> Result<(), Loa
     let len = input.len;
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4);
+        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
         let reader = scope.spawn(move || {
             let mut input = input;
             let mut scratch = Vec::new();
             loop {
-                let (msg, more) = match read_block(&mut input, &mut scratch) {
+                let spare = free_rx.try_recv().unwrap_or_default();
+                let (msg, more) = match read_block(&mut input, &mut scratch, spare) {
                     Ok(block) => {
                         let more = !block.last;
                         (Msg::Block(block), more)
@@ -307,6 +311,7 @@ fn pipelined<R: Read + Send>(input: Input<R>, body: &mut Body) -> Result<(), Loa
                         break Err(e);
                     }
                     log.tick(body, block.offset);
+                    let _ = free_tx.send(block.data);
                 }
                 Ok(Msg::End(offset, trailer)) => break body.end_of_blocks(offset).and(trailer),
                 Ok(Msg::Failed(e)) => break Err(e),
@@ -426,9 +431,14 @@ struct Block {
     data: Vec<u8>,
 }
 
-/// Version 2: reads one block. `scratch` holds the compressed bytes between
-/// calls.
-fn read_block<R: Read>(input: &mut Input<R>, scratch: &mut Vec<u8>) -> Result<Block, LoadError> {
+/// Version 2: reads one block into `data`, a buffer of an earlier block
+/// reused (fresh pages cost more than the copy). `scratch` holds the
+/// compressed bytes between calls.
+fn read_block<R: Read>(
+    input: &mut Input<R>,
+    scratch: &mut Vec<u8>,
+    mut data: Vec<u8>,
+) -> Result<Block, LoadError> {
     let offset = input.offset;
     let mut raw = [0u8; BLOCK_HEADER_LEN];
     input.read_exact(&mut raw, "block header")?;
@@ -452,23 +462,30 @@ fn read_block<R: Read>(input: &mut Input<R>, scratch: &mut Vec<u8>) -> Result<Bl
                     "stored block of {stored_len} bytes declares {raw_len} decoded"
                 )));
             }
-            let mut data = vec![0u8; raw_len as usize];
+            data.clear();
+            data.resize(raw_len as usize, 0);
             input.read_exact(&mut data, "block")?;
             Ok(Block { offset, last, data })
         }
-        Codec::Lz4 => {
-            if raw_len as u64 > stored_len as u64 * LZ4_MAX_RATIO + 16 {
+        Codec::Snappy => {
+            if raw_len as u64 > stored_len as u64 * SNAPPY_MAX_RATIO {
                 return Err(bad(format!(
                     "{stored_len} compressed bytes cannot decode to {raw_len}"
                 )));
             }
             scratch.resize(stored_len as usize, 0);
             input.read_exact(scratch, "block")?;
-            let mut data = vec![0u8; raw_len as usize];
-            match lz4_flex::block::decompress_into(scratch, &mut data) {
+            data.clear();
+            data.resize(raw_len as usize, 0);
+            match snap::raw::decompress_len(scratch) {
+                Ok(n) if n == raw_len as usize => {}
+                Ok(n) => return Err(bad(format!("decodes to {n} bytes, declared {raw_len}"))),
+                Err(e) => return Err(bad(format!("Snappy data is corrupt: {e}"))),
+            }
+            match snap::raw::Decoder::new().decompress(scratch, &mut data) {
                 Ok(n) if n == raw_len as usize => Ok(Block { offset, last, data }),
                 Ok(n) => Err(bad(format!("decodes to {n} bytes, declared {raw_len}"))),
-                Err(e) => Err(bad(format!("LZ4 data is corrupt: {e}"))),
+                Err(e) => Err(bad(format!("Snappy data is corrupt: {e}"))),
             }
         }
     }
@@ -509,8 +526,8 @@ fn read_header<R: Read>(input: &mut Input<R>) -> Result<Header, LoadError> {
         });
     }
     // Every key takes at least a few bytes (a compressed block at least one
-    // per 255 of them), so the count is bounded by the size.
-    if header.key_count > input.len.saturating_mul(LZ4_MAX_RATIO) {
+    // per 32 of them), so the count is bounded by the size.
+    if header.key_count > input.len.saturating_mul(SNAPPY_MAX_RATIO) {
         return Err(LoadError::BadHeader {
             offset: KEY_COUNT_OFFSET as u64,
             what: format!(

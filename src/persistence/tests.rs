@@ -363,7 +363,7 @@ fn blocks_of(bytes: &[u8]) -> Vec<(usize, BlockHeader, Vec<u8>)> {
         let stored = &bytes[start..start + stored_len as usize];
         let data = match codec {
             Codec::Stored => stored.to_vec(),
-            Codec::Lz4 => lz4_flex::block::decompress(stored, raw_len as usize).unwrap(),
+            Codec::Snappy => snap::raw::Decoder::new().decompress_vec(stored).unwrap(),
         };
         let header = BlockHeader {
             codec,
@@ -888,7 +888,7 @@ fn compressible_values_are_compressed_and_random_ones_stored() {
     let bytes = to_bytes(&ks, NOW);
     let blocks = blocks_of(&bytes);
     assert!(
-        blocks.iter().all(|(_, h, _)| h.codec == Codec::Lz4),
+        blocks.iter().all(|(_, h, _)| h.codec == Codec::Snappy),
         "{blocks:?}"
     );
     let raw: u32 = blocks.iter().map(|(_, h, _)| h.raw_len).sum();
@@ -992,15 +992,15 @@ fn v2_block_defects_are_refused_before_allocating() {
     let codec = with_header(&|h| h[0] = 7);
     assert_eq!(codec, "bad block at offset 32: unknown codec 7");
     let ratio = with_header(&|h| {
-        h[0] = Codec::Lz4 as u8 | LAST_BLOCK;
+        h[0] = Codec::Snappy as u8 | LAST_BLOCK;
         h[BLOCK_RAW_LEN_OFFSET..BLOCK_RAW_LEN_OFFSET + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     });
     assert_eq!(
         ratio,
         "bad block at offset 32: 2 compressed bytes cannot decode to 4294967295"
     );
-    let lz4 = with_header(&|h| h[0] = Codec::Lz4 as u8 | LAST_BLOCK);
-    assert!(lz4.starts_with("bad block at offset 32: "), "{lz4}");
+    let snappy = with_header(&|h| h[0] = Codec::Snappy as u8 | LAST_BLOCK);
+    assert!(snappy.starts_with("bad block at offset 32: "), "{snappy}");
     let not_last = with_header(&|h| h[0] = Codec::Stored as u8);
     assert!(
         not_last.starts_with("file truncated at offset 43"),

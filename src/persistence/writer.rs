@@ -7,12 +7,13 @@
 //!
 //! It writes format version 2: keys in the map's own (hash) order, small keys
 //! as one record each (integers as integers, compact encodings as their bytes),
-//! records gathered into blocks that are LZ4-compressed where that pays.
+//! records gathered into blocks that are Snappy-compressed where that pays.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -129,29 +130,56 @@ fn write_temp(
 }
 
 /// Writes header and blocks (everything the CRC covers) to `out`, checking
-/// `progress.cancel` between keys.
+/// `progress.cancel` between records. Two threads share the work: a scoped
+/// one encodes the keyspace into blocks, this one compresses and writes them
+/// (a few blocks in flight, their buffers reused), so `out` need not be `Send`.
 pub fn write_body<W: Write>(
     snapshot: &Keyspace,
     out: &mut W,
     created_unix_ms: i64,
     progress: &Progress,
 ) -> Result<u64, SaveError> {
-    let total = snapshot.key_count() as u64;
-    progress.keys_done.store(0, Ordering::Relaxed);
-    progress.keys_total.store(total, Ordering::Relaxed);
     let header = Header {
         version: FORMAT_VERSION,
         created_unix_ms,
         db_count: snapshot.db_count() as u32,
-        key_count: total,
+        key_count: snapshot.key_count() as u64,
     };
     raw(out, &header.encode())?;
-    let mut w = BlockWriter {
-        out,
-        block: Vec::with_capacity(BLOCK_TARGET + 64 * 1024),
-        packed: Vec::new(),
-        cancel: &progress.cancel,
-    };
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel(2);
+        let (free_tx, free_rx) = mpsc::channel();
+        let encoder = scope.spawn(move || {
+            let mut w = BlockWriter {
+                block: Vec::with_capacity(BLOCK_TARGET + 64 * 1024),
+                full: full_tx,
+                free: free_rx,
+                cancel: &progress.cancel,
+            };
+            encode(snapshot, &mut w, progress)
+        });
+        // Returning drops the receiver, which stops the encoder at its next block.
+        let written = write_blocks(out, full_rx, free_tx);
+        let encoded = encoder.join().unwrap_or_else(|_| {
+            Err(SaveError::Write {
+                path: PathBuf::new(),
+                source: io::Error::other("the snapshot encoding thread panicked"),
+            })
+        });
+        // A write error comes first: the encoder then only saw the channel close.
+        written.and(encoded)
+    })
+}
+
+/// The encoding side of [`write_body`]: every key, in each map's own order.
+fn encode(
+    snapshot: &Keyspace,
+    w: &mut BlockWriter<'_>,
+    progress: &Progress,
+) -> Result<u64, SaveError> {
+    let total = snapshot.key_count() as u64;
+    progress.keys_done.store(0, Ordering::Relaxed);
+    progress.keys_total.store(total, Ordering::Relaxed);
     let mut done = 0u64;
     let mut last_log = Instant::now();
     for (index, db) in snapshot.dbs().iter().enumerate() {
@@ -162,7 +190,7 @@ pub fn write_body<W: Write>(
             index: index as u32,
         })?;
         for record in db.records() {
-            write_record(&mut w, record)?;
+            write_record(w, record)?;
             done += 1;
             if done.is_multiple_of(1024) {
                 progress.keys_done.store(done, Ordering::Relaxed);
@@ -182,10 +210,52 @@ pub fn write_body<W: Write>(
     Ok(done)
 }
 
+/// The writing side of [`write_body`]: compresses each block (Snappy, kept
+/// when it saves at least 1/32 of the block, else the block is stored) and
+/// writes it, handing the buffer back.
+fn write_blocks<W: Write>(
+    out: &mut W,
+    full: mpsc::Receiver<(Vec<u8>, bool)>,
+    free: mpsc::Sender<Vec<u8>>,
+) -> Result<(), SaveError> {
+    let mut packed = Vec::new();
+    let mut snappy = snap::raw::Encoder::new();
+    for (mut block, last) in full {
+        let raw_len = u32::try_from(block.len())
+            .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
+        let mut codec = Codec::Stored;
+        if block.len() <= BLOCK_COMPRESS_MAX {
+            packed.resize(snap::raw::max_compress_len(block.len()), 0);
+            let n = snappy
+                .compress(&block, &mut packed)
+                .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
+            if n < block.len() - block.len() / 32 {
+                packed.truncate(n);
+                codec = Codec::Snappy;
+            }
+        }
+        let data = match codec {
+            Codec::Snappy => &packed,
+            Codec::Stored => &block,
+        };
+        let header = BlockHeader {
+            codec,
+            last,
+            raw_len,
+            stored_len: data.len() as u32,
+        };
+        raw(out, &header.encode())?;
+        raw(out, data)?;
+        block.clear();
+        let _ = free.send(block);
+    }
+    Ok(())
+}
+
 /// One key: as a single record when it is a short string or a compact
 /// encoding (read straight from the stored bytes), else as a key header and
 /// chunks.
-fn write_record<W: Write>(w: &mut BlockWriter<'_, W>, record: &KeyRecord) -> Result<(), SaveError> {
+fn write_record(w: &mut BlockWriter<'_>, record: &KeyRecord) -> Result<(), SaveError> {
     let key = record.key();
     let expire_at = record.expire_at();
     let compact = match record.view() {
@@ -212,15 +282,15 @@ fn write_record<W: Write>(w: &mut BlockWriter<'_, W>, record: &KeyRecord) -> Res
     }
 }
 
-fn expire<W: Write>(w: &mut BlockWriter<'_, W>, expire_at: Option<i64>) -> Result<(), SaveError> {
+fn expire(w: &mut BlockWriter<'_>, expire_at: Option<i64>) -> Result<(), SaveError> {
     match expire_at {
         Some(t) => w.record(&Record::Expire(t)),
         None => Ok(()),
     }
 }
 
-fn write_str<W: Write>(
-    w: &mut BlockWriter<'_, W>,
+fn write_str(
+    w: &mut BlockWriter<'_>,
     key: &[u8],
     value: &[u8],
     expire_at: Option<i64>,
@@ -232,11 +302,7 @@ fn write_str<W: Write>(
     }
 }
 
-fn write_entry<W: Write>(
-    w: &mut BlockWriter<'_, W>,
-    key: &[u8],
-    entry: &Entry,
-) -> Result<(), SaveError> {
+fn write_entry(w: &mut BlockWriter<'_>, key: &[u8], entry: &Entry) -> Result<(), SaveError> {
     let (kind, len) = match &entry.value {
         Value::Str(s) => (Kind::Str, s.len()),
         Value::List(l) => (Kind::List, l.len()),
@@ -309,7 +375,7 @@ fn stream_items(s: &Stream) -> usize {
     s.len() as usize + 1 + groups
 }
 
-fn write_stream<W: Write>(w: &mut BlockWriter<'_, W>, s: &Stream) -> Result<(), SaveError> {
+fn write_stream(w: &mut BlockWriter<'_>, s: &Stream) -> Result<(), SaveError> {
     let part = |p| Record::StreamChunk(p);
     let mut chunk = Vec::new();
     let mut bytes = 0;
@@ -397,21 +463,21 @@ fn raw<W: Write>(out: &mut W, bytes: &[u8]) -> Result<(), SaveError> {
     })
 }
 
-/// Gathers encoded records into a block and writes each full block, LZ4
-/// compressed when that saves at least 1/32 of it, stored as is otherwise.
-struct BlockWriter<'w, W: Write> {
-    out: &'w mut W,
+/// Gathers encoded records into a block and hands each full block to the
+/// writing side.
+struct BlockWriter<'w> {
     block: Vec<u8>,
-    /// The compressed form of the block being written, reused.
-    packed: Vec<u8>,
+    full: mpsc::SyncSender<(Vec<u8>, bool)>,
+    /// Buffers the writing side is done with.
+    free: mpsc::Receiver<Vec<u8>>,
     /// BGSAVE CANCEL's flag, checked before each record (one relaxed load),
     /// so even a value of millions of elements stops within a chunk.
     cancel: &'w AtomicBool,
 }
 
-impl<W: Write> BlockWriter<'_, W> {
-    /// Appends a record, first writing the block out if it is full (so the
-    /// End record always lands in the last block, written by `flush(true)`).
+impl BlockWriter<'_> {
+    /// Appends a record, first handing the block over if it is full (so the
+    /// End record always lands in the last block, sent by `flush(true)`).
     fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(SaveError::Cancelled);
@@ -426,35 +492,16 @@ impl<W: Write> BlockWriter<'_, W> {
     }
 
     fn flush(&mut self, last: bool) -> Result<(), SaveError> {
-        let raw_len = u32::try_from(self.block.len())
-            .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
-        let mut codec = Codec::Stored;
-        if self.block.len() <= BLOCK_COMPRESS_MAX {
-            self.packed.resize(
-                lz4_flex::block::get_maximum_output_size(self.block.len()),
-                0,
-            );
-            let n = lz4_flex::block::compress_into(&self.block, &mut self.packed)
-                .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
-            if n < self.block.len() - self.block.len() / 32 {
-                self.packed.truncate(n);
-                codec = Codec::Lz4;
-            }
-        }
-        let data = match codec {
-            Codec::Lz4 => &self.packed,
-            Codec::Stored => &self.block,
-        };
-        let header = BlockHeader {
-            codec,
-            last,
-            raw_len,
-            stored_len: data.len() as u32,
-        };
-        raw(self.out, &header.encode())?;
-        raw(self.out, data)?;
-        self.block.clear();
-        Ok(())
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK_TARGET + 64 * 1024));
+        let block = std::mem::replace(&mut self.block, next);
+        // The writing side stopped on an error of its own, which it reports.
+        self.full.send((block, last)).map_err(|_| SaveError::Write {
+            path: PathBuf::new(),
+            source: io::Error::other("the snapshot writing side stopped"),
+        })
     }
 }
 
