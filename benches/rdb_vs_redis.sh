@@ -7,9 +7,12 @@
 # SAVEs, then times from process start until DBSIZE answers the full count:
 # redis-server on its own RDB, forkless importing the same RDB, and
 # redis-server on forkless's export (DEBUG EXPORT-RDB); also the offline
-# import-rdb / export-rdb commands and the file sizes. Uses ports BASE_PORT
-# to BASE_PORT+2 (default 18410) on 127.0.0.1 and a temp directory; stops
-# every server it started. Needs a release build: cargo build --release.
+# import-rdb / export-rdb commands and the file sizes. Then forkless's own
+# snapshot of the same data: SAVE time and size, and forkless restarted on
+# it (port open, DBSIZE = N), beside redis-server's SAVE and restart. Uses
+# ports BASE_PORT to BASE_PORT+2 (default 18410) on 127.0.0.1 and a temp
+# directory; stops every server it started. Needs a release build: cargo
+# build --release.
 set -eu
 keys=${1:-1000000}
 base=${2:-18410}
@@ -121,8 +124,26 @@ i=0
 while [ ! -f "$dir/fk/export.rdb" ] && [ $i -lt 60000 ]; do sleep 0.01; i=$((i + 1)); done
 t_export=$(echo "$(now) - $t0" | bc)
 export_size=$(stat -c %s "$dir/fk/export.rdb")
+# forkless's own snapshot (replacing the imported RDB): SAVE twice, the
+# second one timed (the first replaces the Redis file).
 redis-cli -p $((base + 1)) SAVE >/dev/null
+t0=$(now)
+redis-cli -p $((base + 1)) SAVE >/dev/null
+t_fk_save=$(echo "$(now) - $t0" | bc)
 own_size=$(stat -c %s "$dir/fk/dump.rdb")
+redis-cli -p $((base + 1)) SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+wait "$fp" 2>/dev/null || true
+
+# forkless restarted on its own snapshot.
+t0=$(now)
+"$bin" --port $((base + 1)) --save '' --dir "$dir/fk" \
+    --config "enable-debug-command local" >"$dir/fk2.log" 2>&1 &
+fp=$!
+pids="$pids $fp"
+wait_port $((base + 1))
+t_fk_own_port=$(echo "$(now) - $t0" | bc)
+wait_loaded $((base + 1))
+t_fk_own=$(echo "$(now) - $t0" | bc)
 redis-cli -p $((base + 1)) SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$fp" 2>/dev/null || true
 
@@ -156,4 +177,11 @@ printf '%s\n' "export size: $export_size bytes (forkless's own snapshot: $own_si
 printf '%s\n' "start until DBSIZE=$total, redis-server on the export: $t_redis_export s"
 printf '%s\n' "forkless import-rdb (offline): $t_import s"
 printf '%s\n' "forkless export-rdb (offline): $t_offline s"
+printf '%s\n' "forkless's own snapshot: SAVE $t_fk_save s (redis-server $t_redis_save s), $own_size bytes (redis RDB $rdb_size bytes)"
+printf '%s\n' "forkless on its own snapshot: port answers after $t_fk_own_port s (redis-server $t_redis_port s), DBSIZE=$total after $t_fk_own s (redis-server $t_redis s)"
+printf 'ratios forkless/redis: size %s, SAVE %s, start until DBSIZE=N %s\n' \
+    "$(echo "scale=3; $own_size / $rdb_size" | bc)" \
+    "$(echo "scale=3; $t_fk_save / $t_redis_save" | bc)" \
+    "$(echo "scale=3; $t_fk_own / $t_redis" | bc)"
+grep -h "Loaded .* keys" "$dir/fk2.log" | sed 's/^.*INFO //' || true
 grep -h "Loaded Redis RDB" "$dir/fk.log" | sed 's/^.*INFO //' || true

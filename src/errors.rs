@@ -71,6 +71,9 @@ pub enum CommandError {
     SortNotDouble,
     #[error("ERR Background save already in progress")]
     BgsaveInProgress,
+    /// BGSAVE CANCEL with nothing to cancel (Valkey 8.1's text).
+    #[error("ERR Background saving is currently not in progress or scheduled")]
+    BgsaveNothingToCancel,
     #[error("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.")]
     Misconf,
     #[error("OOM command not allowed when used memory > 'maxmemory'.")]

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::{info_persistence, q, Server, BIN};
 
 const FIXTURE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump-v1.rdb");
+const FIXTURE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump-v2.rdb");
 
 /// Waits (bounded) until no background save runs; returns INFO persistence.
 fn wait_bgsave(con: &mut redis::Connection) -> BTreeMap<String, String> {
@@ -811,4 +812,112 @@ fn big_hashes_sets_and_strings_round_trip() {
     let info = info_persistence(&mut con);
     assert_eq!(info["rdb_last_load_keys_loaded"], "3");
     assert!(info["rdb_last_clone_usec"].parse::<u64>().is_ok());
+}
+
+#[test]
+fn bgsave_cancel_stops_the_save_and_keeps_the_previous_dump() {
+    let server = Server::start();
+    let mut con = server.client();
+    let err = redis::cmd("BGSAVE")
+        .arg("CANCEL")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(
+        err.detail(),
+        Some("Background saving is currently not in progress or scheduled")
+    );
+    let _: () = q(&mut con, &["SET", "before", "1"]);
+    let _: () = q(&mut con, &["SAVE"]);
+    let dump = server.dir.join("dump.rdb");
+    let old = std::fs::read(&dump).unwrap();
+    // Enough data that a background save takes a while; retried a few times
+    // in case a save wins the race against its cancel.
+    fill(&mut con, 300_000);
+    let mut cancelled = false;
+    for _ in 0..5 {
+        let started: String = q(&mut con, &["BGSAVE"]);
+        assert_eq!(started, "Background saving started");
+        match redis::cmd("BGSAVE").arg("CANCEL").query::<String>(&mut con) {
+            Ok(reply) => {
+                assert_eq!(reply, "Background saving cancelled");
+                cancelled = true;
+                break;
+            }
+            Err(e) => {
+                eprintln!("the save finished before its cancel: {e}");
+                let _: () = q(&mut con, &["FLUSHALL"]);
+                let _: () = q(&mut con, &["SET", "before", "1"]);
+                let _: () = q(&mut con, &["SAVE"]);
+                fill(&mut con, 300_000);
+            }
+        }
+    }
+    assert!(cancelled, "no save could be cancelled");
+    let info = wait_bgsave(&mut con);
+    assert_eq!(info["rdb_last_bgsave_status"], "cancelled");
+    assert_eq!(std::fs::read(&dump).unwrap(), old, "the old dump changed");
+    assert_eq!(temp_files(&server.dir), 0);
+    assert!(server.log_eventually_contains(
+        "Background saving cancelled; the previous dump is unchanged",
+        Duration::from_secs(5)
+    ));
+    // A cancel is not a failed save: writes go on, and the next save works.
+    let _: () = q(&mut con, &["SET", "after", "2"]);
+    let started: String = q(&mut con, &["BGSAVE"]);
+    assert_eq!(started, "Background saving started");
+    let info = wait_bgsave(&mut con);
+    assert_eq!(info["rdb_last_bgsave_status"], "ok");
+    assert_ne!(std::fs::read(&dump).unwrap(), old);
+    let err = redis::cmd("BGSAVE")
+        .arg("CANCEL")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(
+        err.detail(),
+        Some("Background saving is currently not in progress or scheduled")
+    );
+}
+
+#[test]
+fn the_v2_fixture_loads_and_corrupt_v2_dumps_are_refused_untouched() {
+    let good = std::fs::read(FIXTURE_V2).unwrap();
+    let (_dir, server) = start_with_dump(&good);
+    let server = server.expect("fixture loads");
+    let mut con = server.client();
+    let _: () = q(&mut con, &["SELECT", "1"]);
+    let v: String = q(&mut con, &["GET", "int"]);
+    assert_eq!(v, "-1234567890123");
+    let v: String = q(&mut con, &["GET", "not-int"]);
+    assert_eq!(v, "007");
+    let enc: String = q(&mut con, &["OBJECT", "ENCODING", "intset"]);
+    assert_eq!(enc, "intset");
+    let z: Vec<String> = q(&mut con, &["ZRANGE", "zset", "0", "-1", "WITHSCORES"]);
+    assert_eq!(z, ["n", "-2", "m", "1.5"]);
+    let n: i64 = q(&mut con, &["STRLEN", "long"]);
+    assert_eq!(n, 3 << 19);
+    drop(server);
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x01;
+    let truncated = good[..good.len() - 3].to_vec();
+    for (name, bytes, problem) in [
+        ("flipped", flipped, ""),
+        ("truncated", truncated, "truncated"),
+    ] {
+        let (dir, result) = start_with_dump(&bytes);
+        let log = match result {
+            Ok(_) => panic!("{name}: the server started on a bad dump"),
+            Err(log) => log,
+        };
+        assert!(log.contains("exited with exit status: 1"), "{name}: {log}");
+        assert!(
+            log.contains("dump.rdb") && log.contains("offset"),
+            "{name}: {log}"
+        );
+        assert!(log.contains(problem), "{name}: {log}");
+        assert_eq!(
+            std::fs::read(dir.path().join("dump.rdb")).unwrap(),
+            bytes,
+            "{name}: dump touched"
+        );
+    }
 }

@@ -75,6 +75,17 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         1 => (false, false),
         2 if args[1].eq_ignore_ascii_case(b"schedule") => (true, false),
         2 if args[1].eq_ignore_ascii_case(b"full") => (false, true),
+        2 if args[1].eq_ignore_ascii_case(b"cancel") => {
+            return match scheduler::cancel_bgsave(ctx.state) {
+                Some(scheduler::Cancelled::Running) => {
+                    Ok(Reply::simple("Background saving cancelled"))
+                }
+                Some(scheduler::Cancelled::Scheduled) => {
+                    Ok(Reply::simple("Scheduled background saving cancelled"))
+                }
+                None => Err(CommandError::BgsaveNothingToCancel),
+            };
+        }
         _ => return Err(CommandError::Syntax),
     };
     scheduler::reap(ctx.state);

@@ -484,6 +484,27 @@ impl Db {
         empty
     }
 
+    /// A database holding exactly `records`, built in one pass without copying
+    /// any node (the snapshot loader): the map is made bottom-up from the
+    /// records sorted by hash (a linear pass when they come in the map's own
+    /// order), the expiry index from their deadlines. Returns a record whose
+    /// key appears twice instead.
+    pub fn from_records(records: Vec<Record>) -> Result<Db, Record> {
+        let mut db = Db::default();
+        let tracking = access::Tracking::current();
+        let initial = tracking.initial(db.clock());
+        let mut deadlines = Vec::new();
+        for r in &records {
+            r.access().set(initial);
+            if let Some(t) = r.expire_at() {
+                deadlines.push((t, Bytes::copy_from_slice(r.key())));
+            }
+        }
+        db.entries = Champ::build(records)?;
+        db.expiry = deadlines.into_iter().collect();
+        Ok(db)
+    }
+
     /// Sets or clears the expiry of an existing key. Returns false if the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<i64>) -> bool {
         let Some(record) = self.entries.get_mut(key) else {
@@ -816,6 +837,72 @@ impl Db {
     /// The keys expired since the last call, oldest first.
     pub fn take_expired(&mut self) -> Vec<Key> {
         std::mem::take(&mut self.expired_log)
+    }
+}
+
+#[cfg(test)]
+mod bulk_build_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A database built in bulk answers as std's map of the same records,
+        /// has a sound structure and expiry index, and stays sound through
+        /// writes interleaved with clones (the path copying a built map gets).
+        #[test]
+        fn bulk_build_matches_std_map(
+            keys in proptest::collection::vec((0u16..2000, any::<u8>(), proptest::option::of(1i64..100)), 0..400),
+            writes in proptest::collection::vec((0u16..2000, any::<u8>()), 0..100),
+        ) {
+            let mut model: HashMap<Vec<u8>, (Vec<u8>, Option<i64>)> = HashMap::new();
+            let mut records = Vec::new();
+            for (k, v, t) in keys {
+                let key = format!("k{k}").into_bytes();
+                if model.contains_key(&key) {
+                    continue;
+                }
+                model.insert(key.clone(), (vec![v], t));
+                records.push(Record::new(&key, Value::Str(Bytes::from(vec![v])), t));
+            }
+            let mut db = Db::from_records(records).expect("distinct keys");
+            db.check_invariants().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(db.len(), model.len());
+            for (k, (v, t)) in &model {
+                let e = db.peek(k, 0).expect("present");
+                prop_assert_eq!(e.value, Value::Str(Bytes::from(v.clone())));
+                prop_assert_eq!(e.expire_at, *t);
+            }
+            let mut snapshots = Vec::new();
+            for (i, (k, v)) in writes.into_iter().enumerate() {
+                if i % 7 == 0 {
+                    snapshots.push((db.clone(), model.clone()));
+                }
+                let key = format!("k{k}").into_bytes();
+                if v % 3 == 0 {
+                    prop_assert_eq!(db.delete(&key), model.remove(&key).is_some());
+                } else {
+                    db.insert(Bytes::from(key.clone()), Value::Str(Bytes::from(vec![v])), None);
+                    model.insert(key, (vec![v], None));
+                }
+            }
+            db.check_invariants().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(db.len(), model.len());
+            for (snap, m) in &snapshots {
+                prop_assert_eq!(snap.len(), m.len());
+                for (k, (v, _)) in m {
+                    prop_assert_eq!(snap.peek(k, 0).map(|e| e.value), Some(Value::Str(Bytes::from(v.clone()))));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bulk_build_refuses_a_repeated_key() {
+        let r = |k: &str| Record::new(k.as_bytes(), Value::Str(Bytes::from("v")), None);
+        let err = Db::from_records(vec![r("a"), r("b"), r("a")]).unwrap_err();
+        assert_eq!(err.key(), b"a");
     }
 }
 

@@ -181,6 +181,16 @@ struct BoxedRecord {
     entry: Entry,
 }
 
+/// A record's value as stored ([`Record::view`]).
+#[derive(Debug, Clone, Copy)]
+pub enum View<'a> {
+    Str(&'a [u8]),
+    HashListpack(&'a [u8]),
+    SetIntset(&'a [u8]),
+    ZSetFlat(&'a [u8]),
+    Boxed(&'a Value),
+}
+
 /// One key, its value and its expiry (see the module docs).
 #[derive(Clone)]
 pub struct Record(Repr);
@@ -395,6 +405,33 @@ impl Record {
             },
             packed => Record(packed).to_entry(),
         }
+    }
+
+    /// The value as it sits in memory, without decoding or copying it: a
+    /// packed record's bytes, or the boxed entry (the snapshot writer stores
+    /// compact encodings as they are).
+    pub fn view(&self) -> View<'_> {
+        match &self.0 {
+            Repr::Packed(p, _) => {
+                let bytes = p.payload();
+                match p.kind() {
+                    PackedKind::Str => View::Str(bytes),
+                    PackedKind::HashListpack => View::HashListpack(bytes),
+                    PackedKind::SetIntset => View::SetIntset(bytes),
+                    PackedKind::ZSetFlat => View::ZSetFlat(bytes),
+                }
+            }
+            Repr::Boxed(b, _) => View::Boxed(&b.entry.value),
+        }
+    }
+
+    /// A string record made straight from its bytes: one copy into a packed
+    /// record when short, no intermediate `Bytes` (the snapshot loader).
+    pub fn new_str(key: &[u8], value: &[u8], expire_at: Option<i64>) -> Record {
+        if value.len() <= PACKED_STR_MAX && key.len() <= u32::MAX as usize {
+            return Record::packed(key, PackedKind::Str, value, expire_at);
+        }
+        Record::new(key, Value::Str(Bytes::copy_from_slice(value)), expire_at)
     }
 
     /// The boxed entry, if this record is boxed.

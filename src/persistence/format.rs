@@ -1,19 +1,23 @@
-//! The snapshot file format, version 1: constants, the fixed header, the record
-//! types and their framing. `rdb-format.md` at the repository root describes the
-//! same layout byte by byte; the two must change together.
+//! The snapshot file format, versions 1 and 2: constants, the fixed header, the
+//! record types and their framing. `rdb-format.md` at the repository root
+//! describes the same layout byte by byte; the two must change together.
 //!
-//! Byte order is little-endian everywhere. A file is
+//! Byte order is little-endian everywhere. A version 1 file is
 //! `header | frame* | crc32`, where each frame is a `u32` length followed by that
 //! many bytes of a postcard-encoded [`Record`], and the last frame holds
-//! [`Record::End`].
+//! [`Record::End`]. A version 2 file is `header | block* | crc32`: each block is
+//! a [`BlockHeader`] then its data, stored or Snappy-compressed, and the data is
+//! whole postcard records back to back (postcard records delimit themselves).
 
 use serde::{Deserialize, Serialize};
 
 /// PNG-style magic: the high first byte makes the file invalid UTF-8 and ASCII,
 /// `\r\n` and `\x1a\n` catch line-ending conversions and `type` on DOS.
 pub const MAGIC: [u8; 8] = [0x89, b'F', b'K', b'L', b'\r', b'\n', 0x1a, b'\n'];
-/// The only version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The first format: length-prefixed frames, no compression. Still loaded.
+pub const FORMAT_V1: u32 = 1;
 
 pub const MAGIC_OFFSET: usize = 0;
 pub const MAGIC_LEN: usize = MAGIC.len();
@@ -34,6 +38,91 @@ pub const FRAME_LEN_LEN: usize = 4;
 pub const TRAILER_LEN: usize = 4;
 /// The smallest well-formed file: header, an End frame, trailer.
 pub const MIN_FILE_LEN: usize = HEADER_LEN + FRAME_LEN_LEN + 2 + TRAILER_LEN;
+
+/// Version 2: each block starts with its codec, its data's length once
+/// decoded and the length stored in the file.
+pub const BLOCK_CODEC_OFFSET: usize = 0;
+pub const BLOCK_CODEC_LEN: usize = 1;
+pub const BLOCK_RAW_LEN_OFFSET: usize = BLOCK_CODEC_OFFSET + BLOCK_CODEC_LEN;
+pub const BLOCK_RAW_LEN_LEN: usize = 4;
+pub const BLOCK_STORED_LEN_OFFSET: usize = BLOCK_RAW_LEN_OFFSET + BLOCK_RAW_LEN_LEN;
+pub const BLOCK_STORED_LEN_LEN: usize = 4;
+/// Bytes of a block header; the block's data follows.
+pub const BLOCK_HEADER_LEN: usize = BLOCK_STORED_LEN_OFFSET + BLOCK_STORED_LEN_LEN;
+/// The writer closes a block once its records reach this many bytes (a single
+/// larger record gets a block of its own). Snappy looks back 64 KiB at most,
+/// so larger blocks gain little ratio; they would only delay the loader's
+/// pipeline.
+pub const BLOCK_TARGET: usize = 128 * 1024;
+/// Blocks larger than this are stored without trying to compress them: the
+/// writer would need a second buffer of their size.
+pub const BLOCK_COMPRESS_MAX: usize = 4 << 20;
+/// Snappy expands at most about 21:1 (a 3-byte copy yields 64 bytes), so a
+/// compressed block's decoded length is bounded by its stored length: the
+/// loader refuses a header claiming more than this many times it before
+/// allocating anything.
+pub const SNAPPY_MAX_RATIO: u64 = 32;
+
+/// How a block's data is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Codec {
+    /// As is: compression did not pay.
+    Stored = 0,
+    /// Snappy's raw format (as `snap::raw` writes it: the decoded length
+    /// as a varint, then the elements), no framing or checksum.
+    Snappy = 1,
+}
+
+impl Codec {
+    pub fn from_byte(b: u8) -> Option<Codec> {
+        match b {
+            0 => Some(Codec::Stored),
+            1 => Some(Codec::Snappy),
+            _ => None,
+        }
+    }
+}
+
+/// Set in a block's codec byte on the file's last block (the one ending with
+/// the End record): the checksum follows it.
+pub const LAST_BLOCK: u8 = 0x80;
+
+/// The fixed-size head of a version 2 block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockHeader {
+    pub codec: Codec,
+    /// The file's last block.
+    pub last: bool,
+    /// Bytes of the block's records once decoded.
+    pub raw_len: u32,
+    /// Bytes of data that follow in the file.
+    pub stored_len: u32,
+}
+
+impl BlockHeader {
+    pub fn encode(&self) -> [u8; BLOCK_HEADER_LEN] {
+        let mut out = [0u8; BLOCK_HEADER_LEN];
+        out[BLOCK_CODEC_OFFSET] = self.codec as u8 | if self.last { LAST_BLOCK } else { 0 };
+        out[BLOCK_RAW_LEN_OFFSET..BLOCK_RAW_LEN_OFFSET + BLOCK_RAW_LEN_LEN]
+            .copy_from_slice(&self.raw_len.to_le_bytes());
+        out[BLOCK_STORED_LEN_OFFSET..BLOCK_STORED_LEN_OFFSET + BLOCK_STORED_LEN_LEN]
+            .copy_from_slice(&self.stored_len.to_le_bytes());
+        out
+    }
+
+    /// The raw fields: the codec byte (last-block bit removed) unchecked (the
+    /// loader says what is wrong), whether it is the last block, the lengths.
+    pub fn decode(raw: &[u8; BLOCK_HEADER_LEN]) -> (u8, bool, u32, u32) {
+        let u32_at = |o: usize| u32::from_le_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+        (
+            raw[BLOCK_CODEC_OFFSET] & !LAST_BLOCK,
+            raw[BLOCK_CODEC_OFFSET] & LAST_BLOCK != 0,
+            u32_at(BLOCK_RAW_LEN_OFFSET),
+            u32_at(BLOCK_STORED_LEN_OFFSET),
+        )
+    }
+}
 
 /// A value chunk holds at most this many elements...
 pub const CHUNK_MAX_ELEMENTS: usize = 1024;
@@ -160,6 +249,46 @@ pub enum Record<'a> {
     /// One part of a stream value.
     #[serde(borrow)]
     StreamChunk(StreamPart<'a>),
+    /// Version 2: the absolute expiry (Unix ms) of the whole-key record
+    /// ([`Record::Str`], [`Record::Int`], [`Record::Compact`]) right after it.
+    Expire(i64),
+    /// Version 2: a whole string key (key, value) of at most
+    /// [`CHUNK_MAX_BYTES`] bytes that is not a canonical integer.
+    Str(
+        #[serde(serialize_with = "ser_bytes")] &'a [u8],
+        #[serde(serialize_with = "ser_bytes")] &'a [u8],
+    ),
+    /// Version 2: a string key whose value is the decimal form of this
+    /// integer (no sign but `-`, no leading zero): stored as a varint.
+    Int(#[serde(serialize_with = "ser_bytes")] &'a [u8], i64),
+    /// Version 2: a small collection as its compact encoding's bytes, exactly
+    /// as the keyspace holds them (key, encoding, bytes).
+    Compact(
+        #[serde(serialize_with = "ser_bytes")] &'a [u8],
+        Compact,
+        #[serde(serialize_with = "ser_bytes")] &'a [u8],
+    ),
+}
+
+/// The compact encodings a [`Record::Compact`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Compact {
+    /// A hash's listpack (`keyspace/listpack.rs`): fields and values alternating.
+    HashListpack,
+    /// A set's intset (`keyspace/intset.rs`): width, then ascending integers.
+    SetIntset,
+    /// A sorted set's flat buffer (`keyspace/zset/flat.rs`), in order.
+    ZSetFlat,
+}
+
+impl Compact {
+    pub fn kind(self) -> Kind {
+        match self {
+            Compact::HashListpack => Kind::Hash,
+            Compact::SetIntset => Kind::Set,
+            Compact::ZSetFlat => Kind::ZSet,
+        }
+    }
 }
 
 /// A stream id as `(ms, seq)`.
@@ -256,6 +385,10 @@ impl Record<'_> {
             Record::ZSetChunk(_) => "ZSetChunk",
             Record::Function(_) => "Function",
             Record::StreamChunk(_) => "StreamChunk",
+            Record::Expire(_) => "Expire",
+            Record::Str(..) => "Str",
+            Record::Int(..) => "Int",
+            Record::Compact(..) => "Compact",
         }
     }
 }
@@ -303,6 +436,31 @@ mod tests {
         );
         let bytes = postcard::to_stdvec(&Kind::ZSet).unwrap();
         assert_eq!(bytes, [0x04]);
+        // Version 2's records and block header (rdb-format.md's examples).
+        assert_eq!(
+            postcard::to_stdvec(&Record::Int(b"k", -2)).unwrap(),
+            [0x0c, 0x01, b'k', 0x03]
+        );
+        assert_eq!(
+            postcard::to_stdvec(&Record::Expire(1)).unwrap(),
+            [0x0a, 0x02]
+        );
+        assert_eq!(
+            postcard::to_stdvec(&Record::Str(b"k", b"v")).unwrap(),
+            [0x0b, 0x01, b'k', 0x01, b'v']
+        );
+        assert_eq!(
+            postcard::to_stdvec(&Record::Compact(b"k", Compact::ZSetFlat, &[0])).unwrap(),
+            [0x0d, 0x01, b'k', 0x02, 0x01, 0x00]
+        );
+        let block = BlockHeader {
+            codec: Codec::Stored,
+            last: true,
+            raw_len: 2,
+            stored_len: 2,
+        };
+        assert_eq!(block.encode(), [0x80, 2, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(BlockHeader::decode(&block.encode()), (0, true, 2, 2));
         let bytes = postcard::to_stdvec(&Record::Function(b"#!lua name=l\nx")).unwrap();
         let mut want = vec![0x08, 0x0e];
         want.extend_from_slice(b"#!lua name=l\nx");

@@ -36,6 +36,9 @@ pub struct PersistState {
     pub last_save_unix: i64,
     /// Whether the last background save succeeded (`rdb_last_bgsave_status`).
     pub last_bgsave_ok: bool,
+    /// The last background save was stopped by BGSAVE CANCEL: INFO's
+    /// `rdb_last_bgsave_status` says `cancelled` (writes are not refused).
+    pub last_bgsave_cancelled: bool,
     /// Microseconds the last snapshot's keyspace clone took (INFO stats
     /// `latest_fork_usec`, the analogue of Redis's fork time).
     pub latest_clone_usec: u64,
@@ -69,6 +72,7 @@ impl Default for PersistState {
         PersistState {
             last_save_unix: unix_ms() / 1000,
             last_bgsave_ok: true,
+            last_bgsave_cancelled: false,
             latest_clone_usec: 0,
             last_bgsave_try_unix: 0,
             last_bgsave_time_sec: -1,
@@ -214,7 +218,14 @@ pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
         ("rdb_last_save_time", p.last_save_unix.to_string()),
         (
             "rdb_last_bgsave_status",
-            if p.last_bgsave_ok { "ok" } else { "err" }.into(),
+            if p.last_bgsave_cancelled {
+                "cancelled"
+            } else if p.last_bgsave_ok {
+                "ok"
+            } else {
+                "err"
+            }
+            .into(),
         ),
         (
             "rdb_last_bgsave_time_sec",

@@ -84,6 +84,39 @@ impl BgJob {
     }
 }
 
+/// What BGSAVE CANCEL stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The running save (and a scheduled one with it).
+    Running,
+    /// Only a save BGSAVE SCHEDULE had queued.
+    Scheduled,
+}
+
+/// BGSAVE CANCEL (Valkey 8.1): stops the running background save, whose
+/// thread sees the flag between two keys (or blocks) and removes its temp
+/// file, and drops a scheduled one. Waits for the thread, so the previous
+/// dump is untouched and INFO tells the outcome when this returns (the thread
+/// never takes the state lock the caller holds). None: nothing to cancel.
+pub fn cancel_bgsave(state: &mut State) -> Option<Cancelled> {
+    reap(state);
+    let job = state.persistence.job.clone();
+    if job.in_progress() {
+        tracing::info!("Background saving will be aborted due to user request");
+        state.persistence.bgsave_scheduled = false;
+        job.progress.cancel.store(true, Ordering::Relaxed);
+        job.wait();
+        reap(state);
+        return Some(Cancelled::Running);
+    }
+    if state.persistence.bgsave_scheduled {
+        tracing::info!("Scheduled background saving will be cancelled due to user request");
+        state.persistence.bgsave_scheduled = false;
+        return Some(Cancelled::Scheduled);
+    }
+    None
+}
+
 /// Starts a background save of the current keyspace. The caller holds the lock.
 pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandError> {
     let job = state.persistence.job.clone();
@@ -110,6 +143,7 @@ pub fn start_bgsave(shared: &Shared, state: &mut State) -> Result<(), CommandErr
         pinned_at_clone,
     });
     slot.outcome = None;
+    job.progress.cancel.store(false, Ordering::Relaxed);
     job.progress.keys_done.store(0, Ordering::Relaxed);
     job.progress
         .keys_total
@@ -159,7 +193,14 @@ pub fn reap(state: &mut State) -> bool {
     state.latency.record_background_save(save_usec);
     let p = &mut state.persistence;
     p.last_bgsave_time_sec = running.started.elapsed().as_secs() as i64;
+    p.last_bgsave_cancelled = false;
     match outcome {
+        // Cancelled by request: not a failure (writes are not refused), but
+        // INFO says so until the next save ends.
+        Err(_) if job.progress.cancel.load(Ordering::Relaxed) => {
+            p.last_bgsave_cancelled = true;
+            tracing::info!("Background saving cancelled; the previous dump is unchanged");
+        }
         Ok(done) => {
             state.dirty = state.dirty.saturating_sub(running.dirty_at_clone);
             tracing::info!(
@@ -194,6 +235,7 @@ pub fn save_foreground(shared: &Shared, state: &mut State) -> Result<SaveStats, 
         .latency
         .record_snapshot("snapshot-clone", clone_usec, threshold);
     let job = state.persistence.job.clone();
+    job.progress.cancel.store(false, Ordering::Relaxed);
     let outcome = chain::save(&snapshot, &path, unix_ms(), &job.progress, plan);
     let save_usec = started.elapsed().as_micros() as u64;
     state
@@ -368,5 +410,64 @@ mod tests {
         state.persistence.job.wait();
         reap(&mut state);
         assert_eq!(state.persistence.saves, 2);
+    }
+
+    #[test]
+    fn cancel_stops_a_running_save_and_keeps_the_old_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_in(dir.path(), vec![]);
+        let mut state = shared.lock();
+        assert_eq!(cancel_bgsave(&mut state), None);
+        put(&mut state, "old");
+        save_foreground(&shared, &mut state).unwrap();
+        let old = std::fs::read(dir.path().join("dump.rdb")).unwrap();
+        // Enough keys that the save is still running when the cancel lands;
+        // a save that won the race is a success, and the test says so.
+        for i in 0..300_000 {
+            put(&mut state, &format!("key:{i}"));
+        }
+        start_bgsave(&shared, &mut state).unwrap();
+        state.persistence.bgsave_scheduled = true;
+        match cancel_bgsave(&mut state) {
+            Some(Cancelled::Running) if state.persistence.last_bgsave_cancelled => {
+                assert_eq!(std::fs::read(dir.path().join("dump.rdb")).unwrap(), old);
+                assert!(state.persistence.last_bgsave_ok, "not a failure");
+                assert!(!super::super::writes_refused(&shared, &state));
+                assert_eq!(state.persistence.saves, 1);
+            }
+            other => eprintln!("the save finished before the cancel: {other:?}"),
+        }
+        assert!(!state.persistence.job.in_progress());
+        assert!(!state.persistence.bgsave_scheduled);
+        let temps: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("temp-"))
+            .collect();
+        assert!(temps.is_empty(), "temp files left: {temps:?}");
+        // The next save is not cancelled by the old request.
+        start_bgsave(&shared, &mut state).unwrap();
+        state.persistence.job.wait();
+        assert!(reap(&mut state));
+        assert!(!state.persistence.last_bgsave_cancelled);
+        assert!(state.persistence.last_bgsave_ok);
+        // The dump and the chain beside it (a delta, incremental snapshots
+        // being on) hold every key.
+        let loaded =
+            super::super::chain::load_file(&dir.path().join("dump.rdb"), 16, Default::default(), 0)
+                .unwrap();
+        assert_eq!(loaded.loaded.keyspace.key_count(), 300_001);
+    }
+
+    #[test]
+    fn cancel_drops_a_scheduled_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_in(dir.path(), vec![]);
+        let mut state = shared.lock();
+        state.persistence.bgsave_scheduled = true;
+        assert_eq!(cancel_bgsave(&mut state), Some(Cancelled::Scheduled));
+        tick(&shared, &mut state);
+        assert!(!state.persistence.job.in_progress(), "nothing started");
+        assert_eq!(cancel_bgsave(&mut state), None);
     }
 }

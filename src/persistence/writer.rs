@@ -1,20 +1,28 @@
 //! The snapshot writer: streams an O(1) keyspace clone to a temp file in the
 //! target directory while computing the CRC, fsyncs it, renames it over the
 //! dump and fsyncs the directory (as Redis's `rdb.c` does, plus the directory).
-//! The file is never built in memory; on any error the temp file is removed and
-//! the old dump is left untouched.
+//! The file is never built in memory (one block at a time); on any error, or
+//! when the save is cancelled, the temp file is removed and the old dump is left
+//! untouched.
+//!
+//! It writes format version 2: keys in the map's own (hash) order, small keys
+//! as one record each (integers as integers, compact encodings as their bytes),
+//! records gathered into blocks that are Snappy-compressed where that pays.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::format::*;
+use crate::keyspace::intset::parse_member;
+use crate::keyspace::record::View;
 use crate::keyspace::stream::{Stream, StreamId};
-use crate::keyspace::{Entry, Keyspace, Value};
+use crate::keyspace::{Entry, Keyspace, Record as KeyRecord, Value};
 
 /// Why a save failed. The old dump is intact in every case.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +39,9 @@ pub enum SaveError {
     },
     #[error("cannot encode record: {0}")]
     Encode(postcard::Error),
+    /// BGSAVE CANCEL stopped the save.
+    #[error("the save was cancelled")]
+    Cancelled,
 }
 
 /// What a successful save wrote.
@@ -45,6 +56,8 @@ pub struct SaveStats {
 pub struct Progress {
     pub keys_done: AtomicU64,
     pub keys_total: AtomicU64,
+    /// Set to stop the save: the writer checks it between keys (BGSAVE CANCEL).
+    pub cancel: AtomicBool,
 }
 
 /// How often long saves and loads log their progress.
@@ -116,27 +129,57 @@ fn write_temp(
     Ok(SaveStats { keys, bytes })
 }
 
-/// Writes header and records (everything the CRC covers) to `out`.
+/// Writes header and blocks (everything the CRC covers) to `out`, checking
+/// `progress.cancel` between records. Two threads share the work: a scoped
+/// one encodes the keyspace into blocks, this one compresses and writes them
+/// (a few blocks in flight, their buffers reused), so `out` need not be `Send`.
 pub fn write_body<W: Write>(
     snapshot: &Keyspace,
     out: &mut W,
     created_unix_ms: i64,
     progress: &Progress,
 ) -> Result<u64, SaveError> {
-    let total = snapshot.key_count() as u64;
-    progress.keys_done.store(0, Ordering::Relaxed);
-    progress.keys_total.store(total, Ordering::Relaxed);
     let header = Header {
         version: FORMAT_VERSION,
         created_unix_ms,
         db_count: snapshot.db_count() as u32,
-        key_count: total,
+        key_count: snapshot.key_count() as u64,
     };
-    let mut w = FrameWriter {
-        out,
-        buf: Vec::with_capacity(CHUNK_MAX_BYTES + 1024),
-    };
-    w.raw(&header.encode())?;
+    raw(out, &header.encode())?;
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel(2);
+        let (free_tx, free_rx) = mpsc::channel();
+        let encoder = scope.spawn(move || {
+            let mut w = BlockWriter {
+                block: Vec::with_capacity(BLOCK_TARGET + 64 * 1024),
+                full: full_tx,
+                free: free_rx,
+                cancel: &progress.cancel,
+            };
+            encode(snapshot, &mut w, progress)
+        });
+        // Returning drops the receiver, which stops the encoder at its next block.
+        let written = write_blocks(out, full_rx, free_tx);
+        let encoded = encoder.join().unwrap_or_else(|_| {
+            Err(SaveError::Write {
+                path: PathBuf::new(),
+                source: io::Error::other("the snapshot encoding thread panicked"),
+            })
+        });
+        // A write error comes first: the encoder then only saw the channel close.
+        written.and(encoded)
+    })
+}
+
+/// The encoding side of [`write_body`]: every key, in each map's own order.
+fn encode(
+    snapshot: &Keyspace,
+    w: &mut BlockWriter<'_>,
+    progress: &Progress,
+) -> Result<u64, SaveError> {
+    let total = snapshot.key_count() as u64;
+    progress.keys_done.store(0, Ordering::Relaxed);
+    progress.keys_total.store(total, Ordering::Relaxed);
     let mut done = 0u64;
     let mut last_log = Instant::now();
     for (index, db) in snapshot.dbs().iter().enumerate() {
@@ -146,8 +189,8 @@ pub fn write_body<W: Write>(
         w.record(&Record::Db {
             index: index as u32,
         })?;
-        for (key, entry) in db.iter() {
-            write_entry(&mut w, key, &entry)?;
+        for record in db.records() {
+            write_record(w, record)?;
             done += 1;
             if done.is_multiple_of(1024) {
                 progress.keys_done.store(done, Ordering::Relaxed);
@@ -163,14 +206,103 @@ pub fn write_body<W: Write>(
         w.record(&Record::Function(code))?;
     }
     w.record(&Record::End { keys: done })?;
+    w.flush(true)?;
     Ok(done)
 }
 
-fn write_entry<W: Write>(
-    w: &mut FrameWriter<'_, W>,
-    key: &[u8],
-    entry: &Entry,
+/// The writing side of [`write_body`]: compresses each block (Snappy, kept
+/// when it saves at least 1/32 of the block, else the block is stored) and
+/// writes it, handing the buffer back.
+fn write_blocks<W: Write>(
+    out: &mut W,
+    full: mpsc::Receiver<(Vec<u8>, bool)>,
+    free: mpsc::Sender<Vec<u8>>,
 ) -> Result<(), SaveError> {
+    let mut packed = Vec::new();
+    let mut snappy = snap::raw::Encoder::new();
+    for (mut block, last) in full {
+        let raw_len = u32::try_from(block.len())
+            .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
+        let mut codec = Codec::Stored;
+        if block.len() <= BLOCK_COMPRESS_MAX {
+            packed.resize(snap::raw::max_compress_len(block.len()), 0);
+            let n = snappy
+                .compress(&block, &mut packed)
+                .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
+            if n < block.len() - block.len() / 32 {
+                packed.truncate(n);
+                codec = Codec::Snappy;
+            }
+        }
+        let data = match codec {
+            Codec::Snappy => &packed,
+            Codec::Stored => &block,
+        };
+        let header = BlockHeader {
+            codec,
+            last,
+            raw_len,
+            stored_len: data.len() as u32,
+        };
+        raw(out, &header.encode())?;
+        raw(out, data)?;
+        block.clear();
+        let _ = free.send(block);
+    }
+    Ok(())
+}
+
+/// One key: as a single record when it is a short string or a compact
+/// encoding (read straight from the stored bytes), else as a key header and
+/// chunks.
+fn write_record(w: &mut BlockWriter<'_>, record: &KeyRecord) -> Result<(), SaveError> {
+    let key = record.key();
+    let expire_at = record.expire_at();
+    let compact = match record.view() {
+        View::Str(s) => return write_str(w, key, s, expire_at),
+        View::HashListpack(b) => Some((Compact::HashListpack, b)),
+        View::SetIntset(b) => Some((Compact::SetIntset, b)),
+        View::ZSetFlat(b) => Some((Compact::ZSetFlat, b)),
+        View::Boxed(value) => match value {
+            Value::Str(s) if s.len() <= CHUNK_MAX_BYTES => return write_str(w, key, s, expire_at),
+            Value::Hash(h) if !h.is_empty() => h
+                .listpack()
+                .map(|lp| (Compact::HashListpack, lp.as_bytes())),
+            Value::Set(s) if !s.is_empty() => s.intset_bytes().map(|b| (Compact::SetIntset, b)),
+            Value::ZSet(z) if !z.is_empty() => z.flat().map(|f| (Compact::ZSetFlat, f.as_bytes())),
+            _ => None,
+        },
+    };
+    match compact {
+        Some((encoding, bytes)) => {
+            expire(w, expire_at)?;
+            w.record(&Record::Compact(key, encoding, bytes))
+        }
+        None => write_entry(w, key, &record.to_entry()),
+    }
+}
+
+fn expire(w: &mut BlockWriter<'_>, expire_at: Option<i64>) -> Result<(), SaveError> {
+    match expire_at {
+        Some(t) => w.record(&Record::Expire(t)),
+        None => Ok(()),
+    }
+}
+
+fn write_str(
+    w: &mut BlockWriter<'_>,
+    key: &[u8],
+    value: &[u8],
+    expire_at: Option<i64>,
+) -> Result<(), SaveError> {
+    expire(w, expire_at)?;
+    match parse_member(value) {
+        Some(i) => w.record(&Record::Int(key, i)),
+        None => w.record(&Record::Str(key, value)),
+    }
+}
+
+fn write_entry(w: &mut BlockWriter<'_>, key: &[u8], entry: &Entry) -> Result<(), SaveError> {
     let (kind, len) = match &entry.value {
         Value::Str(s) => (Kind::Str, s.len()),
         Value::List(l) => (Kind::List, l.len()),
@@ -243,7 +375,7 @@ fn stream_items(s: &Stream) -> usize {
     s.len() as usize + 1 + groups
 }
 
-fn write_stream<W: Write>(w: &mut FrameWriter<'_, W>, s: &Stream) -> Result<(), SaveError> {
+fn write_stream(w: &mut BlockWriter<'_>, s: &Stream) -> Result<(), SaveError> {
     let part = |p| Record::StreamChunk(p);
     let mut chunk = Vec::new();
     let mut bytes = 0;
@@ -324,33 +456,52 @@ fn chunked<B: AsRef<[u8]>>(
     Ok(())
 }
 
-/// Encodes records into length-prefixed frames, reusing one buffer.
-struct FrameWriter<'w, W: Write> {
-    out: &'w mut W,
-    buf: Vec<u8>,
+fn raw<W: Write>(out: &mut W, bytes: &[u8]) -> Result<(), SaveError> {
+    out.write_all(bytes).map_err(|source| SaveError::Write {
+        path: PathBuf::new(),
+        source,
+    })
 }
 
-impl<W: Write> FrameWriter<'_, W> {
-    fn raw(&mut self, bytes: &[u8]) -> Result<(), SaveError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|source| SaveError::Write {
-                path: PathBuf::new(),
-                source,
-            })
+/// Gathers encoded records into a block and hands each full block to the
+/// writing side.
+struct BlockWriter<'w> {
+    block: Vec<u8>,
+    full: mpsc::SyncSender<(Vec<u8>, bool)>,
+    /// Buffers the writing side is done with.
+    free: mpsc::Receiver<Vec<u8>>,
+    /// BGSAVE CANCEL's flag, checked before each record (one relaxed load),
+    /// so even a value of millions of elements stops within a chunk.
+    cancel: &'w AtomicBool,
+}
+
+impl BlockWriter<'_> {
+    /// Appends a record, first handing the block over if it is full (so the
+    /// End record always lands in the last block, sent by `flush(true)`).
+    fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(SaveError::Cancelled);
+        }
+        if self.block.len() >= BLOCK_TARGET {
+            self.flush(false)?;
+        }
+        let buf = std::mem::take(&mut self.block);
+        self.block =
+            postcard::serialize_with_flavor(record, AppendVec(buf)).map_err(SaveError::Encode)?;
+        Ok(())
     }
 
-    fn record<T: Serialize>(&mut self, record: &T) -> Result<(), SaveError> {
-        self.buf.clear();
-        let buf = std::mem::take(&mut self.buf);
-        let buf =
-            postcard::serialize_with_flavor(record, AppendVec(buf)).map_err(SaveError::Encode)?;
-        let len = u32::try_from(buf.len())
-            .map_err(|_| SaveError::Encode(postcard::Error::SerializeBufferFull))?;
-        self.raw(&len.to_le_bytes())?;
-        self.raw(&buf)?;
-        self.buf = buf;
-        Ok(())
+    fn flush(&mut self, last: bool) -> Result<(), SaveError> {
+        let next = self
+            .free
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BLOCK_TARGET + 64 * 1024));
+        let block = std::mem::replace(&mut self.block, next);
+        // The writing side stopped on an error of its own, which it reports.
+        self.full.send((block, last)).map_err(|_| SaveError::Write {
+            path: PathBuf::new(),
+            source: io::Error::other("the snapshot writing side stopped"),
+        })
     }
 }
 
@@ -457,5 +608,21 @@ mod tests {
         let err = save_to(&Keyspace::new(1), &missing, 0, &Progress::default()).unwrap_err();
         assert!(matches!(err, SaveError::Create { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_cancelled_save_removes_its_temp_file_and_keeps_the_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.rdb");
+        std::fs::write(&path, b"old").unwrap();
+        let mut ks = Keyspace::new(1);
+        ks.db_mut(0)
+            .insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
+        let progress = Progress::default();
+        progress.cancel.store(true, Ordering::Relaxed);
+        let err = save_to(&ks, &path, 0, &progress).unwrap_err();
+        assert!(matches!(err, SaveError::Cancelled), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

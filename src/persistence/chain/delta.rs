@@ -86,10 +86,12 @@ impl Changes {
 }
 
 /// Writes the delta (everything the trailer covers, then the trailer) to `out`.
+/// `progress` counts the body's keys and carries BGSAVE CANCEL's flag.
 pub fn write<W: Write>(
     changes: &Changes,
     link: Link,
     created_unix_ms: i64,
+    progress: &Progress,
     out: W,
 ) -> Result<(u64, u32), SaveError> {
     let mut out = CrcWriter::new(out);
@@ -114,12 +116,7 @@ pub fn write<W: Write>(
         out.write_all(key).map_err(io)?;
     }
     let mut body = CrcWriter::new(&mut out);
-    writer::write_body(
-        &changes.set,
-        &mut body,
-        created_unix_ms,
-        &Progress::default(),
-    )?;
+    writer::write_body(&changes.set, &mut body, created_unix_ms, progress)?;
     let body_crc = body.hasher.clone().finalize();
     body.write_all(&body_crc.to_le_bytes()).map_err(io)?;
     let crc = out.hasher.clone().finalize();
@@ -292,7 +289,14 @@ mod tests {
         assert_eq!(c.set.key_count(), 2);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d");
-        let (len, crc) = write(&c, LINK, 5, File::create(&path).unwrap()).unwrap();
+        let (len, crc) = write(
+            &c,
+            LINK,
+            5,
+            &Progress::default(),
+            File::create(&path).unwrap(),
+        )
+        .unwrap();
         assert_eq!(len, std::fs::metadata(&path).unwrap().len());
         assert_eq!(trailer_check(&path).unwrap(), (len, crc, crc));
         let d = read(&path, 2, Encodings::default()).unwrap();
@@ -308,7 +312,14 @@ mod tests {
     fn damage_is_refused_with_offset_and_reason() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d");
-        write(&changes(), LINK, 5, File::create(&path).unwrap()).unwrap();
+        write(
+            &changes(),
+            LINK,
+            5,
+            &Progress::default(),
+            File::create(&path).unwrap(),
+        )
+        .unwrap();
         let good = std::fs::read(&path).unwrap();
         for at in [0, 9, 45, good.len() / 2, good.len() - 1] {
             let mut bytes = good.clone();

@@ -184,10 +184,6 @@ fn save_delta(
     saved: &Saved,
     changes: &Changes,
 ) -> Result<SaveDone, SaveError> {
-    use std::sync::atomic::Ordering;
-    let total = changes.len() as u64;
-    progress.keys_total.store(total, Ordering::Relaxed);
-    progress.keys_done.store(0, Ordering::Relaxed);
     let seq = saved.chain.deltas.len() as u32 + 1;
     let link = Link {
         seq,
@@ -202,10 +198,10 @@ fn save_delta(
             changes,
             link,
             now_ms,
+            progress,
             BufWriter::with_capacity(256 * 1024, file),
         )
     })?;
-    progress.keys_done.store(total, Ordering::Relaxed);
     let mut chain = saved.chain.clone();
     chain.deltas.push(FileRef { name, len, crc });
     write_manifest(&manifest_path(dump), &chain)?;
