@@ -210,6 +210,25 @@ impl Stream {
         inner.entries_added += 1;
     }
 
+    /// Appends `block` whole, after every entry already here (loading a
+    /// Redis RDB keeps Redis's nodes as they were, deleted entries and all).
+    /// A block without live entries is dropped, as Redis drops such a node.
+    /// The caller sets the metadata ([`Stream::set_meta`],
+    /// [`Stream::set_first_id`]) once the blocks are in.
+    pub fn push_block(&mut self, block: Block) {
+        debug_assert!(self
+            .0
+            .blocks
+            .get_max()
+            .is_none_or(|(_, b)| b.last() < block.first()));
+        if block.live() == 0 {
+            return;
+        }
+        let inner = self.inner();
+        inner.len += block.live() as u64;
+        inner.blocks.insert(block.first(), Arc::new(block));
+    }
+
     /// The block holding `id`, if any could.
     fn block_of(&self, id: StreamId) -> Option<(&StreamId, &Arc<Block>)> {
         self.0.blocks.get_prev(&id).filter(|(_, b)| b.last() >= id)
