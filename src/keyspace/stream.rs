@@ -190,7 +190,7 @@ impl Stream {
         // One descent to the last block, which the live stream usually owns
         // alone: then it changes in place.
         if let Some((_, slot)) = inner.blocks.get_prev_mut(&StreamId::MAX) {
-            let full_bytes = slot.byte_len() + Block::entry_len(fields) >= max_bytes;
+            let full_bytes = slot.redis_bytes() + Block::raw_len(fields) >= max_bytes;
             let full_count = limits.max_entries != 0 && slot.total() >= limits.max_entries;
             if full_bytes || full_count {
                 Arc::make_mut(slot).seal();

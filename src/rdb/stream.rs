@@ -451,6 +451,7 @@ pub(super) fn read_stream<R: Read>(input: &mut Input<R>, t: u8) -> Result<Stream
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn pairs<'a>(items: &'a [(&'a str, &'a str)]) -> Vec<(&'a [u8], &'a [u8])> {
         items
@@ -503,5 +504,54 @@ mod tests {
         let (back, last) = block_from_node(StreamId::new(10, 0), &node, None).unwrap();
         assert_eq!(back, b);
         assert_eq!(last, StreamId::new(u64::MAX, 0));
+    }
+
+    fn field() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string().into_bytes()),
+            (0usize..3).prop_map(|n| format!("f{n}").into_bytes()),
+            proptest::collection::vec(any::<u8>(), 0..5000),
+        ]
+    }
+
+    proptest! {
+        /// The block's account of Redis's listpack size (what the node byte
+        /// limit is checked against) is the size of the node written out.
+        #[test]
+        fn redis_bytes_is_the_written_node_size(
+            entries in proptest::collection::vec(
+                (0u64..3, 0u64..300, proptest::collection::vec((field(), field()), 1..4), any::<bool>()),
+                1..40,
+            ),
+        ) {
+            let mut id = StreamId::new(1000, 5);
+            let mut block: Option<Block> = None;
+            let mut to_delete = Vec::new();
+            for (dms, dseq, fields, delete) in entries {
+                id = if dms == 0 {
+                    StreamId::new(id.ms, id.seq + 1 + dseq)
+                } else {
+                    StreamId::new(id.ms + dms, dseq)
+                };
+                let pairs: Vec<(&[u8], &[u8])> =
+                    fields.iter().map(|(f, v)| (&f[..], &v[..])).collect();
+                match block.as_mut() {
+                    None => block = Some(Block::new(id, &pairs)),
+                    Some(b) => b.push(id, &pairs),
+                }
+                if delete {
+                    to_delete.push(id);
+                }
+                let b = block.as_ref().unwrap();
+                prop_assert_eq!(b.redis_bytes(), node_of_block(b).len());
+            }
+            let mut b = block.unwrap();
+            for id in to_delete {
+                b.delete(id);
+                if b.live() > 0 {
+                    prop_assert_eq!(b.redis_bytes(), node_of_block(&b).len());
+                }
+            }
+        }
     }
 }
