@@ -28,7 +28,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{self, Read};
 
 use bytes::Bytes;
 use imbl::OrdSet;
@@ -232,12 +232,19 @@ fn id_of_raw(raw: &[u8]) -> StreamId {
 }
 
 /// Appends the body of a type-19 stream value (what follows the type byte
-/// and the key).
-pub fn write_stream(out: &mut Vec<u8>, lzf: &mut Compressor, s: &Stream) {
+/// and the key); `flush` is offered `out` after each node, to write it out
+/// if it has grown.
+pub fn write_stream(
+    out: &mut Vec<u8>,
+    lzf: &mut Compressor,
+    s: &Stream,
+    flush: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
     write_len(out, s.block_count() as u64);
     for block in s.blocks() {
         write_string(out, lzf, &raw_id(block.first()));
         write_string(out, lzf, &node_of_block(block));
+        flush(out)?;
     }
     let id = |out: &mut Vec<u8>, id: StreamId| {
         write_len(out, id.ms);
@@ -269,7 +276,9 @@ pub fn write_stream(out: &mut Vec<u8>, lzf: &mut Compressor, s: &Stream) {
                 out.extend_from_slice(&raw_id(*pid));
             }
         }
+        flush(out)?;
     }
+    Ok(())
 }
 
 fn ms_time<R: Read>(input: &mut Input<R>, what: &str) -> Result<i64, RdbError> {

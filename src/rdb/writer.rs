@@ -23,6 +23,9 @@ use super::packed::{intset_blob, ListpackWriter};
 use super::{crc64, kind, opcode, WRITE_VERSION};
 use crate::keyspace::{Keyspace, Value};
 
+/// Bytes gathered before they go to the file.
+const CHUNK_BYTES: usize = 64 * 1024;
+
 /// Redis 7.0's default `list-max-listpack-size -2`: 8 KiB per node.
 const QUICKLIST_NODE_BYTES: usize = 8192;
 
@@ -177,7 +180,8 @@ fn write_body(out: &mut Vec<u8>, lzf: &mut Compressor, value: &Value) {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
-        Value::Stream(s) => super::stream::write_stream(out, lzf, s),
+        Value::Stream(s) => super::stream::write_stream(out, lzf, s, &mut |_| Ok(()))
+            .expect("writing into memory does not fail"),
     }
 }
 
@@ -268,9 +272,23 @@ pub fn write_rdb<W: Write>(
                 buf.push(opcode::EXPIRETIME_MS);
                 buf.extend_from_slice(&t.to_le_bytes());
             }
-            write_value_keyed(&mut buf, &mut lzf, record.key(), &entry.value);
+            if let Value::Stream(stream) = &entry.value {
+                // A stream goes out node by node, so a big one never sits
+                // whole in the buffer.
+                buf.push(type_byte(&entry.value));
+                write_string(&mut buf, &mut lzf, record.key());
+                super::stream::write_stream(&mut buf, &mut lzf, stream, &mut |buf| {
+                    if buf.len() >= CHUNK_BYTES {
+                        w.put(buf)?;
+                        buf.clear();
+                    }
+                    Ok(())
+                })?;
+            } else {
+                write_value_keyed(&mut buf, &mut lzf, record.key(), &entry.value);
+            }
             keys += 1;
-            if buf.len() >= 64 * 1024 {
+            if buf.len() >= CHUNK_BYTES {
                 w.put(&buf)?;
                 buf.clear();
             }
