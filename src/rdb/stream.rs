@@ -161,9 +161,7 @@ pub fn block_from_node(
     let Some(mut block) = block else {
         return Err(node_err("no entries"));
     };
-    for id in deleted {
-        block.delete(id);
-    }
+    block.delete_ascending(&deleted);
     let last = prev.unwrap_or(master);
     Ok((block, last))
 }
