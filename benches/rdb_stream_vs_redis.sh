@@ -25,6 +25,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 now() { date +%s.%N; }
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 
 # Waits (at most 600 s) until the server on port $1 answers XLEN = $entries.
 wait_loaded() {
@@ -79,6 +81,7 @@ t0=$(now)
 start_redis redis.rdb
 wait_loaded "$base"
 t_redis=$(echo "$(now) - $t0" | bc)
+cpu_redis=$(cpu "$rp")
 stop_redis
 
 # forkless importing the same RDB at start-up.
@@ -91,6 +94,7 @@ fp=$!
 pids="$pids $fp"
 wait_loaded $((base + 1))
 t_fk=$(echo "$(now) - $t0" | bc)
+cpu_fk=$(cpu "$fp")
 rss_fk=$(ps -o rss= -p "$fp" | tr -d ' ')
 redis-cli -p $((base + 1)) --no-raw DUMP events | md5sum >"$dir/fk.dump.md5"
 
@@ -119,8 +123,8 @@ same=no
 cmp -s "$dir/redis.dump.md5" "$dir/fk.dump.md5" && same=yes
 echo "entries: $entries"
 echo "redis RDB bytes: $rdb_size, forkless export bytes: $export_size"
-echo "redis-server loading its own RDB: $t_redis s"
-echo "forkless importing it: $t_fk s (RSS $rss_fk KiB; redis-server after loading the export: $rss_redis KiB)"
+echo "redis-server loading its own RDB: $t_redis s ($cpu_redis s CPU)"
+echo "forkless importing it: $t_fk s ($cpu_fk s CPU; RSS $rss_fk KiB; redis-server after loading the export: $rss_redis KiB)"
 echo "forkless DEBUG EXPORT-RDB until the file is in place: $t_export s"
 echo "redis-server loading forkless's export: $t_back s"
 echo "DUMP of the stream byte-equal on both servers: $same"

@@ -180,7 +180,9 @@ impl<'a> ListpackIter<'a> {
         };
         let entry_len = c.pos - start;
         let back = c.take(backlen_size(entry_len))?;
-        if back != encode_backlen(entry_len).as_slice() {
+        let (want, _) = encode_backlen(entry_len);
+        // Byte by byte: a call to memcmp for at most 5 bytes costs more.
+        if back.iter().zip(&want).any(|(a, b)| a != b) {
             return Err(bad(K, format!("bad back length at byte {}", c.pos)));
         }
         self.seen += 1;
@@ -363,31 +365,19 @@ fn backlen_size(l: usize) -> usize {
     }
 }
 
-/// A listpack entry's length written backwards (Redis's `lpEncodeBacklen`).
-fn encode_backlen(l: usize) -> Vec<u8> {
+/// A listpack entry's length written backwards (Redis's `lpEncodeBacklen`):
+/// the bytes, and how many of them are used.
+fn encode_backlen(l: usize) -> ([u8; 5], usize) {
+    let n = backlen_size(l);
     let l = l as u64;
-    match backlen_size(l as usize) {
-        1 => vec![l as u8],
-        2 => vec![(l >> 7) as u8, ((l & 127) | 128) as u8],
-        3 => vec![
-            (l >> 14) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ],
-        4 => vec![
-            (l >> 21) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ],
-        _ => vec![
-            (l >> 28) as u8,
-            (((l >> 21) & 127) | 128) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ],
+    let mut out = [0u8; 5];
+    // The first byte holds the highest 7-bit group; every later one has
+    // its high bit set.
+    for (i, byte) in out[..n].iter_mut().enumerate() {
+        let shift = 7 * (n - 1 - i);
+        *byte = ((l >> shift) & 127) as u8 | if i == 0 { 0 } else { 128 };
     }
+    (out, n)
 }
 
 /// Builds a listpack as Redis does from the same elements in order.
@@ -438,7 +428,8 @@ impl ListpackWriter {
             }
         }
         let entry_len = self.buf.len() - start;
-        self.buf.extend_from_slice(&encode_backlen(entry_len));
+        let (back, n) = encode_backlen(entry_len);
+        self.buf.extend_from_slice(&back[..n]);
         self.count += 1;
     }
 
@@ -447,7 +438,8 @@ impl ListpackWriter {
         let start = self.buf.len();
         self.put_int(v);
         let entry_len = self.buf.len() - start;
-        self.buf.extend_from_slice(&encode_backlen(entry_len));
+        let (back, n) = encode_backlen(entry_len);
+        self.buf.extend_from_slice(&back[..n]);
         self.count += 1;
     }
 

@@ -26,9 +26,8 @@
 //! follows Redis's node, so the node boundaries and deleted entries survive
 //! a load and an export.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 use imbl::OrdSet;
@@ -52,11 +51,40 @@ fn node_err(what: impl Into<String>) -> BlobError {
     }
 }
 
-fn text(item: LpItem<'_>) -> Cow<'_, [u8]> {
+/// One element of a node: bytes of the listpack itself, or an integer's
+/// text in the node's arena (start, end).
+#[derive(Debug, Clone, Copy)]
+enum Part<'a> {
+    Blob(&'a [u8]),
+    Arena(usize, usize),
+}
+
+fn part<'a>(item: LpItem<'a>, arena: &mut Vec<u8>) -> Part<'a> {
     match item {
-        LpItem::Str(s) => Cow::Borrowed(s),
-        LpItem::Int(v) => Cow::Owned(v.to_string().into_bytes()),
+        LpItem::Str(s) => Part::Blob(s),
+        LpItem::Int(v) => {
+            let start = arena.len();
+            let _ = write!(arena, "{v}");
+            Part::Arena(start, arena.len())
+        }
     }
+}
+
+fn resolve<'a>(p: Part<'a>, arena: &'a [u8]) -> &'a [u8] {
+    match p {
+        Part::Blob(s) => s,
+        Part::Arena(a, b) => &arena[a..b],
+    }
+}
+
+/// Where one entry's elements are in the node's parts.
+struct EntryAt {
+    id: StreamId,
+    deleted: bool,
+    same: bool,
+    /// Index of its first field (or, with the master's fields, value).
+    first: usize,
+    fields: usize,
 }
 
 /// A count read from a node, bounded by the node's size (each counted
@@ -77,28 +105,29 @@ pub fn block_from_node(
     blob: &[u8],
     after: Option<StreamId>,
 ) -> Result<(Block, StreamId), BlobError> {
+    // First pass: check the node's structure and gather its elements, the
+    // integers' text in one arena; the second builds the entries without
+    // an allocation per element.
     let mut it = ListpackIter::new(blob)?;
     let live_count = node_count(&mut it, "the live entry count", blob.len())?;
     let deleted_count = node_count(&mut it, "the deleted entry count", blob.len())?;
     let master_n = node_count(&mut it, "the master field count", blob.len())?;
-    let mut master_fields = Vec::with_capacity(master_n);
+    let mut arena = Vec::new();
+    let mut parts = Vec::with_capacity(it.declared().min(blob.len()));
     for _ in 0..master_n {
-        master_fields.push(text(it.expect("a master field")?));
+        parts.push(part(it.expect("a master field")?, &mut arena));
     }
     if it.expect_int("the master entry's terminator")? != 0 {
         return Err(node_err("the master entry's terminator is not 0"));
     }
-    let mut block: Option<Block> = None;
-    let mut deleted = Vec::new();
+    let mut entries: Vec<EntryAt> = Vec::new();
     let mut prev = after;
-    let (mut live_seen, mut total_seen) = (0usize, 0usize);
-    let mut fields: Vec<Cow<'_, [u8]>> = Vec::new();
-    let mut values: Vec<Cow<'_, [u8]>> = Vec::new();
+    let mut widest = master_n;
     while let Some(flags) = it.next_item()? {
         let flags = flags
             .as_int()
             .filter(|f| (0..=DELETED | SAME_FIELDS).contains(f))
-            .ok_or_else(|| node_err(format!("entry {total_seen} has unknown flags")))?;
+            .ok_or_else(|| node_err(format!("entry {} has unknown flags", entries.len())))?;
         let ms_diff = it.expect_int("an entry's ms difference")?;
         let seq_diff = it.expect_int("an entry's seq difference")?;
         // Redis subtracts and adds the differences in 64-bit wrapping arithmetic.
@@ -119,51 +148,56 @@ pub fn block_from_node(
         if n == 0 {
             return Err(node_err(format!("entry {id} has no fields")));
         }
-        fields.clear();
-        values.clear();
-        if same {
-            for f in &master_fields {
-                fields.push(f.clone());
-                values.push(text(it.expect("a value")?));
-            }
-        } else {
-            for _ in 0..n {
-                fields.push(text(it.expect("a field")?));
-                values.push(text(it.expect("a value")?));
-            }
+        widest = widest.max(n);
+        let first = parts.len();
+        for _ in 0..if same { n } else { 2 * n } {
+            parts.push(part(it.expect("a field or value")?, &mut arena));
         }
         let elements = if same { n + 3 } else { 2 * n + 4 };
         if it.expect_int("an entry's element count")? != elements as i64 {
             return Err(node_err(format!("entry {id} has a wrong element count")));
         }
-        let pairs: Vec<(&[u8], &[u8])> = fields
-            .iter()
-            .zip(&values)
-            .map(|(f, v)| (&f[..], &v[..]))
-            .collect();
-        match block.as_mut() {
-            None => block = Some(Block::new(id, &pairs)),
-            Some(b) => b.push(id, &pairs),
-        }
-        total_seen += 1;
-        if flags & DELETED != 0 {
-            deleted.push(id);
-        } else {
-            live_seen += 1;
-        }
+        entries.push(EntryAt {
+            id,
+            deleted: flags & DELETED != 0,
+            same,
+            first,
+            fields: n,
+        });
     }
-    if live_seen != live_count || total_seen - live_seen != deleted_count {
+    let deleted: Vec<StreamId> = entries.iter().filter(|e| e.deleted).map(|e| e.id).collect();
+    let live_seen = entries.len() - deleted.len();
+    if live_seen != live_count || deleted.len() != deleted_count {
         return Err(node_err(format!(
             "the master entry counts {live_count} live and {deleted_count} deleted entries, the node holds {live_seen} and {}",
-            total_seen - live_seen
+            deleted.len()
         )));
+    }
+    let bytes = |p| resolve(p, &arena);
+    let mut block: Option<Block> = None;
+    let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(widest);
+    for e in &entries {
+        pairs.clear();
+        for i in 0..e.fields {
+            pairs.push(if e.same {
+                (bytes(parts[i]), bytes(parts[e.first + i]))
+            } else {
+                (
+                    bytes(parts[e.first + 2 * i]),
+                    bytes(parts[e.first + 2 * i + 1]),
+                )
+            });
+        }
+        match block.as_mut() {
+            None => block = Some(Block::new(e.id, &pairs)),
+            Some(b) => b.push(e.id, &pairs),
+        }
     }
     let Some(mut block) = block else {
         return Err(node_err("no entries"));
     };
     block.delete_ascending(&deleted);
-    let last = prev.unwrap_or(master);
-    Ok((block, last))
+    Ok((block, prev.unwrap_or(master)))
 }
 
 /// The listpack of the Redis node `block` stands for, as Redis's

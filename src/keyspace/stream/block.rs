@@ -308,6 +308,9 @@ impl Block {
     /// block (loading a node with many deleted entries stays linear);
     /// returns how many of them were live here.
     pub fn delete_ascending(&mut self, ids: &[StreamId]) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
         let mut marks = Vec::new();
         let mut want = ids.iter().copied().peekable();
         for slot in self.slots() {
