@@ -370,8 +370,9 @@ pub(super) fn read_stream<R: Read>(input: &mut Input<R>, t: u8) -> Result<Stream
         ));
     }
     let (first_id, max_deleted, entries_added) = if t == kind::STREAM_LISTPACKS {
-        // Redis 7 fills in what Redis 5 and 6 did not keep the same way.
-        let first = s.entries().next().map_or(StreamId::MIN, |(id, _)| id);
+        // Redis 7 fills in what Redis 5 and 6 did not keep the same way:
+        // the first live entry's id, or the greatest id when there is none.
+        let first = s.entries().next().map_or(StreamId::MAX, |(id, _)| id);
         (first, StreamId::MIN, length)
     } else {
         let first = read_id(input, "the first id")?;
