@@ -313,9 +313,16 @@ pub fn write_stream(
     Ok(())
 }
 
+/// A Unix time in ms. Redis only ever writes clock readings; a negative one
+/// is refused, so idle times (now minus it) cannot overflow.
 fn ms_time<R: Read>(input: &mut Input<R>, what: &str) -> Result<i64, RdbError> {
+    let at = input.offset;
     let b = input.take(8, what)?;
-    Ok(i64::from_le_bytes(b.try_into().expect("8 bytes")))
+    let t = i64::from_le_bytes(b.try_into().expect("8 bytes"));
+    if t < 0 {
+        return Err(input.corrupt_at(at, format!("{what} {t} is before 1970")));
+    }
+    Ok(t)
 }
 
 fn read_id<R: Read>(input: &mut Input<R>, what: &str) -> Result<StreamId, RdbError> {
@@ -423,6 +430,12 @@ pub(super) fn read_stream<R: Read>(input: &mut Input<R>, t: u8) -> Result<Stream
             let id = id_of_raw(&input.take(16, "a pending entry's id")?);
             let time = ms_time(input, "a delivery time")?;
             let count = input.len_plain("a delivery count")?;
+            if count > i64::MAX as u64 {
+                // Redis replies with it as a signed number; nothing real gets there.
+                return Err(
+                    input.corrupt_at(nack_at, format!("delivery count {count} is out of range"))
+                );
+            }
             if pel.insert(id, (time, count, None)).is_some() {
                 return Err(input.corrupt_at(nack_at, format!("pending entry {id} twice")));
             }

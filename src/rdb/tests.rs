@@ -442,6 +442,10 @@ fn damaged_streams_are_refused() {
     // The same entry owned twice.
     let e = err(&patch(bob, &raw_id(5, 2)));
     assert!(e.contains("two owners"), "{e}");
+    // A delivery time before 1970.
+    let time = at(&1000i64.to_le_bytes());
+    let e = err(&patch(time, &(-5i64).to_le_bytes()));
+    assert!(e.contains("delivery time -5 is before 1970"), "{e}");
     // Fewer entries added than the stream holds.
     let meta = at(&[2, 7, 0, 5, 2, 5, 1, 3]);
     let e = err(&patch(meta + 7, &[1]));
