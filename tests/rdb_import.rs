@@ -231,6 +231,7 @@ fn populate(c: &mut redis::Connection) {
     w(c, &["HSET", "db15:h", "a", "b"]);
     w(c, &["PEXPIREAT", "db15:h", &far]);
     w(c, &["SELECT", "0"]);
+    populate_streams(c);
     w(
         c,
         &[
@@ -239,6 +240,153 @@ fn populate(c: &mut redis::Connection) {
             "#!lua name=rdblib\nredis.register_function('rdbfn', function(keys, args) return 'from-rdb' end)",
         ],
     );
+}
+
+/// Streams of every shape in database 0 (and one in 3): several nodes,
+/// deleted and trimmed entries, entries of other fields than their node's
+/// first, values big enough to split nodes by bytes, consumer groups with
+/// pending entries and consumers, an empty stream with a group.
+fn populate_streams(c: &mut redis::Connection) {
+    for i in 1..=250 {
+        let id = format!("{i}-1");
+        if i % 7 == 0 {
+            w(
+                c,
+                &[
+                    "XADD",
+                    "x:plain",
+                    &id,
+                    "other",
+                    "field",
+                    "n",
+                    &i.to_string(),
+                ],
+            );
+        } else {
+            w(
+                c,
+                &[
+                    "XADD",
+                    "x:plain",
+                    &id,
+                    "f",
+                    &format!("v{i}"),
+                    "n",
+                    &i.to_string(),
+                ],
+            );
+        }
+    }
+    for i in 1..=40 {
+        w(c, &["XADD", "x:deleted", &format!("100-{i}"), "k", "v"]);
+    }
+    for id in ["100-1", "100-2", "100-17", "100-40"] {
+        w(c, &["XDEL", "x:deleted", id]);
+    }
+    for i in 1..=300 {
+        w(
+            c,
+            &["XADD", "x:trimmed", &format!("{i}-0"), "a", &i.to_string()],
+        );
+    }
+    w(c, &["XTRIM", "x:trimmed", "MAXLEN", "150"]);
+    for i in 1..=300 {
+        w(c, &["XADD", "x:approx", &format!("{i}-0"), "a", "b"]);
+    }
+    w(c, &["XTRIM", "x:approx", "MAXLEN", "~", "150"]);
+    for i in 1..=6 {
+        let big = format!("{i}").repeat(1500);
+        w(c, &["XADD", "x:big", &format!("{i}-0"), "payload", &big]);
+    }
+    for i in 1..=30 {
+        w(
+            c,
+            &["XADD", "x:groups", &format!("{i}-0"), "job", &i.to_string()],
+        );
+    }
+    w(c, &["XGROUP", "CREATE", "x:groups", "workers", "0"]);
+    w(c, &["XGROUP", "CREATE", "x:groups", "late", "$"]);
+    w(
+        c,
+        &[
+            "XGROUP",
+            "CREATE",
+            "x:groups",
+            "mid",
+            "10-0",
+            "ENTRIESREAD",
+            "10",
+        ],
+    );
+    w(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            "alice",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "x:groups",
+            ">",
+        ],
+    );
+    w(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            "bob",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "x:groups",
+            ">",
+        ],
+    );
+    w(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "mid",
+            "carol",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "x:groups",
+            ">",
+        ],
+    );
+    w(c, &["XACK", "x:groups", "workers", "2-0", "7-0"]);
+    w(c, &["XCLAIM", "x:groups", "workers", "bob", "0", "3-0"]);
+    w(
+        c,
+        &["XGROUP", "CREATECONSUMER", "x:groups", "workers", "idle"],
+    );
+    w(c, &["XDEL", "x:groups", "4-0"]);
+    w(c, &["XADD", "x:empty", "5-5", "f", "v"]);
+    w(c, &["XDEL", "x:empty", "5-5"]);
+    w(c, &["XGROUP", "CREATE", "x:empty", "g", "$"]);
+    w(c, &["XGROUP", "CREATE", "x:nothing", "g", "$", "MKSTREAM"]);
+    w(
+        c,
+        &[
+            "XSETID",
+            "x:nothing",
+            "77-7",
+            "ENTRIESADDED",
+            "9",
+            "MAXDELETEDID",
+            "70-0",
+        ],
+    );
+    w(c, &["SELECT", "3"]);
+    w(c, &["XADD", "db3:x", "1-1", "a", "1"]);
+    w(c, &["PEXPIRE", "db3:x", "7200000"]);
+    w(c, &["SELECT", "0"]);
 }
 
 /// (database, key) → (type, value in a canonical form, PEXPIRETIME).
@@ -259,6 +407,10 @@ fn capture(c: &mut redis::Connection) -> Capture {
                 "hash" => sorted(run(c, &[b"HGETALL", &key]), 2),
                 "set" => sorted(run(c, &[b"SMEMBERS", &key]), 1),
                 "zset" => run(c, &[b"ZRANGE", &key, b"0", b"-1", b"WITHSCORES"]),
+                "stream" => stream_picture(run(
+                    c,
+                    &[b"XINFO", b"STREAM", &key, b"FULL", b"COUNT", b"0"],
+                )),
                 other => panic!("unexpected type {other}"),
             };
             let at: i64 = redis::cmd("PEXPIRETIME").arg(&key).query(c).unwrap();
@@ -267,6 +419,24 @@ fn capture(c: &mut redis::Connection) -> Capture {
     }
     w(c, &["SELECT", "0"]);
     out
+}
+
+/// XINFO STREAM FULL without `radix-tree-nodes`, which counts the inner
+/// nodes of Redis's radix tree (forkless has none; `radix-tree-keys`, the
+/// stream's nodes, stays).
+fn stream_picture(v: V) -> V {
+    let items = match v {
+        V::Array(items) => items,
+        V::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => return other,
+    };
+    let mut out = Vec::new();
+    for pair in items.chunks(2) {
+        if !matches!(&pair[0], V::BulkString(k) if k == b"radix-tree-nodes") {
+            out.extend_from_slice(pair);
+        }
+    }
+    V::Array(out)
 }
 
 /// An array reply's items in groups of `n`, sorted (hash and set order differ).
@@ -307,6 +477,8 @@ fn redis_rdb_loads_into_forkless_and_exports_back() {
     let tmp = tempfile::tempdir().unwrap();
     let (rdb, want) = redis_dump(tmp.path()).expect("redis-server starts");
     assert!(want.len() > 20, "{}", want.len());
+    let streams = want.values().filter(|(t, _, _)| t == "stream").count();
+    assert_eq!(streams, 9);
 
     // Start-up import.
     let fk_dir = tempfile::tempdir().unwrap();
@@ -447,16 +619,22 @@ fn damaged_or_unsupported_rdb_is_refused_and_kept() {
         assert_eq!(after, bytes, "{what}: the file changed");
     }
 
-    // A stream stops the load, naming the key and its type.
-    let redis = Redis::start(tmp.path(), "stream.rdb").unwrap();
+    // A module value stops the load, naming the key and its type: a
+    // listpack hash whose type byte is made a module's.
+    let redis = Redis::start(tmp.path(), "module.rdb").unwrap();
     let mut c = redis.client();
     w(&mut c, &["SET", "plain", "x"]);
-    w(&mut c, &["XADD", "events", "*", "f", "v"]);
+    w(&mut c, &["HSET", "modval", "f", "v"]);
     let _: String = redis::cmd("SAVE").query(&mut c).unwrap();
-    let bytes = std::fs::read(tmp.path().join("stream.rdb")).unwrap();
+    let mut bytes = std::fs::read(tmp.path().join("module.rdb")).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == b"\x10\x06modval")
+        .expect("the hash record");
+    bytes[at] = 7;
     let (err, after) = refused(&bytes, &["--save", "1 1"]);
     assert!(
-        err.contains("\"events\"") && err.contains("stream"),
+        err.contains("\"modval\"") && err.contains("module"),
         "{err}"
     );
     assert_eq!(after, bytes);
@@ -485,7 +663,7 @@ fn dump_restore_both_ways_for_every_encoding() {
     for (db, key) in want.keys() {
         let payload = copy_by_dump(&mut fc, &mut rc, *db, key, true);
         // Where both pick the same encoding, the payloads are the same
-        // bytes. Not for hashtables (hash order), nor for lists of several
+        // bytes. Not for hashtables (hash order), nor for lists and streams of several
         // nodes: Redis's LZF table keeps slots from earlier commands'
         // compressions, which can find extra matches in later nodes.
         let V::BulkString(theirs) = run(&mut rc, &[b"DUMP", key]) else {
@@ -493,7 +671,7 @@ fn dump_restore_both_ways_for_every_encoding() {
         };
         let enc = run(&mut rc, &[b"OBJECT", b"ENCODING", key]);
         let hashed = matches!(&enc, V::BulkString(e) if e == b"hashtable");
-        let several_nodes = payload[0] == 18 && payload[1] > 1;
+        let several_nodes = matches!(payload[0], 18 | 19) && payload[1] > 1;
         if !hashed && !several_nodes && theirs != payload {
             let at = theirs.iter().zip(&payload).position(|(a, b)| a != b);
             panic!(

@@ -190,7 +190,7 @@ impl Stream {
         // One descent to the last block, which the live stream usually owns
         // alone: then it changes in place.
         if let Some((_, slot)) = inner.blocks.get_prev_mut(&StreamId::MAX) {
-            let full_bytes = slot.byte_len() + Block::entry_len(fields) >= max_bytes;
+            let full_bytes = slot.redis_bytes() + Block::raw_len(fields) >= max_bytes;
             let full_count = limits.max_entries != 0 && slot.total() >= limits.max_entries;
             if full_bytes || full_count {
                 Arc::make_mut(slot).seal();
@@ -208,6 +208,25 @@ impl Stream {
         inner.len += 1;
         inner.last_id = id;
         inner.entries_added += 1;
+    }
+
+    /// Appends `block` whole, after every entry already here (loading a
+    /// Redis RDB keeps Redis's nodes as they were, deleted entries and all).
+    /// A block without live entries is dropped, as Redis drops such a node.
+    /// The caller sets the metadata ([`Stream::set_meta`],
+    /// [`Stream::set_first_id`]) once the blocks are in.
+    pub fn push_block(&mut self, block: Block) {
+        debug_assert!(self
+            .0
+            .blocks
+            .get_max()
+            .is_none_or(|(_, b)| b.last() < block.first()));
+        if block.live() == 0 {
+            return;
+        }
+        let inner = self.inner();
+        inner.len += block.live() as u64;
+        inner.blocks.insert(block.first(), Arc::new(block));
     }
 
     /// The block holding `id`, if any could.

@@ -4,11 +4,12 @@
 //!
 //! - [`reader`]: RDB versions 1 to 12 (Redis 2.x to 7.4, Valkey 7.2 and 8):
 //!   opcodes, length and string encodings, every value type forkless has in
-//!   every encoding Redis ever wrote; streams, modules and hashes with field
-//!   expiry are refused with the key and type named.
+//!   every encoding Redis ever wrote; modules and hashes with field expiry
+//!   are refused with the key and type named.
 //! - [`writer`]: RDB version 10 files and DUMP payloads, each value in the
 //!   encoding redis-server 7.0 would pick for it, so redis-server loads them
 //!   and small values come out byte for byte as Redis's own DUMP.
+//! - [`stream`]: streams (RDB types 15, 19 and 21 read, 19 written).
 //! - [`packed`]: ziplist, listpack, intset and zipmap blobs.
 //! - [`lzf`], [`crc64`]: Redis's string compression and checksum.
 //!
@@ -19,6 +20,7 @@ pub mod crc64;
 pub mod lzf;
 pub mod packed;
 pub mod reader;
+pub mod stream;
 pub mod writer;
 
 /// The RDB version written (Redis 7.0's).

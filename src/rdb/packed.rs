@@ -68,67 +68,147 @@ fn sext(v: u64, bits: u32) -> i64 {
     ((v << shift) as i64) >> shift
 }
 
-/// The elements of a listpack (Redis 7's compact list).
-pub fn listpack_entries(blob: &[u8]) -> Result<Vec<Bytes>, BlobError> {
-    const K: &str = "listpack";
-    let mut c = Cur {
-        data: blob,
-        pos: 0,
-        kind: K,
-    };
-    let total = c.le(4)? as usize;
-    if total != blob.len() {
-        return Err(bad(
-            K,
-            format!("header says {total} bytes, the blob has {}", blob.len()),
-        ));
+/// One listpack element, borrowed from its blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LpItem<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+impl LpItem<'_> {
+    /// The element as an integer: integer-encoded, or a string that is a
+    /// canonical integer (Redis's `lpGetIntegerIfValid`).
+    pub fn as_int(&self) -> Option<i64> {
+        match *self {
+            LpItem::Int(v) => Some(v),
+            LpItem::Str(s) => crate::numbers::parse_i64_strict(s),
+        }
     }
-    let declared = c.le(2)? as usize;
-    let mut out = Vec::with_capacity(declared.min(blob.len()));
-    loop {
+
+    /// The element as Redis hands it to commands: integers as decimal text.
+    pub fn to_bytes(&self) -> Bytes {
+        match *self {
+            LpItem::Int(v) => int_text(v),
+            LpItem::Str(s) => Bytes::copy_from_slice(s),
+        }
+    }
+}
+
+/// Walks a listpack's elements without copying them. The header's byte
+/// count is checked up front, each entry's back length as it is read, and
+/// the end marker and element count when the walk ends (`finish`).
+pub struct ListpackIter<'a> {
+    c: Cur<'a>,
+    declared: usize,
+    seen: usize,
+    done: bool,
+}
+
+impl<'a> ListpackIter<'a> {
+    pub fn new(blob: &'a [u8]) -> Result<ListpackIter<'a>, BlobError> {
+        const K: &str = "listpack";
+        let mut c = Cur {
+            data: blob,
+            pos: 0,
+            kind: K,
+        };
+        let total = c.le(4)? as usize;
+        if total != blob.len() {
+            return Err(bad(
+                K,
+                format!("header says {total} bytes, the blob has {}", blob.len()),
+            ));
+        }
+        let declared = c.le(2)? as usize;
+        Ok(ListpackIter {
+            c,
+            declared,
+            seen: 0,
+            done: false,
+        })
+    }
+
+    /// The element count the header declares (`0xffff`: too many to say).
+    pub fn declared(&self) -> usize {
+        self.declared
+    }
+
+    /// The next element, `None` at the end marker.
+    pub fn next_item(&mut self) -> Result<Option<LpItem<'a>>, BlobError> {
+        const K: &str = "listpack";
+        if self.done {
+            return Ok(None);
+        }
+        let c = &mut self.c;
         let start = c.pos;
         let b = c.u8()?;
         if b == 0xff {
-            break;
+            self.done = true;
+            if c.pos != c.data.len() {
+                return Err(bad(K, "bytes after the end marker"));
+            }
+            if self.declared != 0xffff && self.declared != self.seen {
+                return Err(bad(
+                    K,
+                    format!("header says {} entries, found {}", self.declared, self.seen),
+                ));
+            }
+            return Ok(None);
         }
         let item = if b & 0x80 == 0 {
-            int_text(i64::from(b & 0x7f))
+            LpItem::Int(i64::from(b & 0x7f))
         } else if b & 0xc0 == 0x80 {
-            Bytes::copy_from_slice(c.take(usize::from(b & 0x3f))?)
+            LpItem::Str(c.take(usize::from(b & 0x3f))?)
         } else if b & 0xe0 == 0xc0 {
             let v = (u64::from(b & 0x1f) << 8) | u64::from(c.u8()?);
-            int_text(sext(v, 13))
+            LpItem::Int(sext(v, 13))
         } else if b & 0xf0 == 0xe0 {
             let len = (usize::from(b & 0x0f) << 8) | usize::from(c.u8()?);
-            Bytes::copy_from_slice(c.take(len)?)
+            LpItem::Str(c.take(len)?)
         } else {
             match b {
                 0xf0 => {
                     let len = c.le(4)? as usize;
-                    Bytes::copy_from_slice(c.take(len)?)
+                    LpItem::Str(c.take(len)?)
                 }
-                0xf1 => int_text(sext(c.le(2)?, 16)),
-                0xf2 => int_text(sext(c.le(3)?, 24)),
-                0xf3 => int_text(sext(c.le(4)?, 32)),
-                0xf4 => int_text(c.le(8)? as i64),
+                0xf1 => LpItem::Int(sext(c.le(2)?, 16)),
+                0xf2 => LpItem::Int(sext(c.le(3)?, 24)),
+                0xf3 => LpItem::Int(sext(c.le(4)?, 32)),
+                0xf4 => LpItem::Int(c.le(8)? as i64),
                 _ => return Err(bad(K, format!("unknown entry encoding {b:#04x}"))),
             }
         };
         let entry_len = c.pos - start;
         let back = c.take(backlen_size(entry_len))?;
-        if back != encode_backlen(entry_len).as_slice() {
+        let (want, _) = encode_backlen(entry_len);
+        // Byte by byte: a call to memcmp for at most 5 bytes costs more.
+        if back.iter().zip(&want).any(|(a, b)| a != b) {
             return Err(bad(K, format!("bad back length at byte {}", c.pos)));
         }
-        out.push(item);
+        self.seen += 1;
+        Ok(Some(item))
     }
-    if c.pos != blob.len() {
-        return Err(bad(K, "bytes after the end marker"));
+
+    /// The next element, which must be there.
+    pub fn expect(&mut self, what: &str) -> Result<LpItem<'a>, BlobError> {
+        self.next_item()?
+            .ok_or_else(|| bad("listpack", format!("ends before {what}")))
     }
-    if declared != 0xffff && declared != out.len() {
-        return Err(bad(
-            K,
-            format!("header says {declared} entries, found {}", out.len()),
-        ));
+
+    /// The next element, which must be an integer.
+    pub fn expect_int(&mut self, what: &str) -> Result<i64, BlobError> {
+        self.expect(what)?
+            .as_int()
+            .ok_or_else(|| bad("listpack", format!("{what} is not an integer")))
+    }
+}
+
+/// The elements of a listpack (Redis 7's compact list).
+pub fn listpack_entries(blob: &[u8]) -> Result<Vec<Bytes>, BlobError> {
+    let mut it = ListpackIter::new(blob)?;
+    let mut out = Vec::with_capacity(it.declared().min(blob.len()));
+    while let Some(item) = it.next_item()? {
+        out.push(item.to_bytes());
     }
     Ok(out)
 }
@@ -285,31 +365,19 @@ fn backlen_size(l: usize) -> usize {
     }
 }
 
-/// A listpack entry's length written backwards (Redis's `lpEncodeBacklen`).
-fn encode_backlen(l: usize) -> Vec<u8> {
+/// A listpack entry's length written backwards (Redis's `lpEncodeBacklen`):
+/// the bytes, and how many of them are used.
+fn encode_backlen(l: usize) -> ([u8; 5], usize) {
+    let n = backlen_size(l);
     let l = l as u64;
-    match backlen_size(l as usize) {
-        1 => vec![l as u8],
-        2 => vec![(l >> 7) as u8, ((l & 127) | 128) as u8],
-        3 => vec![
-            (l >> 14) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ],
-        4 => vec![
-            (l >> 21) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ],
-        _ => vec![
-            (l >> 28) as u8,
-            (((l >> 21) & 127) | 128) as u8,
-            (((l >> 14) & 127) | 128) as u8,
-            (((l >> 7) & 127) | 128) as u8,
-            ((l & 127) | 128) as u8,
-        ],
+    let mut out = [0u8; 5];
+    // The first byte holds the highest 7-bit group; every later one has
+    // its high bit set.
+    for (i, byte) in out[..n].iter_mut().enumerate() {
+        let shift = 7 * (n - 1 - i);
+        *byte = ((l >> shift) & 127) as u8 | if i == 0 { 0 } else { 128 };
     }
+    (out, n)
 }
 
 /// Builds a listpack as Redis does from the same elements in order.
@@ -344,7 +412,7 @@ impl ListpackWriter {
     pub fn push(&mut self, item: &[u8]) {
         let start = self.buf.len();
         match crate::numbers::parse_i64_strict(item) {
-            Some(v) => self.push_int(v),
+            Some(v) => self.put_int(v),
             None => {
                 let n = item.len();
                 if n < 64 {
@@ -360,11 +428,22 @@ impl ListpackWriter {
             }
         }
         let entry_len = self.buf.len() - start;
-        self.buf.extend_from_slice(&encode_backlen(entry_len));
+        let (back, n) = encode_backlen(entry_len);
+        self.buf.extend_from_slice(&back[..n]);
         self.count += 1;
     }
 
-    fn push_int(&mut self, v: i64) {
+    /// Appends an integer element (Redis's `lpAppendInteger`).
+    pub fn push_int(&mut self, v: i64) {
+        let start = self.buf.len();
+        self.put_int(v);
+        let entry_len = self.buf.len() - start;
+        let (back, n) = encode_backlen(entry_len);
+        self.buf.extend_from_slice(&back[..n]);
+        self.count += 1;
+    }
+
+    fn put_int(&mut self, v: i64) {
         let b = &mut self.buf;
         if (0..=127).contains(&v) {
             b.push(v as u8);

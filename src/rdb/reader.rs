@@ -291,14 +291,14 @@ pub fn decode_payload(payload: &[u8], limits: &Encodings) -> Result<Value, Optio
 }
 
 /// The reader with its offset, the length and the running CRC.
-struct Input<R: Read> {
+pub(super) struct Input<R: Read> {
     reader: R,
     len: u64,
-    offset: u64,
+    pub(super) offset: u64,
     crc: u64,
 }
 
-enum ValueError {
+pub(super) enum ValueError {
     Rdb(RdbError),
     Unsupported(u8),
 }
@@ -328,22 +328,22 @@ impl<R: Read> Input<R> {
         }
     }
 
-    fn remaining(&self) -> u64 {
+    pub(super) fn remaining(&self) -> u64 {
         self.len.saturating_sub(self.offset)
     }
 
-    fn corrupt_at(&self, offset: u64, what: impl Into<String>) -> RdbError {
+    pub(super) fn corrupt_at(&self, offset: u64, what: impl Into<String>) -> RdbError {
         RdbError::Corrupt {
             offset,
             what: what.into(),
         }
     }
 
-    fn corrupt(&self, what: impl Into<String>) -> RdbError {
+    pub(super) fn corrupt(&self, what: impl Into<String>) -> RdbError {
         self.corrupt_at(self.offset, what)
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, RdbError> {
+    pub(super) fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, RdbError> {
         if n as u64 > self.remaining() {
             return Err(RdbError::Truncated {
                 offset: self.offset,
@@ -366,7 +366,7 @@ impl<R: Read> Input<R> {
         Ok(buf)
     }
 
-    fn u8(&mut self, what: &str) -> Result<u8, RdbError> {
+    pub(super) fn u8(&mut self, what: &str) -> Result<u8, RdbError> {
         Ok(self.take(1, what)?[0])
     }
 
@@ -396,7 +396,7 @@ impl<R: Read> Input<R> {
         })
     }
 
-    fn len_plain(&mut self, what: &str) -> Result<u64, RdbError> {
+    pub(super) fn len_plain(&mut self, what: &str) -> Result<u64, RdbError> {
         let at = self.offset;
         match self.len_or_enc(what)? {
             Len::Plain(n) => Ok(n),
@@ -406,7 +406,7 @@ impl<R: Read> Input<R> {
 
     /// A count of elements, each of which takes at least `min_bytes`: bounds
     /// the count by the bytes left, so no count reserves memory it cannot use.
-    fn count(&mut self, what: &str, min_bytes: u64) -> Result<usize, RdbError> {
+    pub(super) fn count(&mut self, what: &str, min_bytes: u64) -> Result<usize, RdbError> {
         let at = self.offset;
         let n = self.len_plain(what)?;
         if n.saturating_mul(min_bytes) > self.remaining() {
@@ -421,7 +421,7 @@ impl<R: Read> Input<R> {
         Ok(n as usize)
     }
 
-    fn string(&mut self, what: &str) -> Result<Vec<u8>, RdbError> {
+    pub(super) fn string(&mut self, what: &str) -> Result<Vec<u8>, RdbError> {
         let at = self.offset;
         match self.len_or_enc(what)? {
             Len::Plain(n) => {
@@ -677,6 +677,9 @@ fn read_value<R: Read>(
                 zset_add(input, at, &mut z, &m, score, limits)?;
             }
             Value::ZSet(z)
+        }
+        kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
+            Value::Stream(super::stream::read_stream(input, t)?)
         }
         other => return Err(ValueError::Unsupported(other)),
     };

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use super::reader::{load, RdbError};
 use super::{crc64, kind, opcode};
 use crate::keyspace::encodings::Encodings;
+use crate::keyspace::stream::{Block, Group, NodeLimits, Stream, StreamId};
 use crate::keyspace::{Hash, Keyspace, Value};
 
 /// Builds RDB bytes piece by piece.
@@ -237,11 +238,11 @@ fn refusals_name_the_problem() {
     let mut r = Rdb::new(10);
     r.byte(opcode::SELECTDB)
         .len(2)
-        .byte(kind::STREAM_LISTPACKS_3)
+        .byte(kind::HASH_METADATA)
         .str(b"events");
     let e = err(&r.finish());
     assert!(
-        e.contains("\"events\"") && e.contains("database 2") && e.contains("stream"),
+        e.contains("\"events\"") && e.contains("database 2") && e.contains("field expiry"),
         "{e}"
     );
     let mut r = Rdb::new(10);
@@ -305,20 +306,227 @@ fn sample_file() -> Vec<u8> {
     let mut z = crate::keyspace::zset::ZSet::new();
     z.insert(b"m", 1.5, &limits);
     ks.db_mut(3).insert(Bytes::from("z"), Value::ZSet(z), None);
+    ks.db_mut(3)
+        .insert(Bytes::from("st"), Value::Stream(sample_stream()), None);
     let (out, _) = super::writer::write_rdb(&ks, 0, Vec::new()).unwrap();
     out
+}
+
+/// A stream of several nodes with deleted entries, entries of their own
+/// fields, and groups with pending entries, consumers and read counters.
+fn sample_stream() -> Stream {
+    let limits = NodeLimits {
+        max_entries: 4,
+        max_bytes: 4096,
+    };
+    let mut s = Stream::new();
+    for i in 1..=10u64 {
+        let v = (i * 1000).to_string();
+        s.append(
+            StreamId::new(i, 0),
+            &[(b"f", v.as_bytes()), (b"g", b"text")],
+            limits,
+        );
+    }
+    s.append(StreamId::new(11, 3), &[(b"other", b"y")], limits);
+    s.delete(StreamId::new(1, 0));
+    s.delete(StreamId::new(6, 0));
+    let mut g = Group::new(StreamId::new(4, 0), 4);
+    g.deliver(StreamId::new(2, 0), b"alice", 1_700_000_000_000, 1);
+    g.deliver(StreamId::new(3, 0), b"bob", 1_700_000_000_500, 3);
+    g.consumer_mut(b"carol", 1_700_000_001_000);
+    s.groups_mut().insert(Bytes::from("g1"), g);
+    s.groups_mut()
+        .insert(Bytes::from("g2"), Group::new(StreamId::MIN, -1));
+    s
+}
+
+fn raw_id(ms: u64, seq: u64) -> Vec<u8> {
+    [ms.to_be_bytes(), seq.to_be_bytes()].concat()
+}
+
+/// A stream of RDB type `t` built by hand: one node (5-1 deleted, 5-2,
+/// 7-0), one group with two pending entries owned by two consumers.
+fn stream_file(t: u8) -> Vec<u8> {
+    let mut b = Block::new(StreamId::new(5, 1), &[(b"f", b"v")]);
+    b.push(StreamId::new(5, 2), &[(b"f", b"w")]);
+    b.push(StreamId::new(7, 0), &[(b"g", b"1")]);
+    b.delete(StreamId::new(5, 1));
+    let node = super::stream::node_of_block(&b);
+    let version = match t {
+        kind::STREAM_LISTPACKS => 9,
+        kind::STREAM_LISTPACKS_2 => 10,
+        _ => 11,
+    };
+    let mut r = Rdb::new(version);
+    r.byte(t).str(b"st").len(1).str(&raw_id(5, 1)).str(&node);
+    r.len(2).len(7).len(0);
+    if t != kind::STREAM_LISTPACKS {
+        r.len(5).len(2).len(5).len(1).len(3);
+    }
+    r.len(1).str(b"g").len(5).len(2);
+    if t != kind::STREAM_LISTPACKS {
+        r.len(2);
+    }
+    r.len(2);
+    r.raw(&raw_id(5, 2)).raw(&1000i64.to_le_bytes()).len(1);
+    r.raw(&raw_id(7, 0)).raw(&2000i64.to_le_bytes()).len(3);
+    r.len(2);
+    for (name, id) in [(&b"alice"[..], (5, 2)), (b"bob", (7, 0))] {
+        r.str(name).raw(&500i64.to_le_bytes());
+        if t == kind::STREAM_LISTPACKS_3 {
+            r.raw(&600i64.to_le_bytes());
+        }
+        r.len(1).raw(&raw_id(id.0, id.1));
+    }
+    r.finish()
+}
+
+#[test]
+fn streams_of_every_rdb_type_load() {
+    for t in [
+        kind::STREAM_LISTPACKS,
+        kind::STREAM_LISTPACKS_2,
+        kind::STREAM_LISTPACKS_3,
+    ] {
+        let got = load_bytes(&stream_file(t)).unwrap_or_else(|e| panic!("type {t}: {e}"));
+        let Some((Value::Stream(s), None)) = get(&got.keyspace, 0, "st") else {
+            panic!("type {t}: no stream")
+        };
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.block_count(), 1);
+        assert_eq!(s.last_id(), StreamId::new(7, 0));
+        assert_eq!(s.first_id(), StreamId::new(5, 2));
+        let ids: Vec<StreamId> = s.entries().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![StreamId::new(5, 2), StreamId::new(7, 0)]);
+        let g = s.group(b"g").unwrap();
+        assert_eq!(g.last_id, StreamId::new(5, 2));
+        assert_eq!(g.pel.len(), 2);
+        assert_eq!(g.pel[&StreamId::new(7, 0)].consumer, Bytes::from("bob"));
+        assert_eq!(g.pel[&StreamId::new(7, 0)].delivery_count, 3);
+        assert_eq!(g.consumers[&Bytes::from("alice")].seen_time, 500);
+        if t == kind::STREAM_LISTPACKS {
+            // Redis 7's defaults for what Redis 5 and 6 did not write.
+            assert_eq!(s.entries_added(), 2);
+            assert_eq!(s.max_deleted(), StreamId::MIN);
+            assert_eq!(g.entries_read, 1);
+        } else {
+            assert_eq!(s.entries_added(), 3);
+            assert_eq!(s.max_deleted(), StreamId::new(5, 1));
+            assert_eq!(g.entries_read, 2);
+        }
+    }
+}
+
+#[test]
+fn damaged_streams_are_refused() {
+    let err = |bytes: &[u8]| load_bytes(bytes).unwrap_err().to_string();
+    let good = stream_file(kind::STREAM_LISTPACKS_2);
+    let at = |needle: &[u8]| {
+        good.windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    };
+    let patch = |at: usize, bytes: &[u8]| {
+        let mut b = good.clone();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        let n = b.len() - 8;
+        let crc = crc64::crc64(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+        b
+    };
+    // A consumer's pending entry that is not in the group's PEL.
+    let bob = at(b"bob") + 3 + 8 + 1;
+    let e = err(&patch(bob, &raw_id(9, 9)));
+    assert!(e.contains("not in the group's PEL"), "{e}");
+    // The same entry owned twice.
+    let e = err(&patch(bob, &raw_id(5, 2)));
+    assert!(e.contains("two owners"), "{e}");
+    // A delivery time before 1970.
+    let time = at(&1000i64.to_le_bytes());
+    let e = err(&patch(time, &(-5i64).to_le_bytes()));
+    assert!(e.contains("delivery time -5 is before 1970"), "{e}");
+    // Fewer entries added than the stream holds.
+    let meta = at(&[2, 7, 0, 5, 2, 5, 1, 3]);
+    let e = err(&patch(meta + 7, &[1]));
+    assert!(e.contains("1 entries added cannot leave 2"), "{e}");
+    // A last id below the last entry's.
+    let e = err(&patch(meta + 1, &[6]));
+    assert!(e.contains("below an entry"), "{e}");
+    // A length that disagrees with the nodes.
+    let mut r = Rdb::new(10);
+    r.byte(kind::STREAM_LISTPACKS_2).str(b"st").len(0).len(1);
+    let e = err(&r.finish());
+    assert!(e.contains("stream length is 1"), "{e}");
+    // A node key that is not 16 bytes.
+    let mut r = Rdb::new(10);
+    r.byte(kind::STREAM_LISTPACKS_2)
+        .str(b"st")
+        .len(1)
+        .str(b"short")
+        .str(&[0; 30]);
+    let e = err(&r.finish());
+    assert!(e.contains("not 16"), "{e}");
+    // A PEL entry no consumer owns.
+    let mut r = Rdb::new(10);
+    r.byte(kind::STREAM_LISTPACKS_2).str(b"st").len(0).len(0);
+    r.len(0).len(0).len(0).len(0).len(0).len(0).len(0);
+    r.len(1).str(b"g").len(0).len(0).len(0);
+    r.len(1).raw(&raw_id(1, 1)).raw(&0i64.to_le_bytes()).len(1);
+    r.len(0);
+    let e = err(&r.finish());
+    assert!(e.contains("has no consumer"), "{e}");
+}
+
+#[test]
+fn streams_round_trip_through_the_writer() {
+    let s = sample_stream();
+    let payload = super::writer::dump_payload(&Value::Stream(s.clone()));
+    assert_eq!(payload[0], kind::STREAM_LISTPACKS_2);
+    let back = super::reader::decode_payload(&payload, &Encodings::default()).unwrap();
+    assert_eq!(back, Value::Stream(s));
+    let got = load_bytes(&sample_file()).unwrap();
+    assert_eq!(
+        get(&got.keyspace, 3, "st").unwrap().0,
+        Value::Stream(sample_stream())
+    );
+    // An empty stream with a group stays.
+    let mut empty = Stream::new();
+    empty.set_meta(StreamId::new(9, 9), StreamId::new(9, 9), 4);
+    empty
+        .groups_mut()
+        .insert(Bytes::from("g"), Group::new(StreamId::new(9, 9), 4));
+    let payload = super::writer::dump_payload(&Value::Stream(empty.clone()));
+    let back = super::reader::decode_payload(&payload, &Encodings::default()).unwrap();
+    assert_eq!(back, Value::Stream(empty));
 }
 
 #[test]
 fn written_files_read_back_equal() {
     let bytes = sample_file();
     let got = load_bytes(&bytes).unwrap();
-    assert_eq!(got.keys_loaded, 5);
+    assert_eq!(got.keys_loaded, 6);
     assert_eq!(get(&got.keyspace, 0, "s").unwrap().1, Some(5_000));
     assert_eq!(get(&got.keyspace, 3, "z").unwrap().0.type_name(), "zset");
 }
 
 proptest! {
+    #[test]
+    fn stream_payloads_never_panic_the_reader(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let mut payload = super::writer::dump_payload(&Value::Stream(sample_stream()));
+        let body = payload.len() - 10;
+        for (at, b) in edits {
+            let i = at.index(body);
+            payload[i] = b;
+        }
+        let crc = crc64::crc64(&payload[..payload.len() - 8]);
+        let n = payload.len();
+        payload[n - 8..].copy_from_slice(&crc.to_le_bytes());
+        let _ = super::reader::decode_payload(&payload, &Encodings::default());
+    }
+
     #[test]
     fn reader_never_panics_on_arbitrary_bytes(tail in proptest::collection::vec(any::<u8>(), 0..400)) {
         let mut bytes = b"REDIS0010".to_vec();

@@ -6,8 +6,9 @@
 //! nodes split where RPUSH would split them (8 KiB, `list-max-listpack-size
 //! -2`); small hashes and sorted sets as listpacks and integer sets as
 //! intsets, in forkless's element order, which is Redis's; larger ones in
-//! the plain HASH, SET and ZSET_2 forms. So a DUMP of a small value has the
-//! very bytes redis-server's DUMP has.
+//! the plain HASH, SET and ZSET_2 forms; streams as RDB type 19, one node
+//! per forkless block (see [`super::stream`]). So a DUMP of a small value
+//! has the very bytes redis-server's DUMP has.
 //!
 //! A file is written to a temp file in the target directory, fsynced and
 //! renamed over the target, as forkless's own snapshots are; a failed export
@@ -22,6 +23,9 @@ use super::packed::{intset_blob, ListpackWriter};
 use super::{crc64, kind, opcode, WRITE_VERSION};
 use crate::keyspace::{Keyspace, Value};
 
+/// Bytes gathered before they go to the file.
+const CHUNK_BYTES: usize = 64 * 1024;
+
 /// Redis 7.0's default `list-max-listpack-size -2`: 8 KiB per node.
 const QUICKLIST_NODE_BYTES: usize = 8192;
 
@@ -32,7 +36,7 @@ pub struct ExportStats {
     pub bytes: u64,
 }
 
-fn write_len(out: &mut Vec<u8>, n: u64) {
+pub(super) fn write_len(out: &mut Vec<u8>, n: u64) {
     if n < 1 << 6 {
         out.push(n as u8);
     } else if n < 1 << 14 {
@@ -48,7 +52,7 @@ fn write_len(out: &mut Vec<u8>, n: u64) {
 }
 
 /// A string as Redis's `rdbSaveRawString` writes it.
-fn write_string(out: &mut Vec<u8>, lzf: &mut Compressor, s: &[u8]) {
+pub(super) fn write_string(out: &mut Vec<u8>, lzf: &mut Compressor, s: &[u8]) {
     if s.len() <= 11 {
         if let Some(v) = crate::numbers::parse_i64_strict(s) {
             if let Ok(v8) = i8::try_from(v) {
@@ -80,24 +84,10 @@ fn write_string(out: &mut Vec<u8>, lzf: &mut Compressor, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// A value this writer has no Redis encoding for yet (streams).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsupported(pub &'static str);
-
-impl std::fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "a {} cannot be written in Redis's RDB encoding yet",
-            self.0
-        )
-    }
-}
-
 /// The type byte `value` is written with.
-fn type_byte(value: &Value) -> Result<u8, Unsupported> {
-    Ok(match value {
-        Value::Stream(_) => return Err(Unsupported("stream")),
+fn type_byte(value: &Value) -> u8 {
+    match value {
+        Value::Stream(_) => kind::STREAM_LISTPACKS_2,
         Value::Str(_) => kind::STRING,
         Value::List(_) => kind::LIST_QUICKLIST_2,
         Value::Hash(h) if h.is_packed() => kind::HASH_LISTPACK,
@@ -106,18 +96,13 @@ fn type_byte(value: &Value) -> Result<u8, Unsupported> {
         Value::Set(_) => kind::SET,
         Value::ZSet(z) if z.is_packed() => kind::ZSET_LISTPACK,
         Value::ZSet(_) => kind::ZSET_2,
-    })
+    }
 }
 
 /// Appends `value`'s type byte and encoding.
-pub fn write_value(
-    out: &mut Vec<u8>,
-    lzf: &mut Compressor,
-    value: &Value,
-) -> Result<(), Unsupported> {
-    out.push(type_byte(value)?);
+pub fn write_value(out: &mut Vec<u8>, lzf: &mut Compressor, value: &Value) {
+    out.push(type_byte(value));
     write_body(out, lzf, value);
-    Ok(())
 }
 
 /// Appends `value`'s encoding (what follows the type byte, or the key).
@@ -195,19 +180,19 @@ fn write_body(out: &mut Vec<u8>, lzf: &mut Compressor, value: &Value) {
                 out.extend_from_slice(&score.to_le_bytes());
             }
         }
-        // Refused by `type_byte` before any byte of the body.
-        Value::Stream(_) => {}
+        Value::Stream(s) => super::stream::write_stream(out, lzf, s, &mut |_| Ok(()))
+            .expect("writing into memory does not fail"),
     }
 }
 
 /// `value` as DUMP's payload: the value, the RDB version, the CRC-64.
-pub fn dump_payload(value: &Value) -> Result<Vec<u8>, Unsupported> {
+pub fn dump_payload(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    write_value(&mut out, &mut Compressor::default(), value)?;
+    write_value(&mut out, &mut Compressor::default(), value);
     out.extend_from_slice(&WRITE_VERSION.to_le_bytes());
     let crc = crc64::crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    Ok(out)
+    out
 }
 
 /// A writer that keeps the running CRC-64 and byte count.
@@ -287,17 +272,23 @@ pub fn write_rdb<W: Write>(
                 buf.push(opcode::EXPIRETIME_MS);
                 buf.extend_from_slice(&t.to_le_bytes());
             }
-            write_value_keyed(&mut buf, &mut lzf, record.key(), &entry.value).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "key '{}' in db {index}: {e}",
-                        String::from_utf8_lossy(record.key())
-                    ),
-                )
-            })?;
+            if let Value::Stream(stream) = &entry.value {
+                // A stream goes out node by node, so a big one never sits
+                // whole in the buffer.
+                buf.push(type_byte(&entry.value));
+                write_string(&mut buf, &mut lzf, record.key());
+                super::stream::write_stream(&mut buf, &mut lzf, stream, &mut |buf| {
+                    if buf.len() >= CHUNK_BYTES {
+                        w.put(buf)?;
+                        buf.clear();
+                    }
+                    Ok(())
+                })?;
+            } else {
+                write_value_keyed(&mut buf, &mut lzf, record.key(), &entry.value);
+            }
             keys += 1;
-            if buf.len() >= 64 * 1024 {
+            if buf.len() >= CHUNK_BYTES {
                 w.put(&buf)?;
                 buf.clear();
             }
@@ -312,16 +303,10 @@ pub fn write_rdb<W: Write>(
 }
 
 /// The type byte, then the key, then the value's encoding.
-fn write_value_keyed(
-    out: &mut Vec<u8>,
-    lzf: &mut Compressor,
-    key: &[u8],
-    value: &Value,
-) -> Result<(), Unsupported> {
-    out.push(type_byte(value)?);
+fn write_value_keyed(out: &mut Vec<u8>, lzf: &mut Compressor, key: &[u8], value: &Value) {
+    out.push(type_byte(value));
     write_string(out, lzf, key);
     write_body(out, lzf, value);
-    Ok(())
 }
 
 /// Writes `snapshot` to `path` durably and atomically.
@@ -413,7 +398,7 @@ mod tests {
             ),
         ];
         for (value, want) in cases {
-            let payload = dump_payload(&value).expect("a type with an RDB encoding");
+            let payload = dump_payload(&value);
             assert_eq!(payload, hex(want), "{value:?}");
             assert_eq!(decode_payload(&payload, &limits).unwrap(), value);
         }
@@ -442,7 +427,7 @@ mod tests {
             Value::ZSet(z),
             Value::Str(Bytes::from(vec![7u8; 100_000])),
         ] {
-            let payload = dump_payload(&value).expect("a type with an RDB encoding");
+            let payload = dump_payload(&value);
             assert_eq!(decode_payload(&payload, &limits).unwrap(), value);
         }
     }
@@ -450,13 +435,13 @@ mod tests {
     #[test]
     fn damaged_payloads_are_refused() {
         let limits = Encodings::default();
-        let mut p = dump_payload(&Value::Str(b("hello"))).unwrap();
+        let mut p = dump_payload(&Value::Str(b("hello")));
         assert_eq!(decode_payload(&p[..9], &limits), Err(None));
         let n = p.len();
         p[n - 1] ^= 1;
         assert_eq!(decode_payload(&p, &limits), Err(None));
         // Version 13 is newer than the reader knows.
-        let mut v = dump_payload(&Value::Str(b("x"))).unwrap();
+        let mut v = dump_payload(&Value::Str(b("x")));
         let n = v.len();
         v[n - 10] = 13;
         let crc = crc64::crc64(&v[..n - 8]);

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use super::{args, dispatch_sub, help_reply, Sub};
+use super::{args, dispatch_sub, help_reply, keyspecs, Sub};
 use crate::commands::{all_commands, flags, lookup, CommandSpec, Ctx};
 use crate::errors::{CmdResult, CommandError};
 use crate::glob;
@@ -100,10 +100,7 @@ fn info(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(sorted().into_iter().map(info_entry).collect()));
     }
     Ok(Reply::Array(
-        args[2..]
-            .iter()
-            .map(|name| lookup(name).map(info_entry).unwrap_or(Reply::Null))
-            .collect(),
+        args[2..].iter().map(|name| info_of(name)).collect(),
     ))
 }
 
@@ -128,10 +125,16 @@ fn getkeys(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn getkeysandflags(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (spec, keys) = keys_of(&args[2..])?;
-    let key_flags: Vec<Reply> = key_spec_flags(spec)
-        .iter()
-        .map(|f| Reply::simple(f))
-        .collect();
+    let name = match keyspecs_container(spec.name) {
+        true => format!(
+            "{}|{}",
+            spec.name,
+            String::from_utf8_lossy(&args[3]).to_ascii_lowercase()
+        ),
+        false => spec.name.to_string(),
+    };
+    let flags = keyspecs::key_spec(&name).map_or_else(|| key_spec_flags(spec), |k| k.flags);
+    let key_flags: Vec<Reply> = flags.iter().map(|f| Reply::simple(f)).collect();
     Ok(Reply::Array(
         keys.into_iter()
             .map(|k| Reply::Array(vec![Reply::Bulk(k), Reply::Set(key_flags.clone())]))
@@ -144,6 +147,9 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
     let spec = lookup(&line[0]).ok_or_else(|| CommandError::err("Invalid command specified"))?;
     if let Some(at) = numkeys_index(spec.name) {
         return numkeys_keys(spec, line, at).map(|keys| (spec, keys));
+    }
+    if keyspecs_container(spec.name) {
+        return subcommand_keys(spec, line).map(|keys| (spec, keys));
     }
     if matches!(spec.name, "xread" | "xreadgroup") {
         if !spec.arity_ok(line.len()) {
@@ -182,6 +188,40 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
 
 /// Where the key count sits in the commands whose keys it gives (Redis's
 /// `keynum` key specs); their table entries name at most the destination.
+/// Containers whose subcommands have key positions of their own
+/// ([`keyspecs::subcommand`]).
+fn keyspecs_container(name: &str) -> bool {
+    matches!(name, "xgroup" | "xinfo")
+}
+
+/// The key of a subcommand line (`XGROUP CREATE key ...`), checked in
+/// Redis's order: a known subcommand, one that has keys, its arity.
+fn subcommand_keys(spec: &CommandSpec, line: &[Bytes]) -> Result<Vec<Bytes>, CommandError> {
+    let sub = line
+        .get(1)
+        .and_then(|word| {
+            super::subcommands(spec.name)?
+                .iter()
+                .find(|s| args::is(word, s.name))
+        })
+        .ok_or_else(|| CommandError::err("Invalid command specified"))?;
+    let key = keyspecs::subcommand(spec.name, sub.name).map_or(0, |(_, key)| key as usize);
+    if key == 0 {
+        return Err(CommandError::err("The command has no key arguments"));
+    }
+    let arity_ok = if sub.arity >= 0 {
+        line.len() == sub.arity as usize
+    } else {
+        line.len() >= sub.arity.unsigned_abs() as usize
+    };
+    if !arity_ok {
+        return Err(CommandError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    Ok(vec![line[key].clone()])
+}
+
 fn numkeys_index(name: &str) -> Option<usize> {
     match name {
         "zunion" | "zinter" | "zdiff" | "zintercard" | "zmpop" | "sintercard" | "lmpop" => Some(1),
@@ -297,7 +337,57 @@ fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
     }
 }
 
-fn key_specs(spec: &CommandSpec) -> Reply {
+/// One key spec as COMMAND INFO shows it.
+fn key_spec_reply(k: keyspecs::KeySpec) -> Reply {
+    let s = |v: &str| Reply::bulk_str(v);
+    let begin = match k.begin {
+        keyspecs::Begin::Index(i) => Reply::Map(vec![
+            (s("type"), s("index")),
+            (s("spec"), Reply::Map(vec![(s("index"), Reply::Integer(i))])),
+        ]),
+        keyspecs::Begin::Keyword(word, from) => Reply::Map(vec![
+            (s("type"), s("keyword")),
+            (
+                s("spec"),
+                Reply::Map(vec![
+                    (s("keyword"), s(word)),
+                    (s("startfrom"), Reply::Integer(from)),
+                ]),
+            ),
+        ]),
+    };
+    let mut fields = Vec::new();
+    if let Some(notes) = k.notes {
+        fields.push((s("notes"), s(notes)));
+    }
+    fields.extend([
+        (
+            s("flags"),
+            Reply::Set(k.flags.iter().map(|f| Reply::simple(f)).collect()),
+        ),
+        (s("begin_search"), begin),
+        (
+            s("find_keys"),
+            Reply::Map(vec![
+                (s("type"), s("range")),
+                (
+                    s("spec"),
+                    Reply::Map(vec![
+                        (s("lastkey"), Reply::Integer(k.lastkey)),
+                        (s("keystep"), Reply::Integer(k.keystep)),
+                        (s("limit"), Reply::Integer(k.limit)),
+                    ]),
+                ),
+            ]),
+        ),
+    ]);
+    Reply::Set(vec![Reply::Map(fields)])
+}
+
+fn key_specs(name: &str, spec: &CommandSpec) -> Reply {
+    if let Some(k) = keyspecs::key_spec(name) {
+        return key_spec_reply(k);
+    }
     if spec.first_key <= 0 {
         return Reply::Set(vec![]);
     }
@@ -361,19 +451,45 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
         step: 0,
         ..*spec
     };
-    let listed = subs
-        .iter()
-        .map(|sub| {
-            let name = format!("{}|{}", spec.name, sub.name);
-            entry(name, sub.arity, spec, Reply::Set(vec![]))
-        })
-        .collect();
+    let listed = subs.iter().map(|sub| sub_entry(spec, sub)).collect();
     entry(spec.name.to_string(), spec.arity, &bare, Reply::Set(listed))
+}
+
+/// A subcommand's COMMAND INFO entry (`xgroup|create`): its own flags and
+/// key where [`keyspecs::subcommand`] has them, else its container's.
+fn sub_entry(spec: &CommandSpec, sub: &Sub) -> Reply {
+    let name = format!("{}|{}", spec.name, sub.name);
+    match keyspecs::subcommand(spec.name, sub.name) {
+        Some((flags, key)) => {
+            let own = CommandSpec {
+                flags,
+                first_key: key,
+                last_key: key,
+                step: i32::from(key > 0),
+                ..*spec
+            };
+            entry(name, sub.arity, &own, Reply::Set(vec![]))
+        }
+        None => entry(name, sub.arity, spec, Reply::Set(vec![])),
+    }
+}
+
+/// COMMAND INFO of one name: a command, or `container|subcommand`.
+fn info_of(name: &[u8]) -> Reply {
+    if let Some(bar) = name.iter().position(|&b| b == b'|') {
+        let sub = lookup(&name[..bar]).and_then(|spec| {
+            let subs = super::subcommands(spec.name)?;
+            let sub = subs.iter().find(|s| args::is(&name[bar + 1..], s.name))?;
+            Some(sub_entry(spec, sub))
+        });
+        return sub.unwrap_or(Reply::Null);
+    }
+    lookup(name).map(info_entry).unwrap_or(Reply::Null)
 }
 
 fn entry(name: String, arity: i32, spec: &CommandSpec, subcommands: Reply) -> Reply {
     Reply::Array(vec![
-        Reply::Bulk(Bytes::from(name)),
+        Reply::Bulk(Bytes::from(name.clone())),
         Reply::Integer(arity as i64),
         Reply::Set(flag_names(spec).into_iter().map(Reply::simple).collect()),
         Reply::Integer(spec.first_key as i64),
@@ -386,8 +502,13 @@ fn entry(name: String, arity: i32, spec: &CommandSpec, subcommands: Reply) -> Re
                 .collect(),
         ),
         // Tips, key specs and subcommands are sets in RESP3, as in Redis 7.0.
-        Reply::Set(vec![]),
-        key_specs(spec),
+        Reply::Set(
+            keyspecs::tips(&name)
+                .iter()
+                .map(|t| Reply::bulk_str(t))
+                .collect(),
+        ),
+        key_specs(&name, spec),
         subcommands,
     ])
 }

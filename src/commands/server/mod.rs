@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod control;
 pub mod info;
+pub mod keyspecs;
 
 use bytes::Bytes;
 

@@ -18,7 +18,7 @@
 //! is dropped when its last live entry goes.
 
 use super::id::StreamId;
-use crate::keyspace::listpack::{read_varint, varint_len, write_varint};
+use crate::keyspace::listpack::{read_varint, write_varint};
 
 const DELETED: u8 = 1;
 const SAME: u8 = 2;
@@ -38,6 +38,9 @@ pub struct Block {
     total: u32,
     /// Where the entries start, after the master fields.
     entries_at: u32,
+    /// The bytes of Redis's listpack for this node, but for the header, the
+    /// end marker and the live and deleted counts (see [`Block::redis_bytes`]).
+    lp_rest: u32,
     buf: Vec<u8>,
 }
 
@@ -71,6 +74,41 @@ fn read_bytes<'a>(buf: &'a [u8], at: &mut usize) -> &'a [u8] {
     b
 }
 
+/// Bytes an integer takes in a listpack, back length included (Redis's
+/// `lpEncodeGetType` sizes; the back length of entries this small is 1).
+fn lp_int_len(v: i64) -> usize {
+    1 + match v {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        -32768..=32767 => 3,
+        -8_388_608..=8_388_607 => 4,
+        -2_147_483_648..=2_147_483_647 => 5,
+        _ => 9,
+    }
+}
+
+/// Bytes a string takes in a listpack: as an integer if it is a canonical
+/// one, else its header, its bytes and its back length.
+fn lp_str_len(s: &[u8]) -> usize {
+    if let Some(v) = crate::numbers::parse_i64_strict(s) {
+        return lp_int_len(v);
+    }
+    let entry = s.len()
+        + match s.len() {
+            0..=63 => 1,
+            64..=4095 => 2,
+            _ => 5,
+        };
+    let back = match entry {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
+    };
+    entry + back
+}
+
 fn put_bytes(b: &[u8], out: &mut Vec<u8>) {
     write_varint(b.len(), out);
     out.extend_from_slice(b);
@@ -86,12 +124,16 @@ impl Block {
             put_bytes(f, &mut buf);
         }
         let entries_at = buf.len() as u32;
+        let lp_rest = lp_int_len(fields.len() as i64)
+            + fields.iter().map(|(f, _)| lp_str_len(f)).sum::<usize>()
+            + lp_int_len(0);
         let mut block = Block {
             first: id,
             last: id,
             live: 0,
             total: 0,
             entries_at,
+            lp_rest: lp_rest as u32,
             buf,
         };
         block.push(id, fields);
@@ -144,18 +186,43 @@ impl Block {
             .all(|(f, _)| read_bytes(&self.buf, &mut at) == *f)
     }
 
-    /// Bytes an entry would take in this block, roughly (for the size limit).
-    pub fn entry_len(fields: &[(&[u8], &[u8])]) -> usize {
-        3 + fields
-            .iter()
-            .map(|(f, v)| varint_len(f.len()) + f.len() + varint_len(v.len()) + v.len())
-            .sum::<usize>()
+    /// The size of the listpack Redis would hold for this node (its
+    /// `lpBytes`), which Redis's `stream-node-max-bytes` limit is checked
+    /// against: so nodes split where Redis splits them, and an RDB export
+    /// has Redis's nodes.
+    pub fn redis_bytes(&self) -> usize {
+        let deleted = self.total - self.live;
+        7 + lp_int_len(i64::from(self.live))
+            + lp_int_len(i64::from(deleted))
+            + self.lp_rest as usize
+    }
+
+    /// What Redis weighs an entry by against the byte limit: its fields'
+    /// and values' lengths.
+    pub fn raw_len(fields: &[(&[u8], &[u8])]) -> usize {
+        fields.iter().map(|(f, v)| f.len() + v.len()).sum()
     }
 
     /// Appends an entry; `id` must be greater than every id in the block.
     pub fn push(&mut self, id: StreamId, fields: &[(&[u8], &[u8])]) {
         debug_assert!(self.total == 0 || id > self.last);
         let same = self.same_as_master(fields);
+        // Redis's entry: flags, the id's differences from the master id (the
+        // seq one even when the ms differ), the field count and names unless
+        // they are the master's, the values, the element count.
+        let mut lp = lp_int_len(if same { 2 } else { 0 })
+            + lp_int_len(id.ms.wrapping_sub(self.first.ms) as i64)
+            + lp_int_len(id.seq.wrapping_sub(self.first.seq) as i64)
+            + fields.iter().map(|(_, v)| lp_str_len(v)).sum::<usize>();
+        let elements = if same {
+            fields.len() + 3
+        } else {
+            lp += lp_int_len(fields.len() as i64)
+                + fields.iter().map(|(f, _)| lp_str_len(f)).sum::<usize>();
+            2 * fields.len() + 4
+        };
+        lp += lp_int_len(elements as i64);
+        self.lp_rest = self.lp_rest.saturating_add(lp as u32);
         let buf = &mut self.buf;
         buf.push(if same { SAME } else { 0 });
         let dms = id.ms - self.first.ms;
@@ -237,6 +304,28 @@ impl Block {
         true
     }
 
+    /// Marks the entries `ids` (ascending) deleted in one pass over the
+    /// block (loading a node with many deleted entries stays linear);
+    /// returns how many of them were live here.
+    pub fn delete_ascending(&mut self, ids: &[StreamId]) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
+        let mut marks = Vec::new();
+        let mut want = ids.iter().copied().peekable();
+        for slot in self.slots() {
+            while want.next_if(|&id| id < slot.id).is_some() {}
+            if want.next_if_eq(&slot.id).is_some() && !slot.is_deleted() {
+                marks.push(slot.at);
+            }
+        }
+        for &at in &marks {
+            self.buf[at] |= DELETED;
+        }
+        self.live -= marks.len() as u32;
+        marks.len()
+    }
+
     /// The live entries' ids, in order.
     pub fn live_ids(&self) -> impl Iterator<Item = StreamId> + '_ {
         self.slots().filter(|s| !s.is_deleted()).map(|s| s.id)
@@ -307,5 +396,20 @@ mod tests {
             b.live_ids().collect::<Vec<_>>(),
             vec![StreamId::new(5, 1), StreamId::new(9, 0)]
         );
+    }
+
+    #[test]
+    fn delete_ascending_marks_in_one_pass() {
+        let f: &[(&[u8], &[u8])] = &[(b"f", b"v")];
+        let mut b = Block::new(StreamId::new(1, 0), f);
+        for ms in 2..=6 {
+            b.push(StreamId::new(ms, 0), f);
+        }
+        assert!(b.delete(StreamId::new(4, 0)));
+        let ids = [0, 2, 4, 5, 9].map(|ms| StreamId::new(ms, 0));
+        assert_eq!(b.delete_ascending(&ids), 2);
+        assert_eq!(b.live(), 3);
+        let live: Vec<u64> = b.live_ids().map(|id| id.ms).collect();
+        assert_eq!(live, vec![1, 3, 6]);
     }
 }
