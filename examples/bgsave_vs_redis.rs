@@ -64,7 +64,7 @@ use hdrhistogram::Histogram;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{forkless_binary, run_bounded};
+use support::{forkless_binary, run_bounded, Rng};
 
 /// Compare forkless with redis-server side by side.
 #[derive(FromArgs)]
@@ -301,28 +301,6 @@ impl Pipeline {
         self.buf.clear();
         self.pending = 0;
         Ok(())
-    }
-}
-
-/// xorshift64: the same data in both servers, run after run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// `n` bytes in 1..=255.
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() % 255) as u8 + 1).collect()
-    }
-
-    /// `n` lowercase letters.
-    fn letters(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| b'a' + (self.next() % 26) as u8).collect()
     }
 }
 

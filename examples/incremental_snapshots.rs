@@ -15,7 +15,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Result, Server};
+use support::{Result, Rng, Server};
 
 struct Args {
     keys: u64,
@@ -41,27 +41,12 @@ fn parse_args() -> Result<Args> {
     Ok(args)
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn value(&mut self) -> Vec<u8> {
-        (0..100).map(|_| b'!' + (self.next() % 94) as u8).collect()
-    }
-}
-
 /// Sets the keys with the given indices to fresh random values, pipelined.
 fn write_keys(con: &mut redis::Connection, rng: &mut Rng, keys: &[u64]) -> Result<()> {
     for chunk in keys.chunks(10_000) {
         let mut mset = redis::cmd("MSET");
         for i in chunk {
-            mset.arg(format!("key:{i:012}")).arg(rng.value());
+            mset.arg(format!("key:{i:012}")).arg(rng.printable(100));
         }
         let _: () = mset.query(con)?;
     }

@@ -18,6 +18,8 @@
 
 use std::time::{Duration, Instant};
 
+mod support;
+
 use argh::FromArgs;
 use bytes::Bytes;
 use forkless::keyspace::encodings::Encodings;
@@ -26,6 +28,7 @@ use forkless::keyspace::{Keyspace, Value};
 use forkless::persistence::format::{BlockHeader, Codec, BLOCK_HEADER_LEN, HEADER_LEN};
 use forkless::persistence::loader::{load_from, load_from_with};
 use forkless::persistence::writer::{save_to, write_body, Progress};
+use support::Rng;
 
 /// Measure snapshot format v2's codec and loader choices.
 #[derive(FromArgs)]
@@ -36,18 +39,6 @@ struct Opts {
     /// runs of each timing, the best is kept (default 3)
     #[argh(option, default = "3")]
     runs: usize,
-}
-
-/// xorshift64: the same data run after run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 const WORDS: [&str; 16] = [

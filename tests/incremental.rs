@@ -8,19 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{info_persistence, q, Server};
-
-fn wait_bgsave(con: &mut redis::Connection) -> BTreeMap<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let info = info_persistence(con);
-        if info.get("rdb_bgsave_in_progress").map(String::as_str) == Some("0") {
-            return info;
-        }
-        assert!(Instant::now() < deadline, "BGSAVE did not finish: {info:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use common::{q, wait_bgsave, Server};
 
 fn bgsave(con: &mut redis::Connection, args: &[&str]) -> BTreeMap<String, String> {
     let mut all = vec!["BGSAVE"];

@@ -12,23 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{info_persistence, q, Server, BIN};
+use common::{info_persistence, q, wait_bgsave, Server, BIN};
 
 const FIXTURE_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump-v1.rdb");
 const FIXTURE_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dump-v2.rdb");
-
-/// Waits (bounded) until no background save runs; returns INFO persistence.
-fn wait_bgsave(con: &mut redis::Connection) -> BTreeMap<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let info = info_persistence(con);
-        if info.get("rdb_bgsave_in_progress").map(String::as_str) == Some("0") {
-            return info;
-        }
-        assert!(Instant::now() < deadline, "BGSAVE did not finish: {info:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Keys seeded by [`seed`]: (db, key) -> (type, TTL wanted).
 const DBS: [u32; 3] = [0, 1, 7];

@@ -10,6 +10,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// xorshift64: the same data in both servers, run after run.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `n` bytes in 1..=255.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() % 255) as u8 + 1).collect()
+    }
+
+    /// `n` lowercase letters.
+    pub fn letters(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| b'a' + (self.next() % 26) as u8).collect()
+    }
+
+    /// `n` printable ASCII bytes (`!` to `~`).
+    pub fn printable(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| b'!' + (self.next() % 94) as u8).collect()
+    }
+}
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, BoxError>;
 

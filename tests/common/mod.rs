@@ -235,6 +235,19 @@ pub fn info_persistence(c: &mut redis::Connection) -> std::collections::BTreeMap
         .collect()
 }
 
+/// Waits (bounded) until no background save runs; returns INFO persistence.
+pub fn wait_bgsave(c: &mut redis::Connection) -> std::collections::BTreeMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = info_persistence(c);
+        if info.get("rdb_bgsave_in_progress").map(String::as_str) == Some("0") {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "BGSAVE did not finish: {info:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The Python of a venv at target/redis-py-venv with redis-py installed,
 /// made on first use; `None` (with a note) when that is not possible.
 pub fn venv_python() -> Option<PathBuf> {

@@ -164,10 +164,10 @@ fn a_small_change_writes_a_small_delta_and_a_chain_compacts() {
     assert!(delta_sizes.iter().any(|(d, _)| !d), "{delta_sizes:?}");
 }
 
-#[test]
-fn a_corrupt_delta_is_refused_and_names_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.rdb");
+/// A base of key `a` in `dir`, then a delta adding `b`: the live keyspace
+/// and the second save.
+fn base_and_delta(dir: &Path) -> (PathBuf, Keyspace, SaveDone) {
+    let dump = dir.join("dump.rdb");
     let mut live = Keyspace::new(1);
     live.db_mut(0)
         .insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
@@ -178,6 +178,13 @@ fn a_corrupt_delta_is_refused_and_names_the_file() {
         .insert(Bytes::from("b"), Value::Str(Bytes::from("2")), None);
     let done = save(&live, &dump, 0, &Progress::default(), plan(&saved, 100.0)).unwrap();
     assert!(done.delta);
+    (dump, live, done)
+}
+
+#[test]
+fn a_corrupt_delta_is_refused_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dump, _, done) = base_and_delta(dir.path());
     let name = &done.saved.unwrap().chain.deltas[0].name;
     let path = dir.path().join(name);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -199,16 +206,7 @@ fn a_corrupt_delta_is_refused_and_names_the_file() {
 #[test]
 fn a_manifest_naming_another_base_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("dump.rdb");
-    let mut live = Keyspace::new(1);
-    live.db_mut(0)
-        .insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
-    let saved = save(&live, &dump, 0, &Progress::default(), plan(&None, 0.5))
-        .unwrap()
-        .saved;
-    live.db_mut(0)
-        .insert(Bytes::from("b"), Value::Str(Bytes::from("2")), None);
-    save(&live, &dump, 0, &Progress::default(), plan(&saved, 100.0)).unwrap();
+    let (dump, mut live, _) = base_and_delta(dir.path());
     // A full save that crashed after renaming the new base, before its manifest.
     live.db_mut(0)
         .insert(Bytes::from("c"), Value::Str(Bytes::from("3")), None);
