@@ -143,6 +143,10 @@ fn rewrite(state: &State, db: usize, name: &str, args: &[Bytes], reply: &Reply) 
             Reply::Bulk(v) => vec![vec![b("HSET"), key(), args[2].clone(), v.clone()]],
             _ => vec![args.to_vec()],
         },
+        // A count that took the whole set: Redis sends DEL.
+        "spop" if args.len() > 2 && expire_of(state, db, &args[1]).is_none() => {
+            vec![vec![b("DEL"), key()]]
+        }
         "spop" => {
             let members: Vec<Bytes> = match reply {
                 Reply::Bulk(m) => vec![m.clone()],
