@@ -210,13 +210,16 @@ async fn stream_to_replica(
     let mut parser = RequestParser::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut shutdown = shared.shutdown.subscribe();
+    // Once online, always online: the flag is read under the lock only until then.
+    let mut online = false;
     loop {
-        let online = shared
-            .lock()
-            .repl
-            .replicas
-            .iter()
-            .any(|r| r.client_id == client.id && r.state == SyncState::Online);
+        online = online
+            || shared
+                .lock()
+                .repl
+                .replicas
+                .iter()
+                .any(|r| r.client_id == client.id && r.state == SyncState::Online);
         if online {
             match out.take() {
                 Some(bytes) if !bytes.is_empty() => {
