@@ -149,7 +149,13 @@ fn sentinel_promotes_a_replica_and_a_redis_py_client_loses_no_acknowledged_write
         String::from_utf8_lossy(&output.stderr)
     );
 
-    // One replica was promoted; the other follows it.
+    // One replica was promoted (every Sentinel hears of it); the other follows it.
+    let old_port = primary.port.to_string();
+    assert!(wait_until(Duration::from_secs(30), || {
+        sentinels
+            .iter()
+            .all(|s| field(&sentinel_master(s), "port") != old_port)
+    }));
     let m = sentinel_master(&sentinels[0]);
     let new_port: u16 = field(&m, "port").parse().unwrap();
     let (promoted, other) = if new_port == r1.port {
