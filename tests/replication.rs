@@ -331,3 +331,76 @@ fn a_replica_joining_under_a_50_client_write_load_gives_no_write_errors() {
     converge(&primary, &[&replica]);
     assert_eq!(capture(&mut replica.client()), capture(&mut p));
 }
+
+#[test]
+fn a_replica_without_its_primary_serves_stale_data_or_masterdown() {
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let replica = Server::start();
+    let mut c = replica.client();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let _: () = q(&mut c, &["REPLICAOF", "127.0.0.1", &gone.to_string()]);
+    assert_eq!(
+        info_field(&mut c, "replication", "master_link_status"),
+        "down"
+    );
+    // replica-serve-stale-data yes (the default): the old data set is served.
+    let v: String = q(&mut c, &["GET", "k"]);
+    assert_eq!(v, "v");
+    let _: () = q(&mut c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    assert_eq!(
+        error(&mut c, &["GET", "k"]),
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+    );
+    // Commands Redis flags `stale` still run.
+    let role: Vec<redis::Value> = q(&mut c, &["ROLE"]);
+    assert_eq!(role.len(), 5);
+    let same: String = q(&mut c, &["REPLICAOF", "127.0.0.1", &gone.to_string()]);
+    assert_eq!(same, "OK Already connected to specified master");
+    let _: () = q(&mut c, &["REPLICAOF", "NO", "ONE"]);
+    let v: String = q(&mut c, &["GET", "k"]);
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn a_redis_rdb_from_a_redis_primary_is_refused_with_a_clear_log_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--repl-diskless-sync-delay", "0", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let replica = Server::start();
+    let mut c = replica.client();
+    let ok = wait_until(Duration::from_secs(10), || {
+        q::<String>(&mut c, &["REPLICAOF", "127.0.0.1", &port.to_string()]) == "OK"
+    });
+    let refused = replica.log_eventually_contains(
+        "a forkless replica loads only forkless snapshots",
+        Duration::from_secs(20),
+    );
+    let _ = redis.kill();
+    let _ = redis.wait();
+    assert!(ok && refused, "{}", replica.log());
+    assert_eq!(
+        info_field(&mut c, "replication", "master_link_status"),
+        "down"
+    );
+}

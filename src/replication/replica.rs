@@ -219,7 +219,11 @@ fn full_sync(
     replid: String,
     offset: u64,
 ) -> LinkResult<()> {
-    let header = conn.line()?;
+    // A primary may send newlines as keepalives before the payload.
+    let mut header = conn.line()?;
+    while header.is_empty() {
+        header = conn.line()?;
+    }
     let (dir, databases, limits) = {
         let c = shared.config();
         (c.dir.clone(), c.databases, crate::state::encodings_of(&c))
