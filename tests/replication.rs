@@ -404,3 +404,33 @@ fn a_redis_rdb_from_a_redis_primary_is_refused_with_a_clear_log_line() {
         "down"
     );
 }
+
+#[test]
+fn a_replica_hides_expired_keys_and_deletes_them_when_its_primary_says() {
+    let primary = Server::start_with(&["--save", "", "--config", "enable-debug-command yes"]);
+    let replica = replica_of(&primary);
+    let mut p = primary.client();
+    let _: () = q(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let _: () = q(&mut p, &["SET", "t", "v", "PX", "150"]);
+    let _: () = q(&mut p, &["SET", "keep", "v"]);
+    converge(&primary, &[&replica]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut r = replica.client();
+    // Logically expired: not served, but still held (no DEL came yet).
+    let v: Option<String> = q(&mut r, &["GET", "t"]);
+    assert_eq!(v, None);
+    let n: i64 = q(&mut r, &["EXISTS", "t"]);
+    assert_eq!(n, 0);
+    assert_eq!(
+        info_field(&mut r, "keyspace", "db0").split(',').next(),
+        Some("keys=2")
+    );
+    // The primary's lazy expiry sends the DEL.
+    let v: Option<String> = q(&mut p, &["GET", "t"]);
+    assert_eq!(v, None);
+    converge(&primary, &[&replica]);
+    assert_eq!(
+        info_field(&mut r, "keyspace", "db0").split(',').next(),
+        Some("keys=1")
+    );
+}

@@ -337,6 +337,8 @@ pub fn execute_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// Runs one command and returns its reply. The caller holds the state lock.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     ctx.state.repl.begin_command();
+    let mode = ctx.state.repl.expiry_mode(ctx.client.repl.is_master);
+    ctx.state.keyspace.set_expiry_mode(mode);
     let reply = match dispatch(ctx, args) {
         Ok(reply) => reply,
         Err(e) => e.to_reply(),

@@ -323,6 +323,18 @@ impl Replication {
         self.master.is_some()
     }
 
+    /// How a command's lookups treat expired keys: a replica's clients do
+    /// not see them, its primary's link does, and neither deletes them.
+    #[inline]
+    pub fn expiry_mode(&self, from_master: bool) -> crate::keyspace::ExpiryMode {
+        use crate::keyspace::ExpiryMode;
+        match (self.master.is_some(), from_master) {
+            (false, _) => ExpiryMode::Delete,
+            (true, false) => ExpiryMode::Hide,
+            (true, true) => ExpiryMode::Keep,
+        }
+    }
+
     /// Whether this server produces a stream of its own: a primary with a
     /// backlog (made when the first replica attached).
     #[inline]
