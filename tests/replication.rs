@@ -434,3 +434,20 @@ fn a_replica_hides_expired_keys_and_deletes_them_when_its_primary_says() {
         Some("keys=1")
     );
 }
+
+#[test]
+fn publish_reaches_a_replica_s_subscribers() {
+    let primary = Server::start();
+    let replica = replica_of(&primary);
+    converge(&primary, &[&replica]);
+    let mut sub = replica.client();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("news").unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _: i64 = q(&mut primary.client(), &["PUBLISH", "news", "hello"]);
+    let msg = pubsub.get_message().unwrap();
+    let payload: String = msg.get_payload().unwrap();
+    assert_eq!(payload, "hello");
+}

@@ -423,8 +423,9 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let result = (spec.handler)(ctx, args);
     // Small values a write unpacked are packed again before anyone else looks.
     ctx.state.keyspace.settle();
-    // As Redis's call(): a command that changed something is propagated.
-    if ctx.state.dirty != dirty_before && ctx.state.repl.propagating() {
+    // As Redis's call(): a command that changed something is propagated;
+    // PUBLISH always is, so a replica's subscribers hear it too.
+    if (ctx.state.dirty != dirty_before || spec.name == "publish") && ctx.state.repl.propagating() {
         if let Ok(reply) = &result {
             let db = ctx.client.db;
             crate::replication::propagate::command(
