@@ -49,9 +49,14 @@ pub struct ReplicaOut {
     pub ready: tokio::sync::Notify,
 }
 
+/// Chunks of the buffered stream: appending never copies what is held (as
+/// a doubling vector would), and the slack is at most one chunk.
+const OUT_CHUNK: usize = 64 * 1024;
+
 #[derive(Debug, Default)]
 struct OutInner {
-    buf: Vec<u8>,
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    len: usize,
     dropped: bool,
     watch: crate::limits::ObufWatch,
 }
@@ -68,11 +73,26 @@ impl ReplicaOut {
         if out.dropped {
             return false;
         }
-        out.buf.extend_from_slice(data);
-        let pending = out.buf.len() as u64;
+        let mut data = data;
+        while !data.is_empty() {
+            let room = out.chunks.back().map_or(0, |c| c.capacity() - c.len());
+            if room == 0 {
+                out.chunks
+                    .push_back(Vec::with_capacity(OUT_CHUNK.max(data.len().min(1 << 20))));
+                continue;
+            }
+            let n = room.min(data.len());
+            if let Some(last) = out.chunks.back_mut() {
+                last.extend_from_slice(&data[..n]);
+            }
+            out.len += n;
+            data = &data[n..];
+        }
+        let pending = out.len as u64;
         if out.watch.exceeded(limit, pending, Instant::now()) {
             out.dropped = true;
-            out.buf = Vec::new();
+            out.chunks = Default::default();
+            out.len = 0;
             drop(out);
             tracing::warn!(
                 "Client scheduled to be closed ASAP for overcoming of output buffer limits (replica, {pending} bytes)."
@@ -86,17 +106,18 @@ impl ReplicaOut {
     }
 
     /// Takes what is buffered; `None` once the replica was dropped.
-    pub fn take(&self) -> Option<Vec<u8>> {
+    pub fn take(&self) -> Option<std::collections::VecDeque<Vec<u8>>> {
         let mut out = self.lock();
         if out.dropped {
             return None;
         }
-        Some(std::mem::take(&mut out.buf))
+        out.len = 0;
+        Some(std::mem::take(&mut out.chunks))
     }
 
     /// Bytes waiting to be sent.
     pub fn pending(&self) -> usize {
-        self.lock().buf.len()
+        self.lock().len
     }
 
     pub fn drop_link(&self) {
@@ -736,4 +757,62 @@ pub fn info_fields(state: &crate::state::State) -> Vec<(String, String)> {
     put("repl_backlog_first_byte_offset", first.to_string());
     put("repl_backlog_histlen", len.to_string());
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_output_keeps_order_and_drops_past_the_hard_limit() {
+        let out = ReplicaOut::default();
+        let limit = ObufLimit {
+            hard: 200_000,
+            soft: 0,
+            soft_seconds: 0,
+        };
+        let mut sent = Vec::new();
+        for i in 0..1000u32 {
+            let piece = vec![(i % 251) as u8; (i % 97) as usize + 1];
+            assert!(out.push(&piece, &limit));
+            sent.extend_from_slice(&piece);
+        }
+        assert_eq!(out.pending(), sent.len());
+        let got: Vec<u8> = out.take().unwrap().into_iter().flatten().collect();
+        assert_eq!(got, sent);
+        assert_eq!(out.pending(), 0);
+        assert!(!out.push(&vec![0; 200_001], &limit));
+        assert!(out.is_dropped());
+        assert!(out.take().is_none());
+    }
+
+    #[test]
+    fn several_ops_of_one_command_become_one_transaction() {
+        let mut r = Replication::default();
+        r.ensure_backlog();
+        r.begin_command();
+        r.push_op(
+            0,
+            vec![Bytes::from("SET"), Bytes::from("a"), Bytes::from("1")],
+        );
+        r.push_op(0, vec![Bytes::from("DEL"), Bytes::from("b")]);
+        r.end_command();
+        r.begin_command();
+        r.push_op(2, vec![Bytes::from("INCR"), Bytes::from("n")]);
+        r.end_command();
+        let b = r.backlog.as_ref().unwrap();
+        let text = String::from_utf8(b.since(1).unwrap()).unwrap();
+        let words: Vec<&str> = text
+            .split("\r\n")
+            .filter(|w| !w.starts_with('*') && !w.starts_with('$') && !w.is_empty())
+            .collect();
+        assert_eq!(
+            words,
+            [
+                "SELECT", "0", "MULTI", "SET", "a", "1", "DEL", "b", "EXEC", "SELECT", "2", "INCR",
+                "n"
+            ]
+        );
+        assert_eq!(r.offset as usize, text.len());
+    }
 }

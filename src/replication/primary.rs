@@ -222,9 +222,11 @@ async fn stream_to_replica(
                 .any(|r| r.client_id == client.id && r.state == SyncState::Online);
         if online {
             match out.take() {
-                Some(bytes) if !bytes.is_empty() => {
-                    stream.write_all(&bytes).await?;
-                    NetStats::add(&shared.net.net_output_bytes, bytes.len() as u64);
+                Some(chunks) if !chunks.is_empty() => {
+                    for chunk in chunks {
+                        stream.write_all(&chunk).await?;
+                        NetStats::add(&shared.net.net_output_bytes, chunk.len() as u64);
+                    }
                     continue;
                 }
                 Some(_) => {}
