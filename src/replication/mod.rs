@@ -640,6 +640,11 @@ pub async fn cron(shared: Arc<crate::state::Shared>) {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         ticks += 1;
+        // A running script holds the lock: skip the tick rather than park
+        // this worker in the lock (it would starve SCRIPT KILL).
+        if shared.scripts.running().is_some() {
+            continue;
+        }
         let settings = ticks
             .is_multiple_of(10)
             .then(|| Settings::of(&shared.config()));

@@ -182,7 +182,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let id = client.id;
     let result = stream_to_replica(shared, stream, client, handoff).await;
-    shared.lock().repl.detach(id);
+    lock(shared).await.repl.detach(id);
     if let Err(e) = &result {
         tracing::info!("Connection with replica {} lost: {e}", client.addr);
     }
@@ -214,8 +214,8 @@ async fn stream_to_replica(
     let mut online = false;
     loop {
         online = online
-            || shared
-                .lock()
+            || lock(shared)
+                .await
                 .repl
                 .replicas
                 .iter()
@@ -241,10 +241,12 @@ async fn stream_to_replica(
                 if n? == 0 {
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
-                read_acks(shared, client.id, &mut parser, &mut rbuf)?;
+                if let Some(off) = read_acks(&mut parser, &mut rbuf)? {
+                    lock(shared).await.repl.ack(client.id, off);
+                }
             }
             _ = tick.tick() => {
-                let mut state = shared.lock();
+                let mut state = lock(shared).await;
                 let timeout = state.repl.settings.timeout;
                 if let Some(r) = state.repl.replica_mut(client.id) {
                     if r.state == SyncState::Online && r.last_ack.elapsed().as_secs() > timeout {
@@ -266,13 +268,8 @@ fn dropped() -> std::io::Error {
     std::io::Error::other("replica dropped for its output buffer limit")
 }
 
-/// REPLCONF ACK lines from the replica.
-fn read_acks(
-    shared: &Shared,
-    client_id: u64,
-    parser: &mut RequestParser,
-    rbuf: &mut BytesMut,
-) -> std::io::Result<()> {
+/// The highest offset of the REPLCONF ACK lines from the replica.
+fn read_acks(parser: &mut RequestParser, rbuf: &mut BytesMut) -> std::io::Result<Option<u64>> {
     let mut acks = Vec::new();
     loop {
         match parser.next(rbuf, 1 << 20) {
@@ -293,10 +290,16 @@ fn read_acks(
             Err(e) => return Err(std::io::Error::other(e.to_string())),
         }
     }
-    if let Some(&off) = acks.iter().max() {
-        shared.lock().repl.ack(client_id, off);
+    Ok(acks.into_iter().max())
+}
+
+/// Locks the state from a task, never parking its worker thread behind a
+/// running script (which holds the lock for as long as it runs).
+async fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
+    while shared.scripts.running().is_some() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    Ok(())
+    shared.lock()
 }
 
 async fn send_snapshot(
@@ -335,7 +338,7 @@ async fn send_snapshot(
     }
     stream.write_all(mark.as_bytes()).await?;
     NetStats::add(&shared.net.net_output_bytes, sent + 40);
-    let mut state = shared.lock();
+    let mut state = lock(shared).await;
     if let Some(r) = state.repl.replica_mut(client.id) {
         r.state = SyncState::WaitAck;
         r.last_ack = Instant::now();

@@ -46,7 +46,6 @@ pub fn start(shared: Arc<Shared>, link: Arc<MasterLink>, apply: ApplyFn) {
                 s.sync_in_progress = false;
                 s.state = "connect";
             });
-            shared.loading.end();
             // Reconnect once a second, as Redis's replication cron does.
             for _ in 0..10 {
                 if link.is_cancelled() {
@@ -143,6 +142,9 @@ fn session(shared: &Shared, link: &MasterLink, apply: ApplyFn, db: &mut usize) -
         let id = rest.trim().to_string();
         tracing::info!("Successful partial resynchronization with master.");
         let mut state = shared.lock();
+        if link.is_cancelled() {
+            return Err("replication cancelled".into());
+        }
         if !id.is_empty() {
             state.repl.continued_with(id);
         } else {
@@ -232,7 +234,9 @@ fn full_sync(
     let received = receive_payload(link, conn, &header, &path);
     let result = received.and_then(|bytes| {
         tracing::info!("MASTER <-> REPLICA sync: received {bytes} bytes of snapshot; loading");
-        load_and_install(shared, &path, bytes, databases, limits, replid, offset)
+        load_and_install(
+            shared, link, &path, bytes, databases, limits, replid, offset,
+        )
     });
     let _ = std::fs::remove_file(&path);
     result
@@ -321,8 +325,10 @@ fn receive_payload(
     Ok(written)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn load_and_install(
     shared: &Shared,
+    link: &MasterLink,
     path: &std::path::Path,
     bytes: u64,
     databases: usize,
@@ -349,6 +355,10 @@ fn load_and_install(
     };
     {
         let mut state = shared.lock();
+        if link.is_cancelled() {
+            shared.loading.end();
+            return Err("replication cancelled".into());
+        }
         let old = std::mem::replace(&mut state.keyspace, loaded.keyspace);
         let codes = state.keyspace.functions().to_vec();
         if let Err(e) = state.scripting.install_libraries(&codes) {
@@ -466,8 +476,11 @@ fn apply_stream(
         let mut getack = false;
         {
             let mut state = shared.lock();
-            let now_ms = crate::keyspace::unix_ms();
-            let _ = now_ms;
+            // REPLICAOF cancels under the lock: nothing from this link
+            // lands after it.
+            if link.is_cancelled() {
+                return Ok(());
+            }
             let mut at = 0usize;
             for (cmd, len) in commands {
                 let bytes = &raw[at..at + len];
