@@ -337,6 +337,7 @@ pub fn execute_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 /// Runs one command and returns its reply. The caller holds the state lock.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     ctx.state.repl.begin_command();
+    let offset_before = ctx.state.repl.offset;
     let mode = ctx.state.repl.expiry_mode(ctx.client.repl.is_master);
     ctx.state.keyspace.set_expiry_mode(mode);
     let reply = match dispatch(ctx, args) {
@@ -353,6 +354,9 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     // The command's writes (several as one MULTI/EXEC) go out before the
     // pops of the clients it unblocks.
     ctx.state.repl.end_command();
+    if ctx.state.repl.offset != offset_before {
+        ctx.client.repl.write_offset = ctx.state.repl.offset;
+    }
     if ctx.state.blocking.has_ready() {
         let now = ctx.now_ms;
         blocking::serve_ready(ctx.state, now);

@@ -216,7 +216,7 @@ fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if timeout < 0 {
         return Err(CommandError::TimeoutNegative);
     }
-    let offset = ctx.state.repl.offset;
+    let offset = ctx.client.repl.write_offset;
     let acked = ctx.state.repl.acked(offset);
     if acked as i64 >= needed || !ctx.may_block {
         return Ok(Reply::Integer(acked as i64));

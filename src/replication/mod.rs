@@ -32,6 +32,9 @@ pub struct ClientRepl {
     /// The replica's link to its primary: its writes pass READONLY and are
     /// not propagated again.
     pub is_master: bool,
+    /// The stream offset after this client's last propagated write: what
+    /// its WAIT waits for (Redis's `c->woff`).
+    pub write_offset: u64,
     /// REPLCONF listening-port and ip-address of a replica in its handshake.
     pub listening_port: u16,
     pub announced_ip: Option<String>,
