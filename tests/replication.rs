@@ -451,3 +451,71 @@ fn publish_reaches_a_replica_s_subscribers() {
     let payload: String = msg.get_payload().unwrap();
     assert_eq!(payload, "hello");
 }
+
+#[test]
+fn a_replica_past_its_output_buffer_limit_is_dropped_and_syncs_again() {
+    let primary = Server::start();
+    let mut p = primary.client();
+    let mut pipe = redis::pipe();
+    for i in 0..50_000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut p).unwrap();
+    let _: () = q(
+        &mut p,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 65536 0 0",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut c = primary.client();
+        std::thread::spawn(move || {
+            let value = vec![b'x'; 4096];
+            for round in 0..2000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                for i in 0..20 {
+                    pipe.cmd("SET").arg(format!("w{i}")).arg(&value).ignore();
+                }
+                let _: () = pipe.query(&mut c).unwrap();
+                if round % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let replica = replica_of(&primary);
+    let dropped = primary.log_eventually_contains(
+        "overcoming of output buffer limits (replica",
+        Duration::from_secs(30),
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(dropped, "{}", primary.log());
+    // With room again, the replica's next attempt completes.
+    let _: () = q(
+        &mut p,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 268435456 67108864 60",
+        ],
+    );
+    converge(&primary, &[&replica]);
+    let mut r = replica.client();
+    let size: i64 = q(&mut p, &["DBSIZE"]);
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), size);
+    let keys: Vec<String> = (0..20).map(|i| format!("w{i}")).collect();
+    let mget = |c: &mut redis::Connection| -> Vec<Option<Vec<u8>>> {
+        redis::cmd("MGET").arg(&keys).query(c).unwrap()
+    };
+    assert_eq!(mget(&mut r), mget(&mut p));
+}
