@@ -189,6 +189,7 @@ pub fn serve_ready(state: &mut State, now_ms: i64) {
             let (serve, db, args) = (w.serve, w.db, w.args.clone());
             match serve(state, db, &args, &slot.1, now_ms) {
                 Some(reply) => {
+                    crate::replication::propagate::served(state, db, &args, &reply);
                     if let Some(waiter) = state.blocking.take(id) {
                         // A send fails only if the client went away meanwhile; the
                         // command already ran, as it would have for a live client.

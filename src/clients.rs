@@ -46,6 +46,9 @@ pub struct ClientState {
     /// The query buffer's size at the last read, for `tot-mem` and
     /// `maxmemory-clients`.
     pub query_buffer_bytes: usize,
+    /// The connection's part in replication (a replica's handshake, the
+    /// link from a primary).
+    pub repl: crate::replication::ClientRepl,
 }
 
 impl ClientState {
@@ -70,6 +73,7 @@ impl ClientState {
             tx: Default::default(),
             subs: Default::default(),
             query_buffer_bytes: 0,
+            repl: Default::default(),
         }
     }
 
@@ -118,7 +122,16 @@ pub struct ClientInfo {
     pub memory: AtomicU64,
     /// CLIENT NO-EVICT on: never evicted for `maxmemory-clients`.
     pub no_evict: std::sync::atomic::AtomicBool,
+    /// What the connection is for CLIENT LIST/KILL TYPE: one of the
+    /// `KIND_*` constants.
+    pub kind: std::sync::atomic::AtomicU8,
 }
+
+/// A client's type, as CLIENT LIST and CLIENT KILL TYPE name them.
+pub const KIND_NORMAL: u8 = 0;
+pub const KIND_REPLICA: u8 = 1;
+pub const KIND_MASTER: u8 = 2;
+pub const KIND_PUBSUB: u8 = 3;
 
 #[derive(Debug, Clone)]
 pub struct ClientSnapshot {
@@ -148,6 +161,21 @@ impl ClientInfo {
 
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Relaxed)
+    }
+
+    /// The client's `KIND_*`: a subscribed normal client counts as pubsub.
+    pub fn kind(&self) -> u8 {
+        match self.kind.load(Ordering::Relaxed) {
+            KIND_NORMAL => {
+                let s = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+                if s.sub + s.psub > 0 {
+                    KIND_PUBSUB
+                } else {
+                    KIND_NORMAL
+                }
+            }
+            k => k,
+        }
     }
 
     pub fn snapshot(&self) -> ClientSnapshot {
@@ -231,6 +259,7 @@ impl ClientRegistry {
             fd: std::sync::atomic::AtomicI64::new(-1),
             memory: AtomicU64::new(0),
             no_evict: std::sync::atomic::AtomicBool::new(false),
+            kind: std::sync::atomic::AtomicU8::new(KIND_NORMAL),
         });
         self.lock().insert(id, info.clone());
         info

@@ -233,6 +233,13 @@ fn directive_lines(param: &Param, config: &Config) -> Vec<String> {
             .collect();
     }
     let value = param.get(config);
+    // As Redis: `replicaof host port` on a replica, no line on a primary.
+    if param.name == "replicaof" {
+        return match value.is_empty() {
+            true => Vec::new(),
+            false => vec![format!("replicaof {value}")],
+        };
+    }
     let quoted = matches!(param.role, Role::Stored(Kind::Str) | Role::Fixed)
         || value.is_empty()
         || (!param.multi_word && value.contains(|c: char| c.is_whitespace() || c == '"'));
@@ -292,7 +299,7 @@ pub fn rewritten(original: &str, config: &Config) -> String {
         let new = directive_lines(param, config);
         match positions.split_first() {
             Some((first, rest)) => {
-                lines[*first] = Some(new.join("\n"));
+                lines[*first] = (!new.is_empty()).then(|| new.join("\n"));
                 for i in rest {
                     lines[*i] = None;
                 }

@@ -70,6 +70,10 @@ pub struct Args {
     #[argh(option)]
     pub protected_mode: Option<String>,
 
+    /// replicate from a primary, given as "<host> <port>" (default: none)
+    #[argh(option)]
+    pub replicaof: Option<String>,
+
     #[argh(subcommand)]
     pub command: Option<SubCommand>,
 }
@@ -229,7 +233,7 @@ impl Config {
             }
             config.config_file = Some(std::fs::canonicalize(path).unwrap_or(path.clone()));
         }
-        let flags: [(&str, Option<String>); 10] = [
+        let flags: [(&str, Option<String>); 11] = [
             ("port", args.port.map(|v| v.to_string())),
             ("bind", args.bind.clone()),
             ("dir", args.dir.clone()),
@@ -240,6 +244,7 @@ impl Config {
             ("loglevel", args.loglevel.clone()),
             ("requirepass", args.requirepass.clone()),
             ("protected-mode", args.protected_mode.clone()),
+            ("replicaof", args.replicaof.clone()),
         ];
         for (name, value) in flags {
             if let Some(value) = value {

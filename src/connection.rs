@@ -115,6 +115,10 @@ async fn run(
             return Ok(());
         }
         flush(shared, stream, &mut wbuf, client).await?;
+        if let Some(handoff) = client.repl.handoff.take() {
+            // PSYNC/SYNC answered: the connection now carries the stream.
+            return crate::replication::primary::serve(shared, stream, client, handoff).await;
+        }
         if client.close_after_reply || client.info.killed.load(Ordering::Relaxed) {
             return Ok(());
         }

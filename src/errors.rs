@@ -86,6 +86,12 @@ pub enum CommandError {
     BadDataFormat,
     #[error("LOADING Redis is loading the dataset in memory")]
     Loading,
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnlyReplica,
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
+    #[error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.")]
+    MasterDown,
     /// Any other message; the text is sent as is and must carry its own prefix
     /// (`ERR `, `NOPROTO `, ...).
     #[error("{0}")]

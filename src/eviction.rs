@@ -274,6 +274,7 @@ fn evict(state: &mut State, db: usize, key: &[u8], now_ms: i64) -> Option<u64> {
     let measured = before.saturating_sub(crate::alloc::used_memory());
     let newly_pinned = pinned::bytes().saturating_sub(pinned_before);
     state.eviction.evicted_keys += 1;
+    crate::replication::propagate::deleted(state, db, key, false);
     state.key_changed(db, crate::pubsub::notify::EVICTED, "evicted", key, now_ms);
     // A record only a snapshot still holds frees nothing now but counts as
     // freed: its bytes moved to the pinned figure.

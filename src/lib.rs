@@ -37,6 +37,8 @@
 //! - [`alloc`]: the memory allocator chosen at build time and its statistics.
 //! - [`alloc_count`]: the counting layer over it: `used_memory` in nanoseconds.
 //! - [`eviction`]: maxmemory, the eviction policies and their sampled pool.
+//! - [`replication`]: the replication stream, its backlog, a replica's sync
+//!   from the O(1) snapshot and a replica's link to its primary.
 
 pub mod alloc;
 pub mod alloc_count;
@@ -62,6 +64,7 @@ pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
+pub mod replication;
 pub mod reply;
 pub mod rng;
 pub mod scripting;
@@ -97,6 +100,7 @@ pub enum StartError {
 pub async fn run_server(config: Config) -> Result<(), StartError> {
     alloc::set_background_thread(config.jemalloc_bg_thread);
     let shared = Arc::new(Shared::new(config));
+    let _ = shared.me.set(Arc::downgrade(&shared));
     alloc::mark_startup();
     let listeners = server::bind(&shared).await.map_err(StartError::Bind)?;
     let port = shared.bound_port.load(std::sync::atomic::Ordering::Relaxed);
@@ -116,6 +120,7 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
         return Err(StartError::Load(e));
     }
     spawn_signal_handler(shared.clone());
+    start_configured_replica(&shared);
     tracing::info!(
         "forkless {} ready to accept connections tcp port={port}",
         env!("CARGO_PKG_VERSION")
@@ -135,6 +140,27 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
     result.map_err(StartError::Save)?;
     tracing::info!("forkless is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// The `replicaof` directive (config file or command line): replicate from
+/// the start, as Redis does.
+fn start_configured_replica(shared: &Arc<Shared>) {
+    let target = shared
+        .config()
+        .extra
+        .get("replicaof")
+        .cloned()
+        .unwrap_or_default();
+    let mut words = target.split_whitespace();
+    if let (Some(host), Some(port)) = (words.next(), words.next()) {
+        match port.parse::<u16>() {
+            Ok(port) => {
+                let mut state = shared.lock();
+                commands::replication::start_replica(shared, &mut state, host.to_string(), port);
+            }
+            Err(_) => tracing::warn!("replicaof: invalid master port '{port}'"),
+        }
+    }
 }
 
 fn spawn_signal_handler(shared: Arc<Shared>) {

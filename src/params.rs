@@ -514,9 +514,10 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     ),
-    words(alias(fixed("replicaof", ""), "slaveof")),
-    fixed("masterauth", ""),
-    fixed("masteruser", ""),
+    // Read at start-up; REPLICAOF changes `replicaof` (CONFIG REWRITE keeps it).
+    imm(words(alias(stored("replicaof", Kind::Str, ""), "slaveof"))),
+    stored("masterauth", Kind::Str, ""),
+    stored("masteruser", Kind::Str, ""),
     imm(fixed("unixsocket", "")),
     imm(fixed("tls-port", "0")),
     // Threads that run connections (tokio workers); snapshot writes always run

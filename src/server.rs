@@ -50,6 +50,7 @@ pub async fn bind(shared: &Shared) -> std::io::Result<Vec<TcpListener>> {
 pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>) {
     let mut jobs = JoinSet::new();
     jobs.spawn(active_expiry(shared.clone()));
+    jobs.spawn(crate::replication::cron(shared.clone()));
     let mut accepts = JoinSet::new();
     for listener in listeners {
         accepts.spawn(accept_loop(shared.clone(), listener));
@@ -146,7 +147,8 @@ async fn active_expiry(shared: Arc<Shared>) {
         loop {
             let out = {
                 let mut state = shared.lock();
-                if !state.active_expire {
+                // A replica waits for its primary's DELs (Redis 7).
+                if !state.active_expire || state.repl.is_replica() {
                     break;
                 }
                 let now = unix_ms();
@@ -170,7 +172,7 @@ async fn active_expiry(shared: Arc<Shared>) {
         // What the commands' eviction slices left over (Redis's eviction
         // time proc): one more slice per cycle.
         let mut state = shared.lock();
-        if state.eviction.settings.maxmemory > 0 {
+        if state.eviction.settings.maxmemory > 0 && !state.repl.is_replica() {
             crate::eviction::perform(&mut state, unix_ms());
         }
     }

@@ -52,6 +52,8 @@ pub struct State {
     /// maxmemory settings (copied from the config), the eviction pool and
     /// its counters.
     pub eviction: crate::eviction::Eviction,
+    /// Replication ids, offset, backlog, replicas and the link to a primary.
+    pub repl: crate::replication::Replication,
 }
 
 impl State {
@@ -74,6 +76,7 @@ impl State {
             command_clock: None,
             scripting: crate::scripting::Scripting::new(Default::default()),
             eviction: Default::default(),
+            repl: Default::default(),
         }
     }
 }
@@ -228,6 +231,8 @@ pub struct Shared {
     pub scripts: std::sync::Arc<crate::scripting::busy::ScriptWatch>,
     /// The start-up load in progress, read without the lock (`-LOADING`).
     pub loading: crate::persistence::loading::Loading,
+    /// This very `Shared`, for the threads a command starts (a replica's link).
+    pub me: std::sync::OnceLock<std::sync::Weak<Shared>>,
 }
 
 impl Shared {
@@ -239,6 +244,7 @@ impl Shared {
         state.encodings = encodings_of(&config);
         state.monitor_limits = MonitorLimits::of(&config);
         state.eviction.settings = crate::eviction::Settings::of(&config);
+        state.repl.settings = crate::replication::Settings::of(&config);
         crate::eviction::Settings::tracking(&config).install();
         let clients = ClientRegistry::default();
         clients.set_memory_limit(crate::eviction::client_limit(&config));
@@ -260,7 +266,13 @@ impl Shared {
             shutdown,
             scripts,
             loading: Default::default(),
+            me: Default::default(),
         }
+    }
+
+    /// An owning handle on this `Shared`, once the server runs.
+    pub fn self_arc(&self) -> Option<std::sync::Arc<Shared>> {
+        self.me.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// Locks the state. A panic while holding the lock must not take the server

@@ -19,6 +19,7 @@ pub mod lists;
 pub mod monitoring;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod sample;
 pub mod scripting;
 pub mod server;
@@ -149,7 +150,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 19] {
+fn families() -> [&'static [CommandSpec]; 20] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -170,6 +171,7 @@ fn families() -> [&'static [CommandSpec]; 19] {
         scripting::COMMANDS,
         streams::COMMANDS,
         dump::COMMANDS,
+        replication::COMMANDS,
     ]
 }
 
@@ -334,6 +336,10 @@ pub fn execute_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// Runs one command and returns its reply. The caller holds the state lock.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    ctx.state.repl.begin_command();
+    let offset_before = ctx.state.repl.offset;
+    let mode = ctx.state.repl.expiry_mode(ctx.client.repl.is_master);
+    ctx.state.keyspace.set_expiry_mode(mode);
     let reply = match dispatch(ctx, args) {
         Ok(reply) => reply,
         Err(e) => e.to_reply(),
@@ -344,6 +350,12 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     let db = ctx.client.db;
     if ctx.state.keyspace.db(db).has_expired_log() {
         crate::pubsub::notify::flush_expired(ctx.state, db, ctx.now_ms);
+    }
+    // The command's writes (several as one MULTI/EXEC) go out before the
+    // pops of the clients it unblocks.
+    ctx.state.repl.end_command();
+    if ctx.state.repl.offset != offset_before {
+        ctx.client.repl.write_offset = ctx.state.repl.offset;
     }
     if ctx.state.blocking.has_ready() {
         let now = ctx.now_ms;
@@ -380,7 +392,11 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ctx.state.stats.command(spec.name).rejected_calls += 1;
         return Err(transactions::reject(ctx, spec, CommandError::Loading));
     }
-    if ctx.state.eviction.settings.maxmemory > 0 && !ctx.client.tx.executing {
+    // A replica leaves eviction to its primary (`replica-ignore-maxmemory`).
+    if ctx.state.eviction.settings.maxmemory > 0
+        && !ctx.client.tx.executing
+        && !ctx.state.repl.is_replica()
+    {
         let outcome = crate::eviction::perform(ctx.state, ctx.now_ms);
         let oom = outcome == crate::eviction::Outcome::Fail;
         ctx.state.eviction.oom_at_command_start = oom;
@@ -388,6 +404,10 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             ctx.state.stats.command(spec.name).rejected_calls += 1;
             return Err(transactions::reject(ctx, spec, CommandError::Oom));
         }
+    }
+    if let Some(err) = replication_refusal(ctx, spec) {
+        ctx.state.stats.command(spec.name).rejected_calls += 1;
+        return Err(transactions::reject(ctx, spec, err));
     }
     if let Some(result) = transactions::intercept(ctx, spec, args) {
         return result;
@@ -403,9 +423,20 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         .state
         .command_clock
         .unwrap_or_else(std::time::Instant::now);
+    let dirty_before = ctx.state.dirty;
     let result = (spec.handler)(ctx, args);
     // Small values a write unpacked are packed again before anyone else looks.
     ctx.state.keyspace.settle();
+    // As Redis's call(): a command that changed something is propagated;
+    // PUBLISH always is, so a replica's subscribers hear it too.
+    if (ctx.state.dirty != dirty_before || spec.name == "publish") && ctx.state.repl.propagating() {
+        if let Ok(reply) = &result {
+            let db = ctx.client.db;
+            crate::replication::propagate::command(
+                ctx.state, db, spec.name, args, reply, ctx.now_ms,
+            );
+        }
+    }
     let ended = std::time::Instant::now();
     if ctx.state.command_clock.is_some() {
         ctx.state.command_clock = Some(ended);
@@ -417,6 +448,28 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     stats.failed_calls += result.is_err() as u64;
     monitoring::after_command(ctx, spec, args, usec);
     result
+}
+
+/// The replication checks of Redis's `processCommand`: too few good
+/// replicas (`-NOREPLICAS`), a write on a read-only replica (`-READONLY`),
+/// and a replica whose link is down with `replica-serve-stale-data no`
+/// (`-MASTERDOWN`). The primary's own link passes them all.
+fn replication_refusal(ctx: &Ctx<'_>, spec: &CommandSpec) -> Option<CommandError> {
+    let repl = &ctx.state.repl;
+    if ctx.client.repl.is_master {
+        return None;
+    }
+    if spec.is_write() && repl.too_few_replicas() {
+        return Some(CommandError::NoReplicas);
+    }
+    let master = repl.master.as_ref()?;
+    if spec.is_write() && repl.settings.read_only {
+        return Some(CommandError::ReadOnlyReplica);
+    }
+    if spec.flags & flags::STALE == 0 && !repl.settings.serve_stale && !master.status().up {
+        return Some(CommandError::MasterDown);
+    }
+    None
 }
 
 /// Whether a command is refused while memory is over `maxmemory` and

@@ -234,6 +234,22 @@ pub struct Db {
     /// packs when small (an intset just made or shrunk); [`Db::settle`]
     /// packs them (again) if they fit.
     unpacked: Vec<Key>,
+    /// What a lookup does with a key whose time ran out (replicas).
+    expiry_mode: ExpiryMode,
+}
+
+/// What lookups do with keys whose time ran out. A replica never deletes
+/// them itself (its primary sends the DEL), as Redis 7: its clients do not
+/// see them, its primary's link does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExpiryMode {
+    /// Delete them (lazy expiry).
+    #[default]
+    Delete,
+    /// Report them absent, keep them.
+    Hide,
+    /// Treat them as live.
+    Keep,
 }
 
 impl Db {
@@ -308,7 +324,10 @@ impl Db {
 
     /// The live record under `key`, without expiring anything.
     pub fn peek_record(&self, key: &[u8], now_ms: i64) -> Option<&Record> {
-        self.entries.get(key).filter(|r| !r.is_expired(now_ms))
+        let keep = self.expiry_mode == ExpiryMode::Keep;
+        self.entries
+            .get(key)
+            .filter(|r| keep || !r.is_expired(now_ms))
     }
 
     /// Warms the cache for the lookups of `keys` that are about to run (a
@@ -632,6 +651,11 @@ impl Db {
         self.clock_ms = now_ms;
         let hash = <Record as champ::MapItem>::hash_of(key);
         if self.entries.get_hashed(hash, key)?.is_expired(now_ms) {
+            match self.expiry_mode {
+                ExpiryMode::Delete => {}
+                ExpiryMode::Hide => return None,
+                ExpiryMode::Keep => return Some(hash),
+            }
             self.expired_log.push(Bytes::copy_from_slice(key));
             self.remove_record(key);
             self.expired_count += 1;
@@ -730,6 +754,16 @@ impl Keyspace {
 
     pub fn set_functions(&mut self, codes: Vec<bytes::Bytes>) {
         self.functions = codes.into();
+    }
+
+    /// Sets what lookups in every database do with expired keys.
+    #[inline]
+    pub fn set_expiry_mode(&mut self, mode: ExpiryMode) {
+        if self.dbs[0].expiry_mode != mode {
+            for db in &mut self.dbs {
+                db.expiry_mode = mode;
+            }
+        }
     }
 
     pub fn db_count(&self) -> usize {

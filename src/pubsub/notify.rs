@@ -102,6 +102,8 @@ pub fn emit(ps: &PubSub, class: u32, event: &str, key: &[u8], db: usize, now_ms:
 pub fn flush_expired(state: &mut crate::state::State, db: usize, now_ms: i64) {
     let keys = state.keyspace.db_mut(db).take_expired();
     for key in keys {
+        // Replicas delete the key when the primary says so.
+        crate::replication::propagate::deleted(state, db, &key, false);
         if !state.watches.is_empty() {
             state.watches.touch(db, &key, state.keyspace.db(db));
         }

@@ -367,3 +367,86 @@ pub fn key_events_of(s: &Server, script: &[&[&str]], count: usize) -> Vec<(Strin
         })
         .collect()
 }
+
+/// One INFO field of `section`, or "" when absent.
+pub fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
+    let text: String = q(c, &["INFO", section]);
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| *k == field)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every key of every database with its type, contents (collections in a
+/// canonical order) and absolute expiry, for comparing two servers.
+pub fn capture(c: &mut redis::Connection) -> std::collections::BTreeMap<(u32, Vec<u8>), String> {
+    use redis::Value;
+    let mut out = std::collections::BTreeMap::new();
+    let dbs: u32 = q::<Vec<String>>(c, &["CONFIG", "GET", "databases"])[1]
+        .parse()
+        .unwrap();
+    for db in 0..dbs {
+        let _: () = q(c, &["SELECT", &db.to_string()]);
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(c).unwrap();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(c).unwrap();
+            let read = |c: &mut redis::Connection, name: &str, extra: &[&str]| -> Value {
+                let mut cmd = redis::cmd(name);
+                cmd.arg(&key);
+                for e in extra {
+                    cmd.arg(*e);
+                }
+                cmd.query(c).unwrap()
+            };
+            let mut value = match kind.as_str() {
+                "string" => format!("{:?}", read(c, "GET", &[])),
+                "list" => format!("{:?}", read(c, "LRANGE", &["0", "-1"])),
+                "zset" => format!("{:?}", read(c, "ZRANGE", &["0", "-1", "WITHSCORES"])),
+                "stream" => format!("{:?}", read(c, "XRANGE", &["-", "+"])),
+                "hash" | "set" => {
+                    let items = read(
+                        c,
+                        if kind == "hash" {
+                            "HGETALL"
+                        } else {
+                            "SMEMBERS"
+                        },
+                        &[],
+                    );
+                    let mut parts: Vec<String> = match items {
+                        Value::Array(v) if kind == "hash" => {
+                            v.chunks(2).map(|p| format!("{:?}", p)).collect()
+                        }
+                        Value::Array(v) | Value::Set(v) => {
+                            v.iter().map(|x| format!("{x:?}")).collect()
+                        }
+                        other => vec![format!("{other:?}")],
+                    };
+                    parts.sort();
+                    parts.join(",")
+                }
+                other => other.to_string(),
+            };
+            let expiry: i64 = redis::cmd("PEXPIRETIME").arg(&key).query(c).unwrap();
+            value.push_str(&format!(" expire={expiry}"));
+            out.insert((db, key), format!("{kind}: {value}"));
+        }
+    }
+    let _: () = q(c, &["SELECT", "0"]);
+    out
+}

@@ -163,6 +163,11 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
     let age = now.saturating_duration_since(info.created).as_secs();
     let idle = now.saturating_duration_since(s.last_interaction).as_secs();
     let mut flags = String::new();
+    match info.kind.load(Ordering::Relaxed) {
+        crate::clients::KIND_REPLICA => flags.push('S'),
+        crate::clients::KIND_MASTER => flags.push('M'),
+        _ => {}
+    }
     if s.sub + s.psub > 0 {
         flags.push('P');
     }
@@ -212,18 +217,19 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     )))
 }
 
-/// Which connections a CLIENT LIST or CLIENT KILL TYPE names. forkless has
-/// neither replicas nor pub/sub clients, so only `normal` matches anyone.
-fn parse_type(arg: &[u8]) -> Result<bool, CommandError> {
-    for (name, normal) in [
-        ("normal", true),
-        ("master", false),
-        ("replica", false),
-        ("slave", false),
-        ("pubsub", false),
+/// Which connections a CLIENT LIST or CLIENT KILL TYPE names: a
+/// `crate::clients::KIND_*`.
+fn parse_type(arg: &[u8]) -> Result<u8, CommandError> {
+    use crate::clients::{KIND_MASTER, KIND_NORMAL, KIND_PUBSUB, KIND_REPLICA};
+    for (name, kind) in [
+        ("normal", KIND_NORMAL),
+        ("master", KIND_MASTER),
+        ("replica", KIND_REPLICA),
+        ("slave", KIND_REPLICA),
+        ("pubsub", KIND_PUBSUB),
     ] {
         if args::is(arg, name) {
-            return Ok(normal);
+            return Ok(kind);
         }
     }
     Err(CommandError::err(format!(
@@ -234,10 +240,10 @@ fn parse_type(arg: &[u8]) -> Result<bool, CommandError> {
 
 fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
-    let mut normal = true;
+    let mut kind = None;
     match args.len() {
         2 => {}
-        4 if args::is(&args[2], "type") => normal = parse_type(&args[3])?,
+        4 if args::is(&args[2], "type") => kind = Some(parse_type(&args[3])?),
         n if n > 3 && args::is(&args[2], "id") => {
             let mut wanted = Vec::new();
             for arg in &args[3..] {
@@ -254,9 +260,12 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = Instant::now();
     let own = own_snapshot(ctx, args);
     let mut out = String::new();
-    if normal {
+    {
         for info in ctx.shared.clients.all() {
             if ids.as_ref().is_some_and(|ids| !ids.contains(&info.id)) {
+                continue;
+            }
+            if kind.is_some_and(|k| k != info.kind()) {
                 continue;
             }
             let snap = if info.id == ctx.client.id {
@@ -276,8 +285,8 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<String>,
     laddr: Option<String>,
-    /// `Some(false)` names a client type forkless never has.
-    normal: Option<bool>,
+    /// A `crate::clients::KIND_*`.
+    kind: Option<u8>,
     user: Option<String>,
     skip_me: bool,
 }
@@ -300,7 +309,7 @@ fn parse_kill_filter(args: &[Bytes]) -> Result<KillFilter, CommandError> {
                 _ => return Err(CommandError::err("client-id should be greater than 0")),
             }
         } else if args::is(opt, "type") {
-            f.normal = Some(parse_type(value)?);
+            f.kind = Some(parse_type(value)?);
         } else if args::is(opt, "addr") {
             f.addr = Some(value_str);
         } else if args::is(opt, "laddr") {
@@ -332,7 +341,7 @@ impl KillFilter {
             && self.id.is_none_or(|id| id == info.id)
             && self.addr.as_ref().is_none_or(|a| *a == info.addr)
             && self.laddr.as_ref().is_none_or(|a| *a == info.laddr)
-            && self.normal.unwrap_or(true)
+            && self.kind.is_none_or(|k| k == info.kind())
             && self.user.as_ref().is_none_or(|u| u == "default")
     }
 }

@@ -124,6 +124,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.state.pubsub.limit = next.pubsub_output_limit;
     ctx.state.encodings = crate::state::encodings_of(&next);
     ctx.state.monitor_limits = crate::state::MonitorLimits::of(&next);
+    ctx.state.repl.settings = crate::replication::Settings::of(&next);
     ctx.state.eviction.settings = crate::eviction::Settings::of(&next);
     crate::eviction::Settings::tracking(&next).install();
     ctx.shared

@@ -115,7 +115,7 @@ fn section_fields(ctx: &mut Ctx<'_>, section: &str) -> Fields {
         "memory" => memory(ctx),
         "persistence" => crate::persistence::info_fields(ctx.shared, ctx.state),
         "stats" => stats(ctx),
-        "replication" => replication(ctx.shared),
+        "replication" => crate::replication::info_fields(ctx.state),
         "cpu" => cpu(),
         "cluster" => fields(&[("cluster_enabled", "0".into())]),
         "keyspace" => keyspace(ctx),
@@ -381,9 +381,15 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("instantaneous_input_repl_kbps", "0.00".into()),
         ("instantaneous_output_repl_kbps", "0.00".into()),
         ("rejected_connections", load(&net.rejected_connections)),
-        ("sync_full", "0".into()),
-        ("sync_partial_ok", "0".into()),
-        ("sync_partial_err", "0".into()),
+        ("sync_full", ctx.state.repl.sync_full.to_string()),
+        (
+            "sync_partial_ok",
+            ctx.state.repl.sync_partial_ok.to_string(),
+        ),
+        (
+            "sync_partial_err",
+            ctx.state.repl.sync_partial_err.to_string(),
+        ),
         (
             "expired_keys",
             ctx.state.keyspace.expired_count().to_string(),
@@ -442,22 +448,6 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("io_threaded_writes_processed", "0".into()),
         ("reply_buffer_shrinks", "0".into()),
         ("reply_buffer_expands", "0".into()),
-    ])
-}
-
-fn replication(shared: &Shared) -> Fields {
-    fields(&[
-        ("role", "master".into()),
-        ("connected_slaves", "0".into()),
-        ("master_failover_state", "no-failover".into()),
-        ("master_replid", shared.run_id.clone()),
-        ("master_replid2", "0".repeat(40)),
-        ("master_repl_offset", "0".into()),
-        ("second_repl_offset", "-1".into()),
-        ("repl_backlog_active", "0".into()),
-        ("repl_backlog_size", "1048576".into()),
-        ("repl_backlog_first_byte_offset", "0".into()),
-        ("repl_backlog_histlen", "0".into()),
     ])
 }
 

@@ -1,0 +1,521 @@
+//! Replication between real forkless processes on loopback: full sync from
+//! the O(1) snapshot with writes before, during and after it, restarts and
+//! partial resyncs, READONLY, WAIT, and a replica joining under write load.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{capture, error, info_field, q, wait_until, Server};
+
+fn replica_of(primary: &Server) -> Server {
+    Server::start_with(&[
+        "--save",
+        "",
+        "--replicaof",
+        &format!("127.0.0.1 {}", primary.port),
+    ])
+}
+
+/// Waits until every replica is linked and has applied all the primary wrote.
+fn converge(primary: &Server, replicas: &[&Server]) {
+    let mut p = primary.client();
+    let ok = wait_until(Duration::from_secs(30), || {
+        let offset = info_field(&mut p, "replication", "master_repl_offset");
+        replicas.iter().all(|r| {
+            let mut c = r.client();
+            info_field(&mut c, "replication", "master_link_status") == "up"
+                && info_field(&mut c, "replication", "slave_repl_offset") == offset
+        })
+    });
+    assert!(ok, "replicas did not catch up:\n{}", replicas[0].log());
+}
+
+/// Writes of every type, the ones Redis rewrites for replicas among them.
+fn write_every_type(c: &mut redis::Connection, tag: &str) {
+    let k = |name: &str| format!("{name}:{tag}");
+    let script: &[&[&str]] = &[
+        &["SET", &k("s"), "v"],
+        &["SET", &k("ex"), "v", "EX", "1000"],
+        &["SET", &k("px"), "v", "PX", "900000", "GET"],
+        &["SETEX", &k("setex"), "500", "v"],
+        &["PSETEX", &k("psetex"), "500000", "v"],
+        &["SET", &k("exp"), "v"],
+        &["EXPIRE", &k("exp"), "700"],
+        &["SET", &k("pexp"), "v"],
+        &["PEXPIRE", &k("pexp"), "800000"],
+        &["SET", &k("gone"), "v"],
+        &["EXPIRE", &k("gone"), "-1"],
+        &["INCR", &k("n")],
+        &["INCRBY", &k("n"), "41"],
+        &["INCRBYFLOAT", &k("f"), "1.25"],
+        &["INCRBYFLOAT", &k("f"), "0.1"],
+        &["APPEND", &k("s"), "tail"],
+        &["SETRANGE", &k("s"), "1", "XY"],
+        &["SETBIT", &k("bits"), "77", "1"],
+        &["PFADD", &k("hll"), "a", "b", "c"],
+        &["RPUSH", &k("l"), "a", "b", "c", "d"],
+        &["LPUSH", &k("l"), "z"],
+        &["LPOP", &k("l")],
+        &["LMOVE", &k("l"), &k("l2"), "LEFT", "RIGHT"],
+        &["HSET", &k("h"), "f1", "1", "f2", "2", "f3", "x"],
+        &["HINCRBYFLOAT", &k("h"), "f1", "2.5"],
+        &["HINCRBY", &k("h"), "f2", "3"],
+        &["HDEL", &k("h"), "f3"],
+        &["SADD", &k("set"), "a", "b", "c", "d", "e", "f"],
+        &["SPOP", &k("set")],
+        &["SPOP", &k("set"), "2"],
+        &["SREM", &k("set"), "zz"],
+        &["ZADD", &k("z"), "1", "a", "2", "b", "3", "c"],
+        &["ZINCRBY", &k("z"), "1.5", "a"],
+        &["ZPOPMIN", &k("z")],
+        &["XADD", &k("x"), "*", "f", "v"],
+        &["XADD", &k("x"), "*", "g", "w"],
+        &["GETEX", &k("s"), "EX", "600"],
+        &["SET", &k("gd"), "v"],
+        &["GETDEL", &k("gd")],
+        &["COPY", &k("s"), &k("copy")],
+        &["RENAME", &k("copy"), &k("renamed")],
+        &["SET", &k("del"), "v"],
+        &["DEL", &k("del")],
+        &["SET", &k("moved"), "v"],
+        &["MOVE", &k("moved"), "5"],
+        &["SET", &k("short"), "v", "PX", "30"],
+    ];
+    for line in script {
+        let _: redis::Value = q(c, line);
+    }
+    let _: redis::Value = q(
+        c,
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'x'); redis.call('rpush', KEYS[2], 'a', 'b'); return 1",
+            "2",
+            &k("lua1"),
+            &k("lua2"),
+        ],
+    );
+    let _: redis::Value = redis::pipe()
+        .cmd("MULTI")
+        .cmd("SET")
+        .arg(k("tx"))
+        .arg("1")
+        .cmd("INCR")
+        .arg(k("tx"))
+        .cmd("EXEC")
+        .query(c)
+        .unwrap();
+    let _: () = q(c, &["SELECT", "3"]);
+    let _: () = q(c, &["SET", &k("db3"), "three"]);
+    let _: i64 = q(c, &["HSET", &k("db3h"), "a", "1"]);
+    let _: () = q(c, &["SELECT", "0"]);
+}
+
+/// A client blocked in BLPOP is served by a later push: the pop reaches
+/// replicas as LPOP.
+fn blocked_pop(primary: &Server, tag: &str) {
+    let key = format!("q:{tag}");
+    let mut waiter = primary.client();
+    let k2 = key.clone();
+    let t = std::thread::spawn(move || {
+        let v: redis::Value = q(&mut waiter, &["BLPOP", &k2, "5"]);
+        v
+    });
+    let mut c = primary.client();
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "clients", "blocked_clients") == "1"
+    }));
+    let _: i64 = q(&mut c, &["RPUSH", &key, "a", "b"]);
+    let popped = t.join().unwrap();
+    assert!(format!("{popped:?}").contains('a'), "{popped:?}");
+}
+
+#[test]
+fn replicas_equal_the_primary_after_writes_before_during_and_after_the_sync() {
+    let primary = Server::start();
+    let mut p = primary.client();
+    // Enough keys that the snapshot stream takes a while.
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.cmd("SET").arg(format!("bulk:{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut p).unwrap();
+    write_every_type(&mut p, "before");
+    blocked_pop(&primary, "before");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let during = {
+        let stop = stop.clone();
+        let mut c = primary.client();
+        std::thread::spawn(move || {
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) && round < 2000 {
+                write_every_type(&mut c, &format!("during{round}"));
+                round += 1;
+            }
+            round
+        })
+    };
+    let r1 = replica_of(&primary);
+    let r2 = Server::start();
+    let _: () = q(
+        &mut r2.client(),
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    assert!(wait_until(Duration::from_secs(30), || {
+        info_field(&mut p, "replication", "connected_slaves") == "2"
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    assert!(during.join().unwrap() > 0);
+
+    write_every_type(&mut p, "after");
+    blocked_pop(&primary, "after");
+    // The 30 ms keys are gone on the primary (active expiry) and, by its
+    // DELs, on the replicas.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let n: i64 = q(&mut p, &["EXISTS", "short:after"]);
+        n == 0
+    }));
+    let _: () = q(&mut p, &["SET", "marker", "end"]);
+    converge(&primary, &[&r1, &r2]);
+
+    let want = capture(&mut p);
+    assert!(want.len() > 20_000);
+    for r in [&r1, &r2] {
+        let got = capture(&mut r.client());
+        let diff: Vec<_> = want
+            .iter()
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .take(5)
+            .collect();
+        assert!(diff.is_empty(), "replica differs on {diff:?}");
+        assert_eq!(got.len(), want.len());
+    }
+    let mut c1 = r1.client();
+    assert_eq!(info_field(&mut c1, "replication", "role"), "slave");
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), "2");
+    let role: redis::Value = q(&mut p, &["ROLE"]);
+    assert!(format!("{role:?}").contains("master"), "{role:?}");
+}
+
+#[test]
+fn a_killed_replica_resyncs_and_a_short_disconnect_continues_partially() {
+    let primary = Server::start();
+    let mut p = primary.client();
+    write_every_type(&mut p, "one");
+    let mut replica = replica_of(&primary);
+    converge(&primary, &[&replica]);
+
+    replica.kill9();
+    write_every_type(&mut p, "two");
+    replica.restart();
+    converge(&primary, &[&replica]);
+    assert_eq!(capture(&mut replica.client()), capture(&mut p));
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), "2");
+
+    // The link drops; the replica comes back within the backlog.
+    let killed: i64 = q(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(killed, 1);
+    write_every_type(&mut p, "three");
+    converge(&primary, &[&replica]);
+    assert_eq!(info_field(&mut p, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), "2");
+    assert_eq!(capture(&mut replica.client()), capture(&mut p));
+
+    // Promoted, the replica keeps the history as replid2; the old primary
+    // follows it with a partial resync.
+    let old_id = info_field(&mut p, "replication", "master_replid");
+    let mut r = replica.client();
+    let _: () = q(&mut r, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(info_field(&mut r, "replication", "master_replid2"), old_id);
+    let _: () = q(
+        &mut p,
+        &["REPLICAOF", "127.0.0.1", &replica.port.to_string()],
+    );
+    let _: () = q(&mut r, &["SET", "after-promotion", "1"]);
+    converge(&replica, &[&primary]);
+    assert_eq!(info_field(&mut r, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut r, "stats", "sync_full"), "0");
+    let v: String = q(&mut p, &["GET", "after-promotion"]);
+    assert_eq!(v, "1");
+}
+
+#[test]
+fn writes_on_a_replica_get_readonly_and_wait_counts_acknowledging_replicas() {
+    let primary = Server::start();
+    let r1 = replica_of(&primary);
+    let r2 = replica_of(&primary);
+    converge(&primary, &[&r1, &r2]);
+    let mut c = r1.client();
+    assert_eq!(
+        error(&mut c, &["SET", "k", "v"]),
+        "READONLY You can't write against a read only replica."
+    );
+    assert_eq!(
+        error(&mut c, &["WAIT", "1", "0"])
+            .split(' ')
+            .next()
+            .unwrap(),
+        "ERR"
+    );
+    let v: Option<String> = q(&mut c, &["GET", "k"]);
+    assert_eq!(v, None);
+
+    let mut p = primary.client();
+    let _: () = q(&mut p, &["SET", "k", "v"]);
+    let acked: i64 = q(&mut p, &["WAIT", "2", "5000"]);
+    assert_eq!(acked, 2);
+    let v: String = q(&mut c, &["GET", "k"]);
+    assert_eq!(v, "v");
+    let started = std::time::Instant::now();
+    let acked: i64 = q(&mut p, &["WAIT", "3", "300"]);
+    assert_eq!(acked, 2);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    // min-replicas-to-write counts the replicas that acknowledged lately.
+    let _: () = q(&mut p, &["CONFIG", "SET", "min-replicas-to-write", "3"]);
+    assert_eq!(
+        error(&mut p, &["SET", "k", "w"]),
+        "NOREPLICAS Not enough good replicas to write."
+    );
+    let _: () = q(&mut p, &["CONFIG", "SET", "min-replicas-to-write", "2"]);
+    let _: () = q(&mut p, &["SET", "k", "w"]);
+
+    // With replica-read-only off, a replica takes local writes.
+    let _: () = q(&mut c, &["CONFIG", "SET", "replica-read-only", "no"]);
+    let _: () = q(&mut c, &["SET", "local", "1"]);
+}
+
+#[test]
+fn a_replica_joining_under_a_50_client_write_load_gives_no_write_errors() {
+    let primary = Server::start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let writes = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..50)
+        .map(|w| {
+            let (stop, errors, writes) = (stop.clone(), errors.clone(), writes.clone());
+            let mut c = primary.client();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) && i < 200_000 {
+                    let r: redis::RedisResult<()> = redis::cmd("SET")
+                        .arg(format!("w{w}:{}", i % 500))
+                        .arg(i)
+                        .query(&mut c);
+                    if r.is_err() {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    writes.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let replica = replica_of(&primary);
+    let mut p = primary.client();
+    assert!(wait_until(Duration::from_secs(30), || {
+        info_field(&mut replica.client(), "replication", "master_link_status") == "up"
+    }));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(errors.load(Ordering::Relaxed), 0);
+    assert!(writes.load(Ordering::Relaxed) > 1000);
+    converge(&primary, &[&replica]);
+    assert_eq!(capture(&mut replica.client()), capture(&mut p));
+}
+
+#[test]
+fn a_replica_without_its_primary_serves_stale_data_or_masterdown() {
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let replica = Server::start();
+    let mut c = replica.client();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let _: () = q(&mut c, &["REPLICAOF", "127.0.0.1", &gone.to_string()]);
+    assert_eq!(
+        info_field(&mut c, "replication", "master_link_status"),
+        "down"
+    );
+    // replica-serve-stale-data yes (the default): the old data set is served.
+    let v: String = q(&mut c, &["GET", "k"]);
+    assert_eq!(v, "v");
+    let _: () = q(&mut c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    assert_eq!(
+        error(&mut c, &["GET", "k"]),
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+    );
+    // Commands Redis flags `stale` still run.
+    let role: Vec<redis::Value> = q(&mut c, &["ROLE"]);
+    assert_eq!(role.len(), 5);
+    let same: String = q(&mut c, &["REPLICAOF", "127.0.0.1", &gone.to_string()]);
+    assert_eq!(same, "OK Already connected to specified master");
+    let _: () = q(&mut c, &["REPLICAOF", "NO", "ONE"]);
+    let v: String = q(&mut c, &["GET", "k"]);
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn a_redis_rdb_from_a_redis_primary_is_refused_with_a_clear_log_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--repl-diskless-sync-delay", "0", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let replica = Server::start();
+    let mut c = replica.client();
+    let ok = wait_until(Duration::from_secs(10), || {
+        q::<String>(&mut c, &["REPLICAOF", "127.0.0.1", &port.to_string()]) == "OK"
+    });
+    let refused = replica.log_eventually_contains(
+        "a forkless replica loads only forkless snapshots",
+        Duration::from_secs(20),
+    );
+    let _ = redis.kill();
+    let _ = redis.wait();
+    assert!(ok && refused, "{}", replica.log());
+    assert_eq!(
+        info_field(&mut c, "replication", "master_link_status"),
+        "down"
+    );
+}
+
+#[test]
+fn a_replica_hides_expired_keys_and_deletes_them_when_its_primary_says() {
+    let primary = Server::start_with(&["--save", "", "--config", "enable-debug-command yes"]);
+    let replica = replica_of(&primary);
+    let mut p = primary.client();
+    let _: () = q(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let _: () = q(&mut p, &["SET", "t", "v", "PX", "150"]);
+    let _: () = q(&mut p, &["SET", "keep", "v"]);
+    converge(&primary, &[&replica]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut r = replica.client();
+    // Logically expired: not served, but still held (no DEL came yet).
+    let v: Option<String> = q(&mut r, &["GET", "t"]);
+    assert_eq!(v, None);
+    let n: i64 = q(&mut r, &["EXISTS", "t"]);
+    assert_eq!(n, 0);
+    assert_eq!(
+        info_field(&mut r, "keyspace", "db0").split(',').next(),
+        Some("keys=2")
+    );
+    // The primary's lazy expiry sends the DEL.
+    let v: Option<String> = q(&mut p, &["GET", "t"]);
+    assert_eq!(v, None);
+    converge(&primary, &[&replica]);
+    assert_eq!(
+        info_field(&mut r, "keyspace", "db0").split(',').next(),
+        Some("keys=1")
+    );
+}
+
+#[test]
+fn publish_reaches_a_replica_s_subscribers() {
+    let primary = Server::start();
+    let replica = replica_of(&primary);
+    converge(&primary, &[&replica]);
+    let mut sub = replica.client();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("news").unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _: i64 = q(&mut primary.client(), &["PUBLISH", "news", "hello"]);
+    let msg = pubsub.get_message().unwrap();
+    let payload: String = msg.get_payload().unwrap();
+    assert_eq!(payload, "hello");
+}
+
+#[test]
+fn a_replica_past_its_output_buffer_limit_is_dropped_and_syncs_again() {
+    let primary = Server::start();
+    let mut p = primary.client();
+    let mut pipe = redis::pipe();
+    for i in 0..50_000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut p).unwrap();
+    let _: () = q(
+        &mut p,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 65536 0 0",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut c = primary.client();
+        std::thread::spawn(move || {
+            let value = vec![b'x'; 4096];
+            for round in 0..2000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let mut pipe = redis::pipe();
+                for i in 0..20 {
+                    pipe.cmd("SET").arg(format!("w{i}")).arg(&value).ignore();
+                }
+                let _: () = pipe.query(&mut c).unwrap();
+                if round % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let replica = replica_of(&primary);
+    let dropped = primary.log_eventually_contains(
+        "overcoming of output buffer limits (replica",
+        Duration::from_secs(30),
+    );
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(dropped, "{}", primary.log());
+    // With room again, the replica's next attempt completes.
+    let _: () = q(
+        &mut p,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 268435456 67108864 60",
+        ],
+    );
+    converge(&primary, &[&replica]);
+    let mut r = replica.client();
+    let size: i64 = q(&mut p, &["DBSIZE"]);
+    assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), size);
+    let keys: Vec<String> = (0..20).map(|i| format!("w{i}")).collect();
+    let mget = |c: &mut redis::Connection| -> Vec<Option<Vec<u8>>> {
+        redis::cmd("MGET").arg(&keys).query(c).unwrap()
+    };
+    assert_eq!(mget(&mut r), mget(&mut p));
+}
