@@ -5,16 +5,25 @@
 //! to this server and, on a replica, its link to the primary. [`propagate`]
 //! turns each write's effect into the command stream; [`primary`] serves a
 //! replica's connection (the snapshot stream, then the commands);
-//! [`replica`] is a replica's link: handshake, load, apply.
+//! [`replica`] is a replica's link: handshake, load, apply; [`out`] is one
+//! replica's outgoing buffer; [`cron`] pings, times out and frees; [`info`]
+//! prints INFO replication.
 //!
 //! The stream every replica sees is the same bytes the backlog keeps, so
 //! offsets agree everywhere and a replica promoted to primary can continue
 //! the others from its own backlog (`replid2`).
 
 pub mod backlog;
+pub mod cron;
+pub mod info;
+pub mod out;
 pub mod primary;
 pub mod propagate;
 pub mod replica;
+
+pub use cron::cron;
+pub use info::info_fields;
+pub use out::ReplicaOut;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,96 +50,6 @@ pub struct ClientRepl {
     /// Set by PSYNC/SYNC: once the reply is out, the connection becomes a
     /// replica's stream (see [`primary::serve`]).
     pub handoff: Option<primary::Handoff>,
-}
-
-/// How the replication stream reaches one replica: bytes the writers append
-/// (under the state lock, never waiting) and the replica's task sends.
-#[derive(Debug, Default)]
-pub struct ReplicaOut {
-    inner: std::sync::Mutex<OutInner>,
-    /// Wakes the replica's task when bytes arrive or it is dropped.
-    pub ready: tokio::sync::Notify,
-}
-
-/// Chunks of the buffered stream: appending never copies what is held (as
-/// a doubling vector would), and the slack is at most one chunk.
-const OUT_CHUNK: usize = 64 * 1024;
-
-#[derive(Debug, Default)]
-struct OutInner {
-    chunks: std::collections::VecDeque<Vec<u8>>,
-    len: usize,
-    dropped: bool,
-    watch: crate::limits::ObufWatch,
-}
-
-impl ReplicaOut {
-    fn lock(&self) -> std::sync::MutexGuard<'_, OutInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Appends stream bytes; a replica past `client-output-buffer-limit
-    /// replica` is dropped (its task closes the link). Returns false then.
-    fn push(&self, data: &[u8], limit: &ObufLimit) -> bool {
-        let mut out = self.lock();
-        if out.dropped {
-            return false;
-        }
-        let mut data = data;
-        while !data.is_empty() {
-            let room = out.chunks.back().map_or(0, |c| c.capacity() - c.len());
-            if room == 0 {
-                out.chunks
-                    .push_back(Vec::with_capacity(OUT_CHUNK.max(data.len().min(1 << 20))));
-                continue;
-            }
-            let n = room.min(data.len());
-            if let Some(last) = out.chunks.back_mut() {
-                last.extend_from_slice(&data[..n]);
-            }
-            out.len += n;
-            data = &data[n..];
-        }
-        let pending = out.len as u64;
-        if out.watch.exceeded(limit, pending, Instant::now()) {
-            out.dropped = true;
-            out.chunks = Default::default();
-            out.len = 0;
-            drop(out);
-            tracing::warn!(
-                "Client scheduled to be closed ASAP for overcoming of output buffer limits (replica, {pending} bytes)."
-            );
-            self.ready.notify_one();
-            return false;
-        }
-        drop(out);
-        self.ready.notify_one();
-        true
-    }
-
-    /// Takes what is buffered; `None` once the replica was dropped.
-    pub fn take(&self) -> Option<std::collections::VecDeque<Vec<u8>>> {
-        let mut out = self.lock();
-        if out.dropped {
-            return None;
-        }
-        out.len = 0;
-        Some(std::mem::take(&mut out.chunks))
-    }
-
-    /// Bytes waiting to be sent.
-    pub fn pending(&self) -> usize {
-        self.lock().len
-    }
-
-    pub fn drop_link(&self) {
-        self.lock().dropped = true;
-        self.ready.notify_one();
-    }
-
-    pub fn is_dropped(&self) -> bool {
-        self.lock().dropped
-    }
 }
 
 /// A replica's place in its sync, as INFO's `slaveN:state=` names it.
@@ -632,139 +551,6 @@ impl Replication {
         }
         self.ensure_backlog();
     }
-}
-
-/// The replication cron (Redis's `replicationCron`, plus WAIT deadlines):
-/// every 100 ms ends WAITs whose time is up; every second refreshes the
-/// settings, pings the replicas every `repl-ping-replica-period`, and frees
-/// the backlog of a primary left without replicas for `repl-backlog-ttl`.
-pub async fn cron(shared: Arc<crate::state::Shared>) {
-    let mut ticks = 0u64;
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        ticks += 1;
-        // A running script holds the lock: skip the tick rather than park
-        // this worker in the lock (it would starve SCRIPT KILL).
-        if shared.scripts.running().is_some() {
-            continue;
-        }
-        let settings = ticks
-            .is_multiple_of(10)
-            .then(|| Settings::of(&shared.config()));
-        let mut state = shared.lock();
-        let repl = &mut state.repl;
-        repl.expire_waits(Instant::now());
-        let Some(settings) = settings else {
-            continue;
-        };
-        repl.settings = settings;
-        let seconds = ticks / 10;
-        if repl.propagating()
-            && !repl.replicas.is_empty()
-            && seconds.is_multiple_of(repl.settings.ping_period)
-        {
-            let mut out = Vec::new();
-            propagate::encode(&[Bytes::from_static(b"PING")], &mut out);
-            repl.feed(&out);
-        }
-        if let Some(b) = &repl.backlog {
-            if b.capacity() != repl.settings.backlog_size {
-                repl.backlog = Some(b.resized(repl.settings.backlog_size));
-            }
-        }
-        let ttl = repl.settings.backlog_ttl;
-        let idle = repl
-            .no_replicas_since
-            .is_some_and(|t| t.elapsed().as_secs() >= ttl);
-        if ttl > 0 && idle && repl.master.is_none() && repl.backlog.is_some() {
-            // As Redis: a new history starts, since nobody can continue this one.
-            repl.backlog = None;
-            repl.replid = random_id();
-            repl.replid2 = "0".repeat(40);
-            repl.second_offset = -1;
-            tracing::info!(
-                "Replication backlog freed after {ttl} seconds without connected replicas."
-            );
-        }
-    }
-}
-
-/// INFO replication, with Redis 7.0's field names and order.
-pub fn info_fields(state: &crate::state::State) -> Vec<(String, String)> {
-    let r = &state.repl;
-    let mut f: Vec<(String, String)> = Vec::new();
-    let mut put = |k: &str, v: String| f.push((k.to_string(), v));
-    match &r.master {
-        Some(m) => {
-            let s = m.status();
-            put("role", "slave".into());
-            put("master_host", m.host.clone());
-            put("master_port", m.port.to_string());
-            put(
-                "master_link_status",
-                if s.up { "up" } else { "down" }.into(),
-            );
-            let io = if s.up {
-                s.last_io.elapsed().as_secs() as i64
-            } else {
-                -1
-            };
-            put("master_last_io_seconds_ago", io.to_string());
-            put(
-                "master_sync_in_progress",
-                u8::from(s.sync_in_progress).to_string(),
-            );
-            put("slave_read_repl_offset", r.offset.to_string());
-            put("slave_repl_offset", r.offset.to_string());
-            if !s.up {
-                put(
-                    "master_link_down_since_seconds",
-                    s.down_since.elapsed().as_secs().to_string(),
-                );
-            }
-            put("slave_priority", r.settings.priority.to_string());
-            put(
-                "slave_read_only",
-                u8::from(r.settings.read_only).to_string(),
-            );
-            put("replica_announced", "1".into());
-        }
-        None => put("role", "master".into()),
-    }
-    put("connected_slaves", r.replicas.len().to_string());
-    if r.master.is_none() && r.settings.min_replicas > 0 {
-        put("min_slaves_good_slaves", r.good_replicas().to_string());
-    }
-    for (i, link) in r.replicas.iter().enumerate() {
-        put(
-            &format!("slave{i}"),
-            format!(
-                "ip={},port={},state={},offset={},lag={}",
-                link.ip,
-                link.port,
-                link.state.name(),
-                link.ack_offset,
-                link.last_ack.elapsed().as_secs()
-            ),
-        );
-    }
-    put("master_failover_state", "no-failover".into());
-    put("master_replid", r.replid.clone());
-    put("master_replid2", r.replid2.clone());
-    put("master_repl_offset", r.offset.to_string());
-    put("second_repl_offset", r.second_offset.to_string());
-    put(
-        "repl_backlog_active",
-        u8::from(r.backlog.is_some()).to_string(),
-    );
-    put("repl_backlog_size", r.settings.backlog_size.to_string());
-    let (first, len) = r
-        .backlog
-        .as_ref()
-        .map_or((0, 0), |b| (b.first_offset(), b.len()));
-    put("repl_backlog_first_byte_offset", first.to_string());
-    put("repl_backlog_histlen", len.to_string());
-    f
 }
 
 #[cfg(test)]
