@@ -256,7 +256,7 @@ impl Db {
 
     /// Reads a key, first deleting it if its time ran out (lazy expiry).
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         let record = self.entries.get_hashed(hash, key)?;
         touch(&mut self.rng, record, now_ms);
         match record.boxed_entry() {
@@ -267,17 +267,30 @@ impl Db {
 
     /// The stored record of a live key, without decoding it.
     pub fn record(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         let record = self.entries.get_hashed(hash, key)?;
         touch(&mut self.rng, record, now_ms);
         Some(record)
+    }
+
+    /// The hash to look `key` up with, after deleting the key if its time
+    /// ran out (`None` then, or when [`Db::live_hash`] found it absent). While
+    /// no key of this database has a TTL nothing can have run out, and the
+    /// caller's own lookup is the only walk down the map.
+    #[inline]
+    fn unexpired_hash(&mut self, key: &[u8], now_ms: i64) -> Option<u64> {
+        if self.expiry.is_empty() {
+            self.clock_ms = now_ms;
+            return Some(<Record as champ::MapItem>::hash_of(key));
+        }
+        self.live_hash(key, now_ms)
     }
 
     /// The record of a live key, as [`Db::record`] but without counting an
     /// access: the lookups Redis makes with `LOOKUP_NOTOUCH` (TYPE, EXISTS,
     /// TTL and friends, OBJECT).
     pub fn record_untouched(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         self.entries.get_hashed(hash, key)
     }
 
@@ -288,16 +301,37 @@ impl Db {
     }
 
     fn entry_for_write(&mut self, key: &[u8], now_ms: i64, touched: bool) -> Option<&mut Entry> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         let record = self.entries.get_mut_hashed(hash, key)?;
+        Some(Self::open_for_write(
+            record,
+            key,
+            now_ms,
+            touched,
+            &mut self.rng,
+            &mut self.unpacked,
+        ))
+    }
+
+    /// The entry of `record` for writing; a packed record is unpacked and
+    /// queued for [`Db::settle`].
+    #[inline]
+    fn open_for_write<'r>(
+        record: &'r mut Record,
+        key: &[u8],
+        now_ms: i64,
+        touched: bool,
+        rng: &mut u64,
+        unpacked: &mut Vec<Key>,
+    ) -> &'r mut Entry {
         if touched {
-            touch(&mut self.rng, record, now_ms);
+            touch(rng, record, now_ms);
         }
         let (entry, repack) = record.entry_mut();
         if repack {
-            self.unpacked.push(Bytes::copy_from_slice(key));
+            unpacked.push(Bytes::copy_from_slice(key));
         }
-        Some(entry)
+        entry
     }
 
     /// Looks a key up without expiring it: for readers of a snapshot clone, which
@@ -335,25 +369,59 @@ impl Db {
     }
 
     /// Returns the entry for `key`, creating it with `make()` (and no TTL) when absent.
+    ///
+    /// Two walks down the map: one that finds (or expires) the key, one that
+    /// opens it for writing or inserts it.
     pub fn get_or_insert_with(
         &mut self,
-        key: &Key,
+        key: &[u8],
         now_ms: i64,
         make: impl FnOnce() -> Value,
     ) -> &mut Entry {
-        self.expire_if_due(key, now_ms);
-        if !self.entries.contains_key(key) {
+        let present = self
+            .unexpired_hash(key, now_ms)
+            .is_some_and(|hash| self.entries.get_hashed(hash, key).is_some());
+        if !present {
             // A new key's first access is its creation, not this lookup.
             let record = Record::new(key, make(), None);
             record
                 .access()
                 .set(access::Tracking::current().initial(now_ms));
             self.entries.insert(record);
-            return self
-                .entry_for_write(key, now_ms, false)
-                .expect("inserted above");
         }
-        self.get_mut(key, now_ms).expect("present above")
+        let hash = <Record as champ::MapItem>::hash_of(key);
+        let record = self
+            .entries
+            .get_mut_hashed(hash, key)
+            .expect("live or inserted above");
+        Self::open_for_write(
+            record,
+            key,
+            now_ms,
+            present,
+            &mut self.rng,
+            &mut self.unpacked,
+        )
+    }
+
+    /// INCRBY: adds `by` to the integer string under `key` (0 when absent,
+    /// then created without a TTL) and returns the sum, keeping the TTL. One
+    /// walk down the map for a key without a TTL in a database where no key
+    /// has one, and the record is rewritten in place ([`Record::add_to_int`]).
+    pub fn incr_by(&mut self, key: &[u8], by: i64, now_ms: i64) -> Result<i64, CommandError> {
+        if let Some(hash) = self.unexpired_hash(key, now_ms) {
+            if let Some(record) = self.entries.get_mut_hashed(hash, key) {
+                touch(&mut self.rng, record, now_ms);
+                return record.add_to_int(by);
+            }
+        }
+        let mut record = Record::packed_str(key, b"0", None);
+        record
+            .access()
+            .set(access::Tracking::current().initial(now_ms));
+        let sum = record.add_to_int(by)?;
+        self.entries.insert(record);
+        Ok(sum)
     }
 
     /// Stores `value` under `key` with the given expiry, replacing any old
@@ -571,10 +639,6 @@ impl Db {
     /// SCAN over the map: up to about `count` records from hash `cursor` on.
     pub fn scan(&self, cursor: u64, count: usize, emit: impl FnMut(&Record)) -> u64 {
         self.entries.scan(cursor, count, emit)
-    }
-
-    fn expire_if_due(&mut self, key: &[u8], now_ms: i64) {
-        self.live_hash(key, now_ms);
     }
 
     /// Deletes `key` if its time ran out (lazy expiry); returns its hash when
@@ -842,6 +906,28 @@ mod tests {
         assert!(!db.insert_live(k("c"), Value::Str(k("3")), None, 100));
         assert_eq!(db.len(), 3);
         db.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn incr_by_keeps_the_ttl_and_restarts_an_expired_key() {
+        let mut db = Db::default();
+        assert_eq!(db.incr_by(b"a", 5, 0), Ok(5));
+        assert_eq!(db.get(b"a", 0).unwrap().expire_at, None);
+        db.insert(k("t"), Value::Str(k("9")), Some(100));
+        assert_eq!(db.incr_by(b"t", 1, 50), Ok(10));
+        assert_eq!(db.get(b"t", 50).unwrap().expire_at, Some(100));
+        db.check_invariants().unwrap();
+        assert_eq!(db.incr_by(b"t", 1, 100), Ok(1));
+        assert_eq!(db.get(b"t", 100).unwrap().expire_at, None);
+        assert_eq!(db.expired_count(), 1);
+        assert_eq!(db.take_expired(), vec![k("t")]);
+        db.check_invariants().unwrap();
+        db.insert(k("s"), Value::Str(k("x")), None);
+        assert_eq!(db.incr_by(b"s", 1, 0), Err(CommandError::NotInteger));
+        // A snapshot keeps the value it saw.
+        let snap = db.clone();
+        assert_eq!(db.incr_by(b"a", 1, 0), Ok(6));
+        assert_eq!(snap.peek(b"a", 0).unwrap().value, Value::Str(k("5")));
     }
 
     #[test]
