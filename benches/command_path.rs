@@ -168,7 +168,20 @@ fn collection_writes(c: &mut Criterion) {
         let mut state = shared.lock();
         state.command_clock = Some(std::time::Instant::now());
         let mut parser = RequestParser::default();
+        let mut batch = Vec::with_capacity(BATCH);
         while let Ok(Some(args)) = parser.next(&mut buf, DEFAULT_MAX_BULK) {
+            batch.push(args);
+        }
+        // As a connection runs a pipeline: the batch's keys and members
+        // are warmed first.
+        let db = state.keyspace.db(0);
+        db.prefetch(batch.iter().map(|args| &args[1][..]));
+        db.prefetch_members(
+            batch
+                .iter()
+                .filter_map(|args| Some((&args[1][..], &args.get(2)?[..]))),
+        );
+        for args in batch {
             let mut ctx = Ctx {
                 shared,
                 state: &mut state,

@@ -215,7 +215,13 @@ fn run_batch(
         if pending.len() > 1 {
             // The keys of a pipeline: their trie paths load in parallel.
             let keys = pending.iter().filter_map(|args| first_key(args));
-            state.keyspace.db(client.db).prefetch(keys);
+            let db = state.keyspace.db(client.db);
+            db.prefetch(keys);
+            // And their members, for a pipeline on one large hash or set.
+            let pairs = pending
+                .iter()
+                .filter_map(|args| Some((first_key(args)?, &args.get(2)?[..])));
+            db.prefetch_members(pairs);
         }
         while let Some(args) = pending.pop_front() {
             commands::server::control::feed_monitors(shared, client, &args);

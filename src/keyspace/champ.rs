@@ -57,11 +57,22 @@ impl MapItem for bytes::Bytes {
     fn key(&self) -> &[u8] {
         self
     }
+
+    /// The member's bytes, which a comparison reads (their own allocation).
+    #[inline]
+    fn prefetch(&self) {
+        prefetch_addr(self.as_ptr());
+    }
 }
 
 impl MapItem for (bytes::Bytes, bytes::Bytes) {
     fn key(&self) -> &[u8] {
         &self.0
+    }
+
+    #[inline]
+    fn prefetch(&self) {
+        prefetch_addr(self.0.as_ptr());
     }
 }
 

@@ -359,6 +359,30 @@ impl Db {
         }
     }
 
+    /// Warms the cache for the member lookups of a pipelined batch: `pairs`
+    /// are the (key, second argument) of its commands. When the first key
+    /// holds a hash or set in its table form, the paths to the second
+    /// arguments of the commands on that key are loaded in parallel, as
+    /// [`Db::prefetch`] does for keys: SADD, HSET, SISMEMBER, HGET ... on one
+    /// large collection then wait for their cache misses together instead of
+    /// one after another. A second argument that is no member (a command of
+    /// another kind on that key) costs one useless prefetch.
+    pub fn prefetch_members<'k>(&self, mut pairs: impl Iterator<Item = (&'k [u8], &'k [u8])>) {
+        let Some((key, first)) = pairs.next() else {
+            return;
+        };
+        let Some(entry) = self.entries.get(key).and_then(Record::boxed_entry) else {
+            return;
+        };
+        let members = std::iter::once(first)
+            .chain(pairs.filter(|(k, _)| *k == key).map(|(_, member)| member));
+        match &entry.value {
+            Value::Set(s) => s.prefetch(members),
+            Value::Hash(h) => h.prefetch(members),
+            _ => {}
+        }
+    }
+
     /// The record under `key` whether or not its time ran out.
     pub fn stored(&self, key: &[u8]) -> Option<&Record> {
         self.entries.get(key)
@@ -928,6 +952,38 @@ mod tests {
         let snap = db.clone();
         assert_eq!(db.incr_by(b"a", 1, 0), Ok(6));
         assert_eq!(snap.peek(b"a", 0).unwrap().value, Value::Str(k("5")));
+    }
+
+    #[test]
+    fn prefetching_members_of_any_value_changes_nothing() {
+        let enc = encodings::Encodings::default();
+        let mut db = Db::default();
+        let mut set = Set::new();
+        let mut hash = Hash::new();
+        for i in 0..1000 {
+            set.insert(format!("m{i}").as_bytes(), &enc);
+            hash.insert(format!("f{i}").as_bytes(), b"v", &enc);
+        }
+        db.insert(k("set"), Value::Set(set.clone()), None);
+        db.insert(k("hash"), Value::Hash(hash.clone()), None);
+        db.insert(k("str"), Value::Str(k("v")), None);
+        db.insert(
+            k("ints"),
+            Value::Set(["1", "2"].into_iter().collect()),
+            None,
+        );
+        let names = ["set", "hash", "str", "ints", "absent"];
+        for first in names {
+            let pairs: Vec<(&[u8], &[u8])> = std::iter::once(first)
+                .chain(names)
+                .flat_map(|key| [(key.as_bytes(), &b"m7"[..]), (key.as_bytes(), &b"f9"[..])])
+                .collect();
+            db.prefetch_members(pairs.into_iter());
+        }
+        db.prefetch_members(std::iter::empty());
+        assert_eq!(db.peek(b"set", 0).unwrap().value, Value::Set(set));
+        assert_eq!(db.peek(b"hash", 0).unwrap().value, Value::Hash(hash));
+        db.check_invariants().unwrap();
     }
 
     #[test]
