@@ -590,7 +590,7 @@ fn mset_pairs(args: &[Bytes]) -> Result<&[Bytes], CommandError> {
 fn mset_all(ctx: &mut Ctx<'_>, pairs: &[Bytes]) {
     let db = ctx.db();
     for pair in pairs.chunks_exact(2) {
-        db.insert(pair[0].clone(), Value::Str(pair[1].clone()), None);
+        db.insert_str(&pair[0], &pair[1], None);
     }
     ctx.dirty((pairs.len() / 2) as u64);
     for pair in pairs.chunks_exact(2) {
