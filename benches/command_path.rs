@@ -25,7 +25,7 @@ fn request(args: &[&str]) -> Vec<u8> {
     out
 }
 
-fn batch_of(make: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
+fn batch_of(make: impl FnMut(usize) -> Vec<u8>) -> Vec<u8> {
     (0..BATCH).flat_map(make).collect()
 }
 
@@ -148,5 +148,141 @@ fn pipelined_gets_on_a_large_keyspace(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, command_path, pipelined_gets_on_a_large_keyspace);
+/// Batches of 16 of redis-benchmark's collection and counter tests, as
+/// `redis-benchmark -r 100000` sends them: pushes onto and pops from one
+/// large list, SADD and HSET of random members into one set and one hash of
+/// 100,000, INCR of 100,000 counters. Each starts from the state the run
+/// before left, as the server does.
+fn collection_writes(c: &mut Criterion) {
+    const MEMBERS: usize = 100_000;
+    let (shared, mut client) = server_with(0, 0);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize % MEMBERS
+    };
+    let run = |shared: &Shared, client: &mut ClientState, input: &[u8], out: &mut BytesMut| {
+        let mut buf = BytesMut::from(input);
+        let mut state = shared.lock();
+        state.command_clock = Some(std::time::Instant::now());
+        let mut parser = RequestParser::default();
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Ok(Some(args)) = parser.next(&mut buf, DEFAULT_MAX_BULK) {
+            batch.push(args);
+        }
+        // As a connection runs a pipeline: the batch's keys and members
+        // are warmed first.
+        let db = state.keyspace.db(0);
+        db.prefetch(batch.iter().map(|args| &args[1][..]));
+        db.prefetch_members(
+            batch
+                .iter()
+                .filter_map(|args| Some((&args[1][..], &args.get(2)?[..]))),
+        );
+        for args in batch {
+            let mut ctx = Ctx {
+                shared,
+                state: &mut state,
+                client: &mut *client,
+                now_ms: 0,
+                blocked: None,
+                may_block: true,
+            };
+            execute(&mut ctx, &args).encode(client.proto, out);
+            state.keyspace.settle();
+        }
+        state.command_clock = None;
+    };
+    // The set, the hash and the counters hold their 100,000 members first.
+    let mut out = BytesMut::new();
+    for i in 0..MEMBERS {
+        let member = format!("element:{i:06}");
+        let mut fill = request(&["SADD", "myset", &member]);
+        fill.extend(request(&["HSET", "myhash", &member, "xxx"]));
+        fill.extend(request(&["INCR", &format!("counter:{i:06}")]));
+        run(&shared, &mut client, &fill, &mut out);
+        out.clear();
+    }
+    const VARIANTS: usize = 256;
+    let tests: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "lpush",
+            vec![batch_of(|_| request(&["LPUSH", "mylist", "xxx"]))],
+        ),
+        (
+            "rpush",
+            vec![batch_of(|_| request(&["RPUSH", "mylist", "xxx"]))],
+        ),
+        ("lpop", vec![batch_of(|_| request(&["LPOP", "mylist"]))]),
+        (
+            "sadd",
+            (0..VARIANTS)
+                .map(|_| {
+                    batch_of(|_| request(&["SADD", "myset", &format!("element:{:06}", next())]))
+                })
+                .collect(),
+        ),
+        (
+            "hset",
+            (0..VARIANTS)
+                .map(|_| {
+                    batch_of(|_| {
+                        request(&["HSET", "myhash", &format!("element:{:06}", next()), "xxx"])
+                    })
+                })
+                .collect(),
+        ),
+        (
+            "incr",
+            (0..VARIANTS)
+                .map(|_| batch_of(|_| request(&["INCR", &format!("counter:{:06}", next())])))
+                .collect(),
+        ),
+    ];
+    let mut group = c.benchmark_group("command_path_collections");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(20);
+    group.measurement_time(std::time::Duration::from_secs(3));
+    for (name, inputs) in &tests {
+        let mut turn = 0;
+        group.bench_function(format!("{name}_batch_16"), |b| {
+            let mut out = BytesMut::with_capacity(64 * 1024);
+            b.iter_custom(|iters| {
+                // Untimed: LPOP finds as many elements as it pops, and the
+                // pushes trim the list back, so memory stays bounded.
+                if *name == "lpop" {
+                    let mut fill = vec!["RPUSH", "mylist"];
+                    fill.extend(std::iter::repeat_n("xxx", iters as usize * BATCH));
+                    run(&shared, &mut client, &request(&fill), &mut out);
+                }
+                out.clear();
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    turn = (turn + 1) % inputs.len();
+                    out.clear();
+                    run(&shared, &mut client, &inputs[turn], &mut out);
+                    black_box(out.len());
+                }
+                let took = start.elapsed();
+                run(
+                    &shared,
+                    &mut client,
+                    &request(&["LTRIM", "mylist", "0", "99999"]),
+                    &mut out,
+                );
+                took
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    command_path,
+    pipelined_gets_on_a_large_keyspace,
+    collection_writes
+);
 criterion_main!(benches);

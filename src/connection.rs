@@ -218,8 +218,14 @@ fn run_batch(
         state.command_clock = Some(std::time::Instant::now());
         if pending.len() > 1 {
             // The keys of a pipeline: their trie paths load in parallel.
-            let keys = pending.iter().filter_map(|args| first_key(args));
-            state.keyspace.db(client.db).prefetch(keys);
+            let keys = pending.iter().flat_map(|args| every_key(args));
+            let db = state.keyspace.db(client.db);
+            db.prefetch(keys);
+            // And their members, for a pipeline on one large hash or set.
+            let pairs = pending
+                .iter()
+                .filter_map(|args| Some((first_key(args)?, &args.get(2)?[..])));
+            db.prefetch_members(pairs);
         }
         while let Some(args) = pending.pop_front() {
             commands::server::control::feed_monitors(shared, client, &args);
@@ -278,6 +284,28 @@ fn first_key(args: &[Bytes]) -> Option<&[u8]> {
     let spec = commands::lookup(args.first()?)?;
     let at = usize::try_from(spec.first_key).ok().filter(|&i| i > 0)?;
     args.get(at).map(|k| &k[..])
+}
+
+/// The keys a command line names at fixed positions (MSET's ten keys, not
+/// only the first), for warming their paths.
+fn every_key(args: &[Bytes]) -> impl Iterator<Item = &[u8]> {
+    let spec = commands::lookup(&args[0]);
+    let (first, last, step) = spec.map_or((0, 0, 1), |s| (s.first_key, s.last_key, s.step));
+    let len = args.len() as i64;
+    let last = if last < 0 {
+        len + last as i64
+    } else {
+        last as i64
+    };
+    let first = first as i64;
+    // A command without keys walks an empty range.
+    let (first, last) = if first > 0 && step > 0 {
+        (first, last.min(len - 1))
+    } else {
+        (1, 0)
+    };
+    let positions = (first..=last).step_by(step.max(1) as usize);
+    positions.map(move |i| &args[i as usize][..])
 }
 
 /// Whether `reply` is a (un)subscribe confirmation: a pub/sub push, which
@@ -469,4 +497,26 @@ fn check_query_buffer(
         return Err(std::io::ErrorKind::InvalidData.into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    fn line(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    #[test]
+    fn every_key_follows_the_key_positions() {
+        let keys = |words: &[&str]| -> Vec<Vec<u8>> {
+            super::every_key(&line(words)).map(<[u8]>::to_vec).collect()
+        };
+        assert_eq!(keys(&["mset", "a", "1", "b", "2"]), [b"a", b"b"]);
+        assert_eq!(keys(&["SET", "k", "v"]), [b"k"]);
+        assert_eq!(keys(&["blpop", "x", "y", "0"]), [b"x", b"y"]);
+        assert!(keys(&["ping"]).is_empty());
+        assert!(keys(&["mset"]).is_empty());
+        assert!(keys(&["nosuchcommand", "k"]).is_empty());
+    }
 }

@@ -190,16 +190,32 @@ fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
 }
 
-/// Parses a signed decimal the way Redis's string2ll does (no `+`, no spaces).
+/// Parses a signed decimal the way Redis's string2ll does (no `+`, no spaces,
+/// no leading zero), digit by digit: every request line goes through here.
 fn parse_i64(digits: &[u8]) -> Option<i64> {
-    if digits.is_empty() || digits.len() > 20 {
+    if digits.is_empty() || digits.len() > 20 || (digits[0] == b'0' && digits.len() > 1) {
         return None;
     }
-    std::str::from_utf8(digits)
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|_| digits[0] != b'+' && !(digits.len() > 1 && digits[0] == b'0'))
+    let (neg, body) = match digits {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, digits),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &b in body {
+        let d = i64::from(b.wrapping_sub(b'0'));
+        if d > 9 {
+            return None;
+        }
+        v = if neg {
+            v.checked_mul(10)?.checked_sub(d)?
+        } else {
+            v.checked_mul(10)?.checked_add(d)?
+        };
+    }
+    Some(v)
 }
 
 /// Arguments below this size are copied out of the read buffer.
@@ -318,6 +334,53 @@ fn is_space(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parse_i64_accepts_what_the_standard_parser_did() {
+        // The rules before the digit loop: the standard parser, then no `+`
+        // and no leading zero.
+        fn reference(digits: &[u8]) -> Option<i64> {
+            if digits.is_empty() || digits.len() > 20 {
+                return None;
+            }
+            std::str::from_utf8(digits)
+                .ok()?
+                .parse()
+                .ok()
+                .filter(|_| digits[0] != b'+' && !(digits.len() > 1 && digits[0] == b'0'))
+        }
+        let mut cases: Vec<Vec<u8>> = [
+            "",
+            "0",
+            "00",
+            "-0",
+            "-01",
+            "1",
+            "+1",
+            "-",
+            "+",
+            "12a",
+            " 1",
+            "1 ",
+            "-12",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "000000000000000000001",
+            "\u{0}",
+            "1\r",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        cases.extend((0..=255u8).map(|b| vec![b'1', b]));
+        cases.push(vec![0xff, b'1']);
+        for case in &cases {
+            assert_eq!(super::parse_i64(case), reference(case), "{case:?}");
+        }
+    }
+
     use super::*;
 
     /// One parse with a fresh parser.

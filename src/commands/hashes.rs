@@ -330,10 +330,9 @@ fn hash_for_write<'c>(
 ) -> Result<(&'c mut Hash, Encodings), CommandError> {
     let now = ctx.now_ms;
     let limits = ctx.state.encodings;
-    let key = owned(key);
     let hash = ctx
         .db()
-        .get_or_insert_with(&key, now, || Value::Hash(Hash::new()))
+        .get_or_insert_with(key, now, || Value::Hash(Hash::new()))
         .value
         .as_hash_mut()?;
     Ok((hash, limits))

@@ -147,18 +147,32 @@ fn push_elems(
             None => return Ok(0),
         }
     } else {
-        check_list_or_absent(db, key, now_ms)?;
+        // One lookup: a key of another type answers WRONGTYPE from here, as
+        // Redis's lookupKeyWrite then type check.
         db.get_or_insert_with(key, now_ms, || Value::List(Vector::new()))
             .value
             .as_list_mut()?
     };
     for elem in elems {
         match end {
-            End::Left => list.push_front(elem.clone()),
-            End::Right => list.push_back(elem.clone()),
+            End::Left => list.push_front(stored(elem)),
+            End::Right => list.push_back(stored(elem)),
         }
     }
     Ok(list.len())
+}
+
+/// An argument as a list keeps it. A small one gets an exact allocation of
+/// its own: sharing the argument's would add a 32-byte shared header to
+/// every element (and the whole argument's allocation stays behind it).
+#[inline]
+fn stored(elem: &Bytes) -> Bytes {
+    const COPY_BELOW: usize = 64;
+    if elem.len() < COPY_BELOW {
+        Bytes::copy_from_slice(elem)
+    } else {
+        elem.clone()
+    }
 }
 
 /// Pops up to `count` elements from `end`, in pop order; deletes the key if that

@@ -270,16 +270,16 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now_ms;
     let enc = ctx.state.encodings;
-    let key = owned(&args[1]);
+    let key = &args[1];
     let set = ctx
         .db()
-        .get_or_insert_with(&key, now, || Value::Set(Set::new()))
+        .get_or_insert_with(key, now, || Value::Set(Set::new()))
         .value
         .as_set_mut()?;
     let added = new_members.iter().filter(|m| set.insert(m, &enc)).count();
     ctx.dirty(added as u64);
     if added > 0 {
-        ctx.notify(notify::SET, "sadd", &key);
+        ctx.notify(notify::SET, "sadd", key);
     }
     Ok(Reply::Integer(added as i64))
 }

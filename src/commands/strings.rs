@@ -590,7 +590,7 @@ fn mset_pairs(args: &[Bytes]) -> Result<&[Bytes], CommandError> {
 fn mset_all(ctx: &mut Ctx<'_>, pairs: &[Bytes]) {
     let db = ctx.db();
     for pair in pairs.chunks_exact(2) {
-        db.insert(pair[0].clone(), Value::Str(pair[1].clone()), None);
+        db.insert_str(&pair[0], &pair[1], None);
     }
     ctx.dirty((pairs.len() / 2) as u64);
     for pair in pairs.chunks_exact(2) {
@@ -693,12 +693,9 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 // Counters
 
 fn incr_decr(ctx: &mut Ctx<'_>, key: &Key, by: i64) -> CmdResult {
-    let current = match write_lookup(ctx, key)? {
-        None => 0,
-        Some(s) => args::parse_i64_strict(&s).ok_or(CommandError::NotInteger)?,
-    };
-    let new = current.checked_add(by).ok_or(CommandError::Overflow)?;
-    store_keep_ttl(ctx, key, Bytes::from(new.to_string()));
+    let now = ctx.now_ms;
+    let new = ctx.db().incr_by(key, by, now)?;
+    ctx.dirty(1);
     ctx.notify(notify::STRING, "incrby", key);
     Ok(Reply::Integer(new))
 }

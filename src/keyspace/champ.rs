@@ -59,11 +59,22 @@ impl MapItem for bytes::Bytes {
     fn key(&self) -> &[u8] {
         self
     }
+
+    /// The member's bytes, which a comparison reads (their own allocation).
+    #[inline]
+    fn prefetch(&self) {
+        prefetch_addr(self.as_ptr());
+    }
 }
 
 impl MapItem for (bytes::Bytes, bytes::Bytes) {
     fn key(&self) -> &[u8] {
         &self.0
+    }
+
+    #[inline]
+    fn prefetch(&self) {
+        prefetch_addr(self.0.as_ptr());
     }
 }
 
@@ -187,27 +198,9 @@ impl<T: MapItem> Champ<T> {
     }
 
     /// Lookup with a hash the caller already computed with `T::hash_of`.
+    #[inline]
     pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&T> {
-        let mut node = &self.root;
-        let mut level = 0;
-        loop {
-            if level == BUCKET_LEVEL {
-                return node.slots().iter().find_map(|s| match s {
-                    Slot::Item(t) if t.key() == key => Some(t),
-                    _ => None,
-                });
-            }
-            let bit = 1u32 << chunk(hash, level);
-            let bitmap = node.bitmap();
-            if bitmap & bit == 0 {
-                return None;
-            }
-            match &node.slots()[index(bitmap, bit)] {
-                Slot::Item(t) => return (t.key() == key).then_some(t),
-                Slot::Child(c) => node = c,
-            }
-            level += 1;
-        }
+        get_below(&self.root, hash, key, 0)
     }
 
     /// Warms the cache for lookups of `hashes` (the keys of a pipelined
@@ -254,12 +247,20 @@ impl<T: MapItem> Champ<T> {
     }
 
     /// [`Champ::get_mut`] with a hash the caller already computed with `T::hash_of`.
+    ///
+    /// One walk down while the path is the live map's own (every node on it
+    /// unique): nothing is copied then, hit or miss. At the first node a
+    /// clone shares, the rest of the path is looked up first, so that a miss
+    /// copies nothing; a hit copies the path from there down.
     pub fn get_mut_hashed(&mut self, hash: u64, key: &[u8]) -> Option<&mut T> {
-        // A miss must not copy a shared path.
-        self.get_hashed(hash, key)?;
         let mut node = &mut self.root;
         let mut level = 0;
+        let mut known_present = false;
         loop {
+            if !known_present && !node.is_unique() {
+                get_below(node, hash, key, level)?;
+                known_present = true;
+            }
             if level == BUCKET_LEVEL {
                 return node.slots_mut().iter_mut().find_map(|s| match s {
                     Slot::Item(t) if t.key() == key => Some(t),
@@ -267,9 +268,12 @@ impl<T: MapItem> Champ<T> {
                 });
             }
             let bit = 1u32 << chunk(hash, level);
-            let at = index(node.bitmap(), bit);
-            match &mut node.slots_mut()[at] {
-                Slot::Item(t) => return Some(t),
+            let bitmap = node.bitmap();
+            if bitmap & bit == 0 {
+                return None;
+            }
+            match &mut node.slots_mut()[index(bitmap, bit)] {
+                Slot::Item(t) => return (t.key() == key).then_some(t),
                 Slot::Child(c) => node = c,
             }
             level += 1;
@@ -394,6 +398,34 @@ impl<T: MapItem> Champ<T> {
     /// says; for tests.
     pub fn check(&self) -> Result<(), String> {
         check_node(&self.root, 0, true).map(|_| ())
+    }
+}
+
+/// The item under `key` in the subtree of `node`, which sits at `level`.
+#[inline]
+fn get_below<'a, T: MapItem>(
+    mut node: &'a TrieNode<T>,
+    hash: u64,
+    key: &[u8],
+    mut level: u32,
+) -> Option<&'a T> {
+    loop {
+        if level == BUCKET_LEVEL {
+            return node.slots().iter().find_map(|s| match s {
+                Slot::Item(t) if t.key() == key => Some(t),
+                _ => None,
+            });
+        }
+        let bit = 1u32 << chunk(hash, level);
+        let bitmap = node.bitmap();
+        if bitmap & bit == 0 {
+            return None;
+        }
+        match &node.slots()[index(bitmap, bit)] {
+            Slot::Item(t) => return (t.key() == key).then_some(t),
+            Slot::Child(c) => node = c,
+        }
+        level += 1;
     }
 }
 
@@ -963,6 +995,29 @@ mod tests {
         assert_eq!(hits.len(), 64);
         // Expected 1000 each; a binomial sd of ~31 makes 800..1200 a loose bound.
         assert!(hits.values().all(|&h| (800..1200).contains(&h)), "{hits:?}");
+    }
+
+    #[test]
+    fn get_mut_copies_a_shared_path_only_on_a_hit() {
+        let mut m: Champ<Pair> = (0..2000)
+            .map(|i| (Bytes::from(format!("k{i}")), Bytes::from("a")))
+            .collect();
+        let snapshot = m.clone();
+        for i in 2000..2100 {
+            assert!(m.get_mut(format!("k{i}").as_bytes()).is_none());
+        }
+        assert!(m.ptr_eq(&snapshot), "a miss copied the shared root");
+        m.get_mut(b"k7").unwrap().1 = Bytes::from("b");
+        assert!(!m.ptr_eq(&snapshot));
+        assert_eq!(snapshot.get(b"k7").unwrap().1, Bytes::from("a"));
+        assert_eq!(m.get(b"k7").unwrap().1, Bytes::from("b"));
+        // Unique again along that path: a second write changes it in place,
+        // and misses below shared nodes elsewhere still copy nothing.
+        m.get_mut(b"k7").unwrap().1 = Bytes::from("c");
+        assert!(m.get_mut(b"absent").is_none());
+        assert_eq!(snapshot.get(b"k7").unwrap().1, Bytes::from("a"));
+        m.check().unwrap();
+        snapshot.check().unwrap();
     }
 
     #[derive(Debug, Clone)]

@@ -144,6 +144,14 @@ impl Hash {
         }
     }
 
+    /// Warms the cache for lookups of `fields` about to run (a pipelined
+    /// batch on this hash), as [`super::Set::prefetch`].
+    pub fn prefetch<'f>(&self, fields: impl Iterator<Item = &'f [u8]>) {
+        if let Repr::Table(t) = &self.0 {
+            super::set::prefetch_in(t, fields);
+        }
+    }
+
     /// Removes `field`; false if it was absent (then nothing is copied, even
     /// from a snapshot's shared listpack).
     pub fn remove(&mut self, field: &[u8]) -> bool {

@@ -272,7 +272,7 @@ impl Db {
 
     /// Reads a key, first deleting it if its time ran out (lazy expiry).
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         let record = self.entries.get_hashed(hash, key)?;
         touch(&mut self.rng, record, now_ms);
         match record.boxed_entry() {
@@ -283,17 +283,30 @@ impl Db {
 
     /// The stored record of a live key, without decoding it.
     pub fn record(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         let record = self.entries.get_hashed(hash, key)?;
         touch(&mut self.rng, record, now_ms);
         Some(record)
+    }
+
+    /// The hash to look `key` up with, after deleting the key if its time
+    /// ran out (`None` then, or when [`Db::live_hash`] found it absent). While
+    /// no key of this database has a TTL nothing can have run out, and the
+    /// caller's own lookup is the only walk down the map.
+    #[inline]
+    fn unexpired_hash(&mut self, key: &[u8], now_ms: i64) -> Option<u64> {
+        if self.expiry.is_empty() {
+            self.clock_ms = now_ms;
+            return Some(<Record as champ::MapItem>::hash_of(key));
+        }
+        self.live_hash(key, now_ms)
     }
 
     /// The record of a live key, as [`Db::record`] but without counting an
     /// access: the lookups Redis makes with `LOOKUP_NOTOUCH` (TYPE, EXISTS,
     /// TTL and friends, OBJECT).
     pub fn record_untouched(&mut self, key: &[u8], now_ms: i64) -> Option<&Record> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         self.entries.get_hashed(hash, key)
     }
 
@@ -304,16 +317,37 @@ impl Db {
     }
 
     fn entry_for_write(&mut self, key: &[u8], now_ms: i64, touched: bool) -> Option<&mut Entry> {
-        let hash = self.live_hash(key, now_ms)?;
+        let hash = self.unexpired_hash(key, now_ms)?;
         let record = self.entries.get_mut_hashed(hash, key)?;
+        Some(Self::open_for_write(
+            record,
+            key,
+            now_ms,
+            touched,
+            &mut self.rng,
+            &mut self.unpacked,
+        ))
+    }
+
+    /// The entry of `record` for writing; a packed record is unpacked and
+    /// queued for [`Db::settle`].
+    #[inline]
+    fn open_for_write<'r>(
+        record: &'r mut Record,
+        key: &[u8],
+        now_ms: i64,
+        touched: bool,
+        rng: &mut u64,
+        unpacked: &mut Vec<Key>,
+    ) -> &'r mut Entry {
         if touched {
-            touch(&mut self.rng, record, now_ms);
+            touch(rng, record, now_ms);
         }
         let (entry, repack) = record.entry_mut();
         if repack {
-            self.unpacked.push(Bytes::copy_from_slice(key));
+            unpacked.push(Bytes::copy_from_slice(key));
         }
-        Some(entry)
+        entry
     }
 
     /// Looks a key up without expiring it: for readers of a snapshot clone, which
@@ -333,7 +367,9 @@ impl Db {
     /// Warms the cache for the lookups of `keys` that are about to run (a
     /// pipelined batch); see [`Champ::prefetch`].
     pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
-        let mut hashes = [0u64; 32];
+        // A batch of 16 MSETs of 10 keys each: 160 paths, a few dozen KB
+        // of cache lines.
+        let mut hashes = [0u64; 256];
         let mut n = 0;
         for key in keys.take(hashes.len()) {
             hashes[n] = <Record as champ::MapItem>::hash_of(key);
@@ -341,6 +377,30 @@ impl Db {
         }
         if n > 1 {
             self.entries.prefetch(&hashes[..n]);
+        }
+    }
+
+    /// Warms the cache for the member lookups of a pipelined batch: `pairs`
+    /// are the (key, second argument) of its commands. When the first key
+    /// holds a hash or set in its table form, the paths to the second
+    /// arguments of the commands on that key are loaded in parallel, as
+    /// [`Db::prefetch`] does for keys: SADD, HSET, SISMEMBER, HGET ... on one
+    /// large collection then wait for their cache misses together instead of
+    /// one after another. A second argument that is no member (a command of
+    /// another kind on that key) costs one useless prefetch.
+    pub fn prefetch_members<'k>(&self, mut pairs: impl Iterator<Item = (&'k [u8], &'k [u8])>) {
+        let Some((key, first)) = pairs.next() else {
+            return;
+        };
+        let Some(entry) = self.entries.get(key).and_then(Record::boxed_entry) else {
+            return;
+        };
+        let members = std::iter::once(first)
+            .chain(pairs.filter(|(k, _)| *k == key).map(|(_, member)| member));
+        match &entry.value {
+            Value::Set(s) => s.prefetch(members),
+            Value::Hash(h) => h.prefetch(members),
+            _ => {}
         }
     }
 
@@ -354,25 +414,59 @@ impl Db {
     }
 
     /// Returns the entry for `key`, creating it with `make()` (and no TTL) when absent.
+    ///
+    /// Two walks down the map: one that finds (or expires) the key, one that
+    /// opens it for writing or inserts it.
     pub fn get_or_insert_with(
         &mut self,
-        key: &Key,
+        key: &[u8],
         now_ms: i64,
         make: impl FnOnce() -> Value,
     ) -> &mut Entry {
-        self.expire_if_due(key, now_ms);
-        if !self.entries.contains_key(key) {
+        let present = self
+            .unexpired_hash(key, now_ms)
+            .is_some_and(|hash| self.entries.get_hashed(hash, key).is_some());
+        if !present {
             // A new key's first access is its creation, not this lookup.
             let record = Record::new(key, make(), None);
             record
                 .access()
                 .set(access::Tracking::current().initial(now_ms));
             self.entries.insert(record);
-            return self
-                .entry_for_write(key, now_ms, false)
-                .expect("inserted above");
         }
-        self.get_mut(key, now_ms).expect("present above")
+        let hash = <Record as champ::MapItem>::hash_of(key);
+        let record = self
+            .entries
+            .get_mut_hashed(hash, key)
+            .expect("live or inserted above");
+        Self::open_for_write(
+            record,
+            key,
+            now_ms,
+            present,
+            &mut self.rng,
+            &mut self.unpacked,
+        )
+    }
+
+    /// INCRBY: adds `by` to the integer string under `key` (0 when absent,
+    /// then created without a TTL) and returns the sum, keeping the TTL. One
+    /// walk down the map for a key without a TTL in a database where no key
+    /// has one, and the record is rewritten in place ([`Record::add_to_int`]).
+    pub fn incr_by(&mut self, key: &[u8], by: i64, now_ms: i64) -> Result<i64, CommandError> {
+        if let Some(hash) = self.unexpired_hash(key, now_ms) {
+            if let Some(record) = self.entries.get_mut_hashed(hash, key) {
+                touch(&mut self.rng, record, now_ms);
+                return record.add_to_int(by);
+            }
+        }
+        let mut record = Record::packed_str(key, b"0", None);
+        record
+            .access()
+            .set(access::Tracking::current().initial(now_ms));
+        let sum = record.add_to_int(by)?;
+        self.entries.insert(record);
+        Ok(sum)
     }
 
     /// Stores `value` under `key` with the given expiry, replacing any old
@@ -405,8 +499,31 @@ impl Db {
 
     /// Puts a new record in place, keeping the expiry index in step; returns the old one.
     fn replace(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> Option<Record> {
-        let tracking = access::Tracking::current();
         let record = Record::new(&key, value, expire_at);
+        self.replace_record(&key, record, expire_at)
+    }
+
+    /// Stores the string `value` under `key` with the given expiry, replacing
+    /// any old entry and TTL, as [`Db::insert`] (MSET): the record is built
+    /// straight from the argument's bytes.
+    pub fn insert_str(&mut self, key: &[u8], value: &Bytes, expire_at: Option<i64>) -> bool {
+        let record = if value.len() <= record::PACKED_STR_MAX {
+            Record::packed_str(key, value, expire_at)
+        } else {
+            Record::new(key, Value::Str(value.clone()), expire_at)
+        };
+        self.replace_record(key, record, expire_at).is_some()
+    }
+
+    /// Puts `record` (of `key`, expiring at `expire_at`) in place, keeping the
+    /// expiry index in step; returns the old one.
+    fn replace_record(
+        &mut self,
+        key: &[u8],
+        record: Record,
+        expire_at: Option<i64>,
+    ) -> Option<Record> {
+        let tracking = access::Tracking::current();
         record.access().set(tracking.initial(self.clock()));
         let old = self.entries.insert(record);
         if let Some(old) = &old {
@@ -414,11 +531,12 @@ impl Db {
         }
         if tracking.lfu {
             if let Some(old) = &old {
-                self.keep_frequency(&key, old, tracking);
+                self.keep_frequency(key, old, tracking);
             }
         }
         let old_t = old.as_ref().and_then(Record::expire_at);
         if old_t != expire_at {
+            let key = Bytes::copy_from_slice(key);
             if let Some(t) = old_t {
                 self.expiry.remove(&(t, key.clone()));
             }
@@ -638,10 +756,6 @@ impl Db {
     /// SCAN over the map: up to about `count` records from hash `cursor` on.
     pub fn scan(&self, cursor: u64, count: usize, emit: impl FnMut(&Record)) -> u64 {
         self.entries.scan(cursor, count, emit)
-    }
-
-    fn expire_if_due(&mut self, key: &[u8], now_ms: i64) {
-        self.live_hash(key, now_ms);
     }
 
     /// Deletes `key` if its time ran out (lazy expiry); returns its hash when
@@ -989,6 +1103,73 @@ mod tests {
         assert_eq!(db.take_expired(), vec![k("b")]);
         assert!(!db.insert_live(k("c"), Value::Str(k("3")), None, 100));
         assert_eq!(db.len(), 3);
+        db.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn incr_by_keeps_the_ttl_and_restarts_an_expired_key() {
+        let mut db = Db::default();
+        assert_eq!(db.incr_by(b"a", 5, 0), Ok(5));
+        assert_eq!(db.get(b"a", 0).unwrap().expire_at, None);
+        db.insert(k("t"), Value::Str(k("9")), Some(100));
+        assert_eq!(db.incr_by(b"t", 1, 50), Ok(10));
+        assert_eq!(db.get(b"t", 50).unwrap().expire_at, Some(100));
+        db.check_invariants().unwrap();
+        assert_eq!(db.incr_by(b"t", 1, 100), Ok(1));
+        assert_eq!(db.get(b"t", 100).unwrap().expire_at, None);
+        assert_eq!(db.expired_count(), 1);
+        assert_eq!(db.take_expired(), vec![k("t")]);
+        db.check_invariants().unwrap();
+        db.insert(k("s"), Value::Str(k("x")), None);
+        assert_eq!(db.incr_by(b"s", 1, 0), Err(CommandError::NotInteger));
+        // A snapshot keeps the value it saw.
+        let snap = db.clone();
+        assert_eq!(db.incr_by(b"a", 1, 0), Ok(6));
+        assert_eq!(snap.peek(b"a", 0).unwrap().value, Value::Str(k("5")));
+    }
+
+    #[test]
+    fn prefetching_members_of_any_value_changes_nothing() {
+        let enc = encodings::Encodings::default();
+        let mut db = Db::default();
+        let mut set = Set::new();
+        let mut hash = Hash::new();
+        for i in 0..1000 {
+            set.insert(format!("m{i}").as_bytes(), &enc);
+            hash.insert(format!("f{i}").as_bytes(), b"v", &enc);
+        }
+        db.insert(k("set"), Value::Set(set.clone()), None);
+        db.insert(k("hash"), Value::Hash(hash.clone()), None);
+        db.insert(k("str"), Value::Str(k("v")), None);
+        db.insert(
+            k("ints"),
+            Value::Set(["1", "2"].into_iter().collect()),
+            None,
+        );
+        let names = ["set", "hash", "str", "ints", "absent"];
+        for first in names {
+            let pairs: Vec<(&[u8], &[u8])> = std::iter::once(first)
+                .chain(names)
+                .flat_map(|key| [(key.as_bytes(), &b"m7"[..]), (key.as_bytes(), &b"f9"[..])])
+                .collect();
+            db.prefetch_members(pairs.into_iter());
+        }
+        db.prefetch_members(std::iter::empty());
+        assert_eq!(db.peek(b"set", 0).unwrap().value, Value::Set(set));
+        assert_eq!(db.peek(b"hash", 0).unwrap().value, Value::Hash(hash));
+        db.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn insert_str_replaces_value_and_ttl() {
+        let mut db = Db::default();
+        db.insert(k("a"), Value::Str(k("old")), Some(100));
+        assert!(db.insert_str(b"a", &k("new"), None));
+        assert_eq!(db.get(b"a", 0).unwrap().value, Value::Str(k("new")));
+        assert_eq!(db.volatile_len(), 0);
+        let long = Bytes::from(vec![b'x'; record::PACKED_STR_MAX + 1]);
+        assert!(!db.insert_str(b"b", &long, Some(5)));
+        assert_eq!(db.get(b"b", 0).unwrap().value, Value::Str(long));
         db.check_invariants().unwrap();
     }
 

@@ -26,6 +26,7 @@ use super::set::Set;
 use super::zset::flat::Flat;
 use super::zset::ZSet;
 use super::{Entry, Hash, Value};
+use crate::errors::CommandError;
 
 /// Longest string value kept in a packed record; longer ones are boxed so that
 /// reads share their bytes instead of copying them.
@@ -167,6 +168,23 @@ impl Packed {
 
     fn with_expire(&self, expire_at: Option<i64>) -> Packed {
         Packed::new(self.kind(), self.key(), self.payload(), expire_at)
+    }
+
+    /// Overwrites the value bytes with `payload` of the same length, if no
+    /// one else holds this record (a snapshot's copy must not change).
+    fn overwrite_payload(&mut self, payload: &[u8]) -> bool {
+        let start = self.key_span().1;
+        if self.bytes().len() - start != payload.len() {
+            return false;
+        }
+        self.0
+            .with_arc_mut(|arc| match triomphe::Arc::get_mut(arc) {
+                Some(block) => {
+                    block.slice_mut()[start..].copy_from_slice(payload);
+                    true
+                }
+                None => false,
+            })
     }
 
     fn ptr_eq(&self, other: &Packed) -> bool {
@@ -469,6 +487,45 @@ impl Record {
         (&mut Arc::make_mut(b).entry, repack)
     }
 
+    /// INCRBY on this record: adds `by` to the integer its string holds and
+    /// returns the sum, keeping the key's expiry and access word. A packed
+    /// string that only the live keyspace holds is rewritten in place when
+    /// the sum has as many characters (most increments); otherwise the
+    /// record is replaced by a packed one. Redis's errors, in its order:
+    /// WRONGTYPE, not an integer, overflow.
+    pub fn add_to_int(&mut self, by: i64) -> Result<i64, CommandError> {
+        let current = match &self.0 {
+            Repr::Packed(p, _) if p.kind() == PackedKind::Str => p.payload(),
+            Repr::Boxed(b, _) => match &b.entry.value {
+                Value::Str(s) => &s[..],
+                _ => return Err(CommandError::WrongType),
+            },
+            Repr::Packed(..) => return Err(CommandError::WrongType),
+        };
+        let sum = crate::numbers::parse_i64_strict(current)
+            .ok_or(CommandError::NotInteger)?
+            .checked_add(by)
+            .ok_or(CommandError::Overflow)?;
+        let mut buf = [0u8; 20];
+        let digits = format_i64(sum, &mut buf);
+        if let Repr::Packed(p, _) = &mut self.0 {
+            if p.overwrite_payload(digits) {
+                return Ok(sum);
+            }
+        }
+        let replacement = Record::packed(self.key(), PackedKind::Str, digits, self.expire_at());
+        replacement.access().set(self.access().get());
+        std::mem::replace(self, replacement).release_shared();
+        Ok(sum)
+    }
+
+    /// A new packed string record of `value` (at most [`PACKED_STR_MAX`]
+    /// bytes), without a `Bytes` of its own first.
+    pub fn packed_str(key: &[u8], value: &[u8], expire_at: Option<i64>) -> Record {
+        debug_assert!(value.len() <= PACKED_STR_MAX);
+        Record::packed(key, PackedKind::Str, value, expire_at)
+    }
+
     /// Packs a boxed record again if its value became small enough.
     pub fn repack(&mut self) {
         if let Repr::Boxed(b, access) = &self.0 {
@@ -512,6 +569,26 @@ impl Record {
             _ => false,
         }
     }
+}
+
+/// `v` in decimal, as Redis prints an integer (into `buf`, which fits
+/// `i64::MIN`).
+fn format_i64(v: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut n = v.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    &buf[at..]
 }
 
 #[cfg(test)]
@@ -647,6 +724,60 @@ mod tests {
         assert!(!r.same(&before));
         assert_eq!(before.to_entry().value.as_hash().unwrap().len(), 1);
         assert_eq!(r.to_entry().value.as_hash().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn add_to_int_rewrites_in_place_only_when_unique() {
+        let mut r = Record::new(b"n", Value::Str(Bytes::from("41")), Some(9));
+        r.access().set(77);
+        assert_eq!(r.add_to_int(1), Ok(42));
+        assert!(r.is_packed());
+        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("42")));
+        assert_eq!((r.expire_at(), r.access().get()), (Some(9), 77));
+        // A snapshot's copy keeps its value.
+        let snapshot = r.clone();
+        assert_eq!(r.add_to_int(-50), Ok(-8));
+        assert_eq!(snapshot.to_entry().value, Value::Str(Bytes::from("42")));
+        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("-8")));
+        // More digits: a new record, same key, expiry and access word.
+        assert_eq!(r.add_to_int(1_000_008), Ok(1_000_000));
+        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("1000000")));
+        assert_eq!(
+            (r.key(), r.expire_at(), r.access().get()),
+            (&b"n"[..], Some(9), 77)
+        );
+        assert_eq!(r.add_to_int(i64::MAX), Err(CommandError::Overflow));
+        assert_eq!(r.to_entry().value, Value::Str(Bytes::from("1000000")));
+        let mut min = Record::new(b"m", Value::Str(Bytes::from("-1")), None);
+        assert_eq!(min.add_to_int(i64::MIN + 1), Ok(i64::MIN));
+        assert_eq!(
+            min.to_entry().value,
+            Value::Str(Bytes::from(i64::MIN.to_string()))
+        );
+    }
+
+    #[test]
+    fn add_to_int_errors_as_redis() {
+        for text in ["", "x", "01", "+1", " 1", "1.5", "99999999999999999999"] {
+            let mut r = Record::new(b"s", Value::Str(Bytes::from(text)), None);
+            assert_eq!(r.add_to_int(1), Err(CommandError::NotInteger), "{text:?}");
+            assert_eq!(r.to_entry().value, Value::Str(Bytes::from(text)));
+        }
+        let long = Bytes::from(vec![b'1'; PACKED_STR_MAX + 1]);
+        let mut boxed = Record::new(b"s", Value::Str(long), None);
+        assert_eq!(boxed.add_to_int(1), Err(CommandError::NotInteger));
+        let mut unpacked = Record::new(b"s", Value::Str(Bytes::from("5")), Some(3));
+        unpacked.entry_mut();
+        assert!(!unpacked.is_packed());
+        assert_eq!(unpacked.add_to_int(5), Ok(10));
+        assert_eq!(unpacked.to_entry().value, Value::Str(Bytes::from("10")));
+        assert_eq!(unpacked.expire_at(), Some(3));
+        let h: Hash = [("f", "1")].into_iter().collect();
+        let mut hash = Record::new(b"h", Value::Hash(h), None);
+        assert_eq!(hash.add_to_int(1), Err(CommandError::WrongType));
+        let list = Value::List(std::iter::once(Bytes::from("1")).collect());
+        let mut list = Record::new(b"l", list, None);
+        assert_eq!(list.add_to_int(1), Err(CommandError::WrongType));
     }
 
     #[test]

@@ -136,6 +136,15 @@ impl Set {
         }
     }
 
+    /// Warms the cache for lookups of `members` about to run (a pipelined
+    /// batch on this set): see [`Champ::prefetch`]. An intset is one flat
+    /// buffer, nothing to warm.
+    pub fn prefetch<'m>(&self, members: impl Iterator<Item = &'m [u8]>) {
+        if let Repr::Table(t) = &self.0 {
+            prefetch_in(t, members);
+        }
+    }
+
     /// Removes `member`; false if it was not there. Never changes the encoding.
     pub fn remove(&mut self, member: &[u8]) -> bool {
         match &mut self.0 {
@@ -348,6 +357,22 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+/// Warms `map`'s paths to up to 32 `keys` ([`Champ::prefetch`]).
+pub(super) fn prefetch_in<'k, T: champ::MapItem>(
+    map: &Champ<T>,
+    keys: impl Iterator<Item = &'k [u8]>,
+) {
+    let mut hashes = [0u64; 32];
+    let mut n = 0;
+    for key in keys.take(hashes.len()) {
+        hashes[n] = T::hash_of(key);
+        n += 1;
+    }
+    if n > 1 {
+        map.prefetch(&hashes[..n]);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -159,7 +159,11 @@ impl<S> Node<S> {
         self.ptr == other.ptr
     }
 
-    fn is_unique(&self) -> bool {
+    /// Whether only this handle holds the node (a node below a shared one
+    /// may be unique and still reachable from a clone: see
+    /// [`super::Champ::get_mut_hashed`]).
+    #[inline]
+    pub fn is_unique(&self) -> bool {
         self.header().refs.load(Ordering::Acquire) == 1
     }
 }
