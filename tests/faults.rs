@@ -80,12 +80,21 @@ fn bgsave(con: &mut redis::Connection) -> String {
     }
 }
 
-/// About `n` KiB of string data.
+/// About `n` KiB of string data, in the dump too: the values are random
+/// printable bytes, which the snapshot's compression cannot shrink.
 fn fill_kib(con: &mut redis::Connection, prefix: &str, n: usize) {
-    let value = "x".repeat(1000);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ prefix.len() as u64;
     let mut mset = redis::cmd("MSET");
     for i in 0..n {
-        mset.arg(format!("{prefix}:{i}")).arg(&value);
+        let value: String = (0..1000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'!' + (state % 94) as u8)
+            })
+            .collect();
+        mset.arg(format!("{prefix}:{i}")).arg(value);
     }
     let _: () = mset.query(con).unwrap();
 }
