@@ -81,6 +81,7 @@ impl PersistState {
     fn record_success(&mut self, stats: SaveStats) {
         self.last_save_unix = unix_ms() / 1000;
         self.last_bgsave_ok = true;
+        self.last_bgsave_cancelled = false;
         self.saves += 1;
         self.last_save_bytes = stats.bytes;
     }
