@@ -1,7 +1,9 @@
 #!/bin/sh
 # Redis RDB import/export against redis-server, same file, same machine:
-#   benches/rdb_vs_redis.sh [KEYS] [BASE_PORT]
-# Loads KEYS (default 1000000) strings of 100 random printable bytes plus
+#   benches/rdb_vs_redis.sh [KEYS] [BASE_PORT] [VALUES]
+# Loads KEYS (default 1000000) strings of 100 random printable bytes (VALUES
+# `printable`, the default; `compressible`: 100 bytes of words drawn from a
+# vocabulary of 16, as settings, logs or JSON hold) plus
 # 3,000 collections (1,000 lists of 100 elements, 1,000 listpack hashes of 50
 # fields, 1,000 skiplist sorted sets of 200 members) into a redis-server,
 # SAVEs, then times from process start until DBSIZE answers the full count:
@@ -16,6 +18,7 @@
 set -eu
 keys=${1:-1000000}
 base=${2:-18410}
+values=${3:-printable}
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${FORKLESS_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/forkless}
 dir=$(mktemp -d)
@@ -27,6 +30,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 now() { date +%s.%N; }
+# CPU seconds (user + system, all threads) process $1 has used so far: a
+# figure the other load on a shared machine does not inflate.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 total=$((keys + 3000))
 
 # Waits (at most 60 s) until the server on port $1 answers at all (a reply
@@ -56,13 +62,22 @@ wait_loaded() {
 
 redis-server --port "$base" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$dir" --dbfilename redis.rdb --daemonize no >"$dir/redis1.log" 2>&1 &
-pids="$pids $!"
+rp0=$!
+pids="$pids $rp0"
 sleep 0.5
-python3 - "$keys" >"$dir/load.resp" <<'PY'
+python3 - "$keys" "$values" >"$dir/load.resp" <<'PY'
 import random, sys
 n = int(sys.argv[1])
+compressible = sys.argv[2] == "compressible"
 rnd = random.Random(7)
 alphabet = bytes(range(33, 127))
+words = [b"user", b"session", b"active", b"true", b"false", b"id", b"name",
+         b"email", b"theme", b"dark", b"light", b"en", b"updated", b"created",
+         b"2026-01-01", b"null"]
+def value():
+    if compressible:
+        return b" ".join(rnd.choices(words, k=24))[:100]
+    return bytes(rnd.choices(alphabet, k=100))
 out = sys.stdout.buffer
 def cmd(*args):
     parts = [b"*%d\r\n" % len(args)]
@@ -70,7 +85,7 @@ def cmd(*args):
         parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
     out.write(b"".join(parts))
 for i in range(n):
-    cmd(b"SET", b"key:%012d" % i, bytes(rnd.choices(alphabet, k=100)))
+    cmd(b"SET", b"key:%012d" % i, value())
 for i in range(1000):
     cmd(b"RPUSH", b"list:%d" % i, *[b"element-%d" % j for j in range(100)])
     fields = []
@@ -85,8 +100,10 @@ PY
 redis-cli -p "$base" --pipe <"$dir/load.resp" >/dev/null
 rm -f "$dir/load.resp"
 t0=$(now)
+c0=$(cpu "$rp0")
 redis-cli -p "$base" SAVE >/dev/null
 t_redis_save=$(echo "$(now) - $t0" | bc)
+c_redis_save=$(echo "$(cpu "$rp0") - $c0" | bc)
 redis-cli -p "$base" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 sleep 0.5
 rdb_size=$(stat -c %s "$dir/redis.rdb")
@@ -101,6 +118,7 @@ wait_port "$base"
 t_redis_port=$(echo "$(now) - $t0" | bc)
 wait_loaded "$base"
 t_redis=$(echo "$(now) - $t0" | bc)
+c_redis=$(cpu "$rp")
 redis-cli -p "$base" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$rp" 2>/dev/null || true
 
@@ -128,8 +146,10 @@ export_size=$(stat -c %s "$dir/fk/export.rdb")
 # second one timed (the first replaces the Redis file).
 redis-cli -p $((base + 1)) SAVE >/dev/null
 t0=$(now)
+c0=$(cpu "$fp")
 redis-cli -p $((base + 1)) SAVE >/dev/null
 t_fk_save=$(echo "$(now) - $t0" | bc)
+c_fk_save=$(echo "$(cpu "$fp") - $c0" | bc)
 own_size=$(stat -c %s "$dir/fk/dump.rdb")
 redis-cli -p $((base + 1)) SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$fp" 2>/dev/null || true
@@ -144,6 +164,7 @@ wait_port $((base + 1))
 t_fk_own_port=$(echo "$(now) - $t0" | bc)
 wait_loaded $((base + 1))
 t_fk_own=$(echo "$(now) - $t0" | bc)
+c_fk_own=$(cpu "$fp")
 redis-cli -p $((base + 1)) SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait "$fp" 2>/dev/null || true
 
@@ -166,7 +187,7 @@ t0=$(now)
 "$bin" export-rdb --dump "$dir/imported.dump" "$dir/offline.rdb" >/dev/null 2>&1
 t_offline=$(echo "$(now) - $t0" | bc)
 
-printf '%s\n' "keys: $total ($keys strings + 3000 collections)"
+printf '%s\n' "keys: $total ($keys strings of $values values + 3000 collections)"
 printf '%s\n' "redis RDB size: $rdb_size bytes"
 printf '%s\n' "redis-server SAVE: $t_redis_save s"
 printf '%s\n' "start until the port answers, redis-server: $t_redis_port s, forkless: $t_fk_port s"
@@ -183,5 +204,6 @@ printf 'ratios forkless/redis: size %s, SAVE %s, start until DBSIZE=N %s\n' \
     "$(echo "scale=3; $own_size / $rdb_size" | bc)" \
     "$(echo "scale=3; $t_fk_save / $t_redis_save" | bc)" \
     "$(echo "scale=3; $t_fk_own / $t_redis" | bc)"
+printf '%s\n' "CPU seconds: SAVE forkless $c_fk_save, redis-server $c_redis_save; start until DBSIZE=N forkless $c_fk_own, redis-server $c_redis"
 grep -h "Loaded .* keys" "$dir/fk2.log" | sed 's/^.*INFO //' || true
 grep -h "Loaded Redis RDB" "$dir/fk.log" | sed 's/^.*INFO //' || true

@@ -592,6 +592,23 @@ fn check_dump_reports_sound_corrupt_and_unreadable_files() {
     let (code, out) = check_dump(&dir.path().join("missing.rdb"));
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("unreadable"), "{out}");
+
+    // Format version 2: the same report, and a defect inside a compressed
+    // block named by the block's offset.
+    let (code, out) = check_dump(Path::new(FIXTURE_V2));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("OK, format version 2"), "{out}");
+    assert!(out.contains("db1: 5 keys"), "{out}");
+    assert!(out.contains("  zset: 1"), "{out}");
+    let mut bytes = std::fs::read(FIXTURE_V2).unwrap();
+    bytes[40] ^= 0x20;
+    std::fs::write(&bad, &bytes).unwrap();
+    let (code, out) = check_dump(&bad);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("CORRUPT: ") && out.contains("offset 32"),
+        "{out}"
+    );
 }
 
 /// Runs with only the list commands: big lists (many chunks) in two databases

@@ -54,6 +54,11 @@ pub const BLOCK_HEADER_LEN: usize = BLOCK_STORED_LEN_OFFSET + BLOCK_STORED_LEN_L
 /// so larger blocks gain little ratio; they would only delay the loader's
 /// pipeline.
 pub const BLOCK_TARGET: usize = 128 * 1024;
+/// Blocks one thread of a save or load may run ahead of the other (4 MiB of
+/// buffers at most): enough that on a busy machine each thread does a long
+/// stretch of work per time slice instead of waiting for the other to be
+/// scheduled after every block.
+pub const BLOCKS_AHEAD: usize = 32;
 /// Blocks larger than this are stored without trying to compress them: the
 /// writer would need a second buffer of their size.
 pub const BLOCK_COMPRESS_MAX: usize = 4 << 20;

@@ -278,7 +278,7 @@ enum Msg {
 fn pipelined<R: Read + Send>(input: Input<R>, body: &mut Body) -> Result<(), LoadError> {
     let len = input.len;
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(4);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(BLOCKS_AHEAD);
         let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
         let reader = scope.spawn(move || {
             let mut input = input;

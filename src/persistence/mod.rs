@@ -101,6 +101,7 @@ impl PersistState {
     ) {
         self.last_save_unix = unix_ms() / 1000;
         self.last_bgsave_ok = true;
+        self.last_bgsave_cancelled = false;
         self.saves += 1;
         self.last_save_bytes = done.stats.bytes;
         self.last_save_incremental = done.delta;

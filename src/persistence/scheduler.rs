@@ -460,6 +460,19 @@ mod tests {
     }
 
     #[test]
+    fn a_successful_save_clears_the_cancelled_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_in(dir.path(), vec![]);
+        let mut state = shared.lock();
+        state.persistence.last_bgsave_cancelled = true;
+        save_foreground(&shared, &mut state).unwrap();
+        assert!(!state.persistence.last_bgsave_cancelled);
+        let info = super::super::info_fields(&shared, &state);
+        let status = info.iter().find(|(k, _)| k == "rdb_last_bgsave_status");
+        assert_eq!(status.map(|(_, v)| v.as_str()), Some("ok"));
+    }
+
+    #[test]
     fn cancel_drops_a_scheduled_save() {
         let dir = tempfile::tempdir().unwrap();
         let shared = shared_in(dir.path(), vec![]);

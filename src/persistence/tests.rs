@@ -1042,3 +1042,55 @@ fn pipelined_load_matches_the_single_threaded_one() {
     let single = load_bytes(&bad, Some(2), NOW).unwrap_err();
     assert_eq!(threaded.to_string(), single.to_string());
 }
+
+/// Compact encodings written by a server with roomy limits load converted
+/// under a loading server's smaller ones, contents unchanged.
+#[test]
+fn compact_records_convert_under_smaller_limits() {
+    let mut ks = Keyspace::new(1);
+    let db = ks.db_mut(0);
+    let hash: Hash = (0..10)
+        .map(|i| (format!("f{i}"), format!("v{i}")))
+        .collect();
+    assert!(hash.is_packed());
+    db.insert(b(b"h"), Value::Hash(hash), None);
+    let set: Set = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(set.encoding_name(), "intset");
+    db.insert(b(b"s"), Value::Set(set), Some(FAR));
+    let mut z = ZSet::new();
+    for i in 0..10 {
+        z.insert(
+            format!("m{i}").as_bytes(),
+            f64::from(i),
+            &Encodings::default(),
+        );
+    }
+    assert!(z.is_packed());
+    db.insert(b(b"z"), Value::ZSet(z), None);
+    let bytes = to_bytes(&ks, NOW);
+    let small = Encodings {
+        hash_max_listpack_entries: 4,
+        set_max_intset_entries: 4,
+        zset_max_listpack_entries: 4,
+        ..Encodings::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.rdb");
+    std::fs::write(&path, &bytes).unwrap();
+    let loaded = load_file_with(&path, Some(1), NOW, small).unwrap();
+    assert_eq!(picture(&loaded.keyspace, NOW), picture(&ks, NOW));
+    let value = |key: &[u8]| loaded.keyspace.db(0).peek(key, NOW).unwrap().value;
+    assert_eq!(value(b"h").as_hash().unwrap().encoding_name(), "hashtable");
+    assert_eq!(value(b"s").as_set().unwrap().encoding_name(), "hashtable");
+    assert_eq!(value(b"z").as_zset().unwrap().encoding_name(), "skiplist");
+    // Under the default limits they stay compact (packed records).
+    let loaded = load_bytes(&bytes, Some(1), NOW).unwrap();
+    for key in [&b"h"[..], b"s", b"z"] {
+        assert!(loaded
+            .keyspace
+            .db(0)
+            .peek_record(key, NOW)
+            .unwrap()
+            .is_packed());
+    }
+}

@@ -147,7 +147,7 @@ pub fn write_body<W: Write>(
     };
     raw(out, &header.encode())?;
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel(2);
+        let (full_tx, full_rx) = mpsc::sync_channel(BLOCKS_AHEAD);
         let (free_tx, free_rx) = mpsc::channel();
         let encoder = scope.spawn(move || {
             let mut w = BlockWriter {
