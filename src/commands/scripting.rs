@@ -171,13 +171,49 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], by_sha: bool, ro: bool) -> Cm
     let (keys, argv) = split_keys(args)?;
     let scripting = &mut ctx.state.scripting;
     let prepared = if by_sha {
-        scripting.prepare_sha(&args[1])
+        scripting
+            .prepare_sha(&args[1])
+            .ok_or_else(|| CommandError::Other(NOSCRIPT_ERR.into()))?
     } else {
-        let sha = scripting.load(&args[1]).map_err(CommandError::Other)?;
-        scripting.prepare_sha(sha.as_bytes())
+        scripting
+            .prepare_body(&args[1])
+            .map_err(CommandError::Other)?
     };
-    let prepared = prepared.ok_or_else(|| CommandError::Other(NOSCRIPT_ERR.into()))?;
-    run_script(ctx, prepared, keys, argv, ro)
+    let Some(shebang) = prepared.shebang else {
+        // No `#!lua` line: Redis 7.0's compatibility mode, no flags.
+        return run_script(ctx, prepared, keys, argv, ro, false);
+    };
+    check_flags(ctx, ro, shebang.no_writes, shebang.allow_oom)?;
+    run_script(
+        ctx,
+        prepared,
+        keys,
+        argv,
+        ro || shebang.no_writes,
+        shebang.allow_oom,
+    )
+}
+
+/// What Redis checks before a script with flags (a `#!lua` line, or a
+/// function) starts: a `*_RO` command needs `no-writes`, and over
+/// `maxmemory` a script that may write needs `allow-oom`.
+pub fn check_flags(
+    ctx: &Ctx<'_>,
+    ro: bool,
+    no_writes: bool,
+    allow_oom: bool,
+) -> Result<(), CommandError> {
+    if ro && !no_writes {
+        return Err(CommandError::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let eviction = &ctx.state.eviction;
+    if !no_writes && !allow_oom && eviction.settings.maxmemory > 0 && eviction.oom_at_command_start
+    {
+        return Err(CommandError::Oom);
+    }
+    Ok(())
 }
 
 /// Runs a prepared script or function as the caller's fake script client.
@@ -187,6 +223,7 @@ pub fn run_script(
     keys: &[Bytes],
     argv: &[Bytes],
     ro: bool,
+    allow_oom: bool,
 ) -> CmdResult {
     let saved_db = ctx.client.db;
     let saved_proto = ctx.client.proto;
@@ -201,6 +238,7 @@ pub fn run_script(
             ctx: &mut *ctx,
             db: saved_db,
             ro,
+            allow_oom,
             wrote: false,
         };
         prepared.run(keys, argv, &mut caller)
@@ -221,13 +259,15 @@ struct ScriptCaller<'c, 'a> {
     /// The script's selected database (SELECT in a script does not move the caller).
     db: usize,
     ro: bool,
+    /// The script's `allow-oom` flag: memory never refuses its commands.
+    allow_oom: bool,
     /// A write command ran: from then on the script must run to its end,
     /// so memory no longer stops it.
     wrote: bool,
 }
 
 impl Caller for ScriptCaller<'_, '_> {
-    fn call(&mut self, args: Vec<Bytes>, resp: u8) -> Reply {
+    fn call(&mut self, args: &[Bytes], resp: u8) -> Reply {
         let err = |t: &str| Reply::Error(t.to_string());
         let Some(spec) = super::lookup(&args[0]) else {
             return err("ERR Unknown Redis command called from script");
@@ -243,6 +283,7 @@ impl Caller for ScriptCaller<'_, '_> {
         // `scriptVerifyOOM`).
         let eviction = &self.ctx.state.eviction;
         if spec.flags & super::flags::DENYOOM != 0
+            && !self.allow_oom
             && !self.wrote
             && eviction.settings.maxmemory > 0
             && eviction.oom_at_command_start
@@ -262,7 +303,7 @@ impl Caller for ScriptCaller<'_, '_> {
         } else {
             Protocol::Resp2
         };
-        let reply = super::execute_queued(self.ctx, &args);
+        let reply = super::execute_queued(self.ctx, args);
         self.db = self.ctx.client.db;
         reply
     }

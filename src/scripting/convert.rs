@@ -7,10 +7,12 @@
 //! a table is an array up to its first nil unless it is one of the special
 //! single-field tables (`err`, `ok`, `double`, `big_number`, `map`, `set`).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use mlua::{Lua, MultiValue, Table, Value};
 
-use super::{Caller, RunState};
+use super::raw::RunState;
 use crate::reply::Reply;
 
 /// Why a Rust function of the sandbox raised an error.
@@ -108,6 +110,12 @@ pub fn format_g(x: f64, precision: usize) -> String {
         return if x.is_sign_negative() { "-0" } else { "0" }.into();
     }
     let p = precision.max(1);
+    // An integral value below 10^p prints as that integer (its exponent is
+    // below the precision): exact, and far cheaper than the exact-digits
+    // formatting below. Scripts pass counters to redis.call all the time.
+    if x.fract() == 0.0 && x.abs() < 10f64.powi(p.min(18) as i32) {
+        return (x as i64).to_string();
+    }
     let sci = format!("{:.*e}", p - 1, x);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -146,7 +154,7 @@ fn redis_error(msg: &str) -> mlua::Error {
     mlua::Error::external(ScriptError::Reply(format!("ERR {msg}")))
 }
 
-/// The `redis` table's fixed part (`call` and `pcall` are installed per run).
+/// The `redis` table but `call` and `pcall` (see [`super::raw`]).
 pub fn redis_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.raw_set("REDIS_VERSION", "7.0.15")?;
@@ -247,8 +255,8 @@ pub fn redis_table(lua: &Lua) -> mlua::Result<Table> {
             if v != 2 && v != 3 {
                 return Err(redis_error("RESP version must be 2 or 3."));
             }
-            if let Some(mut run) = lua.app_data_mut::<RunState>() {
-                run.resp = v as u8;
+            if let Some(run) = lua.app_data_ref::<Arc<RunState>>() {
+                run.resp.set(v as u8);
             }
             Ok(())
         })?,
@@ -299,7 +307,7 @@ pub fn redis_table(lua: &Lua) -> mlua::Result<Table> {
 /// The text of an error reply built from `msg` as Redis's
 /// `luaPushErrorBuff` builds it: a leading `-` means the first word is the
 /// error code; a message without one gets `ERR`.
-fn reply_error_text(msg: &[u8]) -> String {
+pub(crate) fn reply_error_text(msg: &[u8]) -> String {
     let text = String::from_utf8_lossy(msg);
     let dashed = if text.starts_with('-') {
         text.to_string()
@@ -313,130 +321,6 @@ fn reply_error_text(msg: &[u8]) -> String {
     };
     let rest = rest.trim_matches(['\r', '\n']);
     format!("{code} {rest}")
-}
-
-/// `redis.call` (`raise`) and `redis.pcall`: runs a command through `caller`
-/// and converts its reply for the script.
-pub fn call_from_lua(
-    lua: &Lua,
-    args: MultiValue,
-    caller: &mut dyn Caller,
-    raise: bool,
-) -> mlua::Result<Value> {
-    let resp = lua.app_data_ref::<RunState>().map(|r| r.resp).unwrap_or(2);
-    let result = lua_args(&args).and_then(|argv| match caller.call(argv, resp) {
-        Reply::Error(text) => Err(reply_error_text(text.as_bytes())),
-        reply => Ok(reply),
-    });
-    match result {
-        Ok(reply) => reply_to_lua(lua, &reply, resp),
-        Err(text) if raise => Err(mlua::Error::external(ScriptError::Reply(text))),
-        Err(text) => {
-            let t = lua.create_table()?;
-            t.raw_set("err", text)?;
-            Ok(Value::Table(t))
-        }
-    }
-}
-
-/// A command's arguments from `redis.call`'s Lua arguments.
-fn lua_args(args: &MultiValue) -> Result<Vec<Bytes>, String> {
-    if args.is_empty() {
-        return Err("ERR Please specify at least one argument for this redis lib call".into());
-    }
-    args.iter()
-        .map(|v| match v {
-            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(i) => Ok(Bytes::from(i.to_string())),
-            Value::Number(n) => Ok(Bytes::from(format_g(*n, 17))),
-            _ => Err("ERR Lua redis lib command arguments must be strings or integers".into()),
-        })
-        .collect()
-}
-
-/// A command reply as the Lua value `redis.call` returns, for protocol `resp`.
-pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
-    let resp3 = resp == 3;
-    Ok(match reply {
-        Reply::Simple(s) => {
-            let t = lua.create_table()?;
-            t.raw_set("ok", s.as_str())?;
-            Value::Table(t)
-        }
-        Reply::Error(text) => {
-            let t = lua.create_table()?;
-            t.raw_set("err", reply_error_text(text.as_bytes()))?;
-            Value::Table(t)
-        }
-        Reply::Integer(n) => Value::Integer(*n as _),
-        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
-        Reply::Verbatim(text) if resp3 => {
-            let inner = lua.create_table()?;
-            inner.raw_set("string", text.as_str())?;
-            inner.raw_set("format", "txt")?;
-            let t = lua.create_table()?;
-            t.raw_set("verbatim_string", inner)?;
-            Value::Table(t)
-        }
-        Reply::Verbatim(text) => Value::String(lua.create_string(text)?),
-        Reply::Null | Reply::NullArray if resp3 => Value::Nil,
-        Reply::Null | Reply::NullArray => Value::Boolean(false),
-        Reply::Array(items) | Reply::Push(items) => array(lua, items, resp)?,
-        Reply::Set(items) if resp3 => {
-            let set = lua.create_table()?;
-            for item in items {
-                set.raw_set(reply_to_lua(lua, item, resp)?, true)?;
-            }
-            let t = lua.create_table()?;
-            t.raw_set("set", set)?;
-            Value::Table(t)
-        }
-        Reply::Set(items) => array(lua, items, resp)?,
-        Reply::Map(pairs) if resp3 => {
-            let map = lua.create_table()?;
-            for (k, v) in pairs {
-                map.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
-            }
-            let t = lua.create_table()?;
-            t.raw_set("map", map)?;
-            Value::Table(t)
-        }
-        Reply::Map(pairs) => {
-            let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
-            for (i, (k, v)) in pairs.iter().enumerate() {
-                t.raw_set(2 * i + 1, reply_to_lua(lua, k, resp)?)?;
-                t.raw_set(2 * i + 2, reply_to_lua(lua, v, resp)?)?;
-            }
-            Value::Table(t)
-        }
-        Reply::Double(d) if resp3 => {
-            let t = lua.create_table()?;
-            t.raw_set("double", *d)?;
-            Value::Table(t)
-        }
-        Reply::Double(d) => Value::String(lua.create_string(crate::reply::format_double(*d))?),
-        Reply::Line3(b',', text) if resp3 => {
-            let t = lua.create_table()?;
-            t.raw_set("double", text.parse::<f64>().unwrap_or(0.0))?;
-            Value::Table(t)
-        }
-        Reply::Line3(_, text) if resp3 => {
-            let t = lua.create_table()?;
-            t.raw_set("big_number", text.as_str())?;
-            Value::Table(t)
-        }
-        Reply::Line3(_, text) => Value::String(lua.create_string(text)?),
-        Reply::Bool(b) if resp3 => Value::Boolean(*b),
-        Reply::Bool(b) => Value::Integer(*b as _),
-    })
-}
-
-fn array(lua: &Lua, items: &[Reply], resp: u8) -> mlua::Result<Value> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, reply_to_lua(lua, item, resp)?)?;
-    }
-    Ok(Value::Table(t))
 }
 
 /// Nested tables deeper than this are cut (Redis's Lua stack would overflow).
@@ -521,6 +405,11 @@ mod tests {
         assert_eq!(format_g(0.1, 17), "0.10000000000000001");
         assert_eq!(format_g(3.5, 17), "3.5");
         assert_eq!(format_g(10.0, 17), "10");
+        assert_eq!(format_g(-42.0, 17), "-42");
+        assert_eq!(format_g(99_999_999_999_999_984.0, 17), "99999999999999984");
+        assert_eq!(format_g(1e17, 17), "1e+17");
+        assert_eq!(format_g(1e14, 14), "1e+14");
+        assert_eq!(format_g(123.0, 2), "1.2e+02");
         assert_eq!(format_g(1e20, 17), "1e+20");
         assert_eq!(
             format_g(1e-5, 14),

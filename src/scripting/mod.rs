@@ -18,6 +18,7 @@ pub mod cjson;
 pub mod cmsgpack;
 pub mod convert;
 pub mod functions;
+mod raw;
 pub mod sandbox;
 pub mod structlib;
 
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, Table, Value};
 
 use crate::reply::Reply;
 use busy::ScriptWatch;
@@ -39,27 +40,76 @@ pub trait Caller {
     /// Runs one command for the script; command errors come back as
     /// [`Reply::Error`]. `resp` is the protocol the script chose with
     /// `redis.setresp`.
-    fn call(&mut self, args: Vec<Bytes>, resp: u8) -> Reply;
+    fn call(&mut self, args: &[Bytes], resp: u8) -> Reply;
 }
 
-/// What a running script reads of its own run (app data of the Lua state).
-pub(crate) struct RunState {
-    /// The protocol `redis.setresp` chose: how command replies become Lua values.
-    pub resp: u8,
-    pub is_function: bool,
+/// What an EVAL script's `#!lua` line declares (Redis 7.0). A script
+/// without one runs in compatibility mode: no flags apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shebang {
+    /// Length of the line, without its line feed (which stays, so line
+    /// numbers in error texts are the body's own).
+    pub len: usize,
+    pub no_writes: bool,
+    pub allow_oom: bool,
+}
+
+/// The flags a `#!lua flags=...` line accepts (those a function may have).
+const SHEBANG_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Reads an EVAL body's `#!` line, worded as Redis refuses a bad one.
+pub fn parse_shebang(body: &[u8]) -> Result<Option<Shebang>, String> {
+    if !body.starts_with(b"#!") {
+        return Ok(None);
+    }
+    let Some(len) = body.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..len]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut shebang = Shebang {
+        len,
+        ..Shebang::default()
+    };
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {part}"));
+        };
+        for flag in list.split(',').filter(|_| !list.is_empty()) {
+            if !SHEBANG_FLAGS.contains(&flag) {
+                return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
+            }
+            shebang.no_writes |= flag == "no-writes";
+            shebang.allow_oom |= flag == "allow-oom";
+        }
+    }
+    Ok(Some(shebang))
 }
 
 /// A compiled EVAL script.
 struct Script {
     body: Bytes,
     func: Function,
+    shebang: Option<Shebang>,
+    /// Its sha1, for error texts (shared, not copied, by each run).
+    name: Arc<str>,
 }
 
 /// The Lua state, the EVAL script cache and the function libraries.
 pub struct Scripting {
     lua: Lua,
     /// The sandbox's pieces, built once.
-    env: sandbox::Sandbox,
+    env: Arc<sandbox::Sandbox>,
     /// sha1 (lower-case hex) → script.
     cache: HashMap<String, Script>,
     /// Sum of the cached bodies' lengths (INFO `used_memory_scripts_eval`).
@@ -72,11 +122,13 @@ pub struct Scripting {
 /// command layer can run it while it lends the state to [`Caller`].
 pub struct Prepared {
     lua: Lua,
-    env: sandbox::Sandbox,
+    env: Arc<sandbox::Sandbox>,
     func: Function,
     /// The sha1 (EVAL) or the function name (FCALL), for error texts.
-    name: String,
+    name: Arc<str>,
     is_function: bool,
+    /// An EVAL script's `#!lua` line, if it has one.
+    pub shebang: Option<Shebang>,
     watch: Arc<ScriptWatch>,
 }
 
@@ -91,7 +143,7 @@ impl Scripting {
         Scripting {
             functions: functions::Libraries::default(),
             lua,
-            env,
+            env: Arc::new(env),
             cache: HashMap::new(),
             cache_bytes: 0,
             watch,
@@ -100,22 +152,42 @@ impl Scripting {
 
     /// Compiles `body` into the cache (if not there yet) and returns its sha1.
     pub fn load(&mut self, body: &Bytes) -> Result<String, String> {
+        self.load_entry(body).map(|(sha, _)| sha)
+    }
+
+    /// The cache entry of `body`, compiled and added if new.
+    fn load_entry(&mut self, body: &Bytes) -> Result<(String, &Script), String> {
+        use std::collections::hash_map::Entry;
         let sha = sha1hex(body);
-        if !self.cache.contains_key(&sha) {
-            let func = self
-                .env
-                .compile(&self.lua, body, "@user_script")
-                .map_err(|e| compile_error(&e))?;
-            self.cache_bytes += body.len();
-            self.cache.insert(
-                sha.clone(),
-                Script {
+        let script = match self.cache.entry(sha.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let shebang = parse_shebang(body)?;
+                let code = &body[shebang.map_or(0, |s| s.len)..];
+                let func = self
+                    .env
+                    .compile(&self.lua, code, "@user_script")
+                    .map_err(|e| compile_error(&e))?;
+                self.cache_bytes += body.len();
+                e.insert(Script {
                     body: body.clone(),
                     func,
-                },
-            );
-        }
-        Ok(sha)
+                    shebang,
+                    name: Arc::from(sha.as_str()),
+                })
+            }
+        };
+        Ok((sha, script))
+    }
+
+    /// EVAL: `body` from the cache (compiled and added if new), ready to run.
+    pub fn prepare_body(&mut self, body: &Bytes) -> Result<Prepared, String> {
+        let (_, script) = self.load_entry(body)?;
+        let (func, name) = (script.func.clone(), script.name.clone());
+        let shebang = script.shebang;
+        let mut prepared = self.prepared(func, name, false);
+        prepared.shebang = shebang;
+        Ok(prepared)
     }
 
     pub fn exists(&self, sha: &[u8]) -> bool {
@@ -152,20 +224,23 @@ impl Scripting {
     /// The cached script `sha` (lower-case hex), ready to run.
     pub fn prepare_sha(&self, sha: &[u8]) -> Option<Prepared> {
         let sha = std::str::from_utf8(sha).ok()?;
-        let (sha, script) = match self.cache.get_key_value(sha) {
+        let script = match self.cache.get(sha) {
             Some(found) => found,
-            None => self.cache.get_key_value(&sha.to_ascii_lowercase())?,
+            None => self.cache.get(&sha.to_ascii_lowercase())?,
         };
-        Some(self.prepared(script.func.clone(), sha.clone(), false))
+        let mut prepared = self.prepared(script.func.clone(), script.name.clone(), false);
+        prepared.shebang = script.shebang;
+        Some(prepared)
     }
 
-    fn prepared(&self, func: Function, name: String, is_function: bool) -> Prepared {
+    fn prepared(&self, func: Function, name: Arc<str>, is_function: bool) -> Prepared {
         Prepared {
             lua: self.lua.clone(),
             env: self.env.clone(),
             func,
             name,
             is_function,
+            shebang: None,
             watch: self.watch.clone(),
         }
     }
@@ -180,13 +255,13 @@ impl Scripting {
         &self.lua
     }
 
-    pub(crate) fn sandbox(&self) -> &sandbox::Sandbox {
+    pub(crate) fn sandbox(&self) -> &Arc<sandbox::Sandbox> {
         &self.env
     }
 
     /// A registered function, ready to run.
     pub fn prepare_function(&self, func: Function, name: &str) -> Prepared {
-        self.prepared(func, name.to_string(), true)
+        self.prepared(func, Arc::from(name), true)
     }
 }
 
@@ -201,38 +276,21 @@ impl Prepared {
             name,
             is_function,
             watch,
+            ..
         } = self;
-        // The run state lives in the Lua state from its creation: reset, not
-        // re-inserted (no allocation per run).
-        match lua.app_data_mut::<RunState>() {
-            Some(mut run) => {
-                run.resp = 2;
-                run.is_function = is_function;
-            }
-            None => {
-                lua.set_app_data(RunState {
-                    resp: 2,
-                    is_function,
-                });
-            }
-        }
+        let run = env.run_state();
+        run.resp.set(2);
+        run.is_function.set(is_function);
         let _running = watch.begin(is_function);
-        let caller = std::cell::RefCell::new(caller);
-        let outcome = lua.scope(|scope| {
-            let call = scope.create_function(|lua, args: MultiValue| {
-                convert::call_from_lua(lua, args, &mut **caller.borrow_mut(), true)
-            })?;
-            let pcall = scope.create_function(|lua, args: MultiValue| {
-                convert::call_from_lua(lua, args, &mut **caller.borrow_mut(), false)
-            })?;
-            env.run(&lua, &func, (call, pcall), keys, argv, is_function)
-        });
+        let lent = raw::CallerGuard::new(run, caller);
+        let outcome = env.run(&lua, &func, keys, argv, is_function);
+        if let Some(payload) = lent.take_panic() {
+            std::panic::resume_unwind(payload);
+        }
+        drop(lent);
         let killed = watch.kill_requested();
         let reply = match outcome {
-            Ok(Ok(value)) => {
-                let resp = lua.app_data_ref::<RunState>().map(|r| r.resp).unwrap_or(2);
-                convert::lua_to_reply(&value, resp)
-            }
+            Ok(Ok(value)) => convert::lua_to_reply(&value, env.run_state().resp.get()),
             Ok(Err(err)) => error_reply(&err, &name),
             Err(e) => match killed {
                 Some(_) => kill_reply(is_function),
@@ -284,6 +342,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shebang_lines() {
+        assert_eq!(parse_shebang(b"return 1"), Ok(None));
+        let s = parse_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1")
+            .unwrap()
+            .unwrap();
+        assert_eq!((s.len, s.no_writes, s.allow_oom), (31, true, true));
+        assert!(!parse_shebang(b"#!lua flags=\n").unwrap().unwrap().no_writes);
+        assert_eq!(
+            parse_shebang(b"#!lua"),
+            Err("ERR Invalid script shebang".into())
+        );
+        assert_eq!(
+            parse_shebang(b"#!lua flags=bogus\n"),
+            Err("ERR Unexpected flag in script shebang: bogus".into())
+        );
+        assert_eq!(
+            parse_shebang(b"#!lua name=x\n"),
+            Err("ERR Unknown lua shebang option: name=x".into())
+        );
+    }
+
+    #[test]
     fn sha1_of_empty_string() {
         assert_eq!(sha1hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
     }
@@ -296,7 +376,7 @@ mod run_tests {
     struct NoCalls;
 
     impl Caller for NoCalls {
-        fn call(&mut self, _args: Vec<Bytes>, _resp: u8) -> Reply {
+        fn call(&mut self, _args: &[Bytes], _resp: u8) -> Reply {
             Reply::Null
         }
     }

@@ -14,6 +14,7 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
 use super::busy::ScriptWatch;
 use super::convert::{self, ScriptError};
+use super::raw::{self, RunState};
 
 /// Instructions between two checks of the kill flag.
 const HOOK_EVERY: u32 = 10_000;
@@ -23,11 +24,16 @@ const HOOK_EVERY: u32 = 10_000;
 pub struct Sandbox {
     /// The real global table (behind the read-only proxy scripts see).
     globals: Table,
-    /// The real `redis` table: `call` and `pcall` are installed per run.
+    /// The real `redis` table.
     redis: Table,
+    /// What a function library sees of `redis` while it loads (Redis gives
+    /// it only `log`, the log levels and the version).
+    load_view: Table,
     xpcall: Function,
     handler: Function,
     lib_env: Function,
+    /// What a run shares with `redis.call` (also app data of the state).
+    run: Arc<RunState>,
 }
 
 /// Lua prelude, run once with the real globals: makes the proxies.
@@ -36,15 +42,20 @@ local G, setmetatable, error, tostring = ...
 local function readonly()
   error("Attempt to modify a readonly table", 2)
 end
+local function missing(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
+local R = G.redis
+local load_view = setmetatable({log = R.log, LOG_DEBUG = R.LOG_DEBUG, LOG_VERBOSE = R.LOG_VERBOSE,
+  LOG_NOTICE = R.LOG_NOTICE, LOG_WARNING = R.LOG_WARNING, REDIS_VERSION = R.REDIS_VERSION,
+  REDIS_VERSION_NUM = R.REDIS_VERSION_NUM}, {__index = missing, __metatable = false})
 local function protect(t)
   return setmetatable({}, {__index = t, __newindex = readonly, __metatable = false})
 end
 for _, name in ipairs({"string", "table", "math", "coroutine", "redis", "cjson", "cmsgpack", "bit", "struct"}) do
   G[name] = protect(G[name])
 end
-setmetatable(G, {__index = function(_, k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-end, __metatable = false})
+setmetatable(G, {__index = missing, __metatable = false})
 local getmetatable = getmetatable
 G.setmetatable = function(t, mt)
   if getmetatable(t) == false then
@@ -60,7 +71,7 @@ local function lib_env(loader)
   local fields = setmetatable({redis = loader}, {__index = env, __metatable = false})
   return setmetatable({}, {__index = fields, __newindex = readonly, __metatable = false}), fields
 end
-return env, lib_env
+return env, lib_env, load_view
 "#;
 
 /// Globals of the standard libraries that Redis does not give scripts.
@@ -83,6 +94,11 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
     let raw_pcall: Function = globals.raw_get("pcall")?;
     globals.raw_set("pcall", redis_pcall(&lua, raw_pcall)?)?;
     let redis = super::convert::redis_table(&lua)?;
+    let run = Arc::new(RunState::default());
+    lua.set_app_data(run.clone());
+    let (call, pcall) = raw::install(&lua, &run)?;
+    redis.raw_set("call", call)?;
+    redis.raw_set("pcall", pcall)?;
     globals.raw_set("redis", redis.clone())?;
     globals.raw_set("cjson", super::cjson::table(&lua)?)?;
     globals.raw_set("cmsgpack", super::cmsgpack::table(&lua)?)?;
@@ -91,12 +107,10 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
     let setmetatable: Function = globals.raw_get("setmetatable")?;
     let error: Function = globals.raw_get("error")?;
     let tostring: Function = globals.raw_get("tostring")?;
-    let (env, lib_env): (Table, Function) = lua.load(PRELUDE).set_name("=sandbox").call((
-        globals.clone(),
-        setmetatable,
-        error,
-        tostring,
-    ))?;
+    let (env, lib_env, load_view): (Table, Function, Table) = lua
+        .load(PRELUDE)
+        .set_name("=sandbox")
+        .call((globals.clone(), setmetatable, error, tostring))?;
     lua.set_globals(env)?;
     let handler = lua.create_function(error_handler)?;
     lua.set_hook(
@@ -114,9 +128,11 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
         Sandbox {
             globals,
             redis,
+            load_view,
             xpcall,
             handler,
             lib_env,
+            run,
         },
     ))
 }
@@ -152,8 +168,8 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
                     ScriptError::Reply(text) => t.raw_set("err", text)?,
                     ScriptError::Killed => {
                         let function = lua
-                            .app_data_ref::<super::RunState>()
-                            .is_some_and(|r| r.is_function);
+                            .app_data_ref::<Arc<RunState>>()
+                            .is_some_and(|r| r.is_function.get());
                         let what = if function { "FUNCTION" } else { "SCRIPT" };
                         t.raw_set(
                             "err",
@@ -227,7 +243,7 @@ impl Sandbox {
     ) -> mlua::Result<R> {
         let loader = lua.create_table()?;
         let meta = lua.create_table()?;
-        meta.raw_set("__index", self.globals.raw_get::<Value>("redis")?)?;
+        meta.raw_set("__index", self.load_view.clone())?;
         loader.set_metatable(Some(meta))?;
         let (env, fields): (Table, Table) = self.lib_env.call(loader.clone())?;
         func.set_environment(env)?;
@@ -262,52 +278,38 @@ impl Sandbox {
         &self.redis
     }
 
-    /// Runs `func` under the error handler with `dispatch` as `redis.call` and
-    /// `redis.pcall`'s engine. An EVAL script reads KEYS and ARGV as globals;
-    /// a function gets them as its two arguments.
+    /// What a run shares with `redis.call`.
+    pub(crate) fn run_state(&self) -> &RunState {
+        &self.run
+    }
+
+    /// Runs `func` under the error handler. An EVAL script reads KEYS and
+    /// ARGV as globals; a function gets them as its two arguments.
     pub fn run(
         &self,
         lua: &Lua,
         func: &Function,
-        dispatch: (Function, Function),
         keys: &[Bytes],
         argv: &[Bytes],
         is_function: bool,
     ) -> mlua::Result<Result<Value, Table>> {
-        let keys = strings_table(lua, keys)?;
-        let argv = strings_table(lua, argv)?;
-        self.redis.raw_set("call", dispatch.0)?;
-        self.redis.raw_set("pcall", dispatch.1)?;
-        let target = if is_function {
-            func.bind((keys, argv))?
-        } else {
-            self.globals.raw_set("KEYS", keys)?;
-            self.globals.raw_set("ARGV", argv)?;
-            func.clone()
-        };
-        let mut out: MultiValue = self.xpcall.call((target, self.handler.clone()))?;
-        self.redis.raw_set("call", Value::Nil)?;
-        self.redis.raw_set("pcall", Value::Nil)?;
-        let ok = matches!(out.pop_front(), Some(Value::Boolean(true)));
-        let first = out.pop_front().unwrap_or(Value::Nil);
-        if ok {
-            return Ok(Ok(first));
-        }
-        match first {
-            Value::Table(t) => Ok(Err(t)),
-            other => {
+        let out = raw::call_script(
+            lua,
+            &self.handler,
+            func,
+            &self.globals,
+            keys,
+            argv,
+            is_function,
+        )?;
+        match out {
+            Ok(v) => Ok(Ok(v)),
+            Err(Value::Table(t)) => Ok(Err(t)),
+            Err(other) => {
                 let t = lua.create_table()?;
                 t.raw_set("err", format!("ERR {}", convert::tostring(&other)))?;
                 Ok(Err(t))
             }
         }
     }
-}
-
-fn strings_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_seti(i + 1, lua.create_string(item)?)?;
-    }
-    Ok(t)
 }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{run_script, split_keys};
+use super::{check_flags, run_script, split_keys};
 use crate::commands::Ctx;
 use crate::errors::{CmdResult, CommandError};
 use crate::reply::Reply;
@@ -27,13 +27,10 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CmdResult {
         .function(&args[1])
         .ok_or_else(|| CommandError::err("Function not found"))?;
     let no_writes = f.flags.iter().any(|f| f == "no-writes");
-    if ro && !no_writes {
-        return Err(CommandError::err(
-            "Can not execute a script with write flag using *_ro command.",
-        ));
-    }
+    let allow_oom = f.flags.iter().any(|f| f == "allow-oom");
     let prepared = scripting.prepare_function(f.callback.clone(), &f.name);
-    run_script(ctx, prepared, keys, argv, ro || no_writes)
+    check_flags(ctx, ro, no_writes, allow_oom)?;
+    run_script(ctx, prepared, keys, argv, ro || no_writes, allow_oom)
 }
 
 fn arity_ok(sub: &[u8], argc: usize) -> bool {
