@@ -212,6 +212,11 @@ fn a_killed_replica_resyncs_and_a_short_disconnect_continues_partially() {
     replica.kill9();
     write_every_type(&mut p, "two");
     replica.restart();
+    // The 30 ms key expires on the primary first, so both captures agree.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let n: i64 = q(&mut p, &["EXISTS", "short:two"]);
+        n == 0
+    }));
     converge(&primary, &[&replica]);
     assert_eq!(capture(&mut replica.client()), capture(&mut p));
     assert_eq!(info_field(&mut p, "stats", "sync_full"), "2");
