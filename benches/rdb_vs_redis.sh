@@ -143,8 +143,11 @@ while [ ! -f "$dir/fk/export.rdb" ] && [ $i -lt 60000 ]; do sleep 0.01; i=$((i +
 t_export=$(echo "$(now) - $t0" | bc)
 export_size=$(stat -c %s "$dir/fk/export.rdb")
 # forkless's own snapshot (replacing the imported RDB): SAVE twice, the
-# second one timed (the first replaces the Redis file).
+# second one timed (the first replaces the Redis file). Incremental
+# snapshots are switched off first, so the timed SAVE writes the whole data
+# set as redis-server's does (not a delta of nothing).
 redis-cli -p $((base + 1)) SAVE >/dev/null
+redis-cli -p $((base + 1)) CONFIG SET incremental-snapshots no >/dev/null
 t0=$(now)
 c0=$(cpu "$fp")
 redis-cli -p $((base + 1)) SAVE >/dev/null
