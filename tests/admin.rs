@@ -32,14 +32,6 @@ fn q_err(c: &mut Connection, args: &[&str]) -> String {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A forkless started from a config file only (no harness flags).
 struct Proc {
     child: Child,
@@ -115,7 +107,7 @@ fn config_file_starts_the_server_as_configured_and_rewrite_round_trips() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let conf = tmp.path().join("redis.conf");
     let text = format!(
         "# forkless test configuration\n\

@@ -829,11 +829,7 @@ fn clients_get_loading_until_the_data_set_is_in() {
     const KEYS: i64 = 400_000;
     let tmp = tempfile::tempdir().unwrap();
     let dump = {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -868,11 +864,7 @@ fn clients_get_loading_until_the_data_set_is_in() {
     let size = std::fs::metadata(&dump).unwrap().len();
     let fk = tempfile::tempdir().unwrap();
     std::fs::copy(&dump, fk.path().join("dump.rdb")).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let started = Instant::now();
     let _server = Raw(Command::new(common::BIN)
         .args(["--port", &port.to_string(), "--save", ""])

@@ -339,11 +339,7 @@ fn a_replica_joining_under_a_50_client_write_load_gives_no_write_errors() {
 
 #[test]
 fn a_replica_without_its_primary_serves_stale_data_or_masterdown() {
-    let gone = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let gone = common::free_port();
     let replica = Server::start();
     let mut c = replica.client();
     let _: () = q(&mut c, &["SET", "k", "v"]);
@@ -372,11 +368,7 @@ fn a_replica_without_its_primary_serves_stale_data_or_masterdown() {
 
 #[test]
 fn a_redis_rdb_from_a_redis_primary_is_refused_with_a_clear_log_line() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let mut redis = std::process::Command::new("redis-server")
         .args([

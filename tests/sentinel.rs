@@ -26,16 +26,8 @@ impl Drop for Sentinel {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_sentinel(dir: &Path, primary_port: u16) -> Sentinel {
-    let port = free_port();
+    let port = common::free_port();
     let conf = dir.join(format!("sentinel-{port}.conf"));
     std::fs::write(
         &conf,

@@ -235,6 +235,16 @@ pub fn info_persistence(c: &mut redis::Connection) -> std::collections::BTreeMap
         .collect()
 }
 
+/// A loopback port nothing listens on right now (for servers started with
+/// an explicit port, such as redis-server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Waits (bounded) until no background save runs; returns INFO persistence.
 pub fn wait_bgsave(c: &mut redis::Connection) -> std::collections::BTreeMap<String, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
