@@ -96,6 +96,11 @@ struct Opts {
     /// skip the 50-client write load phases (without and with BGSAVEs)
     #[argh(switch)]
     no_write_load: bool,
+    /// leave forkless's incremental snapshots on (by default they are off
+    /// here, so every save writes the whole data set as redis-server's does;
+    /// `incremental_snapshots` measures deltas)
+    #[argh(switch)]
+    incremental: bool,
     /// skip the redis-benchmark suite after SAVE
     #[argh(switch)]
     no_redis_benchmark: bool,
@@ -334,6 +339,9 @@ struct ServerProc {
     child: Option<Child>,
 }
 
+/// `--incremental`: whether forkless keeps its incremental snapshots on.
+static INCREMENTAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl ServerProc {
     fn start(kind: Kind, port: u16, dir: &Path) -> Result<ServerProc> {
         std::fs::create_dir_all(dir)?;
@@ -342,6 +350,9 @@ impl ServerProc {
                 let mut c = Command::new(forkless_binary()?);
                 c.args(["--port", &port.to_string(), "--save", "", "--dir"])
                     .arg(dir);
+                if !INCREMENTAL.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.args(["--config", "incremental-snapshots no"]);
+                }
                 c
             }
             Kind::Redis => {
@@ -1087,6 +1098,7 @@ fn small_collections(opts: &Opts, tmp: &Path) -> Result<Table> {
 
 fn main() -> std::process::ExitCode {
     let opts: Opts = argh::from_env();
+    INCREMENTAL.store(opts.incremental, std::sync::atomic::Ordering::Relaxed);
     match run(&opts) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
