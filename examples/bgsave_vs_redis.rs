@@ -64,7 +64,7 @@ use hdrhistogram::Histogram;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{forkless_binary, run_bounded, Rng};
+use support::{forkless_binary, process_rss, run_bounded, Rng};
 
 /// Compare forkless with redis-server side by side.
 #[derive(FromArgs)]
@@ -423,7 +423,7 @@ impl ServerProc {
     }
 
     fn rss(&self) -> u64 {
-        rss_bytes(self.pid())
+        process_rss(self.pid())
     }
 
     fn conn(&self) -> Result<Conn> {
@@ -446,19 +446,6 @@ impl Drop for ServerProc {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// Resident set size: `VmRSS` of `/proc/PID/status`, in bytes (0 if unreadable).
-fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }
 
 fn dbsize(s: &ServerProc) -> Result<i64> {
@@ -841,7 +828,7 @@ fn one_bgsave(c: &mut Conn, pid: u32) -> Result<(f64, f64, u64)> {
     }
     let mut rss_peak = 0;
     loop {
-        rss_peak = rss_peak.max(rss_bytes(pid));
+        rss_peak = rss_peak.max(process_rss(pid));
         if c.info_field("persistence", "rdb_bgsave_in_progress")?
             .as_deref()
             == Some("0")
@@ -867,7 +854,7 @@ fn bgsave_loop(
 ) -> Result<()> {
     let mut c = Conn::connect(port)?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let rss_before = rss_bytes(pid);
+    let rss_before = process_rss(pid);
     while Instant::now() < deadline {
         let (reply_us, total_s, rss_peak) = one_bgsave(&mut c, pid)?;
         let info = c.info("persistence")?;

@@ -281,17 +281,13 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
                     );
                 }
             }
+            ctx.state.persistence.keep_loaded(
+                &ctx.shared.config(),
+                &loaded.keyspace,
+                chained.chain,
+                &path,
+            );
             ctx.state.keyspace = loaded.keyspace;
-            if ctx.shared.config().incremental_snapshots {
-                // What was just read is what the files hold.
-                let saved = persistence::chain::Saved {
-                    keyspace: ctx.state.keyspace.clone(),
-                    chain: chained.chain,
-                    dump: path.clone(),
-                };
-                let pinned = crate::keyspace::pinned::bytes();
-                ctx.state.persistence.keep_saved(Some(saved), pinned, None);
-            }
             let codes = ctx.state.keyspace.functions().to_vec();
             if let Err(e) = ctx.state.scripting.install_libraries(&codes) {
                 tracing::warn!("DEBUG RELOAD: the snapshot's functions did not load: {e}");

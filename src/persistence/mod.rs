@@ -151,6 +151,27 @@ impl PersistState {
         }
     }
 
+    /// Keeps a keyspace just loaded from `chain` as the saved version (when
+    /// incremental snapshots are on): it is what the files hold, so the next
+    /// save can be a delta.
+    pub fn keep_loaded(
+        &mut self,
+        config: &crate::config::Config,
+        keyspace: &crate::keyspace::Keyspace,
+        chain: chain::Manifest,
+        dump: &std::path::Path,
+    ) {
+        if !config.incremental_snapshots {
+            return;
+        }
+        let saved = chain::Saved {
+            keyspace: keyspace.clone(),
+            chain,
+            dump: dump.to_path_buf(),
+        };
+        self.keep_saved(Some(saved), crate::keyspace::pinned::bytes(), None);
+    }
+
     /// Drops the kept version when what it pins has grown past its worth:
     /// more than the delta ratio of the live data, or past `maxmemory`. The
     /// next save then writes a full base.
@@ -326,24 +347,17 @@ fn load_file_at_startup(
     let loaded = chained.loaded;
     let chain_bytes = chained.chain.total_bytes();
     let mut state = shared.lock();
-    state.keyspace = loaded.keyspace;
-    // The state just loaded is what the files hold: the next save can be a delta.
-    if shared.config().incremental_snapshots {
-        let saved = chain::Saved {
-            keyspace: state.keyspace.clone(),
-            chain: chained.chain,
-            dump: path.to_path_buf(),
-        };
-        let pinned = crate::keyspace::pinned::bytes();
-        state.persistence.keep_saved(Some(saved), pinned, None);
-    }
-    let codes = state.keyspace.functions().to_vec();
+    let state = &mut *state;
     state
-        .scripting
-        .install_libraries(&codes)
-        .map_err(|e| format!("cannot load the snapshot's functions: {e}"))?;
-    state.persistence.last_load_keys_loaded = loaded.keys_loaded;
-    state.persistence.last_load_keys_expired = loaded.keys_expired;
+        .persistence
+        .keep_loaded(&shared.config(), &loaded.keyspace, chained.chain, path);
+    install_loaded(
+        state,
+        loaded.keyspace,
+        loaded.keys_loaded,
+        loaded.keys_expired,
+    )
+    .map_err(|e| format!("cannot load the snapshot's functions: {e}"))?;
     if chained.deltas > 0 {
         tracing::info!(
             "Applied {} incremental deltas ({} bytes of chain in all)",
@@ -357,6 +371,23 @@ fn load_file_at_startup(
         loaded.keys_expired,
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Installs a data set loaded at start-up (a forkless snapshot or a Redis
+/// RDB): the keyspace, its function libraries and the load's counts for
+/// INFO. Err is the libraries' error.
+pub fn install_loaded(
+    state: &mut State,
+    keyspace: crate::keyspace::Keyspace,
+    keys_loaded: u64,
+    keys_expired: u64,
+) -> Result<(), String> {
+    state.keyspace = keyspace;
+    let codes = state.keyspace.functions().to_vec();
+    state.scripting.install_libraries(&codes)?;
+    state.persistence.last_load_keys_loaded = keys_loaded;
+    state.persistence.last_load_keys_expired = keys_expired;
     Ok(())
 }
 

@@ -76,15 +76,13 @@ pub fn load_at_startup(shared: &Shared, path: &Path) -> Result<(), String> {
             last_log = Instant::now();
         }
     })?;
-    let mut state = shared.lock();
-    state.keyspace = imported.keyspace;
-    let codes = state.keyspace.functions().to_vec();
-    state
-        .scripting
-        .install_libraries(&codes)
-        .map_err(|e| format!("cannot load the RDB's functions: {e}"))?;
-    state.persistence.last_load_keys_loaded = imported.keys_loaded;
-    state.persistence.last_load_keys_expired = imported.keys_expired;
+    super::install_loaded(
+        &mut shared.lock(),
+        imported.keyspace,
+        imported.keys_loaded,
+        imported.keys_expired,
+    )
+    .map_err(|e| format!("cannot load the RDB's functions: {e}"))?;
     tracing::info!(
         "The next save writes forkless's own snapshot format to {}",
         path.display()
