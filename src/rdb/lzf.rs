@@ -192,41 +192,46 @@ fn compress_with(htab: &mut [u32], input: &[u8], max_out: usize) -> Option<Vec<u
             htab[idx(hval)] = ip as u32 + 1;
             ip += 1;
         } else {
-            if op >= out_end {
-                return None;
-            }
-            lit += 1;
-            out[op] = input[ip];
-            op += 1;
+            push_literal(&mut out, out_end, &mut op, &mut lit, input[ip])?;
             ip += 1;
-            if lit == MAX_LIT {
-                out[op - lit - 1] = (lit - 1) as u8;
-                lit = 0;
-                op += 1;
-            }
         }
     }
     if op + 3 > out_end {
         return None;
     }
     while ip < in_len {
-        if op >= out_end {
-            return None;
-        }
-        lit += 1;
-        out[op] = input[ip];
-        op += 1;
+        push_literal(&mut out, out_end, &mut op, &mut lit, input[ip])?;
         ip += 1;
-        if lit == MAX_LIT {
-            out[op - lit - 1] = (lit - 1) as u8;
-            lit = 0;
-            op += 1;
-        }
     }
     out[op - lit - 1] = (lit as u8).wrapping_sub(1);
     op -= usize::from(lit == 0);
     out.truncate(op);
     Some(out)
+}
+
+/// Appends one literal byte to the open run, closing the run (its control
+/// byte written, room left for the next one's) once it holds `MAX_LIT`.
+/// `None` when the output is full.
+#[inline]
+fn push_literal(
+    out: &mut [u8],
+    out_end: usize,
+    op: &mut usize,
+    lit: &mut usize,
+    byte: u8,
+) -> Option<()> {
+    if *op >= out_end {
+        return None;
+    }
+    *lit += 1;
+    out[*op] = byte;
+    *op += 1;
+    if *lit == MAX_LIT {
+        out[*op - *lit - 1] = (*lit - 1) as u8;
+        *lit = 0;
+        *op += 1;
+    }
+    Some(())
 }
 
 #[cfg(test)]
