@@ -24,6 +24,7 @@
 //! - [`rdb`]: Redis's RDB format: import, export, DUMP/RESTORE payloads.
 //! - [`migrate`]: MIGRATE's connection to the target server.
 //! - [`config`]: command-line options and the live configuration.
+//! - [`cli`]: the command line read as redis-server reads it.
 //! - [`security`]: AUTH's password check and protected mode.
 //! - [`limits`]: per-client query and output buffer limits.
 //! - [`params`]: the configuration parameter table (CONFIG GET/SET, redis.conf).
@@ -43,6 +44,7 @@
 pub mod alloc;
 pub mod alloc_count;
 pub mod blocking;
+pub mod cli;
 pub mod clients;
 pub mod commands;
 pub mod conffile;

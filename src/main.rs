@@ -10,7 +10,16 @@ use forkless::config::{self, Args, Config, SubCommand};
 static GLOBAL: forkless::alloc::Global = forkless::alloc::GLOBAL;
 
 fn main() -> ExitCode {
-    let args: Args = argh::from_env();
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let args: Args = match forkless::cli::parse(&argv) {
+        forkless::cli::Parsed::Run(args) => *args,
+        forkless::cli::Parsed::Exit { output, code } => {
+            forkless::cli::print(&output, code);
+            return ExitCode::from(code);
+        }
+    };
     let config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {

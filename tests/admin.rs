@@ -721,3 +721,39 @@ fn redis_cli_tools_work() {
     let info = server.cli(&["INFO", "everything"]);
     assert!(info.contains("# Commandstats"), "{info}");
 }
+
+#[test]
+fn any_directive_is_a_command_line_option_as_in_redis_server() {
+    let server = Server::start_with(&[
+        "--save",
+        "900",
+        "1",
+        "300",
+        "10",
+        "--maxmemory",
+        "10mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--hz",
+        "20",
+    ]);
+    let mut c = server.client();
+    assert_eq!(config_get(&mut c, "save"), "900 1 300 10");
+    assert_eq!(config_get(&mut c, "maxmemory"), "10485760");
+    assert_eq!(config_get(&mut c, "maxmemory-policy"), "allkeys-lru");
+    assert_eq!(config_get(&mut c, "hz"), "20");
+    // An unknown directive is refused before the server starts.
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--no-such-directive", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-directive"), "{err}");
+    // Help and version print and exit 0 without starting a server.
+    for flag in ["--help", "--version"] {
+        let out = Command::new(BIN).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("forkless"));
+    }
+}
