@@ -287,13 +287,18 @@ fn debug_reload(ctx: &mut Ctx<'_>, save: bool) -> CmdResult {
                 chained.chain,
                 &path,
             );
-            ctx.state.keyspace = loaded.keyspace;
-            let codes = ctx.state.keyspace.functions().to_vec();
-            if let Err(e) = ctx.state.scripting.install_libraries(&codes) {
+            if let Err(e) = persistence::install_loaded(
+                ctx.state,
+                loaded.keyspace,
+                loaded.keys_loaded,
+                loaded.keys_expired,
+            ) {
+                // As Redis's rdbLoad: a library that does not load fails it.
                 tracing::warn!("DEBUG RELOAD: the snapshot's functions did not load: {e}");
+                return Err(CommandError::err(
+                    "Error trying to load the RDB dump, check server logs.",
+                ));
             }
-            ctx.state.persistence.last_load_keys_loaded = loaded.keys_loaded;
-            ctx.state.persistence.last_load_keys_expired = loaded.keys_expired;
             tracing::info!("DB reloaded by DEBUG RELOAD");
             Ok(Reply::ok())
         }
