@@ -176,18 +176,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 /// `enable-debug-command`: `no` refuses DEBUG, `local` allows loopback clients only.
 fn debug_allowed(ctx: &Ctx<'_>) -> Result<(), CommandError> {
     let setting = ctx.shared.config().enable_debug_command.clone();
-    let local = ctx.client.addr.starts_with("127.")
-        || ctx.client.addr.starts_with("[::1]")
-        || ctx.client.addr.starts_with("::1");
-    match setting.as_str() {
-        "yes" => Ok(()),
-        "local" if local => Ok(()),
-        _ => Err(CommandError::err(
-            "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \
-             you can run it from a local connection, otherwise you need to set this option in \
-             the configuration file, and then restart the server.",
-        )),
-    }
+    super::server::local_only(ctx, &setting, "DEBUG", "enable-debug-command")
 }
 
 /// DEBUG EXPORT-RDB: a clone of the keyspace (O(1), under the lock) goes to

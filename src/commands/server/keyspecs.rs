@@ -6,7 +6,7 @@
 //! deletes, XGROUP CREATE inserts, XLEN only reads metadata); XGROUP's and
 //! XINFO's subcommands carry their own flags and key position.
 
-use super::super::flags::{DENYOOM, LOADING, READONLY, STALE, WRITE};
+use super::super::flags::{ADMIN, DENYOOM, LOADING, NOSCRIPT, READONLY, STALE, WRITE};
 
 /// Where the key search starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,15 @@ pub fn subcommand(container: &str, sub: &str) -> Option<(u32, i32)> {
         ("xgroup", "create" | "createconsumer") => (WRITE | DENYOOM, 2),
         ("xgroup", "delconsumer" | "destroy" | "setid") => (WRITE, 2),
         ("xinfo", "stream" | "groups" | "consumers") => (READONLY, 2),
-        ("xgroup" | "xinfo", "help") => (LOADING | STALE, 0),
+        ("xgroup" | "xinfo" | "cluster" | "module", "help") => (LOADING | STALE, 0),
+        (
+            "cluster",
+            "slots" | "nodes" | "shards" | "info" | "keyslot" | "links" | "myid" | "getkeysinslot"
+            | "countkeysinslot",
+        ) => (STALE, 0),
+        ("cluster", "reset") => (ADMIN | NOSCRIPT | STALE, 0),
+        ("cluster", _) => (ADMIN | STALE, 0),
+        ("module", _) => (ADMIN | NOSCRIPT, 0),
         _ => return None,
     })
 }

@@ -160,7 +160,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// `client|list` in CLIENT LIST's `cmd=` and in arity errors.
 const CONTAINERS: &[&str] = &[
     "client", "command", "config", "memory", "object", "slowlog", "latency", "pubsub", "xgroup",
-    "xinfo",
+    "xinfo", "cluster", "module",
 ];
 
 /// The subcommand table of a container command.
@@ -176,6 +176,8 @@ pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
         "pubsub" => Some(super::pubsub::PUBSUB_SUBS),
         "xgroup" => Some(super::streams::XGROUP_SUBS),
         "xinfo" => Some(super::streams::XINFO_SUBS),
+        "cluster" => Some(super::cluster::CLUSTER_SUBS),
+        "module" => Some(super::cluster::MODULE_SUBS),
         _ => None,
     }
 }
@@ -224,6 +226,28 @@ pub fn dispatch_sub(ctx: &mut Ctx<'_>, args: &[Bytes], container: &str, subs: &[
         )));
     }
     (sub.handler)(ctx, args)
+}
+
+/// A protected command's `enable-*-command` setting: `yes` allows it, `local`
+/// allows loopback clients only, `no` refuses (Redis's text).
+pub fn local_only(
+    ctx: &Ctx<'_>,
+    setting: &str,
+    command: &str,
+    option: &str,
+) -> Result<(), CommandError> {
+    let local = ctx.client.addr.starts_with("127.")
+        || ctx.client.addr.starts_with("[::1]")
+        || ctx.client.addr.starts_with("::1");
+    match setting {
+        "yes" => Ok(()),
+        "local" if local => Ok(()),
+        _ => Err(CommandError::err(format!(
+            "{command} command not allowed. If the {option} option is set to \"local\", \
+             you can run it from a local connection, otherwise you need to set this option in \
+             the configuration file, and then restart the server."
+        ))),
+    }
 }
 
 /// A HELP reply: one status line per text line, as Redis's addReplyHelp.
