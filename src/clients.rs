@@ -99,6 +99,7 @@ impl ClientState {
         s.last_interaction = Instant::now();
         s.sub = self.subs.channels.len();
         s.psub = self.subs.patterns.len();
+        s.ssub = self.subs.shards.len();
         s.multi = self.tx.active.then_some(self.tx.queue.len());
     }
 }
@@ -144,9 +145,11 @@ pub struct ClientSnapshot {
     pub last_interaction: Instant,
     /// Set while the client waits in a blocking command.
     pub blocked: bool,
-    /// Channel and pattern subscriptions (`sub=`, `psub=`).
+    /// Channel, pattern and shard channel subscriptions (`sub=`, `psub=`,
+    /// `ssub=`).
     pub sub: usize,
     pub psub: usize,
+    pub ssub: usize,
     /// Commands queued in an open MULTI (`multi=`; -1 outside one).
     pub multi: Option<usize>,
 }
@@ -168,7 +171,7 @@ impl ClientInfo {
         match self.kind.load(Ordering::Relaxed) {
             KIND_NORMAL => {
                 let s = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-                if s.sub + s.psub > 0 {
+                if s.sub + s.psub + s.ssub > 0 {
                     KIND_PUBSUB
                 } else {
                     KIND_NORMAL
@@ -252,6 +255,7 @@ impl ClientRegistry {
                 blocked: false,
                 sub: 0,
                 psub: 0,
+                ssub: 0,
                 multi: None,
             }),
             killed: std::sync::atomic::AtomicBool::new(false),

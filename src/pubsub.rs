@@ -169,19 +169,23 @@ impl Subscriber {
 pub struct ClientSubs {
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
+    /// Shard channels (SSUBSCRIBE): a namespace of their own.
+    pub shards: HashSet<Bytes>,
     handle: Option<Arc<Subscriber>>,
     rx: Option<mpsc::UnboundedReceiver<Bytes>>,
 }
 
 impl ClientSubs {
-    /// Subscriptions of both kinds (the count subscribe replies carry).
+    /// Channel and pattern subscriptions (the count SUBSCRIBE and
+    /// PSUBSCRIBE replies carry; shard channels are counted apart).
     pub fn count(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
 
-    /// In subscribed mode (RESP2 then allows only pub/sub commands).
+    /// In subscribed mode (RESP2 then allows only pub/sub commands): any
+    /// subscription of the three kinds.
     pub fn is_subscribed(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty()
+        !self.channels.is_empty() || !self.patterns.is_empty() || !self.shards.is_empty()
     }
 
     /// The delivery handle, created on first use.
@@ -260,6 +264,7 @@ impl ClientSubs {
 pub struct PubSub {
     channels: HashMap<Bytes, HashMap<u64, Arc<Subscriber>>>,
     patterns: HashMap<Bytes, HashMap<u64, Arc<Subscriber>>>,
+    shards: HashMap<Bytes, HashMap<u64, Arc<Subscriber>>>,
     /// `notify-keyspace-events` as flags (see [`notify`]); 0 = off.
     pub notify_flags: u32,
     pub limit: OutputLimit,
@@ -270,6 +275,9 @@ pub struct PubSub {
 pub enum Kind {
     Channel,
     Pattern,
+    /// A shard channel (SSUBSCRIBE/SPUBLISH). A standalone server is one
+    /// shard, so these behave as channels in a namespace of their own.
+    Shard,
 }
 
 impl PubSub {
@@ -277,6 +285,7 @@ impl PubSub {
         match kind {
             Kind::Channel => &mut self.channels,
             Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shards,
         }
     }
 
@@ -305,6 +314,51 @@ impl PubSub {
         for p in &subs.patterns {
             self.remove(Kind::Pattern, p, client_id);
         }
+        for c in &subs.shards {
+            self.remove(Kind::Shard, c, client_id);
+        }
+    }
+
+    /// Sends `message` to the subscribers of the shard channel `channel`
+    /// (patterns never match shard channels); returns how many received it.
+    pub fn spublish(&self, channel: &Bytes, message: &Bytes, now_ms: i64) -> usize {
+        let Some(subs) = self.shards.get(channel) else {
+            return 0;
+        };
+        let mut frames = Frames::default();
+        let mut receivers = 0;
+        for s in subs.values() {
+            let frame = frames.get(s.proto(), || {
+                Reply::Push(vec![
+                    Reply::bulk_str("smessage"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ])
+            });
+            receivers += s.deliver(frame, &self.limit, now_ms) as usize;
+        }
+        receivers
+    }
+
+    /// Active shard channels, optionally only those matching `pattern`
+    /// (PUBSUB SHARDCHANNELS).
+    pub fn shard_channel_names(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.shards
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| crate::glob::matches(p, c)))
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribers of the shard channel `channel` (PUBSUB SHARDNUMSUB).
+    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
+        self.shards.get(channel).map_or(0, HashMap::len)
+    }
+
+    /// Shard channels with at least one subscriber (INFO
+    /// `pubsubshard_channels`).
+    pub fn shard_channel_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// Sends `message` to the subscribers of `channel` and of every matching

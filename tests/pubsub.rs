@@ -547,3 +547,44 @@ fn soft_output_limit_after_its_grace_period() {
     // Not before one second over the soft limit (which began after `started`).
     assert!(gone_after >= Duration::from_secs(1), "{gone_after:?}");
 }
+
+#[test]
+fn shard_channels_deliver_apart_from_channels_and_patterns() {
+    let s = Server::start();
+    let mut a = Raw::connect(s.port);
+    let mut b = Raw::connect(s.port);
+    // Several shard channels in one command: a frame each, counted apart
+    // from the channel subscription that follows.
+    a.send("SSUBSCRIBE s1 s2\r\n");
+    a.expect(
+        "*3\r\n$10\r\nssubscribe\r\n$2\r\ns1\r\n:1\r\n*3\r\n$10\r\nssubscribe\r\n$2\r\ns2\r\n:2\r\n",
+    );
+    b.send("SSUBSCRIBE s2\r\n");
+    b.expect("*3\r\n$10\r\nssubscribe\r\n$2\r\ns2\r\n:1\r\n");
+    a.send("SUBSCRIBE s2\r\n");
+    a.expect("*3\r\n$9\r\nsubscribe\r\n$2\r\ns2\r\n:1\r\n");
+    let mut c = s.client();
+    assert!(q::<String>(&mut c, &["INFO", "stats"]).contains("pubsubshard_channels:2\r\n"));
+    let list: String = q(&mut c, &["CLIENT", "LIST"]);
+    assert!(list.contains("sub=1 psub=0 ssub=2"), "{list}");
+    // SPUBLISH reaches shard subscribers only, PUBLISH channel subscribers only.
+    assert_eq!(q::<i64>(&mut c, &["SPUBLISH", "s2", "hi"]), 2);
+    a.expect("*3\r\n$8\r\nsmessage\r\n$2\r\ns2\r\n$2\r\nhi\r\n");
+    b.expect("*3\r\n$8\r\nsmessage\r\n$2\r\ns2\r\n$2\r\nhi\r\n");
+    assert_eq!(q::<i64>(&mut c, &["PUBLISH", "s2", "plain"]), 1);
+    a.expect("*3\r\n$7\r\nmessage\r\n$2\r\ns2\r\n$5\r\nplain\r\n");
+    // SUNSUBSCRIBE with no names leaves every shard channel, not the channel.
+    a.send("SUNSUBSCRIBE\r\n");
+    a.expect(
+        "*3\r\n$12\r\nsunsubscribe\r\n$2\r\ns1\r\n:1\r\n*3\r\n$12\r\nsunsubscribe\r\n$2\r\ns2\r\n:0\r\n",
+    );
+    assert_eq!(q::<i64>(&mut c, &["SPUBLISH", "s1", "x"]), 0);
+    assert_eq!(q::<i64>(&mut c, &["PUBLISH", "s2", "still"]), 1);
+    a.expect("*3\r\n$7\r\nmessage\r\n$2\r\ns2\r\n$5\r\nstill\r\n");
+    // A subscriber that goes away leaves no shard channel behind.
+    drop(b);
+    let gone = common::wait_until(Duration::from_secs(5), || {
+        q::<Vec<String>>(&mut c, &["PUBSUB", "SHARDCHANNELS"]).is_empty()
+    });
+    assert!(gone, "the closed client's shard channel stayed");
+}

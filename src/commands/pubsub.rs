@@ -1,5 +1,7 @@
 //! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH,
-//! PUBSUB CHANNELS / NUMSUB / NUMPAT (delivery itself is in [`crate::pubsub`]).
+//! their shard channel forms SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH, and PUBSUB
+//! CHANNELS / NUMSUB / NUMPAT / SHARDCHANNELS / SHARDNUMSUB (delivery itself
+//! is in [`crate::pubsub`]).
 //!
 //! A (un)subscribe command answers with one frame per channel. All but the last
 //! go through the client's own message queue, which the connection empties
@@ -79,6 +81,42 @@ pub const COMMANDS: &[CommandSpec] = &[
         )
     },
     CommandSpec {
+        since: "7.0.0",
+        ..spec(
+            "ssubscribe",
+            -2,
+            SUBSCRIBE_FLAGS,
+            NO_KEYS,
+            "pubsub",
+            "Listen for messages published to the given shard channels",
+            ssubscribe,
+        )
+    },
+    CommandSpec {
+        since: "7.0.0",
+        ..spec(
+            "sunsubscribe",
+            -1,
+            SUBSCRIBE_FLAGS,
+            NO_KEYS,
+            "pubsub",
+            "Stop listening for messages posted to the given shard channels",
+            sunsubscribe,
+        )
+    },
+    CommandSpec {
+        since: "7.0.0",
+        ..spec(
+            "spublish",
+            3,
+            PUBSUB | LOADING | STALE | FAST,
+            NO_KEYS,
+            "pubsub",
+            "Post a message to a shard channel",
+            spublish,
+        )
+    },
+    CommandSpec {
         since: "2.8.0",
         ..spec(
             "pubsub",
@@ -108,12 +146,42 @@ fn punsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     unsubscribe_from(ctx, &args[1..], Kind::Pattern)
 }
 
+fn ssubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    subscribe_to(ctx, &args[1..], Kind::Shard)
+}
+
+fn sunsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    unsubscribe_from(ctx, &args[1..], Kind::Shard)
+}
+
 fn verb(kind: Kind, subscribe: bool) -> &'static str {
     match (kind, subscribe) {
         (Kind::Channel, true) => "subscribe",
         (Kind::Channel, false) => "unsubscribe",
         (Kind::Pattern, true) => "psubscribe",
         (Kind::Pattern, false) => "punsubscribe",
+        (Kind::Shard, true) => "ssubscribe",
+        (Kind::Shard, false) => "sunsubscribe",
+    }
+}
+
+/// The count a (un)subscribe frame carries: shard channels are counted on
+/// their own, channels and patterns together, as in Redis.
+fn count_of(subs: &crate::pubsub::ClientSubs, kind: Kind) -> usize {
+    match kind {
+        Kind::Shard => subs.shards.len(),
+        Kind::Channel | Kind::Pattern => subs.count(),
+    }
+}
+
+fn set_of(
+    subs: &mut crate::pubsub::ClientSubs,
+    kind: Kind,
+) -> &mut std::collections::HashSet<Bytes> {
+    match kind {
+        Kind::Channel => &mut subs.channels,
+        Kind::Pattern => &mut subs.patterns,
+        Kind::Shard => &mut subs.shards,
     }
 }
 
@@ -130,15 +198,10 @@ fn subscribe_to(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult {
     let handle = ctx.client.subs.handle(&info, ctx.client.proto);
     let mut frames = Vec::with_capacity(names.len());
     for name in names {
-        let subs = &mut ctx.client.subs;
-        let set = match kind {
-            Kind::Channel => &mut subs.channels,
-            Kind::Pattern => &mut subs.patterns,
-        };
-        if set.insert(name.clone()) {
+        if set_of(&mut ctx.client.subs, kind).insert(name.clone()) {
             ctx.state.pubsub.add(kind, name, &handle);
         }
-        let count = ctx.client.subs.count();
+        let count = count_of(&ctx.client.subs, kind);
         frames.push(frame(verb(kind, true), Reply::Bulk(name.clone()), count));
     }
     Ok(send_frames(ctx, frames))
@@ -146,11 +209,7 @@ fn subscribe_to(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult {
 
 fn unsubscribe_from(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult {
     let names: Vec<Bytes> = if names.is_empty() {
-        let subs = &ctx.client.subs;
-        let mut all: Vec<Bytes> = match kind {
-            Kind::Channel => subs.channels.iter().cloned().collect(),
-            Kind::Pattern => subs.patterns.iter().cloned().collect(),
-        };
+        let mut all: Vec<Bytes> = set_of(&mut ctx.client.subs, kind).iter().cloned().collect();
         // Redis goes in its dict's order; sorted is as good and repeatable.
         all.sort();
         all
@@ -158,21 +217,16 @@ fn unsubscribe_from(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult
         names.to_vec()
     };
     if names.is_empty() {
-        let count = ctx.client.subs.count();
+        let count = count_of(&ctx.client.subs, kind);
         return Ok(frame(verb(kind, false), Reply::Null, count));
     }
     let id = ctx.client.id;
     let mut frames = Vec::with_capacity(names.len());
     for name in names {
-        let subs = &mut ctx.client.subs;
-        let set = match kind {
-            Kind::Channel => &mut subs.channels,
-            Kind::Pattern => &mut subs.patterns,
-        };
-        if set.remove(&name) {
+        if set_of(&mut ctx.client.subs, kind).remove(&name) {
             ctx.state.pubsub.remove(kind, &name, id);
         }
-        let count = ctx.client.subs.count();
+        let count = count_of(&ctx.client.subs, kind);
         frames.push(frame(verb(kind, false), Reply::Bulk(name), count));
     }
     Ok(send_frames(ctx, frames))
@@ -191,6 +245,11 @@ fn send_frames(ctx: &mut Ctx<'_>, mut frames: Vec<Reply>) -> Reply {
 
 fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let n = ctx.state.pubsub.publish(&args[1], &args[2], ctx.now_ms);
+    Ok(Reply::Integer(n as i64))
+}
+
+fn spublish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let n = ctx.state.pubsub.spublish(&args[1], &args[2], ctx.now_ms);
     Ok(Reply::Integer(n as i64))
 }
 
@@ -252,21 +311,21 @@ fn numpat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(ctx.state.pubsub.numpat() as i64))
 }
 
-/// Sharded channels are not supported: there are never any.
-fn shardchannels(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+fn shardchannels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 3 {
         return Err(crate::errors::CommandError::wrong_arity(
             "pubsub|shardchannels",
         ));
     }
-    Ok(Reply::Array(vec![]))
+    let pattern = args.get(2).map(|p| &p[..]);
+    Ok(Reply::bulks(ctx.state.pubsub.shard_channel_names(pattern)))
 }
 
-fn shardnumsub(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let mut out = Vec::new();
+fn shardnumsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
+    let mut out = Vec::with_capacity((args.len() - 2) * 2);
     for channel in &args[2..] {
         out.push(Reply::Bulk(channel.clone()));
-        out.push(Reply::Integer(0));
+        out.push(Reply::Integer(ctx.state.pubsub.shard_numsub(channel) as i64));
     }
     Ok(Reply::Array(out))
 }

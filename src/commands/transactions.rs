@@ -262,6 +262,7 @@ pub fn reset_client(ctx: &mut Ctx<'_>) {
     ctx.state.pubsub.remove_client(&ctx.client.subs, id);
     ctx.client.subs.channels.clear();
     ctx.client.subs.patterns.clear();
+    ctx.client.subs.shards.clear();
 }
 
 /// Whether no write touched a watched key and none expired since WATCH.

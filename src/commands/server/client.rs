@@ -147,6 +147,7 @@ fn own_snapshot(ctx: &Ctx<'_>, args: &[Bytes]) -> ClientSnapshot {
         blocked,
         sub: c.subs.channels.len(),
         psub: c.subs.patterns.len(),
+        ssub: c.subs.shards.len(),
         multi: c.tx.active.then_some(c.tx.queue.len()),
     }
 }
@@ -168,7 +169,7 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
         crate::clients::KIND_MASTER => flags.push('M'),
         _ => {}
     }
-    if s.sub + s.psub > 0 {
+    if s.sub + s.psub + s.ssub > 0 {
         flags.push('P');
     }
     if s.multi.is_some() {
@@ -188,7 +189,7 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
     }
     format!(
         "id={} addr={} laddr={} fd={} name={} age={age} idle={idle} flags={flags} db={} \
-         sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
+         sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 \
          obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={} \
          lib-name={} lib-ver={}\n",
         info.id,
@@ -199,6 +200,7 @@ pub fn client_line(info: &ClientInfo, s: &ClientSnapshot, now: Instant) -> Strin
         s.db,
         s.sub,
         s.psub,
+        s.ssub,
         s.multi.map_or(-1, |n| n as i64),
         info.memory.load(Ordering::Relaxed),
         s.last_cmd,

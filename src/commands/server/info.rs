@@ -422,7 +422,10 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
             ctx.state.pubsub.channel_count().to_string(),
         ),
         ("pubsub_patterns", ctx.state.pubsub.numpat().to_string()),
-        ("pubsubshard_channels", "0".into()),
+        (
+            "pubsubshard_channels",
+            ctx.state.pubsub.shard_channel_count().to_string(),
+        ),
         (
             "latest_fork_usec",
             ctx.state.persistence.latest_clone_usec.to_string(),
