@@ -414,6 +414,14 @@ fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     if let Some(result) = transactions::intercept(ctx, spec, args) {
         return result;
     }
+    call(ctx, spec, args)
+}
+
+/// Runs a command that passed the client-level checks: the MISCONF refusal
+/// of writes, the handler, propagation and the statistics (Redis's `call()`).
+/// `redis.call` comes here directly once it made the checks Redis's
+/// `scriptCall` makes.
+fn call(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, args: &[Bytes]) -> CmdResult {
     ctx.state.stats.total_commands_processed += 1;
     if spec.is_write() && crate::persistence::writes_refused(ctx.shared, ctx.state) {
         ctx.state.stats.command(spec.name).rejected_calls += 1;

@@ -303,7 +303,21 @@ impl Caller for ScriptCaller<'_, '_> {
         } else {
             Protocol::Resp2
         };
-        let reply = super::execute_queued(self.ctx, args);
+        // The checks `dispatch` makes beyond the ones above: authentication,
+        // loading and eviction were settled for the script itself, and
+        // MULTI queueing is off while it runs; the replication refusals
+        // remain.
+        let result = match super::replication_refusal(self.ctx, spec) {
+            Some(e) => {
+                self.ctx.state.stats.command(spec.name).rejected_calls += 1;
+                Err(super::transactions::reject(self.ctx, spec, e))
+            }
+            None => super::call(self.ctx, spec, args),
+        };
+        let reply = result.unwrap_or_else(|e| e.to_reply());
+        if let Reply::Error(text) = &reply {
+            self.ctx.state.stats.record_error(text);
+        }
         self.db = self.ctx.client.db;
         reply
     }

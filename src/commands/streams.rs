@@ -16,6 +16,7 @@ use bytes::Bytes;
 use super::flags::*;
 use super::{spec, CommandSpec, Ctx, KEY1, NO_KEYS};
 use crate::errors::{stream as err, CmdResult, CommandError};
+use crate::keyspace::stream::id::ID_TEXT_MAX;
 use crate::keyspace::stream::{OwnedEntry, Stream, StreamId, Trim, TrimTo};
 use crate::keyspace::Value;
 use crate::pubsub::notify;
@@ -263,7 +264,13 @@ pub(super) fn entry_reply((id, fields): OwnedEntry) -> Reply {
 }
 
 pub(super) fn id_reply(id: StreamId) -> Reply {
-    Reply::Bulk(Bytes::from(id.to_string()))
+    Reply::Bulk(id_bytes(id))
+}
+
+/// The id's text, in one allocation.
+pub(super) fn id_bytes(id: StreamId) -> Bytes {
+    let mut buf = [0; ID_TEXT_MAX];
+    Bytes::copy_from_slice(id.text(&mut buf))
 }
 
 pub(super) fn entries_reply(entries: Vec<OwnedEntry>) -> Reply {
@@ -448,31 +455,46 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let now = ctx.now_ms;
     let limits = ctx.state.encodings.stream_nodes();
-    // Two lookups on the hot path: one for presence, one to write.
-    if !ctx.db().contains(key, now) {
-        if opts.no_mkstream {
-            return Ok(Reply::Null);
+    // The pairs as slices, on the stack for the usual few fields.
+    let flat = &args[field_at..];
+    let mut stack: [(&[u8], &[u8]); 8] = [(&[], &[]); 8];
+    let heap: Vec<(&[u8], &[u8])>;
+    let fields: &[(&[u8], &[u8])] = if flat.len() <= 2 * stack.len() {
+        for (slot, p) in stack.iter_mut().zip(flat.chunks(2)) {
+            *slot = (&p[0], &p[1]);
         }
-        let owned_key = Bytes::copy_from_slice(key);
-        ctx.db()
-            .insert(owned_key, Value::Stream(Stream::new()), None);
-    }
-    let stream = ctx
-        .db()
-        .get_mut(key, now)
-        .expect("present or just inserted")
-        .value
-        .as_stream_mut()?;
-    if stream.last_id() == StreamId::MAX {
-        return Err(CommandError::err(err::EXHAUSTED));
-    }
-    let id = next_id(stream.last_id(), given, now)?;
-    let fields: Vec<(&[u8], &[u8])> = args[field_at..]
-        .chunks(2)
-        .map(|p| (&p[0][..], &p[1][..]))
-        .collect();
-    stream.append(id, &fields, limits);
-    let trimmed = opts.trim.map(|t| stream.trim(t)).unwrap_or(0);
+        &stack[..flat.len() / 2]
+    } else {
+        heap = flat.chunks(2).map(|p| (&p[0][..], &p[1][..])).collect();
+        &heap
+    };
+    let add = |stream: &mut Stream| -> Result<(StreamId, u64), CommandError> {
+        if stream.last_id() == StreamId::MAX {
+            return Err(CommandError::err(err::EXHAUSTED));
+        }
+        let id = next_id(stream.last_id(), given, now)?;
+        stream.append(id, fields, limits);
+        let trimmed = opts.trim.map(|t| stream.trim(t)).unwrap_or(0);
+        Ok((id, trimmed))
+    };
+    // One walk down the keyspace when the stream exists.
+    let added = match ctx.db().get_mut(key, now) {
+        Some(e) => Some(add(e.value.as_stream_mut()?)),
+        None => None,
+    };
+    let (id, trimmed) = match added {
+        Some(done) => done?,
+        None => {
+            if opts.no_mkstream {
+                return Ok(Reply::Null);
+            }
+            let owned_key = Bytes::copy_from_slice(key);
+            ctx.db()
+                .insert(owned_key, Value::Stream(Stream::new()), None);
+            let e = ctx.db().get_mut(key, now).expect("just inserted");
+            add(e.value.as_stream_mut()?)?
+        }
+    };
     ctx.dirty(1);
     ctx.notify(notify::STREAM, "xadd", key);
     if trimmed > 0 {

@@ -3,12 +3,14 @@
 //!
 //! Entries live in [`block::Block`]s of up to `stream-node-max-entries`
 //! entries / `stream-node-max-bytes` bytes each (Redis's node limits, so
-//! `~` trimming removes the same whole nodes Redis would), held in a
-//! persistent B-tree (`imbl::OrdMap`) keyed by each block's first id. The
-//! blocks are `Arc`s: a write changes a block in place while only the live
-//! keyspace holds it, and copies it (with the tree path to it) when a
-//! snapshot still shares it. The whole stream sits behind one more `Arc`, so
-//! cloning a stream value is one reference count.
+//! `~` trimming removes the same whole nodes Redis would). The last block,
+//! the one XADD appends to, is held on its own (`tail`); the ones before it
+//! sit in a persistent B-tree (`imbl::OrdMap`) keyed by each block's first
+//! id, so an append reaches its block without a descent and touches the tree
+//! only when a block fills. The blocks are `Arc`s: a write changes a block
+//! in place while only the live keyspace holds it, and copies it (with the
+//! tree path to it) when a snapshot still shares it. The whole stream sits
+//! behind one more `Arc`, so cloning a stream value is one reference count.
 //!
 //! Metadata follows Redis 7.0: length, last id, first id, the greatest
 //! deleted id and the count of entries ever added (for the groups' lag).
@@ -65,7 +67,11 @@ pub struct Trim {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Inner {
+    /// Every block but the last, by first id.
     blocks: OrdMap<StreamId, Arc<Block>>,
+    /// The last block: `None` only when `blocks` is empty too; after
+    /// every id in `blocks`.
+    tail: Option<Arc<Block>>,
     len: u64,
     last_id: StreamId,
     first_id: StreamId,
@@ -119,6 +125,60 @@ impl<'b> BlockCopy<'b> {
     }
 }
 
+/// Where a block sits: the tail, or the tree under its first id.
+#[derive(Clone, Copy)]
+enum At {
+    Tail,
+    Tree(StreamId),
+}
+
+impl Inner {
+    /// Puts `block` last, the previous tail joining the tree.
+    fn push_tail(&mut self, block: Arc<Block>) {
+        if let Some(mut old) = self.tail.replace(block) {
+            // A full block takes no more entries: give back its slack,
+            // unless a snapshot shares it (copying it to shrink would cost
+            // more than the slack).
+            if let Some(b) = Arc::get_mut(&mut old) {
+                b.seal();
+            }
+            self.blocks.insert(old.first(), old);
+        }
+    }
+
+    fn block_mut(&mut self, at: At) -> &mut Arc<Block> {
+        match at {
+            At::Tail => self.tail.as_mut().expect("a tail block"),
+            At::Tree(key) => self.blocks.get_mut(&key).expect("a block at its key"),
+        }
+    }
+
+    /// Drops the block at `at`; when it was the tail, the tree's last block
+    /// takes its place.
+    fn remove(&mut self, at: At) {
+        match at {
+            At::Tree(key) => {
+                self.blocks.remove(&key);
+            }
+            At::Tail => {
+                self.tail = self
+                    .blocks
+                    .get_max()
+                    .map(|(k, _)| *k)
+                    .and_then(|k| self.blocks.remove(&k));
+            }
+        }
+    }
+
+    /// The first block and where it sits.
+    fn front(&self) -> Option<(At, &Arc<Block>)> {
+        match self.blocks.get_min() {
+            Some((k, b)) => Some((At::Tree(*k), b)),
+            None => self.tail.as_ref().map(|b| (At::Tail, b)),
+        }
+    }
+}
+
 impl Stream {
     pub fn new() -> Stream {
         Stream::default()
@@ -158,11 +218,16 @@ impl Stream {
 
     /// Number of blocks (XINFO's `radix-tree-keys`).
     pub fn block_count(&self) -> usize {
-        self.0.blocks.len()
+        self.0.blocks.len() + usize::from(self.0.tail.is_some())
     }
 
-    pub fn blocks(&self) -> impl Iterator<Item = &Block> {
-        self.0.blocks.values().map(|b| &**b)
+    /// Every block, in id order.
+    pub fn blocks(&self) -> impl DoubleEndedIterator<Item = &Block> {
+        self.0
+            .blocks
+            .values()
+            .chain(self.0.tail.as_ref())
+            .map(|b| &**b)
     }
 
     /// Sets the metadata wholesale (XSETID, snapshot loading).
@@ -186,21 +251,15 @@ impl Stream {
             0 => NODE_BYTES_CAP,
             b => b.min(NODE_BYTES_CAP),
         };
-        let mut appended = false;
-        // One descent to the last block, which the live stream usually owns
-        // alone: then it changes in place.
-        if let Some((_, slot)) = inner.blocks.get_prev_mut(&StreamId::MAX) {
-            let full_bytes = slot.redis_bytes() + Block::raw_len(fields) >= max_bytes;
-            let full_count = limits.max_entries != 0 && slot.total() >= limits.max_entries;
-            if full_bytes || full_count {
-                Arc::make_mut(slot).seal();
-            } else {
-                Arc::make_mut(slot).push(id, fields);
-                appended = true;
-            }
-        }
-        if !appended {
-            inner.blocks.insert(id, Arc::new(Block::new(id, fields)));
+        // The tail, which the live stream usually owns alone: then it
+        // changes in place.
+        let room = inner.tail.as_ref().is_some_and(|b| {
+            b.redis_bytes() + Block::raw_len(fields) < max_bytes
+                && (limits.max_entries == 0 || b.total() < limits.max_entries)
+        });
+        match &mut inner.tail {
+            Some(tail) if room => Arc::make_mut(tail).push(id, fields),
+            _ => inner.push_tail(Arc::new(Block::new(id, fields))),
         }
         if inner.len == 0 {
             inner.first_id = id;
@@ -218,20 +277,27 @@ impl Stream {
     pub fn push_block(&mut self, block: Block) {
         debug_assert!(self
             .0
-            .blocks
-            .get_max()
-            .is_none_or(|(_, b)| b.last() < block.first()));
+            .tail
+            .as_ref()
+            .is_none_or(|b| b.last() < block.first()));
         if block.live() == 0 {
             return;
         }
         let inner = self.inner();
         inner.len += block.live() as u64;
-        inner.blocks.insert(block.first(), Arc::new(block));
+        inner.push_tail(Arc::new(block));
     }
 
     /// The block holding `id`, if any could.
-    fn block_of(&self, id: StreamId) -> Option<(&StreamId, &Arc<Block>)> {
-        self.0.blocks.get_prev(&id).filter(|(_, b)| b.last() >= id)
+    fn block_of(&self, id: StreamId) -> Option<(At, &Arc<Block>)> {
+        let found = match &self.0.tail {
+            Some(t) if t.first() <= id => (At::Tail, t),
+            _ => {
+                let (k, b) = self.0.blocks.get_prev(&id)?;
+                (At::Tree(*k), b)
+            }
+        };
+        (found.1.last() >= id).then_some(found)
     }
 
     /// The entry `id`, if present.
@@ -251,9 +317,7 @@ impl Stream {
 
     /// The id of the last live entry (Redis's `streamLastValidID`), 0-0 when empty.
     pub fn last_entry_id(&self) -> StreamId {
-        self.0
-            .blocks
-            .values()
+        self.blocks()
             .rev()
             .find_map(|b| b.live_ids().last())
             .unwrap_or(StreamId::MIN)
@@ -261,7 +325,7 @@ impl Stream {
 
     /// Every live entry, ascending.
     pub fn entries(&self) -> impl Iterator<Item = (StreamId, Fields<'_>)> {
-        self.0.blocks.values().flat_map(|b| {
+        self.blocks().flat_map(|b| {
             b.slots()
                 .filter(|s| !s.is_deleted())
                 .map(move |s| (s.id, b.fields(&s)))
@@ -278,7 +342,8 @@ impl Stream {
             Some((k, _)) => *k,
             None => start,
         };
-        for (_, b) in self.0.blocks.range(from..=end) {
+        let tail = self.0.tail.as_ref().filter(|t| t.first() <= end);
+        for b in self.0.blocks.range(from..=end).map(|(_, b)| b).chain(tail) {
             if b.last() < start {
                 continue;
             }
@@ -306,7 +371,11 @@ impl Stream {
         if start > end {
             return out;
         }
-        for (_, b) in self.0.blocks.range(..=end).rev() {
+        let tail = self.0.tail.as_ref().filter(|t| t.first() <= end);
+        for b in tail
+            .into_iter()
+            .chain(self.0.blocks.range(..=end).rev().map(|(_, b)| b))
+        {
             if b.last() < start {
                 break;
             }
@@ -331,16 +400,16 @@ impl Stream {
     /// Deletes entry `id`; returns whether it was there. Updates the length,
     /// the greatest deleted id and, if it was the first, the first id.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some(key) = self.block_of(id).map(|(k, _)| *k) else {
+        let Some(at) = self.block_of(id).map(|(at, _)| at) else {
             return false;
         };
         let inner = self.inner();
-        let slot = inner.blocks.get_mut(&key).expect("found above");
+        let slot = inner.block_mut(at);
         if !Arc::make_mut(slot).delete(id) {
             return false;
         }
         if slot.live() == 0 {
-            inner.blocks.remove(&key);
+            inner.remove(at);
         }
         inner.len -= 1;
         if id > inner.max_deleted {
@@ -355,9 +424,7 @@ impl Stream {
     /// Sets the first id to the first live entry's (0-0 when empty).
     fn refresh_first_id(&mut self) {
         let first = self
-            .0
-            .blocks
-            .values()
+            .blocks()
             .find_map(|b| b.live_ids().next())
             .unwrap_or(StreamId::MIN);
         self.inner().first_id = first;
@@ -368,11 +435,10 @@ impl Stream {
     /// Returns how many entries were removed.
     pub fn trim(&mut self, trim: Trim) -> u64 {
         let mut deleted = 0u64;
-        while let Some((key, entries, last)) = self
+        while let Some((at, entries, last)) = self
             .0
-            .blocks
-            .get_min()
-            .map(|(k, b)| (*k, b.live() as u64, b.last()))
+            .front()
+            .map(|(at, b)| (at, b.live() as u64, b.last()))
         {
             if let TrimTo::MaxLen(max) = trim.to {
                 if self.0.len <= max {
@@ -388,7 +454,7 @@ impl Stream {
             };
             let inner = self.inner();
             if whole {
-                inner.blocks.remove(&key);
+                inner.remove(at);
                 inner.len -= entries;
                 deleted += entries;
                 continue;
@@ -396,23 +462,25 @@ impl Stream {
             if trim.approx {
                 break;
             }
-            let slot = inner.blocks.get_mut(&key).expect("the first block");
-            let ids: Vec<StreamId> = slot.live_ids().collect();
-            let block = Arc::make_mut(slot);
+            let mut len = inner.len;
+            let block = Arc::make_mut(inner.block_mut(at));
+            let ids: Vec<StreamId> = block.live_ids().collect();
             for id in ids {
                 let done = match trim.to {
-                    TrimTo::MaxLen(max) => inner.len <= max,
+                    TrimTo::MaxLen(max) => len <= max,
                     TrimTo::MinId(min) => id >= min,
                 };
                 if done {
                     break;
                 }
                 block.delete(id);
-                inner.len -= 1;
+                len -= 1;
                 deleted += 1;
             }
-            if block.live() == 0 {
-                inner.blocks.remove(&key);
+            let emptied = block.live() == 0;
+            inner.len = len;
+            if emptied {
+                inner.remove(at);
             }
             break;
         }

@@ -369,43 +369,91 @@ unsafe fn push_strings(l: *mut lua_State, items: &[Bytes]) {
     }
 }
 
-/// Calls `func` under `handler` with fresh KEYS and ARGV: as the globals of
-/// an EVAL script, as the two arguments of a function. Returns the script's
-/// value, or the error table the handler made (`Err`).
+/// What a run hands [`run_body`]: plain references, nothing to drop.
+struct RunArgs<'a> {
+    keys: &'a [Bytes],
+    argv: &'a [Bytes],
+    is_function: bool,
+}
+
+/// The body of a run, inside its protected call: makes KEYS and ARGV (the
+/// globals of an EVAL script, the two arguments of a function) and calls
+/// the script. Stack: 1 the script, 2 the [`RunArgs`] (light userdata);
+/// upvalue 1 is the real global table. Its frame holds references only.
+unsafe extern "C-unwind" fn run_body(l: *mut lua_State) -> c_int {
+    let args = &*(ffi::lua_touserdata(l, 2) as *const RunArgs<'_>);
+    ffi::lua_settop(l, 1);
+    if args.is_function {
+        push_strings(l, args.keys);
+        push_strings(l, args.argv);
+        ffi::lua_call(l, 2, 1);
+    } else {
+        push_bytes(l, b"KEYS");
+        push_strings(l, args.keys);
+        ffi::lua_rawset(l, ffi::lua_upvalueindex(1));
+        push_bytes(l, b"ARGV");
+        push_strings(l, args.argv);
+        ffi::lua_rawset(l, ffi::lua_upvalueindex(1));
+        ffi::lua_call(l, 0, 1);
+    }
+    1
+}
+
+/// [`run_body`] as a C closure over `globals` (the real global table), made
+/// once: on Lua 5.1 every pushed C function is a new closure object, so a
+/// run pushes this one instead of creating its own.
+pub(crate) fn runner(lua: &Lua, globals: &Table) -> mlua::Result<Function> {
+    // SAFETY: the closure takes the one argument (the table) as upvalue.
+    unsafe {
+        lua.exec_raw::<Function>(globals, |l| {
+            ffi::lua_pushcclosure(l, run_body, 1);
+        })
+    }
+}
+
+/// Calls `func` under `handler` through `runner` (see [`runner`]). Returns
+/// the script's value, or what the handler made of its error (`Err`).
+///
+/// One protected call, `lua_pcall` itself: mlua's `exec_raw` would wrap it
+/// in a second one and create two C closures (garbage) per run. Outside the
+/// protected call only non-raising API functions run (pushing values the
+/// state already holds and a light userdata, on slots `lua_checkstack`
+/// reserved), so no error can escape.
 pub(crate) fn call_script(
     lua: &Lua,
     handler: &Function,
+    runner: &Function,
     func: &Function,
-    globals: &Table,
     keys: &[Bytes],
     argv: &[Bytes],
     is_function: bool,
 ) -> mlua::Result<Result<Value, Value>> {
-    let mut status: c_int = 0;
-    let status_out = &mut status;
-    // SAFETY: the frame below holds only references and integers (see the
-    // module doc); the three arguments are at stack slots 1 to 3.
-    let value = unsafe {
-        lua.exec_raw::<Value>((handler, func, globals), |l| {
-            let nargs = if is_function {
-                ffi::lua_pushvalue(l, 2);
-                push_strings(l, keys);
-                push_strings(l, argv);
-                2
-            } else {
-                push_bytes(l, b"KEYS");
-                push_strings(l, keys);
-                ffi::lua_rawset(l, 3);
-                push_bytes(l, b"ARGV");
-                push_strings(l, argv);
-                ffi::lua_rawset(l, 3);
-                ffi::lua_pushvalue(l, 2);
-                0
-            };
-            *status_out = ffi::lua_pcall(l, nargs, 1, 1);
-            ffi::lua_replace(l, 1);
-            ffi::lua_settop(l, 1);
-        })?
+    let args = RunArgs {
+        keys,
+        argv,
+        is_function,
     };
-    Ok(if status == 0 { Ok(value) } else { Err(value) })
+    lua.exec_raw_lua(|raw| {
+        // SAFETY: see above; the stack is put back as it was before returning.
+        unsafe {
+            let l = raw.state();
+            let top = ffi::lua_gettop(l);
+            if ffi::lua_checkstack(l, 5) == 0 {
+                return Err(mlua::Error::StackError);
+            }
+            let pushed = raw
+                .push(handler)
+                .and_then(|_| raw.push(runner))
+                .and_then(|_| raw.push(func));
+            if let Err(e) = pushed {
+                ffi::lua_settop(l, top);
+                return Err(e);
+            }
+            ffi::lua_pushlightuserdata(l, &args as *const RunArgs<'_> as *mut c_void);
+            let status = ffi::lua_pcall(l, 2, 1, top + 1);
+            let value = raw.pop_value();
+            ffi::lua_settop(l, top);
+            Ok(if status == 0 { Ok(value) } else { Err(value) })
+        }
+    })
 }

@@ -31,6 +31,8 @@ pub struct Sandbox {
     load_view: Table,
     xpcall: Function,
     handler: Function,
+    /// Runs a script with its KEYS and ARGV ([`raw::runner`]).
+    runner: Function,
     lib_env: Function,
     /// What a run shares with `redis.call` (also app data of the state).
     run: Arc<RunState>,
@@ -113,6 +115,7 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
         .call((globals.clone(), setmetatable, error, tostring))?;
     lua.set_globals(env)?;
     let handler = lua.create_function(error_handler)?;
+    let runner = raw::runner(&lua, &globals)?;
     lua.set_hook(
         mlua::HookTriggers::new().every_nth_instruction(HOOK_EVERY),
         move |_lua, _debug| {
@@ -131,6 +134,7 @@ pub fn new_state(watch: Arc<ScriptWatch>) -> mlua::Result<(Lua, Sandbox)> {
             load_view,
             xpcall,
             handler,
+            runner,
             lib_env,
             run,
         },
@@ -296,8 +300,8 @@ impl Sandbox {
         let out = raw::call_script(
             lua,
             &self.handler,
+            &self.runner,
             func,
-            &self.globals,
             keys,
             argv,
             is_function,

@@ -240,7 +240,7 @@ fn read_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], xreadgroup: bool) -> CmdResult {
     let n = r.keys.len();
     for (i, want) in r.wants.iter().enumerate() {
         if let Want::After(id) = want {
-            line[r.streams_at + n + i] = Bytes::from(id.to_string());
+            line[r.streams_at + n + i] = super::id_bytes(*id);
         }
     }
     let serve = if xreadgroup { serve_group } else { serve_plain };

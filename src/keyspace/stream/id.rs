@@ -60,6 +60,33 @@ impl StreamId {
     }
 }
 
+/// Room for the longest id text: two 20-digit numbers and the dash.
+pub const ID_TEXT_MAX: usize = 41;
+
+/// Writes `v` in decimal at the end of `buf[..end]`; returns where it starts.
+fn digits_before(mut v: u64, buf: &mut [u8; ID_TEXT_MAX], mut end: usize) -> usize {
+    loop {
+        end -= 1;
+        buf[end] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return end;
+        }
+    }
+}
+
+impl StreamId {
+    /// The id's text (`<ms>-<seq>`) in `buf`, written back to front: every
+    /// reply naming an entry formats one, and `fmt` with a growing `String`
+    /// cost ten times as much.
+    pub fn text(self, buf: &mut [u8; ID_TEXT_MAX]) -> &[u8] {
+        let seq_at = digits_before(self.seq, buf, ID_TEXT_MAX);
+        buf[seq_at - 1] = b'-';
+        let ms_at = digits_before(self.ms, buf, seq_at - 1);
+        &buf[ms_at..]
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
@@ -96,5 +123,15 @@ mod tests {
         assert_eq!(StreamId::new(2, 0).prev(), Some(StreamId::new(1, u64::MAX)));
         assert_eq!(StreamId::MIN.prev(), None);
         assert_eq!(StreamId::new(7, 8).to_string(), "7-8");
+        let mut buf = [0; ID_TEXT_MAX];
+        for id in [
+            StreamId::MIN,
+            StreamId::new(7, 8),
+            StreamId::new(1_700_000_000_123, 10),
+            StreamId::new(u64::MAX, 0),
+            StreamId::MAX,
+        ] {
+            assert_eq!(id.text(&mut buf), id.to_string().as_bytes());
+        }
     }
 }

@@ -18,6 +18,8 @@ enum Op {
     MaxLen(u64, bool),
     MinId(usize, bool),
     Snapshot,
+    /// Switch between two node limits (CONFIG SET between appends).
+    Limits,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -27,6 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..40, any::<bool>()).prop_map(|(m, a)| Op::MaxLen(m, a)),
         1 => (any::<usize>(), any::<bool>()).prop_map(|(i, a)| Op::MinId(i, a)),
         1 => Just(Op::Snapshot),
+        1 => Just(Op::Limits),
     ]
 }
 
@@ -57,6 +60,13 @@ fn check(s: &Stream, m: &Model) {
         s.len(),
         "block counts add up"
     );
+    assert!(
+        s.0.tail.is_some() || s.0.blocks.is_empty(),
+        "blocks without a tail"
+    );
+    assert!(s.blocks().all(|b| b.live() > 0), "no empty block kept");
+    let firsts: Vec<StreamId> = s.blocks().map(|b| b.first()).collect();
+    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "blocks in order");
     // A window in the middle, both ways, with a count.
     if want.len() > 3 {
         let (a, b) = (want[1].0, want[want.len() - 2].0);
@@ -75,7 +85,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]
     fn stream_matches_model(ops in proptest::collection::vec(op(), 1..300)) {
-        let limits = NodeLimits { max_entries: 7, max_bytes: 120 };
+        let mut limits = NodeLimits { max_entries: 7, max_bytes: 120 };
         let mut s = Stream::new();
         let mut m = Model::new();
         let mut clock = 1u64;
@@ -129,6 +139,13 @@ proptest! {
                     }
                 }
                 Op::Snapshot => snaps.push((s.clone(), m.clone())),
+                Op::Limits => {
+                    limits = if limits.max_entries == 7 {
+                        NodeLimits { max_entries: 3, max_bytes: 0 }
+                    } else {
+                        NodeLimits { max_entries: 7, max_bytes: 120 }
+                    };
+                }
             }
             check(&s, &m);
         }
