@@ -11,6 +11,7 @@ pub mod args;
 pub mod bitmaps;
 pub mod connection;
 pub mod dump;
+pub mod geo;
 pub mod hashes;
 pub mod hll;
 pub mod introspection;
@@ -150,7 +151,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 20] {
+fn families() -> [&'static [CommandSpec]; 21] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -172,6 +173,7 @@ fn families() -> [&'static [CommandSpec]; 20] {
         streams::COMMANDS,
         dump::COMMANDS,
         replication::COMMANDS,
+        geo::COMMANDS,
     ]
 }
 
