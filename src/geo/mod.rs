@@ -7,7 +7,8 @@
 //! with a cell and its eight neighbours ([`area`]), reads each cell's score
 //! range from the sorted set and keeps the points inside the shape by the
 //! haversine distance on Redis's earth radius ([`distance`], [`search`]).
-//! [`format`] prints coordinates and distances digit for digit as Redis does.
+//! The nearest N are ordered as Redis's partial quicksort leaves them
+//! ([`partial_sort`]). [`format`] prints coordinates and distances digit for digit as Redis does.
 //!
 //! Every step follows Redis's own arithmetic (the same operations in the
 //! same order on doubles, the same casts), so scores, positions, hashes,
@@ -17,6 +18,7 @@ pub mod area;
 pub mod distance;
 pub mod format;
 pub mod hash;
+pub mod partial_sort;
 pub mod search;
 
 pub use area::Shape;

@@ -3,10 +3,13 @@
 //! Redis finds them (cell by cell, by score within a cell), then ordered by
 //! distance when asked.
 
+use std::cmp::Ordering;
+
 use bytes::Bytes;
 
 use super::area::{covering_cells, score_range};
 use super::hash::point_of_score;
+use super::partial_sort::pqsort;
 use super::Shape;
 use crate::keyspace::zset::{ScoreBound, ZSet};
 
@@ -68,20 +71,24 @@ pub fn search(zset: &ZSet, shape: &Shape, limit: Option<usize>) -> Vec<Found> {
     found
 }
 
-/// Orders `found` by distance, nearest first or (`desc`) farthest first;
-/// equal distances keep the order found.
-pub fn sort_by_distance(found: &mut [Found], desc: bool) {
-    found.sort_by(|a, b| {
-        let ord = a
-            .dist
-            .partial_cmp(&b.dist)
-            .unwrap_or(std::cmp::Ordering::Equal);
+/// Orders `found` by distance, nearest first or (`desc`) farthest first,
+/// far enough that the first `keep` are right. A full order keeps equal
+/// distances in the order found (glibc's `qsort` is a merge sort); a
+/// partial one arranges them as Redis's `pqsort` does.
+pub fn sort_by_distance(found: &mut [Found], desc: bool, keep: usize) {
+    let cmp = |a: &Found, b: &Found| {
+        let ord = a.dist.partial_cmp(&b.dist).unwrap_or(Ordering::Less);
         if desc {
             ord.reverse()
         } else {
             ord
         }
-    });
+    };
+    if keep >= found.len() {
+        found.sort_by(cmp);
+    } else if keep > 0 {
+        pqsort(found, &cmp, 0, keep - 1);
+    }
 }
 
 #[cfg(test)]
@@ -193,10 +200,10 @@ mod tests {
             dist,
         };
         let mut v = vec![f("a", 2.0), f("b", 1.0), f("c", 2.0), f("d", 1.0)];
-        sort_by_distance(&mut v, false);
+        sort_by_distance(&mut v, false, 4);
         let names: Vec<_> = v.iter().map(|x| x.member.clone()).collect();
         assert_eq!(names, ["b", "d", "a", "c"]);
-        sort_by_distance(&mut v, true);
+        sort_by_distance(&mut v, true, 4);
         let names: Vec<_> = v.iter().map(|x| x.member.clone()).collect();
         assert_eq!(names, ["a", "c", "b", "d"]);
     }

@@ -264,7 +264,12 @@ fn generic(ctx: &mut Ctx<'_>, args: &[Bytes], variant: Variant, no_store: bool) 
         return Ok(Reply::Array(Vec::new()));
     }
     if req.sort != Sort::None {
-        sort_by_distance(&mut found, req.sort == Sort::Desc);
+        let keep = if req.count > 0 {
+            req.count
+        } else {
+            found.len()
+        };
+        sort_by_distance(&mut found, req.sort == Sort::Desc, keep);
     }
     if req.count > 0 {
         found.truncate(req.count);
