@@ -541,9 +541,22 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     let Some(popped) = pop_from(ctx.state, db, &args[1], count.unwrap_or(1), max, now)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let pairs = popped.iter().map(|(m, s)| (*s, &m[..]));
-    // Without a count the pair comes flat even in RESP3.
-    Ok(scored(pairs, true, count.is_some() && resp3(ctx)))
+    // Without a count the pair comes flat even in RESP3. The popped members
+    // are already copies of their own: they go into the reply as they are.
+    let nested = count.is_some() && resp3(ctx);
+    let mut out = Vec::with_capacity(popped.len() * if nested { 1 } else { 2 });
+    for (member, score) in popped {
+        if nested {
+            out.push(Reply::Array(vec![
+                Reply::Bulk(member),
+                Reply::Double(score),
+            ]));
+        } else {
+            out.push(Reply::Bulk(member));
+            out.push(Reply::Double(score));
+        }
+    }
+    Ok(Reply::Array(out))
 }
 
 /// ZMPOP / BZMPOP's `numkeys key... MIN|MAX [COUNT n]` from `numkeys_idx`.
