@@ -232,3 +232,36 @@ pub mod stream {
     pub const ENTRIES_READ_INVALID: &str = "value for ENTRIESREAD must be positive or -1";
     pub const COUNT_POSITIVE: &str = "COUNT must be > 0";
 }
+
+/// Geo command error texts (Redis 7.0's `geo.c`), used with
+/// [`CommandError::err`] (which adds `ERR `).
+pub mod geo {
+    pub const UNKNOWN_MEMBER: &str = "could not decode requested zset member";
+    pub const UNIT: &str = "unsupported unit provided. please use M, KM, FT, MI";
+    pub const NEED_RADIUS: &str = "need numeric radius";
+    pub const NEGATIVE_RADIUS: &str = "radius cannot be negative";
+    pub const NEED_WIDTH: &str = "need numeric width";
+    pub const NEED_HEIGHT: &str = "need numeric height";
+    pub const NEGATIVE_BOX: &str = "height or width cannot be negative";
+    pub const COUNT_POSITIVE: &str = "COUNT must be > 0";
+    pub const ANY_WITHOUT_COUNT: &str = "the ANY argument requires COUNT argument";
+    pub const STORE_WITH_OPTIONS: &str =
+        "STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD options";
+    pub const SEARCHSTORE_WITH_OPTIONS: &str =
+        "GEOSEARCHSTORE is not compatible with WITHDIST, WITHHASH and WITHCOORD options";
+
+    /// A coordinate pair outside the storable bounds, printed as C's `%f`.
+    pub fn invalid_pair(lon: &str, lat: &str) -> String {
+        format!("invalid longitude,latitude pair {lon},{lat}")
+    }
+
+    /// GEOSEARCH without a centre, naming the command as the client wrote it.
+    pub fn missing_center(command: &str) -> String {
+        format!("exactly one of FROMMEMBER or FROMLONLAT can be specified for {command}")
+    }
+
+    /// GEOSEARCH without a shape.
+    pub fn missing_shape(command: &str) -> String {
+        format!("exactly one of BYRADIUS and BYBOX can be specified for {command}")
+    }
+}

@@ -29,6 +29,8 @@
 //! - [`limits`]: per-client query and output buffer limits.
 //! - [`params`]: the configuration parameter table (CONFIG GET/SET, redis.conf).
 //! - [`conffile`]: reading redis.conf and CONFIG REWRITE.
+//! - [`geo`]: geohash scores, search areas and distances as Redis's geo
+//!   commands compute them.
 //! - [`glob`]: Redis's glob-style pattern matching (KEYS, SCAN MATCH, CONFIG GET).
 //! - [`longdouble`]: Redis's long double sums (INCRBYFLOAT), through a small C helper.
 //! - [`numbers`]: Redis's strict integer parsing (string2ll).
@@ -52,6 +54,7 @@ pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod eviction;
+pub mod geo;
 pub mod glob;
 pub mod keyspace;
 pub mod latency;

@@ -12,6 +12,7 @@ pub mod bitmaps;
 pub mod cluster;
 pub mod connection;
 pub mod dump;
+pub mod geo;
 pub mod hashes;
 pub mod hll;
 pub mod introspection;
@@ -151,7 +152,7 @@ pub const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 pub const KEY1: (i32, i32, i32) = (1, 1, 1);
 
 /// All families' tables.
-fn families() -> [&'static [CommandSpec]; 21] {
+fn families() -> [&'static [CommandSpec]; 22] {
     [
         connection::COMMANDS,
         server::COMMANDS,
@@ -174,6 +175,7 @@ fn families() -> [&'static [CommandSpec]; 21] {
         dump::COMMANDS,
         replication::COMMANDS,
         cluster::COMMANDS,
+        geo::COMMANDS,
     ]
 }
 

@@ -289,7 +289,32 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize, f: AddFlags) ->
         .chunks_exact(2)
         .map(|p| Ok((args::float(&p[0])?, &p[1])))
         .collect::<Result<_, CommandError>>()?;
-    let key = &args[1];
+    add_pairs(ctx, &args[1], &pairs, f)
+}
+
+/// GEOADD's ZADD: `score member` pairs already checked, with NX, XX and CH.
+pub(super) fn zadd_checked(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    pairs: &[(f64, &Bytes)],
+    nx: bool,
+    xx: bool,
+    ch: bool,
+) -> CmdResult {
+    if pairs.is_empty() {
+        return Err(CommandError::Syntax);
+    }
+    let f = AddFlags {
+        nx,
+        xx,
+        ch,
+        ..AddFlags::default()
+    };
+    add_pairs(ctx, key, pairs, f)
+}
+
+/// Applies checked `score member` pairs to the sorted set at `key`.
+fn add_pairs(ctx: &mut Ctx<'_>, key: &Bytes, pairs: &[(f64, &Bytes)], f: AddFlags) -> CmdResult {
     let nothing = if f.incr {
         Reply::Null
     } else {
@@ -319,7 +344,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize, f: AddFlags) ->
     let (mut added, mut updated, mut processed) = (0u64, 0u64, 0u64);
     let mut last_score = 0.0;
     let mut nan = false;
-    for (score, member) in &pairs {
+    for (score, member) in pairs {
         match add_outcome(zset.score(member), *score, f) {
             AddOutcome::Nop => {}
             AddOutcome::Nan => {
@@ -516,9 +541,22 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     let Some(popped) = pop_from(ctx.state, db, &args[1], count.unwrap_or(1), max, now)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let pairs = popped.iter().map(|(m, s)| (*s, &m[..]));
-    // Without a count the pair comes flat even in RESP3.
-    Ok(scored(pairs, true, count.is_some() && resp3(ctx)))
+    // Without a count the pair comes flat even in RESP3. The popped members
+    // are already copies of their own: they go into the reply as they are.
+    let nested = count.is_some() && resp3(ctx);
+    let mut out = Vec::with_capacity(popped.len() * if nested { 1 } else { 2 });
+    for (member, score) in popped {
+        if nested {
+            out.push(Reply::Array(vec![
+                Reply::Bulk(member),
+                Reply::Double(score),
+            ]));
+        } else {
+            out.push(Reply::Bulk(member));
+            out.push(Reply::Double(score));
+        }
+    }
+    Ok(Reply::Array(out))
 }
 
 /// ZMPOP / BZMPOP's `numkeys key... MIN|MAX [COUNT n]` from `numkeys_idx`.

@@ -303,21 +303,26 @@ impl ZSet {
         if start >= end {
             return Vec::new();
         }
-        let removed: Vec<(Bytes, f64)> = self
-            .iter_from(start, false)
-            .take(end - start)
-            .map(|(s, m)| (Bytes::copy_from_slice(m), s))
-            .collect();
         match &mut self.0 {
-            Repr::Packed(f) => Arc::make_mut(f).remove_ranks(start, end),
-            Repr::Tree(t) => {
-                for (m, s) in &removed {
-                    t.dict.remove(m);
-                    t.order.remove(*s, m);
-                }
+            Repr::Packed(f) => {
+                let removed = f
+                    .iter()
+                    .skip(start)
+                    .take(end - start)
+                    .map(|(s, m)| (Bytes::copy_from_slice(m), s))
+                    .collect();
+                Arc::make_mut(f).remove_ranks(start, end);
+                removed
             }
+            // Each removal at rank `start` is one descent by the counts.
+            Repr::Tree(t) => (start..end)
+                .filter_map(|_| {
+                    let it = t.order.remove_at(start)?;
+                    t.dict.remove(&it.member);
+                    Some((Bytes::copy_from_slice(&it.member), it.score))
+                })
+                .collect(),
         }
-        removed
     }
 
     /// Removes up to `count` pairs from the low end (or the high end, `max`),

@@ -125,6 +125,18 @@ fn getkeys(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn getkeysandflags(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let (spec, keys) = keys_of(&args[2..])?;
+    if let Some(specs) = keyspecs::several_key_specs(spec.name) {
+        let found = keyspecs::find_keys(specs, &args[2..]);
+        return Ok(Reply::Array(
+            found
+                .into_iter()
+                .map(|(i, flags)| {
+                    let flags = flags.iter().map(|f| Reply::simple(f)).collect();
+                    Reply::Array(vec![Reply::Bulk(args[2 + i].clone()), Reply::Set(flags)])
+                })
+                .collect(),
+        ));
+    }
     let name = match keyspecs_container(spec.name) {
         true => format!(
             "{}|{}",
@@ -160,6 +172,18 @@ fn keys_of(line: &[Bytes]) -> Result<(&'static CommandSpec, Vec<Bytes>), Command
         return crate::commands::streams::stream_keys(line)
             .map(|keys| (spec, keys))
             .ok_or_else(|| CommandError::err("Invalid arguments specified for command"));
+    }
+    if let Some(specs) = keyspecs::several_key_specs(spec.name) {
+        if !spec.arity_ok(line.len()) {
+            return Err(CommandError::err(
+                "Invalid number of arguments specified for command",
+            ));
+        }
+        let keys = keyspecs::find_keys(specs, line);
+        return Ok((
+            spec,
+            keys.into_iter().map(|(i, _)| line[i].clone()).collect(),
+        ));
     }
     // Redis checks for key arguments before the command's arity.
     if spec.first_key <= 0 {
@@ -280,7 +304,10 @@ fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
         .filter(|(bit, _)| spec.flags & bit != 0 && *bit != flags::SENTINEL)
         .map(|(_, name)| *name)
         .collect();
-    if numkeys_index(spec.name).is_some() || matches!(spec.name, "xread" | "xreadgroup") {
+    if numkeys_index(spec.name).is_some()
+        || matches!(spec.name, "xread" | "xreadgroup")
+        || keyspecs::movable(spec.name)
+    {
         names.push("movablekeys");
     }
     names
@@ -301,7 +328,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
     let dangerous = has(flags::ADMIN) || matches!(spec.name, "flushdb" | "flushall" | "swapdb");
     let keyspace = matches!(spec.group, "keyspace" | "generic")
         || matches!(spec.name, "dbsize" | "flushdb" | "flushall" | "swapdb");
-    let table: [(&str, bool); 19] = [
+    let table: [(&str, bool); 20] = [
         ("@keyspace", keyspace),
         ("@read", has(flags::READONLY)),
         ("@write", has(flags::WRITE)),
@@ -312,6 +339,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
         ("@string", spec.group == "string"),
         ("@bitmap", spec.group == "bitmap"),
         ("@hyperloglog", spec.group == "hyperloglog"),
+        ("@geo", spec.group == "geo"),
         ("@stream", spec.group == "stream"),
         ("@pubsub", spec.group == "pubsub" && has(flags::PUBSUB)),
         ("@admin", has(flags::ADMIN)),
@@ -339,6 +367,10 @@ fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
 
 /// One key spec as COMMAND INFO shows it.
 fn key_spec_reply(k: keyspecs::KeySpec) -> Reply {
+    Reply::Set(vec![key_spec_map(k)])
+}
+
+fn key_spec_map(k: keyspecs::KeySpec) -> Reply {
     let s = |v: &str| Reply::bulk_str(v);
     let begin = match k.begin {
         keyspecs::Begin::Index(i) => Reply::Map(vec![
@@ -381,10 +413,13 @@ fn key_spec_reply(k: keyspecs::KeySpec) -> Reply {
             ]),
         ),
     ]);
-    Reply::Set(vec![Reply::Map(fields)])
+    Reply::Map(fields)
 }
 
 fn key_specs(name: &str, spec: &CommandSpec) -> Reply {
+    if let Some(specs) = keyspecs::several_key_specs(name) {
+        return Reply::Set(specs.iter().map(|k| key_spec_map(*k)).collect());
+    }
     if let Some(k) = keyspecs::key_spec(name) {
         return key_spec_reply(k);
     }

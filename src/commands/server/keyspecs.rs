@@ -51,7 +51,24 @@ const fn after_streams(startfrom: i64) -> KeySpec {
     }
 }
 
+/// A key right after `keyword`, searched from `startfrom` (STORE key).
+const fn after_keyword(
+    keyword: &'static str,
+    startfrom: i64,
+    flags: &'static [&'static str],
+) -> KeySpec {
+    KeySpec {
+        notes: None,
+        flags,
+        begin: Begin::Keyword(keyword, startfrom),
+        lastkey: 0,
+        keystep: 1,
+        limit: 0,
+    }
+}
+
 const RW_UPDATE: &[&str] = &["RW", "update"];
+const OW_UPDATE: &[&str] = &["OW", "update"];
 const RW_DELETE: &[&str] = &["RW", "delete"];
 const RW_INSERT: &[&str] = &["RW", "insert"];
 const RO_ACCESS: &[&str] = &["RO", "access"];
@@ -67,6 +84,7 @@ pub fn key_spec(name: &str) -> Option<KeySpec> {
         "xack" | "xclaim" | "xsetid" => at(1, RW_UPDATE),
         "xautoclaim" | "xdel" | "xtrim" => at(1, RW_DELETE),
         "xlen" => at(1, &["RO"]),
+        "geoadd" => at(1, RW_UPDATE),
         "xpending" | "xrange" | "xrevrange" => at(1, RO_ACCESS),
         "xread" => after_streams(1),
         "xreadgroup" => after_streams(4),
@@ -76,6 +94,69 @@ pub fn key_spec(name: &str) -> Option<KeySpec> {
         "xinfo|stream" | "xinfo|groups" | "xinfo|consumers" => at(2, RO_ACCESS),
         _ => return None,
     })
+}
+
+/// GEORADIUS's source, then its STORE and STOREDIST destinations.
+const GEORADIUS_SPECS: &[KeySpec] = &[
+    at(1, RO_ACCESS),
+    after_keyword("STORE", 6, OW_UPDATE),
+    after_keyword("STOREDIST", 6, OW_UPDATE),
+];
+const GEORADIUSBYMEMBER_SPECS: &[KeySpec] = &[
+    at(1, RO_ACCESS),
+    after_keyword("STORE", 5, OW_UPDATE),
+    after_keyword("STOREDIST", 5, OW_UPDATE),
+];
+/// GEOSEARCHSTORE's destination, then its source.
+const GEOSEARCHSTORE_SPECS: &[KeySpec] = &[at(1, OW_UPDATE), at(2, RO_ACCESS)];
+
+/// The key specs of the commands that have more than one.
+pub fn several_key_specs(name: &str) -> Option<&'static [KeySpec]> {
+    Some(match name {
+        "georadius" => GEORADIUS_SPECS,
+        "georadiusbymember" => GEORADIUSBYMEMBER_SPECS,
+        "geosearchstore" => GEOSEARCHSTORE_SPECS,
+        _ => return None,
+    })
+}
+
+/// Whether a key spec of `name` is found by keyword, so the legacy
+/// (first, last, step) cannot give its keys (COMMAND INFO's `movablekeys`).
+pub fn movable(name: &str) -> bool {
+    several_key_specs(name)
+        .is_some_and(|specs| specs.iter().any(|k| matches!(k.begin, Begin::Keyword(..))))
+}
+
+/// The keys `specs` find in a command line, each with its spec's flags, as
+/// Redis's `getKeysUsingKeySpecs`: a keyword is searched from `startfrom`
+/// up to (not including) the last argument, and its first match gives the
+/// key after it; keys past the end of the line are left out.
+pub fn find_keys(
+    specs: &[KeySpec],
+    line: &[bytes::Bytes],
+) -> Vec<(usize, &'static [&'static str])> {
+    let argc = line.len() as i64;
+    let mut keys = Vec::new();
+    for k in specs {
+        let first = match k.begin {
+            Begin::Index(i) => i,
+            Begin::Keyword(word, from) => {
+                let found = (from.max(1)..argc - 1)
+                    .find(|&i| line[i as usize].eq_ignore_ascii_case(word.as_bytes()));
+                match found {
+                    Some(i) => i + 1,
+                    None => continue,
+                }
+            }
+        };
+        let last = first + k.lastkey.max(0);
+        let mut i = first;
+        while i <= last && i < argc {
+            keys.push((i as usize, k.flags));
+            i += k.keystep.max(1);
+        }
+    }
+    keys
 }
 
 /// Redis's command tips for `name`.

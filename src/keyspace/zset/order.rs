@@ -193,7 +193,26 @@ impl OrderTree {
         }
         remove_from(root, score, member);
         self.len -= 1;
-        // A root left with one child hands its place to it.
+        self.shrink_root();
+        true
+    }
+
+    /// Removes and returns the item at rank `index`: one descent by the
+    /// counts, no comparison of items (pops and rank ranges).
+    pub fn remove_at(&mut self, index: usize) -> Option<Item> {
+        if index >= self.len {
+            return None;
+        }
+        let root = self.root.as_mut()?;
+        let item = remove_rank(root, index);
+        self.len -= 1;
+        self.shrink_root();
+        Some(item)
+    }
+
+    /// A root left with one child hands its place to it; an empty leaf
+    /// root goes.
+    fn shrink_root(&mut self) {
         loop {
             match self.root.as_deref() {
                 Some(Node::Inner(inner)) if inner.children.len() == 1 => {
@@ -204,7 +223,6 @@ impl OrderTree {
                 _ => break,
             }
         }
-        true
     }
 
     /// How many items satisfy `before`, which must hold for a prefix of the
@@ -385,6 +403,27 @@ fn remove_from(node: &mut Arc<Node>, score: f64, member: &[u8]) {
             if inner.children[i].underfull() && inner.children.len() > 1 {
                 rebalance(inner, i);
             }
+        }
+    }
+}
+
+/// Removes the item at rank `index` below `node` (which holds more than
+/// `index` items), mending underfull children as [`remove_from`] does.
+fn remove_rank(node: &mut Arc<Node>, mut index: usize) -> Item {
+    match Arc::make_mut(node) {
+        Node::Leaf(items) => items.remove(index),
+        Node::Inner(inner) => {
+            let mut i = 0;
+            while index >= inner.counts[i] {
+                index -= inner.counts[i];
+                i += 1;
+            }
+            inner.counts[i] -= 1;
+            let item = remove_rank(&mut inner.children[i], index);
+            if inner.children[i].underfull() && inner.children.len() > 1 {
+                rebalance(inner, i);
+            }
+            item
         }
     }
 }

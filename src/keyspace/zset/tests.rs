@@ -159,7 +159,9 @@ proptest! {
                     let got = z.remove_ranks(a, b);
                     let want: Vec<(f64, Vec<u8>)> =
                         sorted.get(a.min(sorted.len())..b.min(sorted.len()).max(a.min(sorted.len()))).unwrap_or(&[]).to_vec();
-                    prop_assert_eq!(got.len(), want.len());
+                    let got_pairs: Vec<(f64, Vec<u8>)> =
+                        got.iter().map(|(m, s)| (*s, m.to_vec())).collect();
+                    prop_assert_eq!(got_pairs, want);
                     for (m, _) in got {
                         model.scores.remove(&m[..]);
                     }
