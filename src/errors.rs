@@ -232,3 +232,10 @@ pub mod stream {
     pub const ENTRIES_READ_INVALID: &str = "value for ENTRIESREAD must be positive or -1";
     pub const COUNT_POSITIVE: &str = "COUNT must be > 0";
 }
+
+/// Replication error texts sent as they are (own codes).
+pub mod replication {
+    /// To clients blocked (BLPOP, WAIT, ...) when a primary becomes a
+    /// replica; their connections close after it, as in Redis 7.0.
+    pub const UNBLOCKED_ROLE_CHANGE: &str = "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+}
