@@ -270,7 +270,10 @@ async fn stream_to_replica(
             return Err(dropped());
         }
         tokio::select! {
-            _ = out.ready.notified() => {}
+            // Until the replica's first ACK its stream only accumulates:
+            // waking this task on every write would cost the writers'
+            // thread a poll and a lock per write (a drop is seen at the tick).
+            _ = out.ready.notified(), if online => {}
             n = stream.read_buf(&mut rbuf) => {
                 if n? == 0 {
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
