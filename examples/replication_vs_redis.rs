@@ -14,7 +14,8 @@
 //! wait `--warmup` seconds, then send REPLICAOF to the replica. Redis's
 //! primary syncs diskless with no delay (`repl-diskless-sync yes`,
 //! `repl-diskless-sync-delay 0`), as forkless always does; both replicas load
-//! from a temporary file (Redis's default `repl-diskless-load disabled`).
+//! from a temporary file (Redis's default `repl-diskless-load disabled`), or
+//! as `--diskless-load` says (`on-empty-db`: straight from the socket).
 //!
 //! Reported, for the sync window (from REPLICAOF until the replica's
 //! `master_link_status:up` and its offset reaching the primary's offset at
@@ -56,6 +57,9 @@ struct Opts {
     /// run forkless only (quicker when trying a change; no ratios)
     #[argh(switch)]
     forkless_only: bool,
+    /// the replicas' repl-diskless-load (default disabled: through a file)
+    #[argh(option, default = "String::from(\"disabled\")")]
+    diskless_load: String,
 }
 
 struct Outcome {
@@ -71,10 +75,12 @@ struct Outcome {
     errors: u64,
 }
 
-fn start(forkless: bool, port: u16) -> Result<Server> {
+fn start(forkless: bool, port: u16, diskless_load: &str) -> Result<Server> {
     let dir = tempfile::tempdir()?;
     let mut cmd = if forkless {
-        Command::new(forkless_binary()?)
+        let mut c = Command::new(forkless_binary()?);
+        c.args(["--config", &format!("repl-diskless-load {diskless_load}")]);
+        c
     } else {
         let mut c = Command::new("redis-server");
         c.args([
@@ -86,6 +92,8 @@ fn start(forkless: bool, port: u16) -> Result<Server> {
             "yes",
             "--repl-diskless-sync-delay",
             "0",
+            "--repl-diskless-load",
+            diskless_load,
         ]);
         c
     };
@@ -125,8 +133,8 @@ fn load(port: u16, keys: usize) -> Result<()> {
 
 fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
     let base = opts.port + if forkless { 0 } else { 2 };
-    let primary = start(forkless, base)?;
-    let replica = start(forkless, base + 1)?;
+    let primary = start(forkless, base, &opts.diskless_load)?;
+    let replica = start(forkless, base + 1, &opts.diskless_load)?;
     let loaded = Instant::now();
     load(primary.port, opts.keys)?;
     eprintln!(
