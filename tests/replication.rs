@@ -605,7 +605,8 @@ fn shutdown_waits_for_a_lagging_replica_and_now_or_abort_skip_the_wait() {
         Some("1")
     );
 
-    // A stopped replica never acknowledges: the wait lasts shutdown-timeout.
+    // A stopped replica never acknowledges: the wait lasts shutdown-timeout,
+    // FORCE or not (FORCE only overrides a failed save, as in Redis 7.0).
     let mut primary = Server::start_with(&["--save", "", "--config", "shutdown-timeout 2"]);
     let stopped = replica_of(&primary);
     converge(&primary, &[&stopped]);
@@ -613,7 +614,7 @@ fn shutdown_waits_for_a_lagging_replica_and_now_or_abort_skip_the_wait() {
     let mut p = primary.client();
     let _: () = q(&mut p, &["SET", "k", "v"]);
     let started = std::time::Instant::now();
-    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut p);
+    let _ = redis::cmd("SHUTDOWN").arg("FORCE").query::<()>(&mut p);
     assert!(primary.wait_exit(Duration::from_secs(10)).is_some());
     let waited = started.elapsed();
     assert!(
@@ -623,6 +624,11 @@ fn shutdown_waits_for_a_lagging_replica_and_now_or_abort_skip_the_wait() {
     assert!(primary
         .log()
         .contains("Waiting for replicas before shutting down"));
+    assert!(
+        primary.log().contains("Lagging replica"),
+        "{}",
+        primary.log()
+    );
 
     // ABORT ends the wait: the SHUTDOWN client gets an error and writes
     // (paused meanwhile) go on.
@@ -651,7 +657,20 @@ fn shutdown_waits_for_a_lagging_replica_and_now_or_abort_skip_the_wait() {
         "ERR No shutdown in progress."
     );
 
+    // SIGTERM waits as SHUTDOWN does.
+    let _: () = q(&mut c, &["CONFIG", "SET", "shutdown-timeout", "1"]);
+    let started = std::time::Instant::now();
+    assert!(primary.signal_and_wait("TERM").is_some());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    signal(&replica, "CONT");
+
     // NOW skips the wait.
+    let mut primary = Server::start_with(&["--save", "", "--config", "shutdown-timeout 30"]);
+    let replica = replica_of(&primary);
+    converge(&primary, &[&replica]);
+    signal(&replica, "STOP");
+    let mut c = primary.client();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
     let started = std::time::Instant::now();
     let _ = redis::cmd("SHUTDOWN").arg("NOW").query::<()>(&mut c);
     assert!(primary.wait_exit(Duration::from_secs(10)).is_some());

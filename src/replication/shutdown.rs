@@ -1,7 +1,8 @@
 //! A primary's shutdown waits for its replicas, as Redis 7.0's: writes
 //! pause, the replicas are asked for their offsets (REPLCONF GETACK), and
 //! the shutdown goes on once every replica acknowledged the whole stream or
-//! `shutdown-timeout` passed. `SHUTDOWN NOW` skips the wait and `SHUTDOWN
+//! `shutdown-timeout` passed. `SHUTDOWN NOW` skips the wait (FORCE does
+//! not: it only overrides a failed save, as in Redis 7.0) and `SHUTDOWN
 //! ABORT` ends it, the server staying up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,11 +62,12 @@ pub fn wait_for_replicas(shared: &Shared, timeout: Duration, abort: &AtomicBool)
                 for r in &state.repl.replicas {
                     if r.ack_offset != state.repl.offset {
                         tracing::warn!(
-                            "Lagging replica {}:{} reported offset {} behind master's {}",
+                            "Lagging replica {}:{} reported offset {} behind master, lag={}, state={}.",
                             r.ip,
                             r.port,
-                            r.ack_offset,
-                            state.repl.offset
+                            state.repl.offset.saturating_sub(r.ack_offset),
+                            r.last_ack.elapsed().as_secs(),
+                            r.state.name()
                         );
                     }
                 }
