@@ -354,6 +354,7 @@ async fn send_snapshot(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
     spawn_snapshot_writer(snapshot, pins, tx);
     let mut shutdown = shared.shutdown.subscribe();
+    let started = Instant::now();
     let mut sent = 0u64;
     loop {
         tokio::select! {
@@ -381,8 +382,9 @@ async fn send_snapshot(
         r.last_ack = Instant::now();
     }
     tracing::info!(
-        "Synchronization with replica {} succeeded ({sent} bytes of snapshot)",
-        client.addr
+        "Synchronization with replica {} succeeded ({sent} bytes of snapshot in {:.3} s)",
+        client.addr,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
