@@ -146,9 +146,10 @@ impl Write for ChunkWriter {
 /// The nice value of the threads that encode a replica's snapshot: the
 /// writers' thread keeps the CPU when they compete for it (a sync only takes
 /// longer), since writers must not wait for the transfer. Measured with
-/// `replication_vs_redis` (benches/README.md): against nice 0, 19 and
-/// SCHED_IDLE, nice 10 kept the writers' p99 as low as 19 did while the
-/// sync, and with it the memory it pins, stayed shorter.
+/// `replication_vs_redis` (benches/README.md): nice 0 gave the writers the
+/// worst p99; nice 10, 19 and SCHED_IDLE scattered more than they differed
+/// on a shared machine, and 10, the mildest (a shorter sync pins less),
+/// had the best writer p99 in the one batch that interleaved 10 and 19.
 const SYNC_NICE: i32 = 10;
 
 /// Lowers the calling thread's scheduling priority to [`SYNC_NICE`]; the
