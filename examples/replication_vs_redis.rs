@@ -14,7 +14,8 @@
 //! wait `--warmup` seconds, then send REPLICAOF to the replica. Redis's
 //! primary syncs diskless with no delay (`repl-diskless-sync yes`,
 //! `repl-diskless-sync-delay 0`), as forkless always does; both replicas load
-//! from a temporary file (Redis's default `repl-diskless-load disabled`).
+//! from a temporary file (Redis's default `repl-diskless-load disabled`), or
+//! as `--diskless-load` says (`on-empty-db`: straight from the socket).
 //!
 //! Reported, for the sync window (from REPLICAOF until the replica's
 //! `master_link_status:up` and its offset reaching the primary's offset at
@@ -23,7 +24,8 @@
 //! during the window minus its RSS before, plus for Redis the fork child's
 //! copy-on-write, `rdb_last_cow_size`, which the parent's RSS does not
 //! show); and the time until the replica is in sync. Then the ratios
-//! forkless/Redis. Every loop is bounded in time; servers die with the run.
+//! forkless/Redis. The writers' p99 and throughput in the warm-up's last
+//! second show what the sync costs them. `--forkless-only` skips Redis. Every loop is bounded in time; servers die with the run.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -52,9 +54,18 @@ struct Opts {
     /// first port; four are used (default 18550)
     #[argh(option, default = "18550")]
     port: u16,
+    /// run forkless only (quicker when trying a change; no ratios)
+    #[argh(switch)]
+    forkless_only: bool,
+    /// the replicas' repl-diskless-load (default disabled: through a file)
+    #[argh(option, default = "String::from(\"disabled\")")]
+    diskless_load: String,
 }
 
 struct Outcome {
+    /// The same writers in the warm-up's last second, before REPLICAOF.
+    before_p99_ms: f64,
+    before_ops_per_sec: f64,
     p99_ms: f64,
     p999_ms: f64,
     max_ms: f64,
@@ -64,10 +75,12 @@ struct Outcome {
     errors: u64,
 }
 
-fn start(forkless: bool, port: u16) -> Result<Server> {
+fn start(forkless: bool, port: u16, diskless_load: &str) -> Result<Server> {
     let dir = tempfile::tempdir()?;
     let mut cmd = if forkless {
-        Command::new(forkless_binary()?)
+        let mut c = Command::new(forkless_binary()?);
+        c.args(["--config", &format!("repl-diskless-load {diskless_load}")]);
+        c
     } else {
         let mut c = Command::new("redis-server");
         c.args([
@@ -79,6 +92,8 @@ fn start(forkless: bool, port: u16) -> Result<Server> {
             "yes",
             "--repl-diskless-sync-delay",
             "0",
+            "--repl-diskless-load",
+            diskless_load,
         ]);
         c
     };
@@ -118,8 +133,8 @@ fn load(port: u16, keys: usize) -> Result<()> {
 
 fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
     let base = opts.port + if forkless { 0 } else { 2 };
-    let primary = start(forkless, base)?;
-    let replica = start(forkless, base + 1)?;
+    let primary = start(forkless, base, &opts.diskless_load)?;
+    let replica = start(forkless, base + 1, &opts.diskless_load)?;
     let loaded = Instant::now();
     load(primary.port, opts.keys)?;
     eprintln!(
@@ -135,6 +150,12 @@ fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
         1, 60_000_000, 3,
     )?));
     let window_ops = Arc::new(AtomicU64::new(0));
+    // Samples of the warm-up's last second: the writers' baseline.
+    let baseline = Arc::new(AtomicBool::new(false));
+    let base_hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let base_ops = Arc::new(AtomicU64::new(0));
     let keys = opts.keys.max(1);
     let writers: Vec<_> = (0..opts.clients)
         .map(|t| {
@@ -145,17 +166,21 @@ fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
                 hist.clone(),
                 window_ops.clone(),
             );
+            let (baseline, base_hist, base_ops) =
+                (baseline.clone(), base_hist.clone(), base_ops.clone());
             let port = primary.port;
             std::thread::spawn(move || -> Result<()> {
                 let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
                 let mut c = client.get_connection()?;
                 let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+                let mut local_base = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
                 let value = vec![b'w'; 100];
                 let mut i = (t * 7919) % keys;
                 let deadline = Instant::now() + Duration::from_secs(600);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     i = (i + 104_729) % keys;
                     let in_window = window.load(Ordering::Relaxed);
+                    let in_base = baseline.load(Ordering::Relaxed);
                     let started = Instant::now();
                     let r: redis::RedisResult<()> = redis::cmd("SET")
                         .arg(format!("key:{i:012}"))
@@ -167,14 +192,23 @@ fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
                     if in_window {
                         local.record(started.elapsed().as_micros().max(1) as u64)?;
                         window_ops.fetch_add(1, Ordering::Relaxed);
+                    } else if in_base {
+                        local_base.record(started.elapsed().as_micros().max(1) as u64)?;
+                        base_ops.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 hist.lock().map_err(|_| "poisoned")?.add(&local)?;
+                base_hist.lock().map_err(|_| "poisoned")?.add(&local_base)?;
                 Ok(())
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(opts.warmup));
+    std::thread::sleep(Duration::from_secs(opts.warmup.saturating_sub(1)));
+    baseline.store(true, Ordering::Relaxed);
+    let base_started = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    baseline.store(false, Ordering::Relaxed);
+    let base_secs = base_started.elapsed().as_secs_f64();
     let mut p = primary.client()?;
     let mut r = replica.client()?;
     let rss_before = primary.rss();
@@ -224,6 +258,7 @@ fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
     }
     let synced = synced.ok_or("the replica did not get in sync within 300 s")?;
     let hist = hist.lock().map_err(|_| "poisoned")?;
+    let base_hist = base_hist.lock().map_err(|_| "poisoned")?;
     let ms = |us: u64| us as f64 / 1000.0;
     let cow = if cow_after != cow_before {
         cow_after
@@ -231,6 +266,8 @@ fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
         0
     };
     Ok(Outcome {
+        before_p99_ms: ms(base_hist.value_at_quantile(0.99)),
+        before_ops_per_sec: base_ops.load(Ordering::Relaxed) as f64 / base_secs,
         p99_ms: ms(hist.value_at_quantile(0.99)),
         p999_ms: ms(hist.value_at_quantile(0.999)),
         max_ms: ms(hist.max()),
@@ -244,7 +281,21 @@ fn run(forkless: bool, opts: &Opts) -> Result<Outcome> {
 fn main() -> Result<()> {
     let opts: Opts = argh::from_env();
     let f = run(true, &opts)?;
-    let r = run(false, &opts)?;
+    let r = if opts.forkless_only {
+        Outcome {
+            before_p99_ms: 0.0,
+            before_ops_per_sec: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            ops_per_sec: 0.0,
+            extra_mb: 0.0,
+            sync_s: 0.0,
+            errors: 0,
+        }
+    } else {
+        run(false, &opts)?
+    };
     println!(
         "replica attaching to a primary with {} keys under {} SET writers",
         opts.keys, opts.clients
@@ -253,7 +304,17 @@ fn main() -> Result<()> {
         "{:<34} {:>12} {:>12} {:>10}",
         "", "forkless", "redis", "ratio"
     );
-    let rows: [(&str, f64, f64); 7] = [
+    let rows: [(&str, f64, f64); 9] = [
+        (
+            "write p99 before sync (ms)",
+            f.before_p99_ms,
+            r.before_p99_ms,
+        ),
+        (
+            "SET/s before sync",
+            f.before_ops_per_sec,
+            r.before_ops_per_sec,
+        ),
         ("write p99 during sync (ms)", f.p99_ms, r.p99_ms),
         ("write p99.9 during sync (ms)", f.p999_ms, r.p999_ms),
         ("write max during sync (ms)", f.max_ms, r.max_ms),

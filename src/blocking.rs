@@ -227,6 +227,28 @@ impl Blocking {
     }
 }
 
+// Replication: a primary that becomes a replica.
+impl Blocking {
+    /// Ends every wait with `reply` (REPLICAOF on a primary: the
+    /// `-UNBLOCKED ... (master -> replica?)` error). Returns how many.
+    pub fn unblock_all(&mut self, reply: &Reply) -> usize {
+        let ids: Vec<u64> = self.waiters.keys().copied().collect();
+        for id in &ids {
+            if let Some(waiter) = self.take(*id) {
+                // A failed send means the client left; nothing to undo.
+                let _ = waiter.tx.send(reply.clone());
+            }
+        }
+        ids.len()
+    }
+}
+
+/// Whether a blocked command's reply also ends its connection: the error
+/// of a role change, after which Redis 7.0 closes the client.
+pub fn closes_connection(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error(e) if e == crate::errors::replication::UNBLOCKED_ROLE_CHANGE)
+}
+
 #[cfg(test)]
 mod unblock_tests {
     use super::*;
@@ -281,5 +303,20 @@ mod unblock_tests {
         // The sender is gone: the connection answers with its timeout reply.
         assert!(rx.try_recv().is_err());
         assert!(!b.unblock_client(7, None));
+    }
+
+    #[test]
+    fn a_role_change_unblocks_every_waiter() {
+        let mut b = Blocking::default();
+        let (_, mut rx1) = b.register(1, 0, vec![Bytes::from("a")], vec![], never);
+        let (_, mut rx2) = b.register(2, 3, vec![Bytes::from("b")], vec![], never);
+        let err = Reply::Error(crate::errors::replication::UNBLOCKED_ROLE_CHANGE.into());
+        assert_eq!(b.unblock_all(&err), 2);
+        let got = rx1.try_recv().unwrap();
+        assert!(closes_connection(&got));
+        assert_eq!(rx2.try_recv().unwrap(), err);
+        assert_eq!(b.blocked_clients(), 0);
+        assert_eq!(b.blocking_keys(), 0);
+        assert!(!closes_connection(&Reply::Error("UNBLOCKED x".into())));
     }
 }

@@ -96,6 +96,7 @@ async fn run(
                     // CLIENT KILL ends the wait with no reply, as in Redis.
                     return Ok(());
                 }
+                client.close_after_reply |= crate::blocking::closes_connection(&reply);
                 if !client.reply_suppressed() {
                     reply.encode(client.proto, &mut wbuf);
                 }

@@ -265,3 +265,10 @@ pub mod geo {
         format!("exactly one of BYRADIUS and BYBOX can be specified for {command}")
     }
 }
+
+/// Replication error texts sent as they are (own codes).
+pub mod replication {
+    /// To clients blocked (BLPOP, WAIT, ...) when a primary becomes a
+    /// replica; their connections close after it, as in Redis 7.0.
+    pub const UNBLOCKED_ROLE_CHANGE: &str = "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+}

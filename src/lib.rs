@@ -191,6 +191,10 @@ fn spawn_signal_handler(shared: Arc<Shared>) {
             // blocking thread; on success the process exits from there.
             let shared = shared.clone();
             let outcome = tokio::task::spawn_blocking(move || {
+                // As Redis 7.0: a primary waits for its replicas first.
+                let timeout = replication::shutdown::timeout(&shared);
+                let never = std::sync::atomic::AtomicBool::new(false);
+                replication::shutdown::wait_for_replicas(&shared, timeout, &never);
                 let mut state = shared.lock();
                 persistence::shutdown_and_exit(&shared, &mut state, Default::default())
             })

@@ -516,3 +516,321 @@ fn a_replica_past_its_output_buffer_limit_is_dropped_and_syncs_again() {
     };
     assert_eq!(mget(&mut r), mget(&mut p));
 }
+
+#[test]
+fn a_replica_of_a_replica_starts_in_the_database_the_stream_selected() {
+    let primary = Server::start();
+    let middle = replica_of(&primary);
+    let mut p = primary.client();
+    converge(&primary, &[&middle]);
+    // One connection: the primary's stream selects db 3 once, before the
+    // second replica exists, and never again.
+    let _: () = q(&mut p, &["SELECT", "3"]);
+    let _: () = q(&mut p, &["SET", "x", "1"]);
+    converge(&primary, &[&middle]);
+    let last = replica_of(&middle);
+    converge(&middle, &[&last]);
+    let _: () = q(&mut p, &["SET", "y", "2"]);
+    let _: i64 = q(&mut p, &["RPUSH", "l", "a"]);
+    converge(&primary, &[&middle]);
+    converge(&middle, &[&last]);
+    let mut c = last.client();
+    let _: () = q(&mut c, &["SELECT", "3"]);
+    assert_eq!(
+        q::<Option<String>>(&mut c, &["GET", "y"]).as_deref(),
+        Some("2")
+    );
+    let _: () = q(&mut c, &["SELECT", "0"]);
+    assert_eq!(q::<i64>(&mut c, &["DBSIZE"]), 0);
+    assert_eq!(capture(&mut c), capture(&mut p));
+}
+
+#[test]
+fn a_primary_that_becomes_a_replica_unblocks_its_blocked_clients() {
+    let other = Server::start();
+    let server = Server::start();
+    let mut blpop = server.client();
+    let mut wait = server.client();
+    let waiter = std::thread::spawn(move || {
+        let _: () = q(&mut wait, &["SET", "a", "1"]);
+        let e = error(&mut wait, &["WAIT", "1", "0"]);
+        let closed = redis::cmd("PING").query::<String>(&mut wait).is_err();
+        (e, closed)
+    });
+    // WAIT is not in blocked_clients: it is sent first and given time.
+    std::thread::sleep(Duration::from_millis(300));
+    let popper = std::thread::spawn(move || {
+        let e = error(&mut blpop, &["BLPOP", "nokey", "0"]);
+        let closed = redis::cmd("PING").query::<String>(&mut blpop).is_err();
+        (e, closed)
+    });
+    let mut c = server.client();
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "clients", "blocked_clients") == "1"
+    }));
+    let _: () = q(&mut c, &["REPLICAOF", "127.0.0.1", &other.port.to_string()]);
+    let expected = "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+    for t in [popper, waiter] {
+        let (e, closed) = t.join().unwrap();
+        assert_eq!(e, expected);
+        assert!(closed, "the connection closes after the error, as in Redis");
+    }
+    assert_eq!(info_field(&mut c, "clients", "blocked_clients"), "0");
+}
+
+/// Stops or resumes a process (SIGSTOP / SIGCONT).
+fn signal(server: &Server, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(server.pid().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn shutdown_waits_for_a_lagging_replica_and_now_or_abort_skip_the_wait() {
+    // A replica that keeps up: SHUTDOWN returns once it has everything.
+    let mut primary = Server::start();
+    let replica = replica_of(&primary);
+    converge(&primary, &[&replica]);
+    let mut p = primary.client();
+    let _: () = q(&mut p, &["SET", "last", "1"]);
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut p);
+    assert!(primary.wait_exit(Duration::from_secs(10)).is_some());
+    let mut r = replica.client();
+    assert_eq!(
+        q::<Option<String>>(&mut r, &["GET", "last"]).as_deref(),
+        Some("1")
+    );
+
+    // A stopped replica never acknowledges: the wait lasts shutdown-timeout,
+    // FORCE or not (FORCE only overrides a failed save, as in Redis 7.0).
+    let mut primary = Server::start_with(&["--save", "", "--config", "shutdown-timeout 2"]);
+    let stopped = replica_of(&primary);
+    converge(&primary, &[&stopped]);
+    signal(&stopped, "STOP");
+    let mut p = primary.client();
+    let _: () = q(&mut p, &["SET", "k", "v"]);
+    let started = std::time::Instant::now();
+    let _ = redis::cmd("SHUTDOWN").arg("FORCE").query::<()>(&mut p);
+    assert!(primary.wait_exit(Duration::from_secs(10)).is_some());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "exited after {waited:?}"
+    );
+    assert!(primary
+        .log()
+        .contains("Waiting for replicas before shutting down"));
+    assert!(
+        primary.log().contains("Lagging replica"),
+        "{}",
+        primary.log()
+    );
+
+    // ABORT ends the wait: the SHUTDOWN client gets an error and writes
+    // (paused meanwhile) go on.
+    signal(&stopped, "CONT");
+    let mut primary = Server::start_with(&["--save", "", "--config", "shutdown-timeout 30"]);
+    let replica = replica_of(&primary);
+    converge(&primary, &[&replica]);
+    signal(&replica, "STOP");
+    let mut p = primary.client();
+    let _: () = q(&mut p, &["SET", "k", "v"]);
+    let shutting = std::thread::spawn(move || error(&mut p, &["SHUTDOWN"]));
+    let mut c = primary.client();
+    assert!(wait_until(Duration::from_secs(5), || {
+        primary
+            .log()
+            .contains("Waiting for replicas before shutting down")
+    }));
+    assert_eq!(q::<String>(&mut c, &["SHUTDOWN", "ABORT"]), "OK");
+    assert_eq!(
+        shutting.join().unwrap(),
+        "ERR Errors trying to SHUTDOWN. Check logs."
+    );
+    let _: () = q(&mut c, &["SET", "after", "1"]);
+    assert_eq!(
+        error(&mut c, &["SHUTDOWN", "ABORT"]),
+        "ERR No shutdown in progress."
+    );
+
+    // SIGTERM waits as SHUTDOWN does.
+    let _: () = q(&mut c, &["CONFIG", "SET", "shutdown-timeout", "1"]);
+    let started = std::time::Instant::now();
+    assert!(primary.signal_and_wait("TERM").is_some());
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    signal(&replica, "CONT");
+
+    // NOW skips the wait.
+    let mut primary = Server::start_with(&["--save", "", "--config", "shutdown-timeout 30"]);
+    let replica = replica_of(&primary);
+    converge(&primary, &[&replica]);
+    signal(&replica, "STOP");
+    let mut c = primary.client();
+    let _: () = q(&mut c, &["SET", "k", "v"]);
+    let started = std::time::Instant::now();
+    let _ = redis::cmd("SHUTDOWN").arg("NOW").query::<()>(&mut c);
+    assert!(primary.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    signal(&replica, "CONT");
+}
+
+/// Reads one RESP command (an array of bulk strings) from a replica.
+fn read_command(r: &mut impl std::io::BufRead) -> Vec<String> {
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let n: usize = line.trim_end()[1..].parse().unwrap();
+    (0..n)
+        .map(|_| {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            let len: usize = line.trim_end()[1..].parse().unwrap();
+            let mut buf = vec![0u8; len + 2];
+            r.read_exact(&mut buf).unwrap();
+            String::from_utf8_lossy(&buf[..len]).into_owned()
+        })
+        .collect()
+}
+
+/// Plays a primary's side of the handshake up to `+FULLRESYNC`.
+fn accept_until_fullresync(listener: &std::net::TcpListener) -> std::net::TcpStream {
+    use std::io::Write;
+    let (mut sock, _) = listener.accept().unwrap();
+    let mut reader = std::io::BufReader::new(sock.try_clone().unwrap());
+    loop {
+        let cmd = read_command(&mut reader);
+        let reply = match cmd[0].to_ascii_uppercase().as_str() {
+            "PING" => "+PONG\r\n".to_string(),
+            "PSYNC" => format!("+FULLRESYNC {} 100\r\n", "a".repeat(40)),
+            _ => "+OK\r\n".to_string(),
+        };
+        sock.write_all(reply.as_bytes()).unwrap();
+        if cmd[0].eq_ignore_ascii_case("psync") {
+            return sock;
+        }
+    }
+}
+
+#[test]
+fn info_shows_a_sync_s_progress_with_redis_s_fields() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let replica = Server::start();
+    let mut c = replica.client();
+    let _: () = q(&mut c, &["REPLICAOF", "127.0.0.1", &port]);
+    let fields = |c: &mut redis::Connection| -> Vec<String> {
+        [
+            "master_sync_in_progress",
+            "master_sync_total_bytes",
+            "master_sync_read_bytes",
+            "master_sync_left_bytes",
+            "master_sync_perc",
+            "master_sync_last_io_seconds_ago",
+            "master_link_down_since_seconds",
+        ]
+        .iter()
+        .map(|f| info_field(c, "replication", f))
+        .collect()
+    };
+    // Before the payload's header: the size is not known (-1), and the link
+    // was never up (-1), as a Redis 7.0 replica prints them.
+    let mut sock = accept_until_fullresync(&listener);
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "replication", "master_sync_in_progress") == "1"
+    }));
+    assert_eq!(fields(&mut c), ["1", "-1", "0", "-1", "-0.00", "0", "-1"]);
+    // A `$<len>` payload: its size and the share read.
+    sock.write_all(b"$1000\r\n").unwrap();
+    sock.write_all(&[b'x'; 250]).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "replication", "master_sync_read_bytes") == "250"
+    }));
+    assert_eq!(
+        fields(&mut c),
+        ["1", "1000", "250", "750", "25.00", "0", "-1"]
+    );
+    let read: i64 = info_field(&mut c, "replication", "slave_read_repl_offset")
+        .parse()
+        .unwrap();
+    assert!(read >= 0);
+    drop(sock);
+    // An `$EOF:` payload (what forkless primaries send): size 0, so "left"
+    // goes negative, as in Redis.
+    let mut sock = accept_until_fullresync(&listener);
+    sock.write_all(format!("$EOF:{}\r\n", "m".repeat(40)).as_bytes())
+        .unwrap();
+    sock.write_all(&[b'x'; 300]).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "replication", "master_sync_read_bytes") == "300"
+    }));
+    assert_eq!(fields(&mut c), ["1", "0", "300", "-300", "0.00", "0", "-1"]);
+    drop(sock);
+    let _: () = q(&mut c, &["REPLICAOF", "NO", "ONE"]);
+}
+
+#[test]
+fn replicas_load_from_the_socket_with_repl_diskless_load() {
+    let primary = Server::start();
+    let mut p = primary.client();
+    write_every_type(&mut p, "before");
+    let swapdb = Server::start_with(&[
+        "--save",
+        "",
+        "--config",
+        "repl-diskless-load swapdb",
+        "--replicaof",
+        &format!("127.0.0.1 {}", primary.port),
+    ]);
+    let empty = Server::start_with(&[
+        "--save",
+        "",
+        "--config",
+        "repl-diskless-load on-empty-db",
+        "--replicaof",
+        &format!("127.0.0.1 {}", primary.port),
+    ]);
+    write_every_type(&mut p, "after");
+    converge(&primary, &[&swapdb, &empty]);
+    // The 30 ms key must be gone on the primary before the captures.
+    std::thread::sleep(Duration::from_millis(50));
+    let _: Option<String> = q(&mut p, &["GET", "short:after"]);
+    converge(&primary, &[&swapdb, &empty]);
+    let want = capture(&mut p);
+    assert_eq!(capture(&mut swapdb.client()), want);
+    assert_eq!(capture(&mut empty.client()), want);
+    for r in [&swapdb, &empty] {
+        assert!(
+            r.log().contains("loading the snapshot from the socket"),
+            "{}",
+            r.log()
+        );
+    }
+
+    // A full resync from the same history (the replica fell out of the
+    // backlog): swapdb keeps serving the old data set while it loads.
+    signal(&swapdb, "STOP");
+    let value = "v".repeat(1024);
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.cmd("SET").arg(format!("big{i}")).arg(&value).ignore();
+    }
+    let _: () = pipe.query(&mut p).unwrap();
+    let _: i64 = q(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+    signal(&swapdb, "CONT");
+    assert!(
+        swapdb.log_eventually_contains(
+            "serving the old data set meanwhile",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        swapdb.log()
+    );
+    converge(&primary, &[&swapdb]);
+    assert_eq!(capture(&mut swapdb.client()), capture(&mut p));
+    let mut r = swapdb.client();
+    assert_eq!(info_field(&mut r, "persistence", "async_loading"), "0");
+}

@@ -109,6 +109,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut opts = ShutdownOptions::default();
     let mut abort = false;
     let mut other_flags = false;
+    let mut now = false;
     for arg in &args[1..] {
         let a = arg.to_ascii_lowercase();
         match a.as_slice() {
@@ -116,6 +117,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             b"save" => opts.save = true,
             b"now" | b"force" => {
                 opts.force |= a == b"force";
+                now |= a == b"now";
                 other_flags = true;
             }
             b"abort" => abort = true,
@@ -126,9 +128,32 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::Syntax);
     }
     if abort {
+        if crate::replication::shutdown::abort(ctx.state) {
+            return Ok(Reply::ok());
+        }
         return Err(CommandError::err("No shutdown in progress."));
     }
     tracing::info!("User requested shutdown...");
+    // As Redis 7.0: a primary first waits for its replicas to catch up (NOW
+    // skips it, and so does a client that cannot block: MULTI, scripts).
+    if !now
+        && ctx.may_block
+        && ctx.state.repl.shutdown_abort.is_none()
+        && crate::replication::shutdown::replicas_lag(ctx.state)
+        && !crate::replication::shutdown::timeout(ctx.shared).is_zero()
+    {
+        if let Some(shared) = ctx.shared.self_arc() {
+            let rx = crate::replication::shutdown::begin(shared, ctx.state, opts);
+            ctx.blocked = Some(super::BlockRequest {
+                // Outside the blocking registry's ids and WAIT's.
+                waiter_id: u64::MAX / 2,
+                rx,
+                timeout: None,
+                timeout_reply: Reply::Error(crate::replication::shutdown::FAILED.into()),
+            });
+            return Ok(Reply::NullArray);
+        }
+    }
     // Exits the process on success: the connection just closes, as in Redis.
     persistence::shutdown_and_exit(ctx.shared, ctx.state, opts);
     Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."))

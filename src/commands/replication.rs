@@ -126,6 +126,12 @@ pub fn apply_from_master(
 pub fn start_replica(shared: &Arc<Shared>, state: &mut State, host: String, port: u16) {
     let link = Arc::new(MasterLink::new(host.clone(), port));
     state.repl.become_replica(link.clone());
+    let unblocked = state.blocking.unblock_all(&Reply::Error(
+        crate::errors::replication::UNBLOCKED_ROLE_CHANGE.into(),
+    ));
+    if unblocked > 0 {
+        tracing::info!("{unblocked} blocked clients unblocked: this server becomes a replica");
+    }
     shared
         .config_mut()
         .extra

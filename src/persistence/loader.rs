@@ -197,6 +197,22 @@ pub fn load_from_with<R: Read + Send>(
     Ok(body.loaded(header))
 }
 
+/// A stream's length when it is not known ahead (a replica loading the
+/// primary's `$EOF:`-framed sync straight from the socket): the reader's own
+/// end, right after the checksum, ends the snapshot.
+pub const UNKNOWN_LEN: u64 = u64::MAX;
+
+/// Like [`load_from_with`] for a reader whose length is unknown: it must end
+/// (read returns 0) right after the checksum.
+pub fn load_stream_with<R: Read + Send>(
+    reader: R,
+    databases: Option<usize>,
+    now_ms: i64,
+    limits: Encodings,
+) -> Result<Loaded, LoadError> {
+    load_from_with(reader, UNKNOWN_LEN, databases, now_ms, limits)
+}
+
 /// Reads and checks the header and sets up the body's state.
 fn begin<R: Read>(
     input: &mut Input<R>,
@@ -347,7 +363,14 @@ impl ProgressLog {
     }
 
     fn tick(&mut self, body: &Body, offset: u64) {
-        if self.last.elapsed() >= PROGRESS_LOG_EVERY {
+        if self.last.elapsed() >= PROGRESS_LOG_EVERY && self.len == UNKNOWN_LEN {
+            tracing::info!(
+                "loading snapshot: {} of {} keys, {offset} bytes read",
+                body.key_records,
+                body.header_keys,
+            );
+            self.last = Instant::now();
+        } else if self.last.elapsed() >= PROGRESS_LOG_EVERY {
             tracing::info!(
                 "loading snapshot: {} of {} keys, {:.0}% of {} bytes",
                 body.key_records,
@@ -407,7 +430,15 @@ fn check_trailer<R: Read>(input: &mut Input<R>) -> Result<(), LoadError> {
     let crc_offset = input.offset;
     let computed = input.hasher.clone().finalize();
     let stored = input.read_u32("checksum")?;
-    if input.remaining() > 0 {
+    if input.len == UNKNOWN_LEN {
+        let mut probe = [0u8; 1];
+        if input.reader.read(&mut probe)? > 0 {
+            return Err(LoadError::TrailingBytes {
+                offset: input.offset,
+                count: 1,
+            });
+        }
+    } else if input.remaining() > 0 {
         return Err(LoadError::TrailingBytes {
             offset: input.offset,
             count: input.remaining(),

@@ -16,6 +16,9 @@ pub struct Loading {
     total_bytes: AtomicU64,
     loaded_bytes: AtomicU64,
     started: Mutex<Option<Instant>>,
+    /// A replica loads its primary's snapshot while it keeps serving the
+    /// old data set (`repl-diskless-load swapdb`): INFO's `async_loading`.
+    pub async_loading: AtomicBool,
 }
 
 impl Loading {

@@ -228,7 +228,10 @@ pub fn info_fields(shared: &Shared, state: &State) -> Vec<(String, String)> {
     let loading = shared.loading.info_fields();
     let mut fields: Vec<(&str, String)> = vec![
         ("loading", u8::from(!loading.is_empty()).to_string()),
-        ("async_loading", "0".into()),
+        (
+            "async_loading",
+            u8::from(shared.loading.async_loading.load(Ordering::Relaxed)).to_string(),
+        ),
         ("current_cow_peak", "0".into()),
         ("current_cow_size", "0".into()),
         ("current_cow_size_age", "0".into()),

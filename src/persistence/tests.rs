@@ -1094,3 +1094,19 @@ fn compact_records_convert_under_smaller_limits() {
             .is_packed());
     }
 }
+
+#[test]
+fn a_stream_of_unknown_length_loads_and_must_end_at_the_checksum() {
+    use super::loader::load_stream_with;
+    let ks = sample();
+    let bytes = to_bytes(&ks, NOW);
+    let loaded = load_stream_with(&bytes[..], Some(4), NOW, Encodings::default()).unwrap();
+    assert_eq!(picture(&loaded.keyspace, NOW), picture(&ks, NOW));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    let err = load_stream_with(&longer[..], Some(4), NOW, Encodings::default()).unwrap_err();
+    assert!(matches!(err, LoadError::TrailingBytes { .. }), "{err}");
+    let short = &bytes[..bytes.len() - 1];
+    let err = load_stream_with(short, Some(4), NOW, Encodings::default()).unwrap_err();
+    assert!(matches!(err, LoadError::Truncated { .. }), "{err}");
+}

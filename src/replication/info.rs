@@ -25,13 +25,35 @@ pub fn info_fields(state: &crate::state::State) -> Vec<(String, String)> {
                 "master_sync_in_progress",
                 u8::from(s.sync_in_progress).to_string(),
             );
-            put("slave_read_repl_offset", r.offset.to_string());
+            let read = if s.up {
+                s.read_offset.max(r.offset)
+            } else {
+                r.offset
+            };
+            put("slave_read_repl_offset", read.to_string());
             put("slave_repl_offset", r.offset.to_string());
-            if !s.up {
+            if s.sync_in_progress {
+                // As Redis's `repl_transfer_*`: an `$EOF:` stream has size 0,
+                // so "left" goes negative and the percentage stays 0.
+                let size = s.transfer_size;
+                let read = s.transfer_read as i64;
+                let perc = if size != 0 {
+                    read as f64 / size as f64 * 100.0
+                } else {
+                    0.0
+                };
+                put("master_sync_total_bytes", size.to_string());
+                put("master_sync_read_bytes", read.to_string());
+                put("master_sync_left_bytes", (size - read).to_string());
+                put("master_sync_perc", format!("{perc:.2}"));
                 put(
-                    "master_link_down_since_seconds",
-                    s.down_since.elapsed().as_secs().to_string(),
+                    "master_sync_last_io_seconds_ago",
+                    s.transfer_last_io.elapsed().as_secs().to_string(),
                 );
+            }
+            if !s.up {
+                let down = s.down_since.map_or(-1, |d| d.elapsed().as_secs() as i64);
+                put("master_link_down_since_seconds", down.to_string());
             }
             put("slave_priority", r.settings.priority.to_string());
             put(

@@ -7,7 +7,8 @@
 //! replica's connection (the snapshot stream, then the commands);
 //! [`replica`] is a replica's link: handshake, load, apply; [`out`] is one
 //! replica's outgoing buffer; [`cron`] pings, times out and frees; [`info`]
-//! prints INFO replication.
+//! prints INFO replication; [`shutdown`] has a primary's shutdown wait for
+//! its replicas.
 //!
 //! The stream every replica sees is the same bytes the backlog keeps, so
 //! offsets agree everywhere and a replica promoted to primary can continue
@@ -20,6 +21,7 @@ pub mod out;
 pub mod primary;
 pub mod propagate;
 pub mod replica;
+pub mod shutdown;
 
 pub use cron::cron;
 pub use info::info_fields;
@@ -148,7 +150,19 @@ pub struct LinkStatus {
     pub state: &'static str,
     pub sync_in_progress: bool,
     pub last_io: Instant,
-    pub down_since: Instant,
+    /// When the link last went down (`None`: it was never up, which INFO
+    /// prints as -1, as Redis does).
+    pub down_since: Option<Instant>,
+    /// The full sync's payload size: -1 until its header arrived, 0 for an
+    /// `$EOF:` stream (size unknown), else the `$<len>` length (Redis's
+    /// `repl_transfer_size`).
+    pub transfer_size: i64,
+    /// Payload bytes received so far, and when the last ones came.
+    pub transfer_read: u64,
+    pub transfer_last_io: Instant,
+    /// Stream bytes read from the primary (`slave_read_repl_offset`): ahead
+    /// of the applied offset by what is read but not yet run.
+    pub read_offset: u64,
 }
 
 impl MasterLink {
@@ -162,7 +176,11 @@ impl MasterLink {
                 state: "connect",
                 sync_in_progress: false,
                 last_io: Instant::now(),
-                down_since: Instant::now(),
+                down_since: None,
+                transfer_size: -1,
+                transfer_read: 0,
+                transfer_last_io: Instant::now(),
+                read_offset: 0,
             }),
         }
     }
@@ -212,6 +230,9 @@ pub struct Replication {
     /// The database the stream last selected (`None`: the next write
     /// selects one).
     selected_db: Option<usize>,
+    /// On a replica, the database its primary's stream has selected (what
+    /// its master client has): a replica of this replica starts there.
+    pub stream_db: Option<usize>,
     /// The ops of the command running now, sent together at its end (several
     /// become one MULTI/EXEC, as Redis 7.0's `propagatePendingCommands`).
     pending: Vec<(usize, Vec<Bytes>)>,
@@ -223,6 +244,8 @@ pub struct Replication {
     pub sync_full: u64,
     pub sync_partial_ok: u64,
     pub sync_partial_err: u64,
+    /// Set while a SHUTDOWN waits for the replicas: SHUTDOWN ABORT sets the flag.
+    pub shutdown_abort: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Replication {
@@ -251,6 +274,7 @@ impl Replication {
             master: None,
             settings,
             selected_db: None,
+            stream_db: None,
             pending: Vec::new(),
             in_command: false,
             no_replicas_since: Some(Instant::now()),
@@ -259,6 +283,7 @@ impl Replication {
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
+            shutdown_abort: None,
         }
     }
 
@@ -510,7 +535,13 @@ impl Replication {
             r.out.drop_link();
         }
         self.no_replicas_since = Some(Instant::now());
-        self.answer_waits(true);
+        // As Redis 7.0: clients in WAIT get the role change's error (and
+        // their connections close after it).
+        for w in std::mem::take(&mut self.waits) {
+            let _ = w.tx.send(Reply::Error(
+                crate::errors::replication::UNBLOCKED_ROLE_CHANGE.into(),
+            ));
+        }
     }
 
     /// REPLICAOF NO ONE: the history so far stays valid under `replid2` up
@@ -520,6 +551,7 @@ impl Replication {
             old.cancelled
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        self.stream_db = None;
         self.replid2 = std::mem::replace(&mut self.replid, random_id());
         self.second_offset = self.offset as i64 + 1;
         self.selected_db = None;

@@ -3,10 +3,14 @@
 //! The thread connects, does Redis's handshake (PING, AUTH with
 //! `masterauth`/`masteruser`, REPLCONF listening-port and capa, PSYNC) and
 //! then either receives a full sync or continues from its offset. A full
-//! sync's payload (`$EOF:` framed, or `$<len>`) is written to a temporary
-//! file in `dir` while the old data set keeps being served (as Redis's
-//! default `repl-diskless-load disabled`), then loaded with `-LOADING`
-//! answered meanwhile, and installed. The command stream is then applied as
+//! sync's payload (`$EOF:` framed, or `$<len>`) is, as `repl-diskless-load`
+//! says: written to a temporary file in `dir` while the old data set keeps
+//! being served, then loaded with `-LOADING` answered (`disabled`, the
+//! default); or loaded straight from the socket as it arrives, with
+//! `-LOADING` answered (`on-empty-db` on an empty server, `swapdb`), or with
+//! the old data set served meanwhile (`swapdb` when the primary continues
+//! this replica's own history: Redis 7.0's async loading). Either way the
+//! new keyspace is built aside and installed in one step. The command stream is then applied as
 //! the master client: no replies, and the offset counts the bytes applied.
 //! Every second (and on REPLCONF GETACK) the replica acknowledges its offset.
 
@@ -40,7 +44,7 @@ pub fn start(shared: Arc<Shared>, link: Arc<MasterLink>, apply: ApplyFn) {
             }
             link.update(|s| {
                 if s.up {
-                    s.down_since = Instant::now();
+                    s.down_since = Some(Instant::now());
                 }
                 s.up = false;
                 s.sync_in_progress = false;
@@ -131,13 +135,20 @@ fn session(shared: &Shared, link: &MasterLink, apply: ApplyFn, db: &mut usize) -
             .next()
             .and_then(|w| w.parse().ok())
             .ok_or_else(|| format!("bad FULLRESYNC reply: {reply}"))?;
+        // A replica serving us passes on its own primary's stream as it
+        // comes, past that stream's last SELECT: it names the database the
+        // stream has selected (as Redis's `repl-stream-db` in the RDB).
+        let stream_db: usize = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
         tracing::info!("Full resync from master: {id}:{off}");
         link.update(|s| {
             s.state = "sync";
             s.sync_in_progress = true;
+            s.transfer_size = -1;
+            s.transfer_read = 0;
+            s.transfer_last_io = Instant::now();
         });
         full_sync(shared, link, &mut conn, id, off)?;
-        *db = 0;
+        *db = stream_db;
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         let id = rest.trim().to_string();
         tracing::info!("Successful partial resynchronization with master.");
@@ -213,7 +224,39 @@ fn handshake(shared: &Shared, conn: &mut Conn) -> LinkResult<()> {
     expect_ok("REPLCONF capa", reply)
 }
 
-/// Receives the snapshot into a temporary file, then loads and installs it.
+/// Where a full sync's payload goes (`repl-diskless-load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoadMode {
+    /// To a temporary file while the old data set is served, then loaded
+    /// with `-LOADING` answered (`disabled`, the default).
+    Disk,
+    /// Loaded as it arrives, `-LOADING` answered meanwhile (`on-empty-db`
+    /// with no keys, or `swapdb` from a primary of another history).
+    Socket,
+    /// Loaded as it arrives while the old data set keeps being served:
+    /// `swapdb` when the primary continues this replica's own history, as
+    /// Redis 7.0's async loading (INFO `async_loading:1`).
+    SocketAsync,
+}
+
+fn load_mode(shared: &Shared, replid: &str) -> LoadMode {
+    let setting = shared
+        .config()
+        .extra
+        .get("repl-diskless-load")
+        .cloned()
+        .unwrap_or_default();
+    let state = shared.lock();
+    match setting.as_str() {
+        "swapdb" if state.repl.replid == replid => LoadMode::SocketAsync,
+        "swapdb" => LoadMode::Socket,
+        "on-empty-db" if state.keyspace.key_count() == 0 => LoadMode::Socket,
+        _ => LoadMode::Disk,
+    }
+}
+
+/// Receives the snapshot and installs it, through a temporary file or
+/// straight from the socket as `repl-diskless-load` says.
 fn full_sync(
     shared: &Shared,
     link: &MasterLink,
@@ -226,137 +269,231 @@ fn full_sync(
     while header.is_empty() {
         header = conn.line()?;
     }
+    let mut payload = Payload::new(&mut conn.reader, link, &header)?;
     let (dir, databases, limits) = {
         let c = shared.config();
         (c.dir.clone(), c.databases, crate::state::encodings_of(&c))
     };
-    let path = dir.join(format!("temp-repl-{}.rdb", std::process::id()));
-    let received = receive_payload(link, conn, &header, &path);
-    let result = received.and_then(|bytes| {
-        tracing::info!("MASTER <-> REPLICA sync: received {bytes} bytes of snapshot; loading");
-        load_and_install(
-            shared, link, &path, bytes, databases, limits, replid, offset,
+    let mode = load_mode(shared, &replid);
+    let started = Instant::now();
+    let loaded = if mode == LoadMode::Disk {
+        let path = dir.join(format!("temp-repl-{}.rdb", std::process::id()));
+        let loaded = receive_to_file(&mut payload, &path).and_then(|bytes| {
+            tracing::info!("MASTER <-> REPLICA sync: received {bytes} bytes of snapshot; loading");
+            shared.loading.begin(bytes);
+            crate::persistence::loader::load_file_with(
+                &path,
+                Some(databases),
+                crate::keyspace::unix_ms(),
+                limits,
+            )
+            .map_err(|e| format!("Failed trying to load the MASTER synchronization snapshot: {e}"))
+        });
+        let _ = std::fs::remove_file(&path);
+        loaded
+    } else {
+        tracing::info!(
+            "MASTER <-> REPLICA sync: loading the snapshot from the socket ({})",
+            if mode == LoadMode::SocketAsync {
+                "serving the old data set meanwhile"
+            } else {
+                "answering -LOADING meanwhile"
+            }
+        );
+        if mode == LoadMode::SocketAsync {
+            shared
+                .loading
+                .async_loading
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            shared.loading.begin(0);
+        }
+        crate::persistence::loader::load_stream_with(
+            shared.loading.counting(&mut payload),
+            Some(databases),
+            crate::keyspace::unix_ms(),
+            limits,
         )
-    });
-    let _ = std::fs::remove_file(&path);
+        .map_err(|e| match payload.failure.take() {
+            Some(cause) => cause,
+            None => format!("Failed trying to load the MASTER synchronization snapshot: {e}"),
+        })
+    };
+    let result = loaded.and_then(|loaded| install(shared, link, loaded, replid, offset, started));
+    shared
+        .loading
+        .async_loading
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    shared.loading.end();
     result
 }
 
-fn receive_payload(
-    link: &MasterLink,
-    conn: &mut Conn,
-    header: &str,
-    path: &std::path::Path,
-) -> LinkResult<u64> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
-        format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
-    })?);
-    let mut written = 0u64;
-    let mut first = true;
-    let check = |chunk: &[u8], first: &mut bool| -> LinkResult<()> {
-        if *first && !chunk.is_empty() {
-            *first = false;
-            if chunk.starts_with(b"REDIS") {
-                return Err(
-                    "the primary sent a Redis RDB payload; a forkless replica loads only forkless snapshots (replicate from a forkless primary)".into(),
-                );
+/// A full sync's payload as a reader: the bytes between the `$EOF:<mark>`
+/// line and the mark (or the `$<len>` bytes), counted into the link's
+/// INFO fields. It reads nothing past the payload: the primary sends the
+/// stream only after the replica's first ACK.
+struct Payload<'a> {
+    reader: &'a mut BufReader<TcpStream>,
+    link: &'a MasterLink,
+    /// The end mark of an `$EOF:` stream; `None` for `$<len>`.
+    mark: Option<Vec<u8>>,
+    /// Bytes still due of a `$<len>` payload.
+    left: u64,
+    /// Received and not yet handed out (an `$EOF:` stream holds its last 40
+    /// bytes back until more arrive: they may be the mark).
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+    first: bool,
+    /// Why the payload failed, kept to be reported over the loader's error.
+    failure: Option<String>,
+}
+
+impl<'a> Payload<'a> {
+    fn new(
+        reader: &'a mut BufReader<TcpStream>,
+        link: &'a MasterLink,
+        header: &str,
+    ) -> LinkResult<Payload<'a>> {
+        let (mark, left, size) = if let Some(mark) = header.strip_prefix("$EOF:") {
+            if mark.len() != 40 {
+                return Err(format!("bad end mark in {header}"));
+            }
+            (Some(mark.as_bytes().to_vec()), 0, 0)
+        } else if let Some(len) = header.strip_prefix('$') {
+            let len: u64 = len
+                .parse()
+                .map_err(|_| format!("bad bulk header {header}"))?;
+            (None, len, len as i64)
+        } else {
+            return Err(format!(
+                "Bad protocol from MASTER, the first byte is not '$': {header}"
+            ));
+        };
+        link.update(|s| {
+            s.transfer_size = size;
+            s.transfer_read = 0;
+            s.transfer_last_io = Instant::now();
+        });
+        Ok(Payload {
+            reader,
+            link,
+            done: mark.is_none() && left == 0,
+            mark,
+            left,
+            buf: Vec::with_capacity(128 * 1024),
+            pos: 0,
+            first: true,
+            failure: None,
+        })
+    }
+
+    fn fail(&mut self, why: String) -> std::io::Error {
+        let e = std::io::Error::other(why.clone());
+        self.failure = Some(why);
+        e
+    }
+
+    /// Reads more from the socket into `buf`.
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.link.is_cancelled() {
+            return Err(self.fail("replication cancelled".into()));
+        }
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        let have = self.buf.len();
+        let want = match self.mark {
+            Some(_) => 64 * 1024,
+            None => self.left.min(64 * 1024) as usize,
+        };
+        self.buf.resize(have + want, 0);
+        let n = match self.reader.read(&mut self.buf[have..]) {
+            Ok(n) => n,
+            Err(e) => {
+                self.buf.truncate(have);
+                return Err(self.fail(format!("I/O error trying to sync with MASTER: {e}")));
+            }
+        };
+        self.buf.truncate(have + n);
+        if n == 0 {
+            return Err(self.fail("MASTER closed the connection during the sync".into()));
+        }
+        self.link.update(|s| {
+            s.transfer_read += n as u64;
+            s.transfer_last_io = Instant::now();
+            s.last_io = s.transfer_last_io;
+        });
+        match &self.mark {
+            Some(mark) => {
+                if self.buf.len() >= mark.len() && self.buf.ends_with(mark) {
+                    self.buf.truncate(self.buf.len() - mark.len());
+                    self.done = true;
+                }
+            }
+            None => {
+                self.left -= n as u64;
+                self.done = self.left == 0;
             }
         }
         Ok(())
-    };
-    if let Some(mark) = header.strip_prefix("$EOF:") {
-        let mark = mark.as_bytes().to_vec();
-        if mark.len() != 40 {
-            return Err(format!("bad end mark in {header}"));
-        }
-        // Everything but the last 40 bytes seen is payload; the stream stops
-        // right after the mark (the primary waits for our ACK).
-        let mut tail: Vec<u8> = Vec::with_capacity(128 * 1024);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            if link.is_cancelled() {
-                return Err("replication cancelled".into());
-            }
-            let n = conn
-                .reader
-                .read(&mut buf)
-                .map_err(|e| format!("I/O error trying to sync with MASTER: {e}"))?;
-            if n == 0 {
-                return Err("MASTER closed the connection during the sync".into());
-            }
-            link.update(|s| s.last_io = Instant::now());
-            tail.extend_from_slice(&buf[..n]);
-            if tail.len() > 40 {
-                let cut = tail.len() - 40;
-                check(&tail[..cut], &mut first)?;
-                file.write_all(&tail[..cut]).map_err(|e| e.to_string())?;
-                written += cut as u64;
-                tail.drain(..cut);
-            }
-            if tail.len() == 40 && tail == mark {
-                break;
-            }
-        }
-    } else if let Some(len) = header.strip_prefix('$') {
-        let mut left: u64 = len
-            .parse()
-            .map_err(|_| format!("bad bulk header {header}"))?;
-        let mut buf = vec![0u8; 64 * 1024];
-        while left > 0 {
-            let want = buf.len().min(left as usize);
-            let n = conn
-                .reader
-                .read(&mut buf[..want])
-                .map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("MASTER closed the connection during the sync".into());
-            }
-            check(&buf[..n], &mut first)?;
-            file.write_all(&buf[..n]).map_err(|e| e.to_string())?;
-            written += n as u64;
-            left -= n as u64;
-        }
-    } else {
-        return Err(format!(
-            "Bad protocol from MASTER, the first byte is not '$': {header}"
-        ));
     }
+}
+
+impl Read for Payload<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let held = match (&self.mark, self.done) {
+                (Some(mark), false) => mark.len(),
+                _ => 0,
+            };
+            let avail = self.buf.len().saturating_sub(held);
+            if avail > self.pos {
+                if self.first {
+                    self.first = false;
+                    if self.buf[self.pos..avail].starts_with(b"REDIS") {
+                        return Err(self.fail(
+                            "the primary sent a Redis RDB payload; a forkless replica loads only forkless snapshots (replicate from a forkless primary)".into(),
+                        ));
+                    }
+                }
+                let n = (avail - self.pos).min(out.len());
+                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            self.fill()?;
+        }
+    }
+}
+
+/// Writes the whole payload to a temporary file; returns its size.
+fn receive_to_file(payload: &mut Payload<'_>, path: &std::path::Path) -> LinkResult<u64> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| {
+        format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
+    })?);
+    let written = std::io::copy(payload, &mut file).map_err(|e| match payload.failure.take() {
+        Some(cause) => cause,
+        None => e.to_string(),
+    })?;
     file.flush().map_err(|e| e.to_string())?;
     Ok(written)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn load_and_install(
+/// Installs a loaded snapshot as the data set at `offset` of `replid`.
+fn install(
     shared: &Shared,
     link: &MasterLink,
-    path: &std::path::Path,
-    bytes: u64,
-    databases: usize,
-    limits: crate::keyspace::encodings::Encodings,
+    loaded: crate::persistence::loader::Loaded,
     replid: String,
     offset: u64,
+    started: Instant,
 ) -> LinkResult<()> {
-    let started = Instant::now();
-    shared.loading.begin(bytes);
-    let loaded = crate::persistence::loader::load_file_with(
-        path,
-        Some(databases),
-        crate::keyspace::unix_ms(),
-        limits,
-    );
-    let loaded = match loaded {
-        Ok(l) => l,
-        Err(e) => {
-            shared.loading.end();
-            return Err(format!(
-                "Failed trying to load the MASTER synchronization snapshot: {e}"
-            ));
-        }
-    };
     {
         let mut state = shared.lock();
         if link.is_cancelled() {
-            shared.loading.end();
             return Err("replication cancelled".into());
         }
         let old = std::mem::replace(&mut state.keyspace, loaded.keyspace);
@@ -369,7 +506,6 @@ fn load_and_install(
         // The old data set may be large: freed off the lock.
         std::thread::spawn(move || drop(old));
     }
-    shared.loading.end();
     tracing::info!(
         "MASTER <-> REPLICA sync: Finished with success ({} keys loaded in {:.3} s)",
         loaded.keys_loaded,
@@ -413,6 +549,11 @@ fn apply_stream(
     let mut client = ClientState::new(info.id, info.addr.clone(), info.laddr.clone(), info.clone());
     client.repl.is_master = true;
     client.db = *db;
+    let start_offset = {
+        let mut state = shared.lock();
+        state.repl.stream_db = Some(*db);
+        state.repl.offset
+    };
     conn.reader
         .get_ref()
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -453,7 +594,11 @@ fn apply_stream(
             }
             Err(e) => return Err(format!("reading from MASTER: {e}")),
         };
-        link.update(|s| s.last_io = Instant::now());
+        let read_offset = start_offset + fed + n as u64;
+        link.update(|s| {
+            s.last_io = Instant::now();
+            s.read_offset = read_offset;
+        });
         rbuf.extend_from_slice(&buf[..n]);
         raw.extend_from_slice(&buf[..n]);
         fed += n as u64;
@@ -499,6 +644,7 @@ fn apply_stream(
                 }
                 state.repl.feed(bytes);
             }
+            state.repl.stream_db = Some(client.db);
             raw.drain(..at);
         }
         *db = client.db;
