@@ -26,11 +26,9 @@
 //! other load on the machine). Servers listen on 127.0.0.1, ports `--port`
 //! (default 18610) and the next one, and are stopped at the end.
 
-use std::process::Command;
-
 #[path = "support/mod.rs"]
 mod support;
-use support::{Result, Rng, Server};
+use support::{interleaved, Result, Rng, Server};
 
 struct Opts {
     port: u16,
@@ -57,51 +55,6 @@ fn parse_opts() -> Result<Opts> {
         i += 2;
     }
     Ok(o)
-}
-
-/// Runs one redis-benchmark command and returns its req/s.
-fn bench(port: u16, args: &[&str]) -> Result<f64> {
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-c", "50"])
-        .args(args)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
-    if text.contains("ERR") || !out.status.success() {
-        return Err(format!("redis-benchmark failed: {text}").into());
-    }
-    text.lines()
-        .filter(|l| l.contains("requests per second"))
-        .find_map(|l| {
-            let (_, rest) = l.split_once(": ")?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .ok_or_else(|| format!("no result from redis-benchmark: {text}").into())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// Interleaved runs on both servers: median req/s and CPU µs per request.
-fn interleaved(
-    servers: &[Server; 2],
-    rounds: usize,
-    requests: f64,
-    args: &[&str],
-) -> Result<[(f64, f64); 2]> {
-    let mut rps = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
-    for _ in 0..rounds {
-        for (i, s) in servers.iter().enumerate() {
-            let before = s.cpu_us();
-            rps[i].push(bench(s.port, args)?);
-            cpu[i].push((s.cpu_us() - before) / requests);
-        }
-    }
-    let [r0, r1] = rps;
-    let [c0, c1] = cpu;
-    Ok([(median(r0), median(c0)), (median(r1), median(c1))])
 }
 
 fn rows(label: &str, res: [(f64, f64); 2]) {

@@ -31,10 +31,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use support::{run_bounded, Result, Server};
+use support::{interleaved, Result, Server};
 
 struct Opts {
     port: u16,
@@ -78,52 +77,11 @@ fn start_both(opts: &Opts) -> Result<[Server; 2]> {
     ])
 }
 
-/// Runs redis-benchmark (one test) and returns its req/s.
-fn bench(port: u16, args: &[&str]) -> Result<f64> {
-    let mut cmd = Command::new("redis-benchmark");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-c", "50"])
-        .args(args);
-    let text = run_bounded(&mut cmd, Duration::from_secs(300))?;
-    text.lines()
-        .filter(|l| l.contains("requests per second"))
-        .find_map(|l| {
-            let (_, rest) = l.split_once(": ")?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .ok_or_else(|| format!("no result in {text}").into())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
 fn row(name: &str, f: f64, r: f64, unit: &str) {
     println!(
         "| {name} | {f:.1} {unit} | {r:.1} {unit} | {:.3} |",
         if r > 0.0 { f / r } else { 0.0 }
     );
-}
-
-/// Interleaved runs on both servers: median req/s and CPU µs per request.
-fn interleaved(
-    servers: &[Server; 2],
-    rounds: usize,
-    n: f64,
-    args: &[&str],
-) -> Result<[(f64, f64); 2]> {
-    let mut rps = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
-    for _ in 0..rounds {
-        for (i, s) in servers.iter().enumerate() {
-            let before = s.cpu_us();
-            rps[i].push(bench(s.port, args)?);
-            cpu[i].push((s.cpu_us() - before) / n);
-        }
-    }
-    let [r0, r1] = rps;
-    let [c0, c1] = cpu;
-    Ok([(median(r0), median(c0)), (median(r1), median(c1))])
 }
 
 fn throughput(opts: &Opts) -> Result<()> {

@@ -221,3 +221,48 @@ pub fn used_memory(conn: &mut redis::Connection) -> Result<u64> {
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| "no used_memory".into())
 }
+
+/// Runs one redis-benchmark test (`-q -c 50` plus `args`) against `port`,
+/// bounded to 5 minutes, and returns its requests per second.
+pub fn redis_benchmark_rps(port: u16, args: &[&str]) -> Result<f64> {
+    let mut cmd = Command::new("redis-benchmark");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-c", "50"])
+        .args(args);
+    let text = run_bounded(&mut cmd, Duration::from_secs(300))?;
+    text.lines()
+        .filter(|l| l.contains("requests per second"))
+        .find_map(|l| {
+            let (_, rest) = l.split_once(": ")?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .ok_or_else(|| format!("no result from redis-benchmark: {text}").into())
+}
+
+/// The middle value (the upper one of an even count); 0 for none.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// One redis-benchmark test run `rounds` times on each server in turn, so
+/// both see the same machine noise: median req/s and median server CPU µs
+/// per request (of `requests` per run), in the servers' order.
+pub fn interleaved(
+    servers: &[Server; 2],
+    rounds: usize,
+    requests: f64,
+    args: &[&str],
+) -> Result<[(f64, f64); 2]> {
+    let mut rps = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, s) in servers.iter().enumerate() {
+            let before = s.cpu_us();
+            rps[i].push(redis_benchmark_rps(s.port, args)?);
+            cpu[i].push((s.cpu_us() - before) / requests);
+        }
+    }
+    let [r0, r1] = rps;
+    let [c0, c1] = cpu;
+    Ok([(median(r0), median(c0)), (median(r1), median(c1))])
+}
