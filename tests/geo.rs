@@ -8,7 +8,7 @@ mod common;
 #[path = "differential/mod.rs"]
 mod harness;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{q, Server};
@@ -313,19 +313,8 @@ fn a_geo_index_survives_save_restart_reload_and_dump_restore() {
 /// A redis-server on `dir`/`file`, loading it if it exists.
 fn redis_server_on(dir: &std::path::Path, file: &str) -> Option<(Child, u16)> {
     let port = common::free_port();
-    let mut child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(dir)
+    let mut child = common::redis_server_command(port, dir)
         .args(["--dbfilename", file])
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;

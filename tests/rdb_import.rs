@@ -830,19 +830,8 @@ fn clients_get_loading_until_the_data_set_is_in() {
     let tmp = tempfile::tempdir().unwrap();
     let dump = {
         let port = common::free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+        let child = common::redis_server_command(port, tmp.path())
             .args(["--enable-debug-command", "yes", "--dbfilename", "big.rdb"])
-            .arg("--dir")
-            .arg(tmp.path())
-            .stdout(Stdio::null())
             .spawn()
             .unwrap();
         let r = Redis { child, port };

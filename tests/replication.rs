@@ -370,18 +370,8 @@ fn a_replica_without_its_primary_serves_stale_data_or_masterdown() {
 fn a_redis_rdb_from_a_redis_primary_is_refused_with_a_clear_log_line() {
     let port = common::free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--repl-diskless-sync-delay", "0", "--dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
+    let mut redis = common::redis_server_command(port, dir.path())
+        .args(["--repl-diskless-sync-delay", "0"])
         .spawn()
         .expect("redis-server");
     let replica = Server::start();

@@ -245,6 +245,24 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A real redis-server on loopback `port` with its data in `dir` and no
+/// save points, output discarded; callers add arguments and spawn it.
+pub fn redis_server_command(port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ])
+    .arg("--dir")
+    .arg(dir)
+    .stdout(Stdio::null());
+    cmd
+}
+
 /// Waits (bounded) until no background save runs; returns INFO persistence.
 pub fn wait_bgsave(c: &mut redis::Connection) -> std::collections::BTreeMap<String, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
