@@ -473,6 +473,12 @@ impl Replication {
         id
     }
 
+    /// Clients blocked in WAIT (they count in INFO `blocked_clients`, as in
+    /// Redis); one that disconnected is no longer waiting.
+    pub fn waiting_clients(&self) -> usize {
+        self.waits.iter().filter(|w| !w.tx.is_closed()).count()
+    }
+
     /// Ends the WAITs whose deadline passed (or whose client left) with
     /// the count so far.
     pub fn expire_waits(&mut self, now: Instant) {

@@ -205,7 +205,7 @@ fn clients(ctx: &Ctx<'_>) -> Fields {
         ("client_recent_max_output_buffer", "0".into()),
         (
             "blocked_clients",
-            ctx.state.blocking.blocked_clients().to_string(),
+            (ctx.state.blocking.blocked_clients() + ctx.state.repl.waiting_clients()).to_string(),
         ),
         (
             "total_blocking_keys",
