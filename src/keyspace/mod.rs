@@ -42,6 +42,7 @@ pub mod hash;
 pub mod hll;
 pub mod intset;
 pub mod lazyfree;
+pub mod list;
 pub mod listpack;
 pub mod pinned;
 pub mod record;
