@@ -146,19 +146,22 @@ impl List {
     }
 
     /// Heap bytes the list holds: chunk buffers and their headers, and the
-    /// chunk sequence.
-    pub fn heap_bytes(&self) -> usize {
-        let header = std::mem::size_of::<Chunk>() + 16;
+    /// chunk sequence; `round` turns a requested size into what the
+    /// allocator gives.
+    pub fn heap_bytes(&self, round: impl Fn(usize) -> usize) -> usize {
+        let header = round(std::mem::size_of::<Chunk>() + 16);
+        let buffer = |c: &Chunk| match c.capacity() {
+            0 => 0,
+            n => round(n),
+        };
         match &self.0 {
-            Repr::One(c) => header + c.capacity(),
+            Repr::One(c) => header + buffer(c),
             Repr::Many(m) => {
-                std::mem::size_of::<Many>()
-                    + 16
+                // The sequence: its header, and a pointer per chunk in the
+                // vector's nodes.
+                round(std::mem::size_of::<Many>() + 16)
                     + m.chunks.len() * 8
-                    + m.chunks
-                        .iter()
-                        .map(|c| header + c.capacity())
-                        .sum::<usize>()
+                    + m.chunks.iter().map(|c| header + buffer(c)).sum::<usize>()
             }
         }
     }
