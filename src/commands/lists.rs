@@ -17,7 +17,7 @@ use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::list::{Fill, List};
 use crate::keyspace::{Db, Key, Value};
 use crate::pubsub::notify;
-use crate::reply::Reply;
+use crate::reply::{BulkRun, Reply};
 use crate::state::State;
 
 /// Redis's key positions for commands whose two first arguments are keys.
@@ -401,8 +401,10 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some((from, to)) = resolve_range(start, stop, list.len()) else {
         return Ok(Reply::Array(vec![]));
     };
-    // One buffer for all the elements, sliced per element: no allocation each.
-    Ok(Reply::bulks(list.range_bytes(from, to)))
+    // Straight from the chunks into wire form: one copy, nothing per element.
+    let mut run = BulkRun::with_capacity(to - from, (to - from) * 8);
+    list.range(from, to).for_each(|e| run.push(e));
+    Ok(Reply::Bulks(run))
 }
 
 fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -27,7 +27,7 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use imbl::Vector;
 
 use chunk::{entry_size, Chunk, ChunkIter};
@@ -546,26 +546,6 @@ impl List {
             back,
             remaining: to - from,
         }
-    }
-
-    /// The elements at `from..to` as one reply: each a `Bytes` slice of a
-    /// single buffer, so a range costs one copy and one allocation, not one
-    /// per element.
-    pub fn range_bytes(&self, from: usize, to: usize) -> Vec<Bytes> {
-        let total: usize = self.range(from, to).map(<[u8]>::len).sum();
-        let mut buf = BytesMut::with_capacity(total);
-        for e in self.range(from, to) {
-            buf.extend_from_slice(e);
-        }
-        let buf = buf.freeze();
-        let mut at = 0;
-        self.range(from, to)
-            .map(|e| {
-                let s = buf.slice(at..at + e.len());
-                at += e.len();
-                s
-            })
-            .collect()
     }
 
     /// The chunks' element runs in order, for writers that keep them apart.

@@ -150,13 +150,25 @@ impl Chunk {
         }
     }
 
-    /// The elements at positions `from..to`.
+    /// The elements at positions `from..to`: one walk to `from` (from the
+    /// nearer end), then the shorter of a walk over the range and a walk
+    /// back from the end.
     pub(super) fn iter_range(&self, from: usize, to: usize) -> ChunkIter<'_> {
         debug_assert!(from <= to && to <= self.count);
+        let bytes = self.bytes();
         let start = self.offset_of(from);
-        let end = self.offset_of(to);
+        let end = if to - from <= self.count - to {
+            let mut pos = start;
+            for _ in from..to {
+                let (len, n) = get_varint(&bytes[pos..]);
+                pos += len + 2 * n;
+            }
+            pos
+        } else {
+            self.offset_of(to)
+        };
         ChunkIter {
-            bytes: &self.bytes()[start..end],
+            bytes: &bytes[start..end],
             count: to - from,
         }
     }

@@ -146,12 +146,15 @@ fn run(ops: Vec<Op>, fill: Fill) {
                     list.range(from, to).rev().map(<[u8]>::to_vec).collect();
                 back.reverse();
                 assert_eq!(back, want);
-                let joined: Vec<Vec<u8>> = list
-                    .range_bytes(from, to)
-                    .iter()
-                    .map(|b| b.to_vec())
-                    .collect();
-                assert_eq!(joined, want);
+                // Backwards from the end of the range, then forwards again
+                // from the middle: both walks meet in any chunk.
+                let mut it = list.range(from, to);
+                let half = (to - from) / 2;
+                let tail: Vec<Vec<u8>> = it.by_ref().rev().take(half).map(<[u8]>::to_vec).collect();
+                let head: Vec<Vec<u8>> = it.map(<[u8]>::to_vec).collect();
+                assert_eq!(head.len() + tail.len(), want.len());
+                assert_eq!(head[..], want[..head.len()]);
+                assert!(tail.iter().rev().eq(want[head.len()..].iter()));
             }
             Op::Clone => clones.push((list.clone(), model.clone())),
             Op::DropClone => {
