@@ -39,6 +39,73 @@ pub enum Reply {
     /// A RESP3 one-line type with its exact text (`,` double, `(` big
     /// number), as Lua scripts produce them; a bulk string in RESP2.
     Line3(u8, String),
+    /// An array of bulk strings already in wire form (LRANGE's reply).
+    Bulks(BulkRun),
+}
+
+/// An array of bulk strings encoded as they are built: the elements are
+/// copied once, straight into wire form, with no handle or allocation each.
+/// An array of bulks reads the same in RESP2 and RESP3.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BulkRun {
+    count: usize,
+    /// `$<len>\r\n<bytes>\r\n` per element.
+    wire: Vec<u8>,
+}
+
+impl BulkRun {
+    /// Room for `count` elements of `bytes` bytes in all.
+    pub fn with_capacity(count: usize, bytes: usize) -> BulkRun {
+        BulkRun {
+            count: 0,
+            wire: Vec::with_capacity(bytes + count * 6),
+        }
+    }
+
+    pub fn push(&mut self, elem: &[u8]) {
+        let mut n = itoa_buf(elem.len() as i64);
+        let len = n.as_bytes_mut();
+        self.wire.reserve(len.len() + elem.len() + 5);
+        self.wire.push(b'$');
+        self.wire.extend_from_slice(len);
+        self.wire.extend_from_slice(b"\r\n");
+        self.wire.extend_from_slice(elem);
+        self.wire.extend_from_slice(b"\r\n");
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The elements, read back from the wire form.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut rest = &self.wire[..];
+        std::iter::from_fn(move || {
+            let digits_end = rest.iter().position(|&b| b == b'\r')?;
+            let len: usize = std::str::from_utf8(&rest[1..digits_end])
+                .ok()?
+                .parse()
+                .ok()?;
+            let start = digits_end + 2;
+            let elem = &rest[start..start + len];
+            rest = &rest[start + len + 2..];
+            Some(elem)
+        })
+    }
+
+    /// The same elements as an array of bulk replies.
+    pub fn to_array(&self) -> Reply {
+        Reply::Array(
+            self.iter()
+                .map(|e| Reply::Bulk(Bytes::copy_from_slice(e)))
+                .collect(),
+        )
+    }
 }
 
 impl Reply {
@@ -139,6 +206,10 @@ impl Reply {
                 Protocol::Resp3 => line(out, *prefix, text.as_bytes()),
                 Protocol::Resp2 => bulk(out, text.as_bytes()),
             },
+            Reply::Bulks(run) => {
+                header(out, b'*', run.count);
+                out.extend_from_slice(&run.wire);
+            }
             Reply::Verbatim(text) => match proto {
                 Protocol::Resp3 => {
                     header(out, b'=', text.len() + 4);
@@ -288,6 +359,20 @@ mod tests {
 
     fn enc(r: Reply, p: Protocol) -> String {
         String::from_utf8(r.to_bytes(p).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_bulk_run_encodes_as_an_array_of_bulks() {
+        let elems: [&[u8]; 4] = [b"a", b"", b"with\r\ninside", &[0xff; 300]];
+        let mut run = BulkRun::with_capacity(1, 1);
+        elems.iter().for_each(|e| run.push(e));
+        assert_eq!(run.len(), 4);
+        assert!(run.iter().eq(elems.iter().copied()));
+        let array = Reply::bulks(elems.iter().map(|e| Bytes::copy_from_slice(e)));
+        for p in [Protocol::Resp2, Protocol::Resp3] {
+            assert_eq!(Reply::Bulks(run.clone()).to_bytes(p), array.to_bytes(p));
+        }
+        assert_eq!(run.to_array(), array);
     }
 
     #[test]

@@ -318,6 +318,8 @@ pub fn encodings_of(config: &Config) -> Encodings {
         zset_max_listpack_value: get("zset-max-listpack-value", d.zset_max_listpack_value),
         stream_node_max_entries: get("stream-node-max-entries", d.stream_node_max_entries),
         stream_node_max_bytes: get("stream-node-max-bytes", d.stream_node_max_bytes),
+        list_max_listpack_size: config
+            .extra_i64("list-max-listpack-size", d.list_max_listpack_size),
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use bytes::Bytes;
 use forkless::commands::introspection::{entry_usage, value_usage};
 use forkless::keyspace::encodings::Encodings;
+use forkless::keyspace::list::{Fill, List};
 use forkless::keyspace::set::Set;
 use forkless::keyspace::{Entry, Hash, Value};
 
@@ -118,18 +119,25 @@ fn memory_usage_is_within_twice_the_real_heap() {
     check(
         "list",
         measure(|| {
-            let list: imbl::Vector<Bytes> = (0..1000).map(|i| b(format!("element:{i}"))).collect();
+            let list: List = (0..1000).map(|i| format!("element:{i}")).collect();
             (b("mylist".into()), Value::List(list))
         }),
     );
     check(
-        "list pushed one by one",
+        "list pushed at the front one by one",
         measure(|| {
-            let mut list = imbl::Vector::new();
+            let mut list = List::new();
             for i in 0..1000 {
-                list.push_back(b(format!("element:{i}")));
+                list.push_front(format!("element:{i}").as_bytes(), Fill::DEFAULT);
             }
             (b("mylist".into()), Value::List(list))
+        }),
+    );
+    check(
+        "list of 64 KB chunks",
+        measure(|| {
+            let list = List::from_elems((0..100_000).map(|i| format!("e{i}")), Fill(-5));
+            (b("biglist".into()), Value::List(list))
         }),
     );
     check(

@@ -18,8 +18,8 @@
 //!   granularity, 32-byte minimum);
 //! - the key's slot in its database's hash trie: `(Key, Entry)` plus the
 //!   trie's hash and node overhead;
-//! - a list (`imbl::Vector`) holds its elements in chunks of 64 handles, plus
-//!   the tree nodes above them;
+//! - a list is its chunk buffers (elements packed with their lengths), each
+//!   with a small header, plus a pointer per chunk when it has several;
 //! - a hash is its listpack buffer while small, a set its intset buffer; in
 //!   their table form a [`Champ`](crate::keyspace::champ::Champ) of `(field,
 //!   value)` / `member` slots whose nodes are exactly sized: one slot per item
@@ -83,12 +83,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
 ];
 
-/// Handles per list chunk (imbl's VECTOR_CHUNK_SIZE).
-const LIST_CHUNK: usize = 64;
 /// The hash stored beside each trie slot, with alignment.
 const HAMT_HASH: usize = 8;
-/// Reference count and bookkeeping of a shared node.
-const NODE_HEADER: usize = 16;
 
 /// Bytes glibc malloc uses for a request of `n` bytes: the model's rounding,
 /// checked by `tests/memory_usage.rs`; the server's allocator (jemalloc by
@@ -176,19 +172,8 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
     let handle = std::mem::size_of::<Bytes>();
     match value {
         Value::Str(s) => payload(s),
-        Value::List(l) => {
-            let chunks = l.len().div_ceil(LIST_CHUNK);
-            let chunk_bytes = alloc_size(LIST_CHUNK * handle + NODE_HEADER);
-            // One branch node per 64 chunks above them, once there are several.
-            let branches = if chunks > 1 {
-                chunks.div_ceil(LIST_CHUNK)
-            } else {
-                0
-            };
-            chunks * chunk_bytes
-                + branches * alloc_size(LIST_CHUNK * 16 + NODE_HEADER)
-                + sampled(l.iter(), l.len(), samples, payload)
-        }
+        // Exact: a list's elements live in its chunk buffers.
+        Value::List(l) => l.heap_bytes(alloc_size),
         Value::Hash(h) => match h.listpack() {
             Some(lp) => listpack_bytes(lp.capacity()),
             None => {
@@ -829,11 +814,15 @@ mod tests {
 
     #[test]
     fn usage_grows_with_content_and_sampling_extrapolates() {
-        let small: imbl::Vector<Bytes> = (0..10).map(|i| b(&i.to_string())).collect();
-        let big: imbl::Vector<Bytes> = (0..1000).map(|i| b(&i.to_string())).collect();
-        assert!(value_usage(&Value::List(big.clone()), 0) > value_usage(&Value::List(small), 0));
-        let all = value_usage(&Value::List(big.clone()), 0) as f64;
-        let five = value_usage(&Value::List(big), 5) as f64;
+        let small: crate::keyspace::List = (0..10).map(|i| i.to_string()).collect();
+        let big: crate::keyspace::List = (0..1000).map(|i| i.to_string()).collect();
+        assert!(value_usage(&Value::List(big), 0) > value_usage(&Value::List(small), 0));
+        let table: crate::keyspace::Hash = (0..1000)
+            .map(|i| (b(&format!("field:{i}")), b(&i.to_string())))
+            .collect();
+        assert_eq!(encoding(&Value::Hash(table.clone())), "hashtable");
+        let all = value_usage(&Value::Hash(table.clone()), 0) as f64;
+        let five = value_usage(&Value::Hash(table), 5) as f64;
         assert!((all / five - 1.0).abs() < 0.5);
         assert_eq!(alloc_size(0), 0);
         assert_eq!(alloc_size(1), 32);

@@ -1,23 +1,23 @@
 //! List commands: pushes, pops, ranges, positional edits, moves, and (in
 //! [`blocking`]) the blocking pops and moves.
 //!
-//! Lists are `imbl::Vector`s, so index, split and concatenation are O(log n): range
-//! reads and trims split the vector instead of walking it, and an edit of a list a
-//! snapshot still shares copies only the touched path. The list primitives here
+//! Lists are [`List`]s: elements packed into chunks, so a range read or a trim
+//! skips whole chunks, a push or pop touches one chunk, and an edit of a list a
+//! snapshot still shares copies only the touched chunk. The list primitives here
 //! work on a [`Db`] rather than a [`Ctx`], so that a blocked client can be served
 //! later with exactly the code its command would have run.
 
 mod blocking;
 
 use bytes::Bytes;
-use imbl::Vector;
 
 use super::flags::*;
 use super::{args, spec, CommandSpec, Ctx, KEY1};
 use crate::errors::{CmdResult, CommandError};
+use crate::keyspace::list::{Fill, List};
 use crate::keyspace::{Db, Key, Value};
 use crate::pubsub::notify;
-use crate::reply::Reply;
+use crate::reply::{BulkRun, Reply};
 use crate::state::State;
 
 /// Redis's key positions for commands whose two first arguments are keys.
@@ -111,7 +111,7 @@ fn read_list<'a>(
     db: &'a mut Db,
     key: &[u8],
     now_ms: i64,
-) -> Result<Option<&'a Vector<Bytes>>, CommandError> {
+) -> Result<Option<&'a List>, CommandError> {
     db.get(key, now_ms).map(|e| e.value.as_list()).transpose()
 }
 
@@ -120,7 +120,7 @@ fn write_list<'a>(
     db: &'a mut Db,
     key: &[u8],
     now_ms: i64,
-) -> Result<Option<&'a mut Vector<Bytes>>, CommandError> {
+) -> Result<Option<&'a mut List>, CommandError> {
     db.get_mut(key, now_ms)
         .map(|e| e.value.as_list_mut())
         .transpose()
@@ -140,6 +140,7 @@ fn push_elems(
     end: End,
     elems: &[Bytes],
     only_existing: bool,
+    fill: Fill,
 ) -> Result<usize, CommandError> {
     let list = if only_existing {
         match write_list(db, key, now_ms)? {
@@ -149,30 +150,15 @@ fn push_elems(
     } else {
         // One lookup: a key of another type answers WRONGTYPE from here, as
         // Redis's lookupKeyWrite then type check.
-        db.get_or_insert_with(key, now_ms, || Value::List(Vector::new()))
+        db.get_or_insert_with(key, now_ms, || Value::List(List::new()))
             .value
             .as_list_mut()?
     };
-    for elem in elems {
-        match end {
-            End::Left => list.push_front(stored(elem)),
-            End::Right => list.push_back(stored(elem)),
-        }
+    match end {
+        End::Left => elems.iter().for_each(|e| list.push_front(e, fill)),
+        End::Right => elems.iter().for_each(|e| list.push_back(e, fill)),
     }
     Ok(list.len())
-}
-
-/// An argument as a list keeps it. A small one gets an exact allocation of
-/// its own: sharing the argument's would add a 32-byte shared header to
-/// every element (and the whole argument's allocation stays behind it).
-#[inline]
-fn stored(elem: &Bytes) -> Bytes {
-    const COPY_BELOW: usize = 64;
-    if elem.len() < COPY_BELOW {
-        Bytes::copy_from_slice(elem)
-    } else {
-        elem.clone()
-    }
 }
 
 /// Pops up to `count` elements from `end`, in pop order; deletes the key if that
@@ -188,20 +174,10 @@ fn pop_elems(
         return Ok(None);
     };
     let n = count.min(list.len());
-    // Popping one by one is O(1) amortised at either end; a split rebuilds the
-    // spine (O(log n) allocations), which only pays off for large counts.
-    const POP_ONE_BY_ONE: usize = 64;
+    // Each pop is O(1) at either end (a chunk's end moves).
     let popped: Vec<Bytes> = match end {
-        End::Left if n <= POP_ONE_BY_ONE => (0..n).filter_map(|_| list.pop_front()).collect(),
-        End::Right if n <= POP_ONE_BY_ONE => (0..n).filter_map(|_| list.pop_back()).collect(),
-        End::Left => {
-            let rest = list.split_off(n);
-            std::mem::replace(list, rest).into_iter().collect()
-        }
-        End::Right => {
-            let at = list.len() - n;
-            list.split_off(at).into_iter().rev().collect()
-        }
+        End::Left => (0..n).filter_map(|_| list.pop_front()).collect(),
+        End::Right => (0..n).filter_map(|_| list.pop_back()).collect(),
     };
     db.remove_if_empty(key);
     Ok(Some(popped))
@@ -236,6 +212,7 @@ fn move_elem(
     from: End,
     to: End,
     now_ms: i64,
+    fill: Fill,
 ) -> Result<Option<Bytes>, CommandError> {
     if read_list(db, src, now_ms)?.is_none_or(|l| l.is_empty()) {
         return Ok(None);
@@ -251,7 +228,15 @@ fn move_elem(
     let Some(elem) = elem else {
         return Ok(None);
     };
-    push_elems(db, dst, now_ms, to, std::slice::from_ref(&elem), false)?;
+    push_elems(
+        db,
+        dst,
+        now_ms,
+        to,
+        std::slice::from_ref(&elem),
+        false,
+        fill,
+    )?;
     db.remove_if_empty(src);
     Ok(Some(elem))
 }
@@ -335,7 +320,8 @@ fn push_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool) ->
     let now = ctx.now_ms;
     let key = &args[1];
     let elems = &args[2..];
-    let len = push_elems(ctx.db(), key, now, end, elems, only_existing)?;
+    let fill = ctx.state.encodings.list_fill();
+    let len = push_elems(ctx.db(), key, now, end, elems, only_existing, fill)?;
     if len > 0 {
         ctx.dirty(elems.len() as u64);
         ctx.signal_key(key);
@@ -400,7 +386,7 @@ fn rpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     count_read(ctx, &args[1]);
     let now = ctx.now_ms;
-    let len = read_list(ctx.db(), &args[1], now)?.map_or(0, Vector::len);
+    let len = read_list(ctx.db(), &args[1], now)?.map_or(0, List::len);
     Ok(Reply::Integer(len as i64))
 }
 
@@ -415,11 +401,10 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some((from, to)) = resolve_range(start, stop, list.len()) else {
         return Ok(Reply::Array(vec![]));
     };
-    // A narrowed focus reaches `from` in O(log n) and then walks leaf chunks,
-    // without building intermediate vectors.
-    Ok(Reply::bulks(
-        list.focus().narrow(from..to).into_iter().cloned(),
-    ))
+    // Straight from the chunks into wire form: one copy, nothing per element.
+    let mut run = BulkRun::with_capacity(to - from, (to - from) * 8);
+    list.range(from, to).for_each(|e| run.push(e));
+    Ok(Reply::Bulks(run))
 }
 
 fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -429,18 +414,20 @@ fn lindex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::Null);
     };
     let index = args::int(&args[2])?;
-    let elem = resolve_index(index, list.len()).and_then(|i| list.get(i).cloned());
+    let elem =
+        resolve_index(index, list.len()).and_then(|i| list.get(i).map(Bytes::copy_from_slice));
     Ok(Reply::bulk_opt(elem))
 }
 
 fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now_ms;
+    let fill = ctx.state.encodings.list_fill();
     let Some(list) = write_list(ctx.db(), &args[1], now)? else {
         return Err(CommandError::NoSuchKey);
     };
     let index = args::int(&args[2])?;
     let i = resolve_index(index, list.len()).ok_or(CommandError::IndexOutOfRange)?;
-    list.set(i, args[3].clone());
+    list.set(i, &args[3], fill);
     ctx.dirty(1);
     ctx.notify(notify::LIST, "lset", &args[1]);
     Ok(Reply::ok())
@@ -455,13 +442,14 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(CommandError::Syntax);
     };
     let now = ctx.now_ms;
+    let fill = ctx.state.encodings.list_fill();
     let Some(list) = write_list(ctx.db(), &args[1], now)? else {
         return Ok(Reply::Integer(0));
     };
-    let Some(pos) = list.iter().position(|e| *e == args[3]) else {
+    let Some(pos) = list.iter().position(|e| e == &args[3][..]) else {
         return Ok(Reply::Integer(-1));
     };
-    list.insert(pos + usize::from(after), args[4].clone());
+    list.insert(pos + usize::from(after), &args[4], fill);
     let len = list.len();
     ctx.dirty(1);
     ctx.signal_key(&args[1]);
@@ -475,29 +463,13 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let Some(list) = write_list(ctx.db(), &args[1], now)? else {
         return Ok(Reply::Integer(0));
     };
-    let elem = &args[3];
-    let removed = if count == 0 {
-        // No match is no write: leave a shared list uncopied (WATCH, snapshots).
-        if !list.iter().any(|e| e == elem) {
-            return Ok(Reply::Integer(0));
-        }
-        let before = list.len();
-        list.retain(|e| e != elem);
-        before - list.len()
-    } else {
-        let limit = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-        let mut hits: Vec<usize> = if count > 0 {
-            matching_indexes(list.iter().enumerate(), elem, limit)
-        } else {
-            matching_indexes(list.iter().enumerate().rev(), elem, limit)
-        };
-        // Remove back to front so earlier indexes stay valid.
-        hits.sort_unstable_by(|a, b| b.cmp(a));
-        for i in &hits {
-            list.remove(*i);
-        }
-        hits.len()
+    // Chunks without a match are not touched: no match is no write, and a
+    // shared list stays uncopied (WATCH, snapshots).
+    let limit = match count {
+        0 => usize::MAX,
+        n => usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX),
     };
+    let removed = list.remove_matches(&args[3], limit, count < 0);
     ctx.db().remove_if_empty(&args[1]);
     ctx.dirty(removed as u64);
     if removed > 0 {
@@ -505,17 +477,6 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         notify_if_deleted(ctx.state, ctx.client.db, &args[1], now);
     }
     Ok(Reply::Integer(removed as i64))
-}
-
-fn matching_indexes<'a>(
-    iter: impl Iterator<Item = (usize, &'a Bytes)>,
-    elem: &Bytes,
-    limit: usize,
-) -> Vec<usize> {
-    iter.filter(|(_, e)| *e == elem)
-        .map(|(i, _)| i)
-        .take(limit)
-        .collect()
 }
 
 fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -526,10 +487,10 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Ok(Reply::ok());
     };
     let before = list.len();
-    *list = match resolve_range(start, stop, before) {
-        Some((from, to)) => list.skip(from).take(to - from),
-        None => Vector::new(),
-    };
+    match resolve_range(start, stop, before) {
+        Some((from, to)) => list.trim(from, to),
+        None => *list = List::new(),
+    }
     let removed = before - list.len();
     ctx.db().remove_if_empty(&args[1]);
     ctx.dirty(removed as u64);
@@ -614,8 +575,8 @@ fn lpos(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn positions<'a>(
-    iter: impl Iterator<Item = (usize, &'a Bytes)>,
-    elem: &Bytes,
+    iter: impl Iterator<Item = (usize, &'a [u8])>,
+    elem: &[u8],
     scan: usize,
     skip: usize,
     want: usize,
@@ -631,7 +592,8 @@ fn positions<'a>(
 /// Runs a move for the client and does its bookkeeping.
 fn move_cmd(ctx: &mut Ctx<'_>, src: &Key, dst: &Key, from: End, to: End) -> CmdResult {
     let now = ctx.now_ms;
-    let moved = move_elem(ctx.db(), src, dst, from, to, now)?;
+    let fill = ctx.state.encodings.list_fill();
+    let moved = move_elem(ctx.db(), src, dst, from, to, now, fill)?;
     if moved.is_some() {
         ctx.dirty(1);
         ctx.signal_key(dst);
@@ -690,7 +652,7 @@ mod tests {
     fn list_of(db: &mut Db, key: &str) -> Vec<Bytes> {
         read_list(db, key.as_bytes(), 0)
             .unwrap()
-            .map(|l| l.iter().cloned().collect())
+            .map(|l| l.iter().map(Bytes::copy_from_slice).collect())
             .unwrap_or_default()
     }
 
@@ -753,7 +715,7 @@ mod tests {
         let replies = run_all(
             |db| {
                 db.insert(b("s"), Value::Str(b("x")), None);
-                db.insert(b("l"), Value::List(Vector::unit(b("e"))), None);
+                db.insert(b("l"), Value::List(List::from_iter(["e"])), None);
             },
             cmds,
         );
@@ -808,11 +770,19 @@ mod tests {
         let mut db = Db::default();
         let k = b("k");
         assert_eq!(
-            push_elems(&mut db, &k, 0, End::Left, &[b("a"), b("b")], false),
+            push_elems(
+                &mut db,
+                &k,
+                0,
+                End::Left,
+                &[b("a"), b("b")],
+                false,
+                Fill::DEFAULT
+            ),
             Ok(2)
         );
         assert_eq!(
-            push_elems(&mut db, &k, 0, End::Right, &[b("c")], true),
+            push_elems(&mut db, &k, 0, End::Right, &[b("c")], true, Fill::DEFAULT),
             Ok(3)
         );
         assert_eq!(list_of(&mut db, "k"), vec![b("b"), b("a"), b("c")]);
@@ -826,7 +796,7 @@ mod tests {
         );
         assert!(db.is_empty());
         assert_eq!(
-            push_elems(&mut db, &k, 0, End::Left, &[b("x")], true),
+            push_elems(&mut db, &k, 0, End::Left, &[b("x")], true, Fill::DEFAULT),
             Ok(0)
         );
         assert!(db.is_empty());
@@ -836,15 +806,24 @@ mod tests {
     fn move_rotates_and_checks_types_first() {
         let mut db = Db::default();
         let (k, s) = (b("k"), b("s"));
-        push_elems(&mut db, &k, 0, End::Right, &[b("1"), b("2"), b("3")], false).unwrap();
+        push_elems(
+            &mut db,
+            &k,
+            0,
+            End::Right,
+            &[b("1"), b("2"), b("3")],
+            false,
+            Fill::DEFAULT,
+        )
+        .unwrap();
         assert_eq!(
-            move_elem(&mut db, &k, &k, End::Right, End::Left, 0),
+            move_elem(&mut db, &k, &k, End::Right, End::Left, 0, Fill::DEFAULT),
             Ok(Some(b("3")))
         );
         assert_eq!(list_of(&mut db, "k"), vec![b("3"), b("1"), b("2")]);
         db.insert(s.clone(), Value::Str(b("x")), None);
         assert_eq!(
-            move_elem(&mut db, &k, &s, End::Left, End::Left, 0),
+            move_elem(&mut db, &k, &s, End::Left, End::Left, 0, Fill::DEFAULT),
             Err(CommandError::WrongType)
         );
         assert_eq!(list_of(&mut db, "k").len(), 3);

@@ -243,7 +243,7 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &Bytes) -> CmdResult {
          lru:0 lru_seconds_idle:0"
     );
     if let crate::keyspace::Value::List(l) = &entry.value {
-        let nodes = l.len().div_ceil(128).max(1);
+        let nodes = l.chunk_count();
         text.push_str(&format!(
             " ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:-2 ql_compressed:0 \
              ql_uncompressed_size:{serialized}",

@@ -9,14 +9,13 @@
 use std::cmp::Ordering;
 
 use bytes::Bytes;
-use imbl::Vector;
 
 use super::args;
 use super::flags::*;
 use super::strings::since;
 use super::{spec, CommandSpec, Ctx, KEY1};
 use crate::errors::{CmdResult, CommandError};
-use crate::keyspace::Value;
+use crate::keyspace::{List, Value};
 use crate::pubsub::notify;
 use crate::reply::Reply;
 
@@ -125,7 +124,7 @@ fn parse(args: &[Bytes], read_only: bool) -> Result<Options, CommandError> {
 fn load(value: Option<&Value>) -> Result<(Vec<Bytes>, bool), CommandError> {
     match value {
         None => Ok((Vec::new(), true)),
-        Some(Value::List(l)) => Ok((l.iter().cloned().collect(), true)),
+        Some(Value::List(l)) => Ok((l.iter().map(Bytes::copy_from_slice).collect(), true)),
         Some(Value::Set(s)) => Ok((s.iter().map(|m| m.to_bytes()).collect(), false)),
         // A sorted set's own order (by score) is what `BY nosort` keeps.
         Some(Value::ZSet(z)) => Ok((
@@ -403,7 +402,8 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CmdResult
     };
     let len = out.len();
     if len > 0 {
-        let list: Vector<Bytes> = out.into_iter().map(Option::unwrap_or_default).collect();
+        let fill = ctx.state.encodings.list_fill();
+        let list = List::from_elems(out.into_iter().map(Option::unwrap_or_default), fill);
         let now = ctx.now_ms;
         ctx.db()
             .insert_live(dest.clone(), Value::List(list), None, now);

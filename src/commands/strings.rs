@@ -809,7 +809,7 @@ pub(crate) mod harness {
     }
 
     pub fn a_list() -> Value {
-        Value::List(imbl::Vector::unit(Bytes::from_static(b"x")))
+        Value::List(crate::keyspace::List::from_iter(["x"]))
     }
 }
 

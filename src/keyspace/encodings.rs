@@ -1,5 +1,6 @@
 //! The limits under which small collections keep their flat encodings
-//! (Redis's `hash-max-listpack-*` and `set-max-intset-entries`).
+//! (Redis's `hash-max-listpack-*` and `set-max-intset-entries`), and the size
+//! of a list's chunks (`list-max-listpack-size`).
 //!
 //! Commands read them from the state, where CONFIG SET keeps a copy, and pass
 //! them to the collection types; a collection that outgrows them converts to
@@ -22,9 +23,17 @@ pub struct Encodings {
     pub stream_node_max_entries: usize,
     /// Most bytes in one stream block; 0 = no limit.
     pub stream_node_max_bytes: usize,
+    /// `list-max-listpack-size`: a list chunk's byte limit (negative) or
+    /// element limit (positive).
+    pub list_max_listpack_size: i64,
 }
 
 impl Encodings {
+    /// The list chunk limit.
+    pub fn list_fill(&self) -> super::list::Fill {
+        super::list::Fill(self.list_max_listpack_size)
+    }
+
     /// The stream block limits.
     pub fn stream_nodes(&self) -> super::stream::NodeLimits {
         super::stream::NodeLimits {
@@ -44,6 +53,7 @@ impl Default for Encodings {
             zset_max_listpack_value: 64,
             stream_node_max_entries: 100,
             stream_node_max_bytes: 4096,
+            list_max_listpack_size: -2,
         }
     }
 }

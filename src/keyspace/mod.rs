@@ -20,7 +20,8 @@
 //!   [`record::PACKED_STR_MAX`] bytes, listpack hashes, intsets). Larger values
 //!   are *boxed* behind their own pointer. A write to a packed record unpacks it
 //!   and [`Db::settle`], run after every command, packs it again.
-//! - Values are persistent too: lists are `imbl::Vector`s, hashes a
+//! - Values are persistent too: lists a [`list::List`] (packed chunks in a
+//!   persistent sequence), hashes a
 //!   [`hash::Hash`] (a listpack, then a trie), sets a [`set::Set`] (an intset,
 //!   then a trie), sorted sets a [`zset::ZSet`] (a flat buffer, then a trie
 //!   beside a counted B+tree), streams a [`stream::Stream`] (entry blocks
@@ -42,6 +43,7 @@ pub mod hash;
 pub mod hll;
 pub mod intset;
 pub mod lazyfree;
+pub mod list;
 pub mod listpack;
 pub mod pinned;
 pub mod record;
@@ -51,10 +53,11 @@ pub mod stream;
 pub mod zset;
 
 use bytes::Bytes;
-use imbl::{OrdSet, Vector};
+use imbl::OrdSet;
 
 use champ::Champ;
 pub use hash::Hash;
+pub use list::List;
 pub use record::Record;
 use set::Set;
 use stream::Stream;
@@ -69,7 +72,7 @@ pub type Key = Bytes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
     Str(Bytes),
-    List(Vector<Bytes>),
+    List(List),
     Hash(Hash),
     Set(Set),
     ZSet(ZSet),
@@ -110,11 +113,6 @@ impl Value {
         }
         match (self, other) {
             (Value::Str(x), Value::Str(y)) => same_bytes(x, y),
-            // Small lists live inline in the Vector, with no node to compare:
-            // compare their (few) elements' identities instead.
-            (Value::List(x), Value::List(y)) if x.is_inline() || y.is_inline() => {
-                x.len() == y.len() && x.iter().zip(y.iter()).all(|(a, b)| same_bytes(a, b))
-            }
             (Value::List(x), Value::List(y)) => x.ptr_eq(y),
             (Value::Hash(x), Value::Hash(y)) => x.ptr_eq(y),
             (Value::Set(x), Value::Set(y)) => x.ptr_eq(y),
@@ -131,14 +129,14 @@ impl Value {
         }
     }
 
-    pub fn as_list(&self) -> Result<&Vector<Bytes>, CommandError> {
+    pub fn as_list(&self) -> Result<&List, CommandError> {
         match self {
             Value::List(l) => Ok(l),
             _ => Err(CommandError::WrongType),
         }
     }
 
-    pub fn as_list_mut(&mut self) -> Result<&mut Vector<Bytes>, CommandError> {
+    pub fn as_list_mut(&mut self) -> Result<&mut List, CommandError> {
         match self {
             Value::List(l) => Ok(l),
             _ => Err(CommandError::WrongType),
@@ -1202,8 +1200,11 @@ mod tests {
     #[test]
     fn empty_collections_are_removed() {
         let mut db = Db::default();
-        let e = db.get_or_insert_with(&k("l"), 0, || Value::List(Vector::new()));
-        e.value.as_list_mut().unwrap().push_back(k("x"));
+        let e = db.get_or_insert_with(&k("l"), 0, || Value::List(List::new()));
+        e.value
+            .as_list_mut()
+            .unwrap()
+            .push_back(b"x", list::Fill::DEFAULT);
         assert!(!db.remove_if_empty(b"l"));
         db.get_mut(b"l", 0)
             .unwrap()

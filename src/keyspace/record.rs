@@ -321,7 +321,7 @@ impl Record {
             Repr::Boxed(b, _) => {
                 let value = match &b.entry.value {
                     Value::Str(s) => usable_size(s.len(), 8),
-                    Value::List(l) => l.len() * 32,
+                    Value::List(l) => l.heap_bytes(|n| n),
                     Value::Hash(h) => h.len() * 32,
                     Value::Set(s) => s.len() * 32,
                     Value::ZSet(z) => z.len() * 32,
@@ -775,7 +775,7 @@ mod tests {
         let h: Hash = [("f", "1")].into_iter().collect();
         let mut hash = Record::new(b"h", Value::Hash(h), None);
         assert_eq!(hash.add_to_int(1), Err(CommandError::WrongType));
-        let list = Value::List(std::iter::once(Bytes::from("1")).collect());
+        let list = Value::List(std::iter::once("1").collect());
         let mut list = Record::new(b"l", list, None);
         assert_eq!(list.add_to_int(1), Err(CommandError::WrongType));
     }

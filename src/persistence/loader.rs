@@ -20,7 +20,6 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use imbl::Vector;
 
 use super::format::*;
 use super::writer::PROGRESS_LOG_EVERY;
@@ -31,7 +30,7 @@ use crate::keyspace::stream::{Group, Stream, StreamId};
 use crate::keyspace::zset::flat::Flat;
 use crate::keyspace::zset::order::cmp_entry;
 use crate::keyspace::zset::ZSet;
-use crate::keyspace::{Db, Hash, Keyspace, Record as KeyRecord, Value};
+use crate::keyspace::{Db, Hash, Keyspace, List, Record as KeyRecord, Value};
 
 /// Databases a file may declare when no server configuration bounds them
 /// (`check-dump`): keeps a hostile header from allocating millions of databases.
@@ -904,7 +903,7 @@ impl Body {
         }
         let value = match h.kind {
             Kind::Str => Value::Str(Bytes::new()),
-            Kind::List => Value::List(Vector::new()),
+            Kind::List => Value::List(List::new()),
             Kind::Hash => Value::Hash(Hash::new()),
             Kind::Set => Value::Set(Set::new()),
             Kind::ZSet => Value::ZSet(ZSet::with_hint(
@@ -986,7 +985,9 @@ impl Body {
         match (record, &mut p.value) {
             (Record::StrChunk(b), Value::Str(_)) => p.text.extend_from_slice(b),
             (Record::ListChunk(items), Value::List(l)) => {
-                l.extend(items.into_iter().map(Bytes::copy_from_slice));
+                // Straight into chunks: no allocation per element.
+                let fill = self.limits.list_fill();
+                items.into_iter().for_each(|e| l.push_back(e, fill));
             }
             (Record::SetChunk(items), Value::Set(set)) => {
                 for m in items {

@@ -125,7 +125,7 @@ fn big_values_are_chunked_and_round_trip() {
     let n = 3 * CHUNK_MAX_ELEMENTS + 7;
     let items: Vector<Bytes> = (0..n).map(|i| Bytes::from(format!("e{i}"))).collect();
     let db = ks.db_mut(0);
-    db.insert(b(b"l"), Value::List(items.clone()), None);
+    db.insert(b(b"l"), Value::List(items.iter().collect()), None);
     db.insert(b(b"s"), Value::Set(items.iter().cloned().collect()), None);
     db.insert(
         b(b"h"),

@@ -13,13 +13,12 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use bytes::Bytes;
-use imbl::Vector;
 
 use super::{crc64, kind, lzf, opcode, packed, MAGIC, MAX_READ_VERSION};
 use crate::keyspace::encodings::Encodings;
 use crate::keyspace::set::Set;
 use crate::keyspace::zset::ZSet;
-use crate::keyspace::{Hash, Keyspace, Value};
+use crate::keyspace::{Hash, Keyspace, List, Value};
 
 /// Why an RDB file or payload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -536,20 +535,21 @@ fn read_value<R: Read>(
         kind::STRING => Value::Str(input.bytes("a string value")?),
         kind::LIST => {
             let n = input.count("list length", 1)?;
-            let mut l = Vector::new();
+            let mut l = List::new();
             for _ in 0..n {
-                l.push_back(input.bytes("a list element")?);
+                l.push_back(&input.bytes("a list element")?, limits.list_fill());
             }
             Value::List(l)
         }
         kind::LIST_ZIPLIST => {
             let blob = input.string("a ziplist")?;
             let items = packed::ziplist_entries(&blob).map_err(|e| blob_err(input, at, e))?;
-            Value::List(items.into_iter().collect())
+            Value::List(List::from_elems(items, limits.list_fill()))
         }
         kind::LIST_QUICKLIST | kind::LIST_QUICKLIST_2 => {
             let nodes = input.count("quicklist node count", 1)?;
-            let mut l = Vector::new();
+            let mut l = List::new();
+            let fill = limits.list_fill();
             for _ in 0..nodes {
                 let container = if t == kind::LIST_QUICKLIST_2 {
                     input.len_plain("a quicklist container")?
@@ -559,16 +559,16 @@ fn read_value<R: Read>(
                 let node_at = input.offset;
                 let blob = input.string("a quicklist node")?;
                 match (t, container) {
-                    (kind::LIST_QUICKLIST_2, 1) => l.push_back(Bytes::from(blob)),
+                    (kind::LIST_QUICKLIST_2, 1) => l.push_back(&blob, fill),
                     (kind::LIST_QUICKLIST_2, 2) => {
                         let items = packed::listpack_entries(&blob)
                             .map_err(|e| blob_err(input, node_at, e))?;
-                        l.extend(items);
+                        items.iter().for_each(|e| l.push_back(e, fill));
                     }
                     (kind::LIST_QUICKLIST, _) => {
                         let items = packed::ziplist_entries(&blob)
                             .map_err(|e| blob_err(input, node_at, e))?;
-                        l.extend(items);
+                        items.iter().for_each(|e| l.push_back(e, fill));
                     }
                     _ => {
                         return Err(input

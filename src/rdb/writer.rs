@@ -407,7 +407,7 @@ mod tests {
     #[test]
     fn big_values_round_trip() {
         let limits = Encodings::default();
-        let list: imbl::Vector<Bytes> = (0..5000).map(|i| b(&format!("item-{i}"))).collect();
+        let list: crate::keyspace::List = (0..5000).map(|i| format!("item-{i}")).collect();
         let mut h = Hash::new();
         let mut s = Set::new();
         let mut z = ZSet::new();

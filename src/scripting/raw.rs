@@ -294,6 +294,7 @@ unsafe fn push_reply(l: *mut lua_State, reply: &Reply, resp3: bool) {
         Reply::Error(text) => push_field(l, "err", text.as_bytes()),
         Reply::Integer(n) => ffi::lua_pushnumber(l, *n as f64),
         Reply::Bulk(b) => push_bytes(l, b),
+        Reply::Bulks(run) => push_reply(l, &run.to_array(), resp3),
         Reply::Verbatim(text) if resp3 => {
             ffi::lua_createtable(l, 0, 2);
             push_bytes(l, b"string");

@@ -143,10 +143,11 @@ fn serve_bmove(
     let (from, to) = move_ends(args)?;
     let src = Bytes::copy_from_slice(ready_key);
     let dst = args.get(2)?.clone();
+    let fill = state.encodings.list_fill();
     let d = state.keyspace.db_mut(db);
     // A source that is absent or of another type keeps the waiter blocked.
     read_list(d, &src, now_ms).ok()??;
-    match move_elem(d, &src, &dst, from, to, now_ms) {
+    match move_elem(d, &src, &dst, from, to, now_ms, fill) {
         Ok(Some(elem)) => {
             state.dirty += 1;
             // The pushed element may serve clients blocked on the destination.
@@ -210,6 +211,7 @@ mod tests {
             End::Right,
             &argv(elems),
             false,
+            crate::keyspace::list::Fill::DEFAULT,
         )
         .unwrap();
     }

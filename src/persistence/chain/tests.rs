@@ -88,7 +88,7 @@ proptest! {
                         Some(Value::List(l)) => l,
                         _ => Default::default(),
                     };
-                    list.push_back(Bytes::from(v.to_string()));
+                    list.push_back(v.to_string().as_bytes(), Default::default());
                     live.db_mut(d).insert(key(k), Value::List(list), None);
                 }
                 Op::Delete(d, k) => {
