@@ -547,16 +547,18 @@ fn a_primary_that_becomes_a_replica_unblocks_its_blocked_clients() {
         let closed = redis::cmd("PING").query::<String>(&mut wait).is_err();
         (e, closed)
     });
-    // WAIT is not in blocked_clients: it is sent first and given time.
-    std::thread::sleep(Duration::from_millis(300));
+    // WAIT counts in blocked_clients, as BLPOP does (Redis's BLOCKED_WAIT).
+    let mut c = server.client();
+    assert!(wait_until(Duration::from_secs(5), || {
+        info_field(&mut c, "clients", "blocked_clients") == "1"
+    }));
     let popper = std::thread::spawn(move || {
         let e = error(&mut blpop, &["BLPOP", "nokey", "0"]);
         let closed = redis::cmd("PING").query::<String>(&mut blpop).is_err();
         (e, closed)
     });
-    let mut c = server.client();
     assert!(wait_until(Duration::from_secs(5), || {
-        info_field(&mut c, "clients", "blocked_clients") == "1"
+        info_field(&mut c, "clients", "blocked_clients") == "2"
     }));
     let _: () = q(&mut c, &["REPLICAOF", "127.0.0.1", &other.port.to_string()]);
     let expected = "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
