@@ -90,6 +90,16 @@ impl Default for PersistState {
     }
 }
 
+/// Takes its bytes off the pinned figure when dropped: sent to the lazy-free
+/// thread after the version it stands for.
+struct ForgetWhenFreed(u64);
+
+impl Drop for ForgetWhenFreed {
+    fn drop(&mut self) {
+        crate::keyspace::pinned::forget(self.0);
+    }
+}
+
 impl PersistState {
     /// `pinned_at_clone`: the pinned figure when the saved clone was taken.
     /// `pins`: the save's own guard, if it handed it back.
@@ -122,21 +132,22 @@ impl PersistState {
         pinned_at_clone: u64,
         guard: Option<crate::keyspace::pinned::SnapshotGuard>,
     ) {
-        use crate::keyspace::pinned;
+        use crate::keyspace::lazyfree;
         // What only the old version holds is freed off the lock, as a big
-        // value is: that can be most of a data set the writes replaced.
-        if let Some(old) = self.saved.take() {
-            crate::keyspace::lazyfree::drop_later(old);
-        }
+        // value is: that can be most of a data set the writes replaced. Its
+        // bytes leave the pinned figure only once they are free (the tuple
+        // drops in order): until then they still count against nothing, and
+        // eviction must not take them for live data and empty the keyspace.
+        let old = self.saved.take();
         match saved {
             Some(saved) => {
                 // The new guard before the old one goes, so the count never
                 // passes through zero (which would reset the figure).
                 self.saved_pins = Some(guard.unwrap_or_default());
-                pinned::forget(pinned_at_clone);
+                lazyfree::drop_later((old, ForgetWhenFreed(pinned_at_clone)));
                 self.saved = Some(saved);
             }
-            None => self.saved_pins = None,
+            None => lazyfree::drop_later((old, self.saved_pins.take())),
         }
     }
 
