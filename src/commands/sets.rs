@@ -333,13 +333,19 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let now = ctx.now_ms;
     let enc = ctx.state.encodings;
     let db = ctx.db();
-    // Redis: a missing source answers 0 before the destination's type is checked.
-    let is_member = match db.get(src, now) {
+    // Redis looks both keys up first (an expired destination is deleted
+    // then), and a missing source answers 0 before the destination's type
+    // is checked.
+    let src_has = db
+        .get(src, now)
+        .map(|e| e.value.as_set().map(|s| s.contains(member)));
+    let dst_is_set = db.get(dst, now).map(|e| e.value.as_set().map(drop));
+    let is_member = match src_has {
         None => return Ok(Reply::Integer(0)),
-        Some(e) => e.value.as_set()?.contains(member),
+        Some(found) => found?,
     };
-    if let Some(e) = db.get(dst, now) {
-        e.value.as_set()?;
+    if let Some(is_set) = dst_is_set {
+        is_set?;
     }
     // Moving onto itself changes nothing; the reply still tells membership.
     if src == dst || !is_member {
