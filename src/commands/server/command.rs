@@ -68,18 +68,21 @@ fn count(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
     Ok(Reply::Integer(all_commands().count() as i64))
 }
 
+/// A COMMAND LIST FILTERBY test on a listed name and its spec.
+type ListFilter = dyn Fn(&str, &CommandSpec) -> bool;
+
 fn list(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let filter: Box<dyn Fn(&CommandSpec) -> bool> = match args.len() {
-        2 => Box::new(|_| true),
+    let filter: Box<ListFilter> = match args.len() {
+        2 => Box::new(|_, _| true),
         5 if args::is(&args[2], "filterby") => {
             let value = args[4].clone();
             if args::is(&args[3], "pattern") {
-                Box::new(move |s| glob::matches_nocase(&value, s.name.as_bytes()))
+                Box::new(move |name, _| glob::matches_nocase(&value, name.as_bytes()))
             } else if args::is(&args[3], "aclcat") {
                 let cat = String::from_utf8_lossy(&value).to_ascii_lowercase();
-                Box::new(move |s| acl_categories(s).iter().any(|c| c[1..] == cat))
+                Box::new(move |_, s| acl_categories(s).iter().any(|c| c[1..] == cat))
             } else if args::is(&args[3], "module") {
-                Box::new(|_| false)
+                Box::new(|_, _| false)
             } else {
                 return Err(CommandError::Syntax);
             }
@@ -87,12 +90,59 @@ fn list(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         _ => return Err(CommandError::Syntax),
     };
     Ok(Reply::Array(
-        sorted()
+        listed()
             .into_iter()
-            .filter(|s| filter(s))
-            .map(|s| Reply::bulk_str(s.name))
+            .filter(|(name, spec)| filter(name, spec))
+            .map(|(name, _)| Reply::Bulk(Bytes::from(name)))
             .collect(),
     ))
+}
+
+/// What COMMAND LIST names, as Redis 7.0: every command and, after a
+/// container, each of its subcommands (`config|get`), each with the spec its
+/// filters read.
+fn listed() -> Vec<(String, CommandSpec)> {
+    let mut out = Vec::new();
+    for spec in sorted() {
+        match super::subcommands(spec.name) {
+            None => out.push((spec.name.to_string(), CommandSpec { ..*spec })),
+            Some(subs) => {
+                out.push((spec.name.to_string(), container_spec(spec)));
+                for sub in subs {
+                    out.push((format!("{}|{}", spec.name, sub.name), sub_spec(spec, sub)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A container command as COMMAND INFO shows it: no flags, category or key
+/// positions of its own (its subcommands carry them).
+fn container_spec(spec: &CommandSpec) -> CommandSpec {
+    CommandSpec {
+        flags: 0,
+        group: "",
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        ..*spec
+    }
+}
+
+/// A subcommand's own flags and key where [`keyspecs::subcommand`] has
+/// them, else its container's.
+fn sub_spec(spec: &CommandSpec, sub: &Sub) -> CommandSpec {
+    match keyspecs::subcommand(spec.name, sub.name) {
+        Some((flags, key)) => CommandSpec {
+            flags,
+            first_key: key,
+            last_key: key,
+            step: i32::from(key > 0),
+            ..*spec
+        },
+        None => CommandSpec { ..*spec },
+    }
 }
 
 fn info(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -478,14 +528,7 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
     };
     // Key positions (OBJECT/MEMORY's key is their third word) belong to the
     // subcommands too; the container itself shows none, as in Redis.
-    let bare = CommandSpec {
-        flags: 0,
-        group: "",
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        ..*spec
-    };
+    let bare = container_spec(spec);
     let listed = subs.iter().map(|sub| sub_entry(spec, sub)).collect();
     entry(spec.name.to_string(), spec.arity, &bare, Reply::Set(listed))
 }
@@ -494,19 +537,7 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
 /// key where [`keyspecs::subcommand`] has them, else its container's.
 fn sub_entry(spec: &CommandSpec, sub: &Sub) -> Reply {
     let name = format!("{}|{}", spec.name, sub.name);
-    match keyspecs::subcommand(spec.name, sub.name) {
-        Some((flags, key)) => {
-            let own = CommandSpec {
-                flags,
-                first_key: key,
-                last_key: key,
-                step: i32::from(key > 0),
-                ..*spec
-            };
-            entry(name, sub.arity, &own, Reply::Set(vec![]))
-        }
-        None => entry(name, sub.arity, spec, Reply::Set(vec![])),
-    }
+    entry(name, sub.arity, &sub_spec(spec, sub), Reply::Set(vec![]))
 }
 
 /// COMMAND INFO of one name: a command, or `container|subcommand`.
