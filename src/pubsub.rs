@@ -325,76 +325,58 @@ impl PubSub {
         let Some(subs) = self.shards.get(channel) else {
             return 0;
         };
+        self.deliver_all(subs, now_ms, || {
+            Reply::Push(vec![
+                Reply::bulk_str("smessage"),
+                Reply::Bulk(channel.clone()),
+                Reply::Bulk(message.clone()),
+            ])
+        })
+    }
+
+    /// Queues the frame `build` makes (encoded once per protocol) to every
+    /// subscriber in `subs`; returns how many took it.
+    fn deliver_all(
+        &self,
+        subs: &HashMap<u64, Arc<Subscriber>>,
+        now_ms: i64,
+        build: impl Fn() -> Reply,
+    ) -> usize {
         let mut frames = Frames::default();
         let mut receivers = 0;
         for s in subs.values() {
-            let frame = frames.get(s.proto(), || {
-                Reply::Push(vec![
-                    Reply::bulk_str("smessage"),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(message.clone()),
-                ])
-            });
+            let frame = frames.get(s.proto(), &build);
             receivers += s.deliver(frame, &self.limit, now_ms) as usize;
         }
         receivers
     }
 
-    /// Active shard channels, optionally only those matching `pattern`
-    /// (PUBSUB SHARDCHANNELS).
-    pub fn shard_channel_names(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.shards
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| crate::glob::matches(p, c)))
-            .cloned()
-            .collect()
-    }
-
-    /// Subscribers of the shard channel `channel` (PUBSUB SHARDNUMSUB).
-    pub fn shard_numsub(&self, channel: &[u8]) -> usize {
-        self.shards.get(channel).map_or(0, HashMap::len)
-    }
-
-    /// Shard channels with at least one subscriber (INFO
-    /// `pubsubshard_channels`).
-    pub fn shard_channel_count(&self) -> usize {
-        self.shards.len()
-    }
-
     /// Sends `message` to the subscribers of `channel` and of every matching
     /// pattern; returns how many received it, as PUBLISH replies.
     pub fn publish(&self, channel: &Bytes, message: &Bytes, now_ms: i64) -> usize {
-        let mut frames = Frames::default();
         let mut receivers = 0;
         if let Some(subs) = self.channels.get(channel) {
-            for s in subs.values() {
-                let frame = frames.get(s.proto(), || {
-                    Reply::Push(vec![
-                        Reply::bulk_str("message"),
-                        Reply::Bulk(channel.clone()),
-                        Reply::Bulk(message.clone()),
-                    ])
-                });
-                receivers += s.deliver(frame, &self.limit, now_ms) as usize;
-            }
+            receivers += self.deliver_all(subs, now_ms, || {
+                Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ])
+            });
         }
         for (pattern, subs) in &self.patterns {
             if !crate::glob::matches(pattern, channel) {
                 continue;
             }
             // Each pattern encodes its own pmessage (the pattern is in the frame).
-            let mut frames = Frames::default();
-            for s in subs.values() {
-                let frame = frames.get(s.proto(), || {
-                    Reply::Push(vec![
-                        Reply::bulk_str("pmessage"),
-                        Reply::Bulk(pattern.clone()),
-                        Reply::Bulk(channel.clone()),
-                        Reply::Bulk(message.clone()),
-                    ])
-                });
-                receivers += s.deliver(frame, &self.limit, now_ms) as usize;
-            }
+            receivers += self.deliver_all(subs, now_ms, || {
+                Reply::Push(vec![
+                    Reply::bulk_str("pmessage"),
+                    Reply::Bulk(pattern.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ])
+            });
         }
         receivers
     }
@@ -404,28 +386,34 @@ impl PubSub {
         !self.channels.is_empty() || !self.patterns.is_empty()
     }
 
-    /// Active channels, optionally only those matching `pattern` (PUBSUB CHANNELS).
-    pub fn channel_names(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.channels
+    fn registry(&self, kind: Kind) -> &HashMap<Bytes, HashMap<u64, Arc<Subscriber>>> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shards,
+        }
+    }
+
+    /// Active channels (or shard channels), optionally only those matching
+    /// `pattern` (PUBSUB CHANNELS / SHARDCHANNELS).
+    pub fn names(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.registry(kind)
             .keys()
             .filter(|c| pattern.is_none_or(|p| crate::glob::matches(p, c)))
             .cloned()
             .collect()
     }
 
-    /// Subscribers of exactly `channel` (PUBSUB NUMSUB; patterns not counted).
-    pub fn numsub(&self, channel: &[u8]) -> usize {
-        self.channels.get(channel).map_or(0, HashMap::len)
+    /// Subscribers of exactly `name` (PUBSUB NUMSUB / SHARDNUMSUB; patterns
+    /// not counted).
+    pub fn subscribers(&self, kind: Kind, name: &[u8]) -> usize {
+        self.registry(kind).get(name).map_or(0, HashMap::len)
     }
 
-    /// Channels with at least one subscriber (INFO `pubsub_channels`).
-    pub fn channel_count(&self) -> usize {
-        self.channels.len()
-    }
-
-    /// Distinct patterns subscribed to by anyone (PUBSUB NUMPAT).
-    pub fn numpat(&self) -> usize {
-        self.patterns.len()
+    /// Names with at least one subscriber (INFO `pubsub_channels`,
+    /// `pubsub_patterns`, `pubsubshard_channels`; PUBSUB NUMPAT).
+    pub fn active(&self, kind: Kind) -> usize {
+        self.registry(kind).len()
     }
 }
 

@@ -295,20 +295,22 @@ fn channels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         return Err(crate::errors::CommandError::wrong_arity("pubsub|channels"));
     }
     let pattern = args.get(2).map(|p| &p[..]);
-    Ok(Reply::bulks(ctx.state.pubsub.channel_names(pattern)))
+    Ok(Reply::bulks(ctx.state.pubsub.names(Kind::Channel, pattern)))
 }
 
 fn numsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity((args.len() - 2) * 2);
     for channel in &args[2..] {
         out.push(Reply::Bulk(channel.clone()));
-        out.push(Reply::Integer(ctx.state.pubsub.numsub(channel) as i64));
+        out.push(Reply::Integer(
+            ctx.state.pubsub.subscribers(Kind::Channel, channel) as i64,
+        ));
     }
     Ok(Reply::Array(out))
 }
 
 fn numpat(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CmdResult {
-    Ok(Reply::Integer(ctx.state.pubsub.numpat() as i64))
+    Ok(Reply::Integer(ctx.state.pubsub.active(Kind::Pattern) as i64))
 }
 
 fn shardchannels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -318,14 +320,16 @@ fn shardchannels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     let pattern = args.get(2).map(|p| &p[..]);
-    Ok(Reply::bulks(ctx.state.pubsub.shard_channel_names(pattern)))
+    Ok(Reply::bulks(ctx.state.pubsub.names(Kind::Shard, pattern)))
 }
 
 fn shardnumsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity((args.len() - 2) * 2);
     for channel in &args[2..] {
         out.push(Reply::Bulk(channel.clone()));
-        out.push(Reply::Integer(ctx.state.pubsub.shard_numsub(channel) as i64));
+        out.push(Reply::Integer(
+            ctx.state.pubsub.subscribers(Kind::Shard, channel) as i64,
+        ));
     }
     Ok(Reply::Array(out))
 }

@@ -419,12 +419,24 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("keyspace_misses", s.keyspace_misses.to_string()),
         (
             "pubsub_channels",
-            ctx.state.pubsub.channel_count().to_string(),
+            ctx.state
+                .pubsub
+                .active(crate::pubsub::Kind::Channel)
+                .to_string(),
         ),
-        ("pubsub_patterns", ctx.state.pubsub.numpat().to_string()),
+        (
+            "pubsub_patterns",
+            ctx.state
+                .pubsub
+                .active(crate::pubsub::Kind::Pattern)
+                .to_string(),
+        ),
         (
             "pubsubshard_channels",
-            ctx.state.pubsub.shard_channel_count().to_string(),
+            ctx.state
+                .pubsub
+                .active(crate::pubsub::Kind::Shard)
+                .to_string(),
         ),
         (
             "latest_fork_usec",
