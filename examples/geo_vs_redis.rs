@@ -28,7 +28,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{interleaved, Result, Rng, Server};
+use support::{both_rows, interleaved, Result, Rng, Server};
 
 struct Opts {
     port: u16,
@@ -55,16 +55,6 @@ fn parse_opts() -> Result<Opts> {
         i += 2;
     }
     Ok(o)
-}
-
-fn rows(label: &str, res: [(f64, f64); 2]) {
-    let [(f, fc), (r, rc)] = res;
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    println!("| {label}: req/s | {f:.0} | {r:.0} | {:.3} |", ratio(f, r));
-    println!(
-        "| {label}: server CPU per request | {fc:.2} µs | {rc:.2} µs | {:.3} |",
-        ratio(fc, rc)
-    );
 }
 
 /// `count` points evenly spread over 0–1°E, 0–1°N, as GEOADDs of 1,000.
@@ -114,7 +104,7 @@ fn main() -> Result<()> {
             "m:__rand_int__",
         ];
         let res = interleaved(&servers, opts.rounds, 200_000.0, &args)?;
-        rows(&format!("GEOADD -P {p}"), res);
+        both_rows(&format!("GEOADD -P {p}"), res);
     }
     load(&servers, opts.points)?;
     // The nearest-10 search reads about 1,600 candidates: fewer requests.
@@ -152,7 +142,7 @@ fn main() -> Result<()> {
             ];
             args.extend_from_slice(shape);
             let res = interleaved(&servers, opts.rounds, requests.parse()?, &args)?;
-            rows(
+            both_rows(
                 &format!("{label} ({}k points) -P {p}", opts.points / 1000),
                 res,
             );

@@ -32,12 +32,9 @@
 //! one; every benchmark run is bounded by redis-benchmark's request count and
 //! killed after 120 s, and both servers are stopped at the end.
 
-use std::process::Command;
-use std::time::Duration;
-
 #[path = "support/mod.rs"]
 mod support;
-use support::{run_bounded, Result, Server};
+use support::{both_rows, interleaved, row, Result, Server};
 
 struct Opts {
     port: u16,
@@ -74,71 +71,6 @@ fn start_both(opts: &Opts) -> Result<[Server; 2]> {
         Server::start_fresh(true, opts.port)?,
         Server::start_fresh(false, opts.port + 1)?,
     ])
-}
-
-/// Runs redis-benchmark and returns the req/s of its last result line.
-fn bench(port: u16, args: &[&str]) -> Result<f64> {
-    let mut cmd = Command::new("redis-benchmark");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-c", "50"])
-        .args(args);
-    let text = run_bounded(&mut cmd, Duration::from_secs(120))?.replace('\r', "\n");
-    if text.contains("ERR") {
-        return Err(format!("redis-benchmark failed: {text}").into());
-    }
-    text.lines()
-        .rfind(|l| l.contains("requests per second"))
-        .and_then(|l| {
-            l.split_once(": ")?
-                .1
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .ok_or_else(|| format!("no result from redis-benchmark: {text}").into())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-fn row(name: &str, f: f64, r: f64, unit: &str) {
-    println!(
-        "| {name} | {f:.0} {unit} | {r:.0} {unit} | {:.3} |",
-        if r > 0.0 { f / r } else { 0.0 }
-    );
-}
-
-/// Interleaved runs of one benchmark of `requests` requests on both servers:
-/// the median req/s and the median server CPU time per request (µs).
-fn interleaved(
-    servers: &[Server; 2],
-    rounds: usize,
-    requests: f64,
-    args: &[&str],
-) -> Result<[(f64, f64); 2]> {
-    let mut rps = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
-    for _ in 0..rounds {
-        for (i, s) in servers.iter().enumerate() {
-            let before = s.cpu_us();
-            rps[i].push(bench(s.port, args)?);
-            cpu[i].push((s.cpu_us() - before) / requests);
-        }
-    }
-    let [r0, r1] = rps;
-    let [c0, c1] = cpu;
-    Ok([(median(r0), median(c0)), (median(r1), median(c1))])
-}
-
-fn both_rows(label: &str, res: [(f64, f64); 2]) {
-    let [(f, fc), (r, rc)] = res;
-    row(&format!("{label}: req/s"), f, r, "");
-    println!(
-        "| {label}: server CPU per request | {fc:.2} µs | {rc:.2} µs | {:.3} |",
-        if rc > 0.0 { fc / rc } else { 0.0 }
-    );
 }
 
 fn throughput(opts: &Opts) -> Result<()> {

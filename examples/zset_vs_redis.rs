@@ -30,11 +30,9 @@
 //! one; every benchmark run is bounded by redis-benchmark's request count, and
 //! both servers are stopped at the end.
 
-use std::process::Command;
-
 #[path = "support/mod.rs"]
 mod support;
-use support::{Result, Server};
+use support::{both_rows, interleaved, row, Result, Server};
 
 struct Opts {
     port: u16,
@@ -71,76 +69,6 @@ fn start_both(opts: &Opts) -> Result<[Server; 2]> {
         Server::start_fresh(true, opts.port)?,
         Server::start_fresh(false, opts.port + 1)?,
     ])
-}
-
-/// Runs redis-benchmark and returns req/s per test name.
-fn bench(port: u16, args: &[&str]) -> Result<Vec<(String, f64)>> {
-    let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-c", "50"])
-        .args(args)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
-    if text.contains("ERR") || !out.status.success() {
-        return Err(format!("redis-benchmark failed: {text}").into());
-    }
-    Ok(text
-        .lines()
-        .filter(|l| l.contains("requests per second"))
-        .filter_map(|l| {
-            let (name, rest) = l.split_once(": ")?;
-            let rps = rest.split_whitespace().next()?.parse().ok()?;
-            Some((name.trim().to_string(), rps))
-        })
-        .collect())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        0.0
-    } else {
-        v[v.len() / 2]
-    }
-}
-
-fn row(name: &str, f: f64, r: f64, unit: &str) {
-    println!(
-        "| {name} | {f:.0} {unit} | {r:.0} {unit} | {:.3} |",
-        if r > 0.0 { f / r } else { 0.0 }
-    );
-}
-
-/// Interleaved runs of one single-test benchmark of `requests` requests on
-/// both servers: the median req/s and the median server CPU time per
-/// request (µs; less sensitive than req/s to other load on the machine).
-fn interleaved(
-    servers: &[Server; 2],
-    rounds: usize,
-    requests: f64,
-    args: &[&str],
-) -> Result<[(f64, f64); 2]> {
-    let mut rps = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
-    for _ in 0..rounds {
-        for (i, s) in servers.iter().enumerate() {
-            let before = s.cpu_us();
-            let res = bench(s.port, args)?;
-            cpu[i].push((s.cpu_us() - before) / requests);
-            rps[i].push(res.first().map(|r| r.1).ok_or("no result")?);
-        }
-    }
-    let [r0, r1] = rps;
-    let [c0, c1] = cpu;
-    Ok([(median(r0), median(c0)), (median(r1), median(c1))])
-}
-
-fn both_rows(label: &str, res: [(f64, f64); 2]) {
-    let [(f, fc), (r, rc)] = res;
-    row(&format!("{label}: req/s"), f, r, "");
-    println!(
-        "| {label}: server CPU per request | {fc:.2} µs | {rc:.2} µs | {:.3} |",
-        if rc > 0.0 { fc / rc } else { 0.0 }
-    );
 }
 
 fn throughput(opts: &Opts) -> Result<()> {

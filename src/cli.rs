@@ -52,7 +52,7 @@ pub fn parse(argv: &[String]) -> Parsed {
             output: format!(
                 "forkless v={} (Redis {} compatible)\n",
                 env!("CARGO_PKG_VERSION"),
-                crate::commands::connection::REDIS_COMPAT_VERSION
+                crate::config::REDIS_COMPAT_VERSION
             ),
             code: 0,
         };

@@ -10,6 +10,10 @@ use argh::FromArgs;
 
 use crate::protocol::DEFAULT_MAX_BULK;
 
+/// The Redis version forkless answers as (HELLO, INFO, `--version`), so
+/// clients enable the features they expect.
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+
 /// Redis 7's default save points.
 pub const DEFAULT_SAVE: &str = "3600 1 300 100 60 10000";
 

@@ -223,15 +223,16 @@ pub fn used_memory(conn: &mut redis::Connection) -> Result<u64> {
 }
 
 /// Runs one redis-benchmark test (`-q -c 50` plus `args`) against `port`,
-/// bounded to 5 minutes, and returns its requests per second.
+/// bounded to 5 minutes, and returns its requests per second: the last
+/// result line, since a test's setup (LRANGE's LPUSH) prints first.
 pub fn redis_benchmark_rps(port: u16, args: &[&str]) -> Result<f64> {
     let mut cmd = Command::new("redis-benchmark");
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "-c", "50"])
         .args(args);
     let text = run_bounded(&mut cmd, Duration::from_secs(300))?;
     text.lines()
-        .filter(|l| l.contains("requests per second"))
-        .find_map(|l| {
+        .rfind(|l| l.contains("requests per second"))
+        .and_then(|l| {
             let (_, rest) = l.split_once(": ")?;
             rest.split_whitespace().next()?.parse().ok()
         })
@@ -265,4 +266,23 @@ pub fn interleaved(
     let [r0, r1] = rps;
     let [c0, c1] = cpu;
     Ok([(median(r0), median(c0)), (median(r1), median(c1))])
+}
+
+/// One table row: a figure of both servers and their ratio.
+pub fn row(name: &str, f: f64, r: f64, unit: &str) {
+    println!(
+        "| {name} | {f:.0} {unit} | {r:.0} {unit} | {:.3} |",
+        if r > 0.0 { f / r } else { 0.0 }
+    );
+}
+
+/// The two rows of an [`interleaved`] result: req/s, then server CPU per
+/// request.
+pub fn both_rows(label: &str, res: [(f64, f64); 2]) {
+    let [(f, fc), (r, rc)] = res;
+    row(&format!("{label}: req/s"), f, r, "");
+    println!(
+        "| {label}: server CPU per request | {fc:.2} µs | {rc:.2} µs | {:.3} |",
+        if rc > 0.0 { fc / rc } else { 0.0 }
+    );
 }

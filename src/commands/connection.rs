@@ -66,8 +66,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// The Redis version forkless answers as, so clients enable the features they expect.
-pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+pub use crate::config::REDIS_COMPAT_VERSION;
 
 fn ping(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     match args.len() {

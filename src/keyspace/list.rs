@@ -21,6 +21,38 @@
 //! write after a snapshot copies the touched chunk and the path to it.
 
 mod chunk;
+/// One end of a list, for the operations that mirror each other.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Front,
+    Back,
+}
+
+impl End {
+    /// The end chunk of a list of many chunks.
+    fn chunk(self, chunks: &mut Vector<Arc<Chunk>>) -> &mut Arc<Chunk> {
+        match self {
+            End::Front => chunks.front_mut(),
+            End::Back => chunks.back_mut(),
+        }
+        .expect("a list of many chunks")
+    }
+
+    fn push(self, chunk: &mut Chunk, elem: &[u8]) {
+        match self {
+            End::Front => chunk.push_front(elem),
+            End::Back => chunk.push_back(elem),
+        }
+    }
+
+    fn pop(self, chunk: &mut Chunk) -> Bytes {
+        match self {
+            End::Front => chunk.pop_front(),
+            End::Back => chunk.pop_back(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -223,88 +255,70 @@ impl List {
     }
 
     pub fn push_back(&mut self, elem: &[u8], fill: Fill) {
-        match &mut self.0 {
-            Repr::One(c) if fill.admits(c, elem.len()) => Arc::make_mut(c).push_back(elem),
-            Repr::One(_) => {
-                let mut first = self.take_one();
-                seal(&mut first);
-                let next = Arc::new(Chunk::from_elems([elem]));
-                let len = first.len() + 1;
-                self.0 = Repr::Many(Arc::new(Many {
-                    chunks: Vector::from_iter([first, next]),
-                    len,
-                }));
-            }
-            Repr::Many(m) => {
-                let m = Arc::make_mut(m);
-                m.len += 1;
-                let last = m.chunks.back_mut().expect("a list of many chunks");
-                if fill.admits(last, elem.len()) {
-                    Arc::make_mut(last).push_back(elem);
-                } else {
-                    seal(last);
-                    m.chunks.push_back(Arc::new(Chunk::from_elems([elem])));
-                }
-            }
-        }
+        self.push(End::Back, elem, fill);
     }
 
     pub fn push_front(&mut self, elem: &[u8], fill: Fill) {
+        self.push(End::Front, elem, fill);
+    }
+
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        self.pop(End::Front)
+    }
+
+    pub fn pop_back(&mut self) -> Option<Bytes> {
+        self.pop(End::Back)
+    }
+
+    /// Adds `elem` at `end`: into the end chunk while `fill` admits it, else
+    /// into a new chunk there (the old end chunk is sealed first).
+    fn push(&mut self, end: End, elem: &[u8], fill: Fill) {
         match &mut self.0 {
-            Repr::One(c) if fill.admits(c, elem.len()) => Arc::make_mut(c).push_front(elem),
+            Repr::One(c) if fill.admits(c, elem.len()) => end.push(Arc::make_mut(c), elem),
             Repr::One(_) => {
-                let mut first = self.take_one();
-                seal(&mut first);
-                let next = Arc::new(Chunk::from_elems([elem]));
-                let len = first.len() + 1;
-                self.0 = Repr::Many(Arc::new(Many {
-                    chunks: Vector::from_iter([next, first]),
-                    len,
-                }));
+                let mut only = self.take_one();
+                seal(&mut only);
+                let new = Arc::new(Chunk::from_elems([elem]));
+                let len = only.len() + 1;
+                let chunks = match end {
+                    End::Front => Vector::from_iter([new, only]),
+                    End::Back => Vector::from_iter([only, new]),
+                };
+                self.0 = Repr::Many(Arc::new(Many { chunks, len }));
             }
             Repr::Many(m) => {
                 let m = Arc::make_mut(m);
                 m.len += 1;
-                let first = m.chunks.front_mut().expect("a list of many chunks");
-                if fill.admits(first, elem.len()) {
-                    Arc::make_mut(first).push_front(elem);
+                let edge = end.chunk(&mut m.chunks);
+                if fill.admits(edge, elem.len()) {
+                    end.push(Arc::make_mut(edge), elem);
                 } else {
-                    seal(first);
-                    m.chunks.push_front(Arc::new(Chunk::from_elems([elem])));
+                    seal(edge);
+                    let new = Arc::new(Chunk::from_elems([elem]));
+                    match end {
+                        End::Front => m.chunks.push_front(new),
+                        End::Back => m.chunks.push_back(new),
+                    }
                 }
             }
         }
     }
 
-    pub fn pop_front(&mut self) -> Option<Bytes> {
+    /// Takes the element at `end`, dropping its chunk if that emptied it.
+    fn pop(&mut self, end: End) -> Option<Bytes> {
         match &mut self.0 {
             Repr::One(c) if c.len() == 0 => None,
-            Repr::One(c) => Some(Arc::make_mut(c).pop_front()),
+            Repr::One(c) => Some(end.pop(Arc::make_mut(c))),
             Repr::Many(m) => {
                 let m = Arc::make_mut(m);
                 m.len -= 1;
-                let first = m.chunks.front_mut().expect("a list of many chunks");
-                let elem = Arc::make_mut(first).pop_front();
-                if first.len() == 0 {
-                    m.chunks.pop_front();
-                }
-                self.settle();
-                Some(elem)
-            }
-        }
-    }
-
-    pub fn pop_back(&mut self) -> Option<Bytes> {
-        match &mut self.0 {
-            Repr::One(c) if c.len() == 0 => None,
-            Repr::One(c) => Some(Arc::make_mut(c).pop_back()),
-            Repr::Many(m) => {
-                let m = Arc::make_mut(m);
-                m.len -= 1;
-                let last = m.chunks.back_mut().expect("a list of many chunks");
-                let elem = Arc::make_mut(last).pop_back();
-                if last.len() == 0 {
-                    m.chunks.pop_back();
+                let edge = end.chunk(&mut m.chunks);
+                let elem = end.pop(Arc::make_mut(edge));
+                if edge.len() == 0 {
+                    match end {
+                        End::Front => m.chunks.pop_front(),
+                        End::Back => m.chunks.pop_back(),
+                    };
                 }
                 self.settle();
                 Some(elem)
