@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::clients::{ClientInfo, ClientState};
-use crate::commands::{self, BlockRequest, Ctx};
+use crate::commands::{self, BlockRequest, CommandSpec, Ctx};
 use crate::keyspace::unix_ms;
 use crate::limits::ObufWatch;
 use crate::protocol::{ProtocolError, RequestParser};
@@ -66,6 +66,7 @@ async fn run(
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
     let mut parser = RequestParser::default();
+    let mut specs = SpecCache::default();
     let mut shutdown = shared.shutdown.subscribe();
     loop {
         let max_bulk = shared.config().proto_max_bulk_len;
@@ -89,7 +90,12 @@ async fn run(
             if pending.is_empty() {
                 break;
             }
-            if let Some(block) = run_batch(shared, client, &mut pending, &mut wbuf) {
+            let batch = Batch {
+                pending: &mut pending,
+                parser: &mut parser,
+                specs: &mut specs,
+            };
+            if let Some(block) = run_batch(shared, client, batch, &mut wbuf) {
                 flush(shared, stream, &mut wbuf, client).await?;
                 let reply = wait_blocked(shared, stream, client, block, &mut rbuf).await?;
                 if client.info.is_killed() {
@@ -201,13 +207,50 @@ async fn answer_while_script_runs(
     }
 }
 
+/// The parsed commands a batch runs, and the connection's helpers for them.
+struct Batch<'a> {
+    pending: &'a mut VecDeque<Vec<Bytes>>,
+    /// Takes back the argument vectors of the commands run.
+    parser: &'a mut RequestParser,
+    specs: &'a mut SpecCache,
+}
+
+/// The command looked up last, by its name as sent: a pipeline mostly
+/// repeats one command, whose name is then compared, not hashed again.
+#[derive(Default)]
+struct SpecCache {
+    name: [u8; 32],
+    len: usize,
+    spec: Option<&'static CommandSpec>,
+}
+
+impl SpecCache {
+    fn get(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
+        if self.spec.is_some() && name.len() == self.len && name == &self.name[..self.len] {
+            return self.spec;
+        }
+        let spec = commands::lookup(name);
+        if let (Some(_), Some(slot)) = (spec, self.name.get_mut(..name.len())) {
+            slot.copy_from_slice(name);
+            self.len = name.len();
+            self.spec = spec;
+        }
+        spec
+    }
+}
+
 /// Runs pending commands under one lock until they are done or one blocks.
 fn run_batch(
     shared: &Shared,
     client: &mut ClientState,
-    pending: &mut VecDeque<Vec<Bytes>>,
+    batch: Batch<'_>,
     wbuf: &mut BytesMut,
 ) -> Option<BlockRequest> {
+    let Batch {
+        pending,
+        parser,
+        specs,
+    } = batch;
     let mut last_args: Option<Vec<Bytes>> = None;
     let mut blocked = None;
     let obuf_hard = shared.config().client_output_buffer_limit.normal.hard;
@@ -218,14 +261,19 @@ fn run_batch(
         let now_ms = unix_ms();
         state.command_clock = Some(std::time::Instant::now());
         if pending.len() > 1 {
-            // The keys of a pipeline: their trie paths load in parallel.
-            let keys = pending.iter().flat_map(|args| every_key(args));
+            // The keys of a pipeline: their trie paths load in parallel. A
+            // key repeated by the next command is warmed once.
+            let mut previous: Option<&[u8]> = None;
+            let keys = pending
+                .iter()
+                .flat_map(|args| every_key(specs.get(&args[0]), args))
+                .filter(|key| previous.replace(key) != Some(key));
             let db = state.keyspace.db(client.db);
             db.prefetch(keys);
             // And their members, for a pipeline on one large hash or set.
-            let pairs = pending
-                .iter()
-                .filter_map(|args| Some((first_key(args)?, &args.get(2)?[..])));
+            let pairs = pending.iter().filter_map(|args| {
+                Some((first_key(specs.get(&args[0]), args)?, &args.get(2)?[..]))
+            });
             db.prefetch_members(pairs);
         }
         while let Some(args) = pending.pop_front() {
@@ -239,7 +287,7 @@ fn run_batch(
                 blocked: None,
                 may_block: true,
             };
-            let reply = commands::execute(&mut ctx, &args);
+            let reply = commands::execute_as(&mut ctx, specs.get(&args[0]), &args);
             blocked = ctx.blocked.take();
             // Messages the command published to this very client, and extra
             // subscribe confirmations, precede its reply, as in Redis.
@@ -251,7 +299,9 @@ fn run_batch(
             if !client.reply_suppressed() || is_subscription_push(&args, &reply) {
                 reply.encode(client.proto, wbuf);
             }
-            last_args = Some(args);
+            if let Some(done) = last_args.replace(args) {
+                parser.reuse(done);
+            }
             if obuf_hard > 0 && wbuf.len() as u64 > obuf_hard {
                 // Over the hard output limit: drop the output and the client.
                 tracing::warn!(
@@ -281,16 +331,15 @@ fn run_batch(
 }
 
 /// The first key a command line names, if its command takes keys.
-fn first_key(args: &[Bytes]) -> Option<&[u8]> {
-    let spec = commands::lookup(args.first()?)?;
+fn first_key<'a>(spec: Option<&CommandSpec>, args: &'a [Bytes]) -> Option<&'a [u8]> {
+    let spec = spec?;
     let at = usize::try_from(spec.first_key).ok().filter(|&i| i > 0)?;
     args.get(at).map(|k| &k[..])
 }
 
 /// The keys a command line names at fixed positions (MSET's ten keys, not
 /// only the first), for warming their paths.
-fn every_key(args: &[Bytes]) -> impl Iterator<Item = &[u8]> {
-    let spec = commands::lookup(&args[0]);
+fn every_key<'a>(spec: Option<&CommandSpec>, args: &'a [Bytes]) -> impl Iterator<Item = &'a [u8]> {
     let (first, last, step) = spec.map_or((0, 0, 1), |s| (s.first_key, s.last_key, s.step));
     let len = args.len() as i64;
     let last = if last < 0 {
@@ -502,6 +551,7 @@ fn check_query_buffer(
 
 #[cfg(test)]
 mod tests {
+    use super::{commands, SpecCache};
     use bytes::Bytes;
 
     fn line(words: &[&str]) -> Vec<Bytes> {
@@ -509,9 +559,28 @@ mod tests {
     }
 
     #[test]
+    fn spec_cache_answers_as_lookup() {
+        let mut cache = SpecCache::default();
+        for name in [
+            "GET",
+            "GET",
+            "get",
+            "set",
+            "nosuch",
+            "get",
+            "x".repeat(40).as_str(),
+        ] {
+            let want = commands::lookup(name.as_bytes()).map(|s| s.name);
+            assert_eq!(cache.get(name.as_bytes()).map(|s| s.name), want, "{name}");
+        }
+    }
+
+    #[test]
     fn every_key_follows_the_key_positions() {
         let keys = |words: &[&str]| -> Vec<Vec<u8>> {
-            super::every_key(&line(words)).map(<[u8]>::to_vec).collect()
+            let args = line(words);
+            let spec = SpecCache::default().get(&args[0]);
+            super::every_key(spec, &args).map(<[u8]>::to_vec).collect()
         };
         assert_eq!(keys(&["mset", "a", "1", "b", "2"]), [b"a", b"b"]);
         assert_eq!(keys(&["SET", "k", "v"]), [b"k"]);

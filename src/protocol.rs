@@ -6,6 +6,13 @@
 //! as it is complete and remembers how many are still to come, so no byte is
 //! parsed twice however slowly a request arrives.
 //!
+//! A multibulk argument is a slice of the read buffer, not a copy: parsing a
+//! request allocates nothing per argument. The price is a rule for every
+//! command: an argument kept beyond its command (a stored value, member, key
+//! or name, a subscription, a queued transaction) must be copied
+//! (`Bytes::copy_from_slice`), or its few bytes keep the whole read buffer
+//! alive, and the connection then reads into a new one.
+//!
 //! Limits follow Redis 7: a bulk may be at most `proto-max-bulk-len` bytes, a
 //! multibulk count at most `i32::MAX`, an inline request or a count line at most
 //! 64 KiB. A declared length never allocates by itself; memory grows only with
@@ -21,6 +28,8 @@ pub const DEFAULT_MAX_BULK: usize = 512 * 1024 * 1024;
 const MAX_MULTIBULK: i64 = i32::MAX as i64;
 /// Preallocate at most this many argument slots, however many were declared.
 const PREALLOC_ARGS: usize = 1024;
+/// Argument vectors kept for reuse: a pipeline's worth.
+const MAX_SPARE: usize = 64;
 
 /// Broken framing. The client gets `-ERR Protocol error: ...` and is disconnected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +60,12 @@ pub struct RequestParser {
     partial: Option<Partial>,
     /// Bytes examined so far (for tests: parse work must stay linear).
     scanned: u64,
+    /// Where the complete arguments of the request being parsed lie in the
+    /// read buffer (kept to reuse its allocation).
+    spans: Vec<(usize, usize)>,
+    /// Emptied argument vectors of executed commands, reused for the next
+    /// requests instead of one allocation per command.
+    spare: Vec<Vec<Bytes>>,
 }
 
 #[derive(Debug)]
@@ -86,33 +101,44 @@ impl RequestParser {
             if count == 0 {
                 return Ok(Some(Vec::new()));
             }
+            let mut args = self.spare.pop().unwrap_or_default();
+            args.reserve(count.min(PREALLOC_ARGS));
             self.partial = Some(Partial {
                 remaining: count,
-                args: Vec::with_capacity(count.min(PREALLOC_ARGS)),
+                args,
             });
         }
-        while let Some(partial) = self.partial.as_mut() {
-            if partial.remaining == 0 {
-                break;
+        let Some(partial) = self.partial.as_mut() else {
+            return Ok(None);
+        };
+        // The complete arguments are found first, as spans of `buf`, and then
+        // taken off it together: one split for all of them, each argument a
+        // slice of the split (no copy and no allocation per argument).
+        self.spans.clear();
+        let mut pos = 0;
+        let complete = loop {
+            if self.spans.len() == partial.remaining {
+                break true;
             }
-            if buf.is_empty() {
-                return Ok(None);
+            if pos >= buf.len() {
+                break false;
             }
-            if buf[0] != b'$' {
-                return Err(ProtocolError::ExpectedDollar(buf[0] as char));
+            if buf[pos] != b'$' {
+                return Err(ProtocolError::ExpectedDollar(buf[pos] as char));
             }
-            let Some(nl) = find_crlf(buf, 1) else {
-                self.scanned += buf.len() as u64;
-                if buf.len() > INLINE_MAX {
+            let Some(nl) = find_crlf(buf, pos + 1) else {
+                let unterminated = buf.len() - pos;
+                self.scanned += unterminated as u64;
+                if unterminated > INLINE_MAX {
                     return Err(ProtocolError::BulkCountTooBig);
                 }
-                return Ok(None);
+                break false;
             };
-            self.scanned += nl as u64 + 1;
+            self.scanned += (nl - pos) as u64 + 1;
             if nl + 1 >= buf.len() {
-                return Ok(None);
+                break false;
             }
-            let len = parse_i64(&buf[1..nl]).ok_or(ProtocolError::InvalidBulkLength)?;
+            let len = parse_i64(&buf[pos + 1..nl]).ok_or(ProtocolError::InvalidBulkLength)?;
             if len < 0 || len as u64 > max_bulk as u64 {
                 return Err(ProtocolError::InvalidBulkLength);
             }
@@ -121,11 +147,25 @@ impl RequestParser {
                 // The rest of this argument has not arrived. Room for it is
                 // made only as its bytes come: a declared length alone must
                 // not allocate.
-                return Ok(None);
+                break false;
             }
             self.scanned += len as u64;
-            partial.args.push(take_arg(buf, start, len));
-            partial.remaining -= 1;
+            self.spans.push((start, start + len));
+            pos = start + len + 2;
+        };
+        if !self.spans.is_empty() {
+            // Taken even when the request is unfinished, so a request that
+            // arrives slowly is scanned once.
+            let frame = buf.split_to(pos).freeze();
+            partial.args.extend(
+                self.spans
+                    .iter()
+                    .map(|&(start, end)| frame.slice(start..end)),
+            );
+            partial.remaining -= self.spans.len();
+        }
+        if !complete {
+            return Ok(None);
         }
         Ok(self.partial.take().map(|p| p.args))
     }
@@ -151,6 +191,14 @@ impl RequestParser {
         Ok(Some(count.max(0) as usize))
     }
 
+    /// Takes back the argument vector of an executed command, for reuse.
+    pub fn reuse(&mut self, mut args: Vec<Bytes>) {
+        if self.spare.len() < MAX_SPARE && args.capacity() <= PREALLOC_ARGS {
+            args.clear();
+            self.spare.push(args);
+        }
+    }
+
     /// Whether a multibulk request is partly parsed.
     pub fn in_progress(&self) -> bool {
         self.partial.is_some()
@@ -162,23 +210,16 @@ impl RequestParser {
     }
 }
 
-/// Takes off `buf` the argument of `len` bytes at `start` and its CRLF.
-///
-/// A small argument is copied into its own allocation: keys and values are
-/// stored for as long as the data lives, and a slice would pin the whole read
-/// buffer for a handful of stored bytes. A large one is most of what was
-/// read, so it keeps its bytes where they arrived.
-fn take_arg(buf: &mut BytesMut, start: usize, len: usize) -> Bytes {
-    if len < COPY_ARGS_BELOW {
-        let arg = Bytes::copy_from_slice(&buf[start..start + len]);
-        buf.advance(start + len + 2);
-        arg
-    } else {
-        buf.advance(start);
-        let arg = buf.split_to(len).freeze();
-        buf.advance(2);
-        arg
-    }
+/// A copy of `arg` in an allocation of its own, for an argument a command
+/// keeps (see the module doc): a slice would keep the read buffer alive.
+pub fn detach(arg: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(arg)
+}
+
+/// [`detach`] for every argument of a command kept whole (a queued
+/// transaction, a blocked command).
+pub fn detach_all(args: &[Bytes]) -> Vec<Bytes> {
+    args.iter().map(detach).collect()
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
@@ -217,9 +258,6 @@ fn parse_i64(digits: &[u8]) -> Option<i64> {
     }
     Some(v)
 }
-
-/// Arguments below this size are copied out of the read buffer.
-const COPY_ARGS_BELOW: usize = 16 * 1024;
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     // Redis finds the newline with strchr, which stops at a NUL byte: a line

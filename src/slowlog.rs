@@ -61,7 +61,9 @@ pub fn slowlog_args(args: &[Bytes]) -> Vec<Bytes> {
             s.extend_from_slice(format!("... ({} more bytes)", arg.len() - MAX_ARG_LEN).as_bytes());
             out.push(Bytes::from(s));
         } else {
-            out.push(arg.clone());
+            // Kept for as long as the entry: its own bytes, not a slice
+            // of the read buffer.
+            out.push(crate::protocol::detach(arg));
         }
     }
     out

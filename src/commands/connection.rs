@@ -168,7 +168,7 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
                 "Client names cannot contain spaces, newlines or special characters.",
             ));
         }
-        ctx.client.name = if name.is_empty() { None } else { Some(name) };
+        ctx.client.name = (!name.is_empty()).then(|| crate::protocol::detach(&name));
     }
     ctx.client.proto = proto;
     let proto_num = if proto == Protocol::Resp3 { 3 } else { 2 };

@@ -310,8 +310,8 @@ impl<'a> Ctx<'a> {
         let (waiter_id, rx) = self.state.blocking.register(
             self.client.id,
             self.client.db,
-            keys,
-            args.to_vec(),
+            keys.iter().map(crate::protocol::detach).collect(),
+            crate::protocol::detach_all(args),
             serve,
         );
         self.blocked = Some(BlockRequest {
@@ -328,7 +328,7 @@ impl<'a> Ctx<'a> {
 /// Runs one command queued by MULTI, inside EXEC: as [`execute`], but blocked
 /// clients are served only once the whole transaction ran.
 pub fn execute_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
-    let reply = match dispatch(ctx, args) {
+    let reply = match dispatch(ctx, lookup(&args[0]), args) {
         Ok(reply) => reply,
         Err(e) => e.to_reply(),
     };
@@ -340,11 +340,17 @@ pub fn execute_queued(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
 
 /// Runs one command and returns its reply. The caller holds the state lock.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
+    execute_as(ctx, lookup(&args[0]), args)
+}
+
+/// As [`execute`], for a caller that already looked the command up
+/// (`spec` is `lookup(&args[0])`).
+pub fn execute_as(ctx: &mut Ctx<'_>, spec: Option<&'static CommandSpec>, args: &[Bytes]) -> Reply {
     ctx.state.repl.begin_command();
     let offset_before = ctx.state.repl.offset;
     let mode = ctx.state.repl.expiry_mode(ctx.client.repl.is_master);
     ctx.state.keyspace.set_expiry_mode(mode);
-    let reply = match dispatch(ctx, args) {
+    let reply = match dispatch(ctx, spec, args) {
         Ok(reply) => reply,
         Err(e) => e.to_reply(),
     };
@@ -368,8 +374,8 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Reply {
     reply
 }
 
-fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
-    let Some(spec) = lookup(&args[0]) else {
+fn dispatch(ctx: &mut Ctx<'_>, spec: Option<&'static CommandSpec>, args: &[Bytes]) -> CmdResult {
+    let Some(spec) = spec else {
         transactions::flag_failed(ctx);
         return Err(CommandError::unknown_command(&args[0], &args[1..]));
     };

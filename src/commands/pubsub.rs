@@ -198,6 +198,8 @@ fn subscribe_to(ctx: &mut Ctx<'_>, names: &[Bytes], kind: Kind) -> CmdResult {
     let handle = ctx.client.subs.handle(&info, ctx.client.proto);
     let mut frames = Vec::with_capacity(names.len());
     for name in names {
+        // Kept while subscribed: a copy, not a slice of the read buffer.
+        let name = &crate::protocol::detach(name);
         if set_of(&mut ctx.client.subs, kind).insert(name.clone()) {
             ctx.state.pubsub.add(kind, name, &handle);
         }

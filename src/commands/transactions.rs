@@ -161,7 +161,7 @@ pub fn intercept(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> Optio
             ctx.client.tx.failed = true;
             return Some(Err(CommandError::Misconf));
         }
-        ctx.client.tx.queue.push(args.to_vec());
+        ctx.client.tx.queue.push(crate::protocol::detach_all(args));
         return Some(Ok(Reply::simple("QUEUED")));
     }
     None
@@ -241,10 +241,12 @@ fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
             .db(db)
             .stored(key)
             .is_some_and(|r| r.is_expired(ctx.now_ms));
+        // Kept until EXEC or UNWATCH: a copy, not a slice of the read buffer.
+        let key = crate::protocol::detach(key);
         ctx.state
             .watches
             .watch(ctx.client.id, db, key.clone(), expired);
-        ctx.client.tx.watched.push((db, key.clone()));
+        ctx.client.tx.watched.push((db, key));
     }
     Ok(Reply::ok())
 }

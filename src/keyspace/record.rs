@@ -300,7 +300,15 @@ impl Record {
         ))
     }
 
-    fn boxed(key: &[u8], entry: Entry) -> Record {
+    fn boxed(key: &[u8], mut entry: Entry) -> Record {
+        // A string parsed straight from a request is a slice of the
+        // connection's read buffer: stored as it is, its bytes would keep
+        // that whole buffer alive. A string the server built is its own.
+        if let Value::Str(s) = &entry.value {
+            if !s.is_unique() {
+                entry.value = Value::Str(Bytes::copy_from_slice(s));
+            }
+        }
         Record(Repr::Boxed(
             Arc::new(BoxedRecord {
                 key: key.into(),

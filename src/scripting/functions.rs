@@ -342,7 +342,7 @@ impl super::Scripting {
             name.clone(),
             Library {
                 name: name.clone(),
-                code: code.clone(),
+                code: crate::protocol::detach(code),
                 functions: functions.into_iter().map(|f| (f.name.clone(), f)).collect(),
             },
         );

@@ -170,7 +170,7 @@ impl Scripting {
                     .map_err(|e| compile_error(&e))?;
                 self.cache_bytes += body.len();
                 e.insert(Script {
-                    body: body.clone(),
+                    body: crate::protocol::detach(body),
                     func,
                     shebang,
                     name: Arc::from(sha.as_str()),

@@ -107,7 +107,7 @@ fn validate_attr(value: &[u8], what: &str) -> Result<(), CommandError> {
 }
 
 fn non_empty(value: &Bytes) -> Option<Bytes> {
-    (!value.is_empty()).then(|| value.clone())
+    (!value.is_empty()).then(|| crate::protocol::detach(value))
 }
 
 fn setname(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
