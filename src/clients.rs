@@ -91,11 +91,21 @@ impl ClientState {
     pub fn publish(&self, last_cmd: &str) {
         let mut s = self.info.snapshot.lock().unwrap_or_else(|e| e.into_inner());
         s.db = self.db;
-        s.name = self.name.clone();
-        s.lib_name = self.lib_name.clone();
-        s.lib_ver = self.lib_ver.clone();
+        // Published after every batch: copied only when changed.
+        if s.name != self.name {
+            s.name = self.name.clone();
+        }
+        if s.lib_name != self.lib_name {
+            s.lib_name = self.lib_name.clone();
+        }
+        if s.lib_ver != self.lib_ver {
+            s.lib_ver = self.lib_ver.clone();
+        }
         s.resp = if self.proto == Protocol::Resp3 { 3 } else { 2 };
-        s.last_cmd = last_cmd.to_string();
+        if s.last_cmd != last_cmd {
+            s.last_cmd.clear();
+            s.last_cmd.push_str(last_cmd);
+        }
         s.last_interaction = Instant::now();
         s.sub = self.subs.channels.len();
         s.psub = self.subs.patterns.len();
@@ -158,7 +168,11 @@ impl ClientInfo {
     /// Marks the client killed and wakes its connection, which then closes.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
-        // notify_one keeps a permit if the connection is not waiting right now.
+        // Every wait of the connection wakes (its read loop keeps one
+        // registered while a write or a blocked command waits too), and
+        // notify_one, finding no waiter left, keeps a permit for a wait not
+        // yet begun. A kill is final, so a permit left over does no harm.
+        self.kill_signal.notify_waiters();
         self.kill_signal.notify_one();
     }
 

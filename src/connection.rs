@@ -68,6 +68,14 @@ async fn run(
     let mut parser = RequestParser::default();
     let mut specs = SpecCache::default();
     let mut shutdown = shared.shutdown.subscribe();
+    // Shutdown and a kill end the connection: their futures are made once
+    // and polled by every wait, not rebuilt and re-registered per request.
+    let info = client.info.clone();
+    let killed = info.kill_signal.notified();
+    tokio::pin!(killed);
+    killed.as_mut().enable();
+    let shut_down = shutdown.changed();
+    tokio::pin!(shut_down);
     loop {
         let max_bulk = shared.config().proto_max_bulk_len;
         let mut protocol_error: Option<ProtocolError> = None;
@@ -145,6 +153,8 @@ async fn run(
             }
         };
         tokio::select! {
+            // In order: the read is what is ready nearly every time.
+            biased;
             n = stream.read_buf(&mut rbuf) => {
                 let n = n?;
                 if n == 0 {
@@ -158,8 +168,8 @@ async fn run(
                 client.query_buffer_bytes = rbuf.capacity();
                 report_memory(shared, client, wbuf.capacity());
             }
-            _ = shutdown.changed() => return Ok(()),
-            _ = client.info.kill_signal.notified() => return Ok(()),
+            _ = &mut shut_down => return Ok(()),
+            _ = &mut killed => return Ok(()),
             Some(line) = commands::server::control::next_monitor_line(&mut client.monitor) => {
                 Reply::Simple(line).encode(client.proto, &mut wbuf);
             }
@@ -322,11 +332,19 @@ fn run_batch(
         }
         state.command_clock = None;
     }
-    let last_cmd = last_args
-        .as_deref()
-        .map(commands::server::display_name)
-        .unwrap_or_default();
+    // The name CLIENT LIST shows: the spec's own for a plain command, built
+    // only for a container's subcommand (`config|get`) or an unknown name.
+    let last_cmd: std::borrow::Cow<'static, str> = match last_args.as_deref() {
+        Some(args) => match specs.get(&args[0]) {
+            Some(spec) if !commands::server::is_container(spec.name) => spec.name.into(),
+            _ => commands::server::display_name(args).into(),
+        },
+        None => "".into(),
+    };
     client.publish(&last_cmd);
+    if let Some(args) = last_args {
+        parser.reuse(args);
+    }
     blocked
 }
 
@@ -459,11 +477,17 @@ async fn flush(
     if wbuf.is_empty() {
         return Ok(());
     }
-    let subs = &client.subs;
     report_memory(shared, client, wbuf.capacity());
+    // Nearly always the socket takes the whole reply at once: then no
+    // timer or signal needs to be armed.
+    let mut written = match stream.try_write(wbuf) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    let subs = &client.subs;
     let limit = shared.config().client_output_buffer_limit.normal;
     let mut watch = ObufWatch::default();
-    let mut written = 0;
     while written < wbuf.len() {
         let pending = (wbuf.len() - written) as u64;
         if watch.exceeded(&limit, pending, std::time::Instant::now()) {

@@ -184,6 +184,12 @@ pub fn subcommands(name: &str) -> Option<&'static [Sub]> {
 
 /// The name Redis shows for a command line: `get`, or `client|list` for a
 /// container command.
+/// Whether `name` (lower case) is a container command, shown with its
+/// subcommand.
+pub fn is_container(name: &str) -> bool {
+    CONTAINERS.contains(&name)
+}
+
 pub fn display_name(args: &[Bytes]) -> String {
     let Some(first) = args.first() else {
         return String::new();
