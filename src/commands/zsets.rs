@@ -24,7 +24,7 @@ use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::zset::ZSet;
 use crate::keyspace::Value;
 use crate::pubsub::notify;
-use crate::reply::{format_double, Protocol, Reply};
+use crate::reply::{format_double, BulkRun, DoubleText, Protocol, Reply};
 
 const fn since(version: &'static str, spec: CommandSpec) -> CommandSpec {
     CommandSpec {
@@ -122,35 +122,39 @@ fn resp3(ctx: &Ctx<'_>) -> bool {
 
 /// Members, with their scores when `withscores`: a flat list in RESP2,
 /// `[member, score]` pairs in RESP3, as Redis 7.0's range replies.
+///
+/// A flat list is written straight into wire form ([`BulkRun`]): one
+/// buffer for the whole reply, scores formatted on the stack (a RESP2
+/// double is a bulk string). Only RESP3's nested pairs build a tree.
 fn scored<'a>(
     pairs: impl IntoIterator<Item = (f64, &'a [u8])>,
     withscores: bool,
     resp3: bool,
 ) -> Reply {
-    let pairs: Vec<(f64, &[u8])> = pairs.into_iter().collect();
-    // One buffer for every member, sliced per reply: one allocation, not one
-    // per member.
-    let mut buf = bytes::BytesMut::with_capacity(pairs.iter().map(|(_, m)| m.len()).sum());
-    for (_, m) in &pairs {
-        buf.extend_from_slice(m);
+    let pairs = pairs.into_iter();
+    if withscores && resp3 {
+        return Reply::Array(
+            pairs
+                .map(|(score, m)| {
+                    Reply::Array(vec![
+                        Reply::Bulk(Bytes::copy_from_slice(m)),
+                        Reply::Double(score),
+                    ])
+                })
+                .collect(),
+        );
     }
-    let buf = buf.freeze();
-    let width = if withscores && !resp3 { 2 } else { 1 };
-    let mut out = Vec::with_capacity(pairs.len() * width);
-    let mut at = 0;
+    let width = if withscores { 2 } else { 1 };
+    let n = pairs.size_hint().0;
+    // Room for short members and scores; a longer reply grows the buffer.
+    let mut run = BulkRun::with_capacity(n * width, n * width * 16);
     for (score, member) in pairs {
-        let m = Reply::Bulk(buf.slice(at..at + member.len()));
-        at += member.len();
-        match (withscores, resp3) {
-            (false, _) => out.push(m),
-            (true, true) => out.push(Reply::Array(vec![m, Reply::Double(score)])),
-            (true, false) => {
-                out.push(m);
-                out.push(Reply::Double(score));
-            }
+        run.push(member);
+        if withscores {
+            run.push(DoubleText::new(score).as_bytes());
         }
     }
-    Reply::Array(out)
+    Reply::Bulks(run)
 }
 
 /// `[[member, score], ...]` in both protocols (ZMPOP, BZMPOP).
