@@ -289,9 +289,13 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize, f: AddFlags) ->
             "INCR option supports a single increment-element pair",
         ));
     }
+    // A lone pair (nearly every ZADD) needs no vector.
+    if let [score, member] = &args[first..] {
+        return add_pairs(ctx, &args[1], &[(parse::score(score)?, member)], f);
+    }
     let pairs: Vec<(f64, &Bytes)> = args[first..]
         .chunks_exact(2)
-        .map(|p| Ok((args::float(&p[0])?, &p[1])))
+        .map(|p| Ok((parse::score(&p[0])?, &p[1])))
         .collect::<Result<_, CommandError>>()?;
     add_pairs(ctx, &args[1], &pairs, f)
 }
@@ -325,11 +329,23 @@ fn add_pairs(ctx: &mut Ctx<'_>, key: &Bytes, pairs: &[(f64, &Bytes)], f: AddFlag
         Reply::Integer(0)
     };
     // A write that changes nothing must not copy what a snapshot shares.
-    match existing_zset(ctx, key)? {
+    // A lone pair (nearly every ZADD) has its outcome found here once, and
+    // the write below acts on it without looking the member up again.
+    let known = match existing_zset(ctx, key)? {
         None if f.xx => return Ok(nothing),
-        Some(z) if pairs.iter().all(|(s, m)| unchanged(z, m, *s, f)) => return Ok(nothing),
-        _ => {}
-    }
+        None => None,
+        Some(z) => match pairs {
+            [(score, member)] => {
+                let outcome = add_outcome(z.score(member), *score, f);
+                if is_noop(outcome, f) {
+                    return Ok(nothing);
+                }
+                Some(outcome)
+            }
+            _ if pairs.iter().all(|(s, m)| unchanged(z, m, *s, f)) => return Ok(nothing),
+            _ => None,
+        },
+    };
     let now = ctx.now_ms;
     let limits = ctx.state.encodings;
     let zset = match existing_zset_mut(ctx, key)? {
@@ -349,21 +365,25 @@ fn add_pairs(ctx: &mut Ctx<'_>, key: &Bytes, pairs: &[(f64, &Bytes)], f: AddFlag
     let mut last_score = 0.0;
     let mut nan = false;
     for (score, member) in pairs {
-        match add_outcome(zset.score(member), *score, f) {
+        let outcome = match known {
+            Some(outcome) => outcome,
+            None => add_outcome(zset.score(member), *score, f),
+        };
+        match outcome {
             AddOutcome::Nop => {}
             AddOutcome::Nan => {
                 nan = true;
                 break;
             }
             AddOutcome::Added(s) => {
-                zset.insert(member, s, &limits);
+                zset.insert_new(member, s, &limits);
                 added += 1;
                 processed += 1;
                 last_score = s;
             }
             AddOutcome::Updated { old, new } => {
                 if old != new {
-                    zset.insert(member, new, &limits);
+                    zset.update(member, old, new);
                     updated += 1;
                 }
                 processed += 1;
@@ -398,7 +418,11 @@ fn add_pairs(ctx: &mut Ctx<'_>, key: &Bytes, pairs: &[(f64, &Bytes)], f: AddFlag
 
 /// Whether a pair leaves `z` as it is (so the write may be skipped).
 fn unchanged(z: &ZSet, member: &[u8], score: f64, f: AddFlags) -> bool {
-    match add_outcome(z.score(member), score, f) {
+    is_noop(add_outcome(z.score(member), score, f), f)
+}
+
+fn is_noop(outcome: AddOutcome, f: AddFlags) -> bool {
+    match outcome {
         AddOutcome::Nop => true,
         AddOutcome::Updated { old, new } => old == new && !f.incr,
         AddOutcome::Added(_) | AddOutcome::Nan => false,

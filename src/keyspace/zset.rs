@@ -152,31 +152,63 @@ impl ZSet {
     /// whether the member is new.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &Encodings) -> bool {
         debug_assert!(!score.is_nan());
-        if let Repr::Packed(f) = &mut self.0 {
-            match f.find(member) {
+        match &mut self.0 {
+            Repr::Packed(f) => match f.find(member) {
                 Some((_, old)) => {
                     if old != score {
-                        let f = Arc::make_mut(f);
-                        f.remove(member);
-                        f.insert(score, member);
+                        self.update(member, old, score);
                     }
-                    return false;
+                    false
                 }
                 None => {
-                    if f.len() < limits.zset_max_listpack_entries
-                        && member.len() <= limits.zset_max_listpack_value
-                    {
-                        Arc::make_mut(f).insert(score, member);
-                        return true;
-                    }
-                    self.convert();
+                    self.insert_new(member, score, limits);
+                    true
                 }
+            },
+            Repr::Tree(t) => t.insert(member, score),
+        }
+    }
+
+    /// Adds `member`, which the caller found absent (ZADD's lookup), with
+    /// `score`, converting as the module docs say; no second lookup.
+    pub fn insert_new(&mut self, member: &[u8], score: f64, limits: &Encodings) {
+        debug_assert!(!score.is_nan() && self.score(member).is_none());
+        if let Repr::Packed(f) = &mut self.0 {
+            if f.len() < limits.zset_max_listpack_entries
+                && member.len() <= limits.zset_max_listpack_value
+            {
+                Arc::make_mut(f).insert(score, member);
+                return;
             }
+            self.convert();
         }
         let Repr::Tree(t) = &mut self.0 else {
             unreachable!("converted above")
         };
-        t.insert(member, score)
+        t.insert_new(member, score);
+    }
+
+    /// Moves `member`, which the caller found with score `old`, to `new`
+    /// (`old != new`). Updates never convert.
+    pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
+        debug_assert!(!new.is_nan() && self.score(member) == Some(old));
+        match &mut self.0 {
+            Repr::Packed(f) => {
+                let f = Arc::make_mut(f);
+                f.remove(member);
+                f.insert(new, member);
+            }
+            Repr::Tree(t) => {
+                let e = t.dict.get_mut(member).expect("the member is present");
+                e.score = new;
+                let shared = e.member.clone();
+                t.order.remove_present(old, member);
+                t.order.insert(Item {
+                    score: new,
+                    member: shared,
+                });
+            }
+        }
     }
 
     /// Removes `member`, returning its score; a miss copies nothing.
@@ -188,7 +220,7 @@ impl ZSet {
             }
             Repr::Tree(t) => {
                 let entry = t.dict.remove(member)?;
-                t.order.remove(entry.score, member);
+                t.order.remove_present(entry.score, member);
                 Some(entry.score)
             }
         }
@@ -455,13 +487,19 @@ impl Tree {
             }
             e.score = score;
             let shared = e.member.clone();
-            self.order.remove(old, member);
+            self.order.remove_present(old, member);
             self.order.insert(Item {
                 score,
                 member: shared,
             });
             return false;
         }
+        self.insert_new(member, score);
+        true
+    }
+
+    /// Adds a member known to be absent.
+    fn insert_new(&mut self, member: &[u8], score: f64) {
         let shared: MemberBytes = Arc::from(member);
         self.dict.insert(DictEntry {
             member: shared.clone(),
@@ -471,7 +509,6 @@ impl Tree {
             score,
             member: shared,
         });
-        true
     }
 }
 

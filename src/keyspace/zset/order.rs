@@ -197,6 +197,17 @@ impl OrderTree {
         true
     }
 
+    /// Removes the item equal to `(score, member)`, which the caller knows
+    /// is present (the member map holds it): one descent, without the
+    /// presence check [`OrderTree::remove`] makes first.
+    pub fn remove_present(&mut self, score: f64, member: &[u8]) {
+        let root = self.root.as_mut().expect("the item is present");
+        debug_assert!(contains(root, score, member), "the item is present");
+        remove_from(root, score, member);
+        self.len -= 1;
+        self.shrink_root();
+    }
+
     /// Removes and returns the item at rank `index`: one descent by the
     /// counts, no comparison of items (pops and rank ranges).
     pub fn remove_at(&mut self, index: usize) -> Option<Item> {
