@@ -527,21 +527,40 @@ fn pop_from(
     max: bool,
     now_ms: i64,
 ) -> Result<Option<Popped>, CommandError> {
+    let mut popped = Vec::new();
+    let found = pop_each(state, db, key, count, max, now_ms, |m, s| {
+        popped.push((Bytes::copy_from_slice(m), s))
+    })?;
+    Ok(found.map(|_| popped))
+}
+
+/// [`pop_from`] handing each popped pair to `emit` as it goes, before its
+/// bytes are freed (ZPOPMIN writes them straight into its reply). Returns
+/// how many were popped, `None` when there is no such key.
+fn pop_each(
+    state: &mut crate::state::State,
+    db: usize,
+    key: &[u8],
+    count: usize,
+    max: bool,
+    now_ms: i64,
+    emit: impl FnMut(&[u8], f64),
+) -> Result<Option<usize>, CommandError> {
     let d = state.keyspace.db_mut(db);
     let Some(e) = d.get_mut(key, now_ms) else {
         return Ok(None);
     };
-    let popped = e.value.as_zset_mut()?.pop(count, max);
+    let n = e.value.as_zset_mut()?.pop_each(count, max, emit);
     let removed = d.remove_if_empty(key);
-    state.dirty += popped.len() as u64;
-    if !popped.is_empty() {
+    state.dirty += n as u64;
+    if n > 0 {
         let event = if max { "zpopmax" } else { "zpopmin" };
         state.key_changed(db, notify::ZSET, event, key, now_ms);
         if removed {
             state.key_changed(db, notify::GENERIC, "del", key, now_ms);
         }
     }
-    Ok(Some(popped))
+    Ok(Some(n))
 }
 
 fn zpopmin(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -566,12 +585,25 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     };
     let now = ctx.now_ms;
     let db = ctx.client.db;
-    let Some(popped) = pop_from(ctx.state, db, &args[1], count.unwrap_or(1), max, now)? else {
+    let n = count.unwrap_or(1);
+    if !resp3(ctx) {
+        // RESP2: a flat list of bulks (scores too), written as it pops.
+        let mut run = BulkRun::with_capacity(2 * n.min(64), 32 * n.min(64));
+        let popped = pop_each(ctx.state, db, &args[1], n, max, now, |m, s| {
+            run.push(m);
+            run.push(DoubleText::new(s).as_bytes());
+        })?;
+        return Ok(match popped {
+            Some(_) => Reply::Bulks(run),
+            None => Reply::Array(Vec::new()),
+        });
+    }
+    let Some(popped) = pop_from(ctx.state, db, &args[1], n, max, now)? else {
         return Ok(Reply::Array(Vec::new()));
     };
     // Without a count the pair comes flat even in RESP3. The popped members
     // are already copies of their own: they go into the reply as they are.
-    let nested = count.is_some() && resp3(ctx);
+    let nested = count.is_some();
     let mut out = Vec::with_capacity(popped.len() * if nested { 1 } else { 2 });
     for (member, score) in popped {
         if nested {

@@ -360,15 +360,46 @@ impl ZSet {
     /// Removes up to `count` pairs from the low end (or the high end, `max`),
     /// returning them in pop order.
     pub fn pop(&mut self, count: usize, max: bool) -> Vec<(Bytes, f64)> {
+        let mut popped = Vec::new();
+        self.pop_each(count, max, |m, s| {
+            popped.push((Bytes::copy_from_slice(m), s))
+        });
+        popped
+    }
+
+    /// [`ZSet::pop`] handing each pair to `emit` in pop order instead of
+    /// copying it out (a reply takes the bytes straight from the set).
+    /// Returns how many were popped.
+    pub fn pop_each(&mut self, count: usize, max: bool, mut emit: impl FnMut(&[u8], f64)) -> usize {
         let n = count.min(self.len());
-        if max {
-            let len = self.len();
-            let mut popped = self.remove_ranks(len - n, len);
-            popped.reverse();
-            popped
-        } else {
-            self.remove_ranks(0, n)
+        if n == 0 {
+            return 0;
         }
+        let len = self.len();
+        let (start, end) = if max { (len - n, len) } else { (0, n) };
+        match &mut self.0 {
+            Repr::Packed(f) => {
+                if max {
+                    let pairs: Vec<(f64, &[u8])> = f.iter().skip(start).collect();
+                    pairs.iter().rev().for_each(|&(s, m)| emit(m, s));
+                } else {
+                    f.iter().take(n).for_each(|(s, m)| emit(m, s));
+                }
+                Arc::make_mut(f).remove_ranks(start, end);
+            }
+            // Each pop is one descent by the counts, from the end it pops.
+            Repr::Tree(t) => {
+                for _ in 0..n {
+                    let at = if max { t.order.len() - 1 } else { 0 };
+                    let Some(it) = t.order.remove_at(at) else {
+                        break;
+                    };
+                    t.dict.remove(&it.member);
+                    emit(&it.member, it.score);
+                }
+            }
+        }
+        n
     }
 
     /// ZSCAN: a listpack comes whole (cursor 0), a skiplist is walked through
