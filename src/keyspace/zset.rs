@@ -46,6 +46,12 @@ impl MapItem for DictEntry {
     fn key(&self) -> &[u8] {
         &self.member
     }
+
+    /// The member's bytes, which a comparison reads (their own allocation).
+    #[inline]
+    fn prefetch(&self) {
+        super::champ::prefetch_addr(self.member.as_ptr());
+    }
 }
 
 /// A sorted set's members and scores (see the module docs).
@@ -145,6 +151,15 @@ impl ZSet {
         match &self.0 {
             Repr::Packed(f) => f.find(member).map(|(_, s)| s),
             Repr::Tree(t) => t.dict.get(member).map(|e| e.score),
+        }
+    }
+
+    /// Warms the cache for the member lookups of a pipelined batch on this
+    /// set (ZRANK, ZSCORE, ZREM ...), as [`super::Set::prefetch`] does; a
+    /// listpack is one buffer, nothing to warm.
+    pub fn prefetch<'m>(&self, members: impl Iterator<Item = &'m [u8]>) {
+        if let Repr::Tree(t) = &self.0 {
+            super::set::prefetch_in(&t.dict, members);
         }
     }
 
