@@ -587,15 +587,19 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     let db = ctx.client.db;
     let n = count.unwrap_or(1);
     if !resp3(ctx) {
-        // RESP2: a flat list of bulks (scores too), written as it pops.
-        let mut run = BulkRun::with_capacity(2 * n.min(64), 32 * n.min(64));
+        // RESP2: a flat list of bulks (scores too), written as it pops; its
+        // buffer is made by the first pop (a missing key allocates nothing).
+        let mut run = None;
         let popped = pop_each(ctx.state, db, &args[1], n, max, now, |m, s| {
+            let run = run.get_or_insert_with(|| {
+                BulkRun::with_capacity(2 * n.min(64), (m.len() + 24) * n.min(64))
+            });
             run.push(m);
             run.push(DoubleText::new(s).as_bytes());
         })?;
-        return Ok(match popped {
-            Some(_) => Reply::Bulks(run),
-            None => Reply::Array(Vec::new()),
+        return Ok(match (popped, run) {
+            (Some(_), Some(run)) => Reply::Bulks(run),
+            _ => Reply::Array(Vec::new()),
         });
     }
     let Some(popped) = pop_from(ctx.state, db, &args[1], n, max, now)? else {
