@@ -157,9 +157,13 @@ impl ZSet {
     /// Warms the cache for the member lookups of a pipelined batch on this
     /// set (ZRANK, ZSCORE, ZREM ...), as [`super::Set::prefetch`] does; a
     /// listpack is one buffer, nothing to warm.
+    /// A member repeated from the command before (ZRANGE's `0` in every
+    /// command of a batch) is walked once.
     pub fn prefetch<'m>(&self, members: impl Iterator<Item = &'m [u8]>) {
         if let Repr::Tree(t) = &self.0 {
-            super::set::prefetch_in(&t.dict, members);
+            let mut last = None;
+            let distinct = members.filter(|m| last.replace(*m) != Some(*m));
+            super::set::prefetch_in(&t.dict, distinct);
         }
     }
 
