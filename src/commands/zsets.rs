@@ -24,7 +24,7 @@ use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::zset::ZSet;
 use crate::keyspace::Value;
 use crate::pubsub::notify;
-use crate::reply::{format_double, Protocol, Reply};
+use crate::reply::{format_double, BulkRun, DoubleText, Protocol, Reply};
 
 const fn since(version: &'static str, spec: CommandSpec) -> CommandSpec {
     CommandSpec {
@@ -122,35 +122,39 @@ fn resp3(ctx: &Ctx<'_>) -> bool {
 
 /// Members, with their scores when `withscores`: a flat list in RESP2,
 /// `[member, score]` pairs in RESP3, as Redis 7.0's range replies.
+///
+/// A flat list is written straight into wire form ([`BulkRun`]): one
+/// buffer for the whole reply, scores formatted on the stack (a RESP2
+/// double is a bulk string). Only RESP3's nested pairs build a tree.
 fn scored<'a>(
     pairs: impl IntoIterator<Item = (f64, &'a [u8])>,
     withscores: bool,
     resp3: bool,
 ) -> Reply {
-    let pairs: Vec<(f64, &[u8])> = pairs.into_iter().collect();
-    // One buffer for every member, sliced per reply: one allocation, not one
-    // per member.
-    let mut buf = bytes::BytesMut::with_capacity(pairs.iter().map(|(_, m)| m.len()).sum());
-    for (_, m) in &pairs {
-        buf.extend_from_slice(m);
+    let pairs = pairs.into_iter();
+    if withscores && resp3 {
+        return Reply::Array(
+            pairs
+                .map(|(score, m)| {
+                    Reply::Array(vec![
+                        Reply::Bulk(Bytes::copy_from_slice(m)),
+                        Reply::Double(score),
+                    ])
+                })
+                .collect(),
+        );
     }
-    let buf = buf.freeze();
-    let width = if withscores && !resp3 { 2 } else { 1 };
-    let mut out = Vec::with_capacity(pairs.len() * width);
-    let mut at = 0;
+    let width = if withscores { 2 } else { 1 };
+    let n = pairs.size_hint().0;
+    // Room for short members and scores; a longer reply grows the buffer.
+    let mut run = BulkRun::with_capacity(n * width, n * width * 16);
     for (score, member) in pairs {
-        let m = Reply::Bulk(buf.slice(at..at + member.len()));
-        at += member.len();
-        match (withscores, resp3) {
-            (false, _) => out.push(m),
-            (true, true) => out.push(Reply::Array(vec![m, Reply::Double(score)])),
-            (true, false) => {
-                out.push(m);
-                out.push(Reply::Double(score));
-            }
+        run.push(member);
+        if withscores {
+            run.push(DoubleText::new(score).as_bytes());
         }
     }
-    Reply::Array(out)
+    Reply::Bulks(run)
 }
 
 /// `[[member, score], ...]` in both protocols (ZMPOP, BZMPOP).
@@ -285,9 +289,13 @@ fn zadd_generic(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize, f: AddFlags) ->
             "INCR option supports a single increment-element pair",
         ));
     }
+    // A lone pair (nearly every ZADD) needs no vector.
+    if let [score, member] = &args[first..] {
+        return add_pairs(ctx, &args[1], &[(parse::score(score)?, member)], f);
+    }
     let pairs: Vec<(f64, &Bytes)> = args[first..]
         .chunks_exact(2)
-        .map(|p| Ok((args::float(&p[0])?, &p[1])))
+        .map(|p| Ok((parse::score(&p[0])?, &p[1])))
         .collect::<Result<_, CommandError>>()?;
     add_pairs(ctx, &args[1], &pairs, f)
 }
@@ -321,11 +329,23 @@ fn add_pairs(ctx: &mut Ctx<'_>, key: &Bytes, pairs: &[(f64, &Bytes)], f: AddFlag
         Reply::Integer(0)
     };
     // A write that changes nothing must not copy what a snapshot shares.
-    match existing_zset(ctx, key)? {
+    // A lone pair (nearly every ZADD) has its outcome found here once, and
+    // the write below acts on it without looking the member up again.
+    let known = match existing_zset(ctx, key)? {
         None if f.xx => return Ok(nothing),
-        Some(z) if pairs.iter().all(|(s, m)| unchanged(z, m, *s, f)) => return Ok(nothing),
-        _ => {}
-    }
+        None => None,
+        Some(z) => match pairs {
+            [(score, member)] => {
+                let outcome = add_outcome(z.score(member), *score, f);
+                if is_noop(outcome, f) {
+                    return Ok(nothing);
+                }
+                Some(outcome)
+            }
+            _ if pairs.iter().all(|(s, m)| unchanged(z, m, *s, f)) => return Ok(nothing),
+            _ => None,
+        },
+    };
     let now = ctx.now_ms;
     let limits = ctx.state.encodings;
     let zset = match existing_zset_mut(ctx, key)? {
@@ -345,21 +365,25 @@ fn add_pairs(ctx: &mut Ctx<'_>, key: &Bytes, pairs: &[(f64, &Bytes)], f: AddFlag
     let mut last_score = 0.0;
     let mut nan = false;
     for (score, member) in pairs {
-        match add_outcome(zset.score(member), *score, f) {
+        let outcome = match known {
+            Some(outcome) => outcome,
+            None => add_outcome(zset.score(member), *score, f),
+        };
+        match outcome {
             AddOutcome::Nop => {}
             AddOutcome::Nan => {
                 nan = true;
                 break;
             }
             AddOutcome::Added(s) => {
-                zset.insert(member, s, &limits);
+                zset.insert_new(member, s, &limits);
                 added += 1;
                 processed += 1;
                 last_score = s;
             }
             AddOutcome::Updated { old, new } => {
                 if old != new {
-                    zset.insert(member, new, &limits);
+                    zset.update(member, old, new);
                     updated += 1;
                 }
                 processed += 1;
@@ -394,7 +418,11 @@ fn add_pairs(ctx: &mut Ctx<'_>, key: &Bytes, pairs: &[(f64, &Bytes)], f: AddFlag
 
 /// Whether a pair leaves `z` as it is (so the write may be skipped).
 fn unchanged(z: &ZSet, member: &[u8], score: f64, f: AddFlags) -> bool {
-    match add_outcome(z.score(member), score, f) {
+    is_noop(add_outcome(z.score(member), score, f), f)
+}
+
+fn is_noop(outcome: AddOutcome, f: AddFlags) -> bool {
+    match outcome {
         AddOutcome::Nop => true,
         AddOutcome::Updated { old, new } => old == new && !f.incr,
         AddOutcome::Added(_) | AddOutcome::Nan => false,
@@ -499,21 +527,40 @@ fn pop_from(
     max: bool,
     now_ms: i64,
 ) -> Result<Option<Popped>, CommandError> {
+    let mut popped = Vec::new();
+    let found = pop_each(state, db, key, count, max, now_ms, |m, s| {
+        popped.push((Bytes::copy_from_slice(m), s))
+    })?;
+    Ok(found.map(|_| popped))
+}
+
+/// [`pop_from`] handing each popped pair to `emit` as it goes, before its
+/// bytes are freed (ZPOPMIN writes them straight into its reply). Returns
+/// how many were popped, `None` when there is no such key.
+fn pop_each(
+    state: &mut crate::state::State,
+    db: usize,
+    key: &[u8],
+    count: usize,
+    max: bool,
+    now_ms: i64,
+    emit: impl FnMut(&[u8], f64),
+) -> Result<Option<usize>, CommandError> {
     let d = state.keyspace.db_mut(db);
     let Some(e) = d.get_mut(key, now_ms) else {
         return Ok(None);
     };
-    let popped = e.value.as_zset_mut()?.pop(count, max);
+    let n = e.value.as_zset_mut()?.pop_each(count, max, emit);
     let removed = d.remove_if_empty(key);
-    state.dirty += popped.len() as u64;
-    if !popped.is_empty() {
+    state.dirty += n as u64;
+    if n > 0 {
         let event = if max { "zpopmax" } else { "zpopmin" };
         state.key_changed(db, notify::ZSET, event, key, now_ms);
         if removed {
             state.key_changed(db, notify::GENERIC, "del", key, now_ms);
         }
     }
-    Ok(Some(popped))
+    Ok(Some(n))
 }
 
 fn zpopmin(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
@@ -538,12 +585,29 @@ fn zpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CmdResult {
     };
     let now = ctx.now_ms;
     let db = ctx.client.db;
-    let Some(popped) = pop_from(ctx.state, db, &args[1], count.unwrap_or(1), max, now)? else {
+    let n = count.unwrap_or(1);
+    if !resp3(ctx) {
+        // RESP2: a flat list of bulks (scores too), written as it pops; its
+        // buffer is made by the first pop (a missing key allocates nothing).
+        let mut run = None;
+        let popped = pop_each(ctx.state, db, &args[1], n, max, now, |m, s| {
+            let run = run.get_or_insert_with(|| {
+                BulkRun::with_capacity(2 * n.min(64), (m.len() + 24) * n.min(64))
+            });
+            run.push(m);
+            run.push(DoubleText::new(s).as_bytes());
+        })?;
+        return Ok(match (popped, run) {
+            (Some(_), Some(run)) => Reply::Bulks(run),
+            _ => Reply::Array(Vec::new()),
+        });
+    }
+    let Some(popped) = pop_from(ctx.state, db, &args[1], n, max, now)? else {
         return Ok(Reply::Array(Vec::new()));
     };
     // Without a count the pair comes flat even in RESP3. The popped members
     // are already copies of their own: they go into the reply as they are.
-    let nested = count.is_some() && resp3(ctx);
+    let nested = count.is_some();
     let mut out = Vec::with_capacity(popped.len() * if nested { 1 } else { 2 });
     for (member, score) in popped {
         if nested {

@@ -398,6 +398,7 @@ impl Db {
         match &entry.value {
             Value::Set(s) => s.prefetch(members),
             Value::Hash(h) => h.prefetch(members),
+            Value::ZSet(z) => z.prefetch(members),
             _ => {}
         }
     }

@@ -46,6 +46,12 @@ impl MapItem for DictEntry {
     fn key(&self) -> &[u8] {
         &self.member
     }
+
+    /// The member's bytes, which a comparison reads (their own allocation).
+    #[inline]
+    fn prefetch(&self) {
+        super::champ::prefetch_addr(self.member.as_ptr());
+    }
 }
 
 /// A sorted set's members and scores (see the module docs).
@@ -148,35 +154,80 @@ impl ZSet {
         }
     }
 
+    /// Warms the cache for the member lookups of a pipelined batch on this
+    /// set (ZRANK, ZSCORE, ZREM ...), as [`super::Set::prefetch`] does; a
+    /// listpack is one buffer, nothing to warm.
+    /// A member repeated from the command before (ZRANGE's `0` in every
+    /// command of a batch) is walked once.
+    pub fn prefetch<'m>(&self, members: impl Iterator<Item = &'m [u8]>) {
+        if let Repr::Tree(t) = &self.0 {
+            let mut last = None;
+            let distinct = members.filter(|m| last.replace(*m) != Some(*m));
+            super::set::prefetch_in(&t.dict, distinct);
+        }
+    }
+
     /// Sets `member`'s score (converting as the module docs say). Returns
     /// whether the member is new.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &Encodings) -> bool {
         debug_assert!(!score.is_nan());
-        if let Repr::Packed(f) = &mut self.0 {
-            match f.find(member) {
+        match &mut self.0 {
+            Repr::Packed(f) => match f.find(member) {
                 Some((_, old)) => {
                     if old != score {
-                        let f = Arc::make_mut(f);
-                        f.remove(member);
-                        f.insert(score, member);
+                        self.update(member, old, score);
                     }
-                    return false;
+                    false
                 }
                 None => {
-                    if f.len() < limits.zset_max_listpack_entries
-                        && member.len() <= limits.zset_max_listpack_value
-                    {
-                        Arc::make_mut(f).insert(score, member);
-                        return true;
-                    }
-                    self.convert();
+                    self.insert_new(member, score, limits);
+                    true
                 }
+            },
+            Repr::Tree(t) => t.insert(member, score),
+        }
+    }
+
+    /// Adds `member`, which the caller found absent (ZADD's lookup), with
+    /// `score`, converting as the module docs say; no second lookup.
+    pub fn insert_new(&mut self, member: &[u8], score: f64, limits: &Encodings) {
+        debug_assert!(!score.is_nan() && self.score(member).is_none());
+        if let Repr::Packed(f) = &mut self.0 {
+            if f.len() < limits.zset_max_listpack_entries
+                && member.len() <= limits.zset_max_listpack_value
+            {
+                Arc::make_mut(f).insert(score, member);
+                return;
             }
+            self.convert();
         }
         let Repr::Tree(t) = &mut self.0 else {
             unreachable!("converted above")
         };
-        t.insert(member, score)
+        t.insert_new(member, score);
+    }
+
+    /// Moves `member`, which the caller found with score `old`, to `new`
+    /// (`old != new`). Updates never convert.
+    pub fn update(&mut self, member: &[u8], old: f64, new: f64) {
+        debug_assert!(!new.is_nan() && self.score(member) == Some(old));
+        match &mut self.0 {
+            Repr::Packed(f) => {
+                let f = Arc::make_mut(f);
+                f.remove(member);
+                f.insert(new, member);
+            }
+            Repr::Tree(t) => {
+                let e = t.dict.get_mut(member).expect("the member is present");
+                e.score = new;
+                let shared = e.member.clone();
+                t.order.remove_present(old, member);
+                t.order.insert(Item {
+                    score: new,
+                    member: shared,
+                });
+            }
+        }
     }
 
     /// Removes `member`, returning its score; a miss copies nothing.
@@ -188,7 +239,7 @@ impl ZSet {
             }
             Repr::Tree(t) => {
                 let entry = t.dict.remove(member)?;
-                t.order.remove(entry.score, member);
+                t.order.remove_present(entry.score, member);
                 Some(entry.score)
             }
         }
@@ -328,15 +379,46 @@ impl ZSet {
     /// Removes up to `count` pairs from the low end (or the high end, `max`),
     /// returning them in pop order.
     pub fn pop(&mut self, count: usize, max: bool) -> Vec<(Bytes, f64)> {
+        let mut popped = Vec::new();
+        self.pop_each(count, max, |m, s| {
+            popped.push((Bytes::copy_from_slice(m), s))
+        });
+        popped
+    }
+
+    /// [`ZSet::pop`] handing each pair to `emit` in pop order instead of
+    /// copying it out (a reply takes the bytes straight from the set).
+    /// Returns how many were popped.
+    pub fn pop_each(&mut self, count: usize, max: bool, mut emit: impl FnMut(&[u8], f64)) -> usize {
         let n = count.min(self.len());
-        if max {
-            let len = self.len();
-            let mut popped = self.remove_ranks(len - n, len);
-            popped.reverse();
-            popped
-        } else {
-            self.remove_ranks(0, n)
+        if n == 0 {
+            return 0;
         }
+        let len = self.len();
+        let (start, end) = if max { (len - n, len) } else { (0, n) };
+        match &mut self.0 {
+            Repr::Packed(f) => {
+                if max {
+                    let pairs: Vec<(f64, &[u8])> = f.iter().skip(start).collect();
+                    pairs.iter().rev().for_each(|&(s, m)| emit(m, s));
+                } else {
+                    f.iter().take(n).for_each(|(s, m)| emit(m, s));
+                }
+                Arc::make_mut(f).remove_ranks(start, end);
+            }
+            // Each pop is one descent by the counts, from the end it pops.
+            Repr::Tree(t) => {
+                for _ in 0..n {
+                    let at = if max { t.order.len() - 1 } else { 0 };
+                    let Some(it) = t.order.remove_at(at) else {
+                        break;
+                    };
+                    t.dict.remove(&it.member);
+                    emit(&it.member, it.score);
+                }
+            }
+        }
+        n
     }
 
     /// ZSCAN: a listpack comes whole (cursor 0), a skiplist is walked through
@@ -455,13 +537,19 @@ impl Tree {
             }
             e.score = score;
             let shared = e.member.clone();
-            self.order.remove(old, member);
+            self.order.remove_present(old, member);
             self.order.insert(Item {
                 score,
                 member: shared,
             });
             return false;
         }
+        self.insert_new(member, score);
+        true
+    }
+
+    /// Adds a member known to be absent.
+    fn insert_new(&mut self, member: &[u8], score: f64) {
         let shared: MemberBytes = Arc::from(member);
         self.dict.insert(DictEntry {
             member: shared.clone(),
@@ -471,7 +559,6 @@ impl Tree {
             score,
             member: shared,
         });
-        true
     }
 }
 

@@ -8,6 +8,8 @@
 //! rank, a direction and a length, found in O(log n) by
 //! [`ZSet::score_ranks`]/[`ZSet::lex_ranks`] and walked in O(k).
 
+use std::iter::Take;
+
 use bytes::Bytes;
 
 use super::parse::{lex_range, score_range};
@@ -15,7 +17,7 @@ use super::{existing_zset, existing_zset_mut, owned, read_zset, resp3, scored, s
 use crate::commands::args;
 use crate::errors::{CmdResult, CommandError};
 use crate::keyspace::zset::order::cmp_entry;
-use crate::keyspace::zset::{LexBound, ScoreBound, ZSet};
+use crate::keyspace::zset::{LexBound, RangeIter, ScoreBound, ZSet};
 use crate::pubsub::notify;
 use crate::reply::Reply;
 
@@ -129,8 +131,8 @@ fn rank_span(start: i64, end: i64, len: usize) -> (usize, usize) {
     (start as usize, end as usize + 1)
 }
 
-/// The pairs a request selects, in reply order.
-fn select<'z>(z: &'z ZSet, req: &Request) -> Vec<(f64, &'z [u8])> {
+/// The pairs a request selects, in reply order (a walk, nothing collected).
+fn select<'z>(z: &'z ZSet, req: &Request) -> Take<RangeIter<'z>> {
     let (lo, hi, offset, limit) = match &req.kind {
         Kind::Rank(start, end) => {
             let (lo, hi) = if req.rev {
@@ -153,17 +155,16 @@ fn select<'z>(z: &'z ZSet, req: &Request) -> Vec<(f64, &'z [u8])> {
     };
     // A negative offset skips everything in Redis's walk.
     let Ok(offset) = usize::try_from(offset) else {
-        return Vec::new();
+        return z.iter_from(z.len(), false).take(0);
     };
     let avail = (hi - lo).saturating_sub(offset);
     let n = usize::try_from(limit).map_or(avail, |l| l.min(avail));
     if n == 0 {
-        return Vec::new();
-    }
-    if req.rev {
-        z.iter_from(hi - 1 - offset, true).take(n).collect()
+        z.iter_from(z.len(), false).take(0)
+    } else if req.rev {
+        z.iter_from(hi - 1 - offset, true).take(n)
     } else {
-        z.iter_from(lo + offset, false).take(n).collect()
+        z.iter_from(lo + offset, false).take(n)
     }
 }
 
@@ -205,7 +206,6 @@ pub(super) fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let mut pairs: Vec<(f64, Bytes)> = match read_zset(ctx, &args[2])? {
         None => Vec::new(),
         Some(z) => select(z, &req)
-            .into_iter()
             .map(|(s, m)| (s, Bytes::copy_from_slice(m)))
             .collect(),
     };

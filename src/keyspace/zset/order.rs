@@ -197,6 +197,17 @@ impl OrderTree {
         true
     }
 
+    /// Removes the item equal to `(score, member)`, which the caller knows
+    /// is present (the member map holds it): one descent, without the
+    /// presence check [`OrderTree::remove`] makes first.
+    pub fn remove_present(&mut self, score: f64, member: &[u8]) {
+        let root = self.root.as_mut().expect("the item is present");
+        debug_assert!(contains(root, score, member), "the item is present");
+        remove_from(root, score, member);
+        self.len -= 1;
+        self.shrink_root();
+    }
+
     /// Removes and returns the item at rank `index`: one descent by the
     /// counts, no comparison of items (pops and rank ranges).
     pub fn remove_at(&mut self, index: usize) -> Option<Item> {
@@ -254,24 +265,12 @@ impl OrderTree {
     }
 
     /// The item at rank `index`.
-    pub fn nth(&self, mut index: usize) -> Option<&Item> {
+    pub fn nth(&self, index: usize) -> Option<&Item> {
         if index >= self.len {
             return None;
         }
-        let mut node = &**self.root.as_ref()?;
-        loop {
-            match node {
-                Node::Leaf(items) => return items.get(index),
-                Node::Inner(inner) => {
-                    let mut i = 0;
-                    while index >= inner.counts[i] {
-                        index -= inner.counts[i];
-                        i += 1;
-                    }
-                    node = &inner.children[i];
-                }
-            }
-        }
+        let (leaf, at) = leaf_at(self.root.as_deref()?, index);
+        leaf.get(at)
     }
 
     /// The items from rank `start` on, ascending.
@@ -522,12 +521,32 @@ fn check_node(
     }
 }
 
-/// A walk over the items from a rank, up or down, holding the path to the
-/// current leaf.
+/// The leaf holding rank `index` below `node` (which holds more than
+/// `index` items), and `index`'s position in it.
+fn leaf_at(mut node: &Node, mut index: usize) -> (&[Item], usize) {
+    loop {
+        match node {
+            Node::Leaf(items) => return (items, index),
+            Node::Inner(inner) => {
+                let mut i = 0;
+                while index >= inner.counts[i] {
+                    index -= inner.counts[i];
+                    i += 1;
+                }
+                node = &inner.children[i];
+            }
+        }
+    }
+}
+
+/// A walk over the items from a rank, up or down. It keeps no path: the
+/// next leaf is found by a fresh descent to the rank after this one's, one
+/// descent per leaf of up to [`LEAF_MAX`] items, so a walk allocates nothing.
 pub struct Iter<'a> {
-    /// Inner nodes above the leaf, each with the index of the child taken.
-    stack: Vec<(&'a Inner, usize)>,
+    root: Option<&'a Node>,
     leaf: &'a [Item],
+    /// The rank of `leaf[0]`.
+    leaf_rank: usize,
     /// Next position in `leaf` (descending: one past it).
     pos: usize,
     rev: bool,
@@ -536,77 +555,47 @@ pub struct Iter<'a> {
 
 impl<'a> Iter<'a> {
     fn new(tree: &'a OrderTree, start: usize, rev: bool) -> Iter<'a> {
-        let empty = Iter {
-            stack: Vec::new(),
+        let mut it = Iter {
+            root: tree.root.as_deref(),
             leaf: &[],
+            leaf_rank: 0,
             pos: 0,
             rev,
             remaining: 0,
         };
-        let Some(root) = &tree.root else {
-            return empty;
+        let Some(root) = it.root else {
+            return it;
         };
         if start >= tree.len {
-            return empty;
+            return it;
         }
-        let mut stack = Vec::new();
-        let mut node = &**root;
-        let mut index = start;
-        loop {
-            match node {
-                Node::Leaf(items) => {
-                    return Iter {
-                        stack,
-                        leaf: items,
-                        pos: if rev { index + 1 } else { index },
-                        rev,
-                        remaining: if rev { start + 1 } else { tree.len - start },
-                    };
-                }
-                Node::Inner(inner) => {
-                    let mut i = 0;
-                    while index >= inner.counts[i] {
-                        index -= inner.counts[i];
-                        i += 1;
-                    }
-                    stack.push((inner, i));
-                    node = &inner.children[i];
-                }
-            }
-        }
+        let (leaf, at) = leaf_at(root, start);
+        it.leaf = leaf;
+        it.leaf_rank = start - at;
+        it.pos = if rev { at + 1 } else { at };
+        it.remaining = if rev { start + 1 } else { tree.len - start };
+        it
     }
 
-    /// Moves to the next leaf in the walk's direction.
+    /// Moves to the next leaf in the walk's direction (there is one while
+    /// `remaining` is not 0).
     fn next_leaf(&mut self) -> bool {
-        while let Some((inner, i)) = self.stack.pop() {
-            let next = if self.rev {
-                i.checked_sub(1)
-            } else {
-                Some(i + 1).filter(|&j| j < inner.children.len())
-            };
-            let Some(j) = next else { continue };
-            self.stack.push((inner, j));
-            let mut node = &*inner.children[j];
-            loop {
-                match node {
-                    Node::Leaf(items) => {
-                        self.leaf = items;
-                        self.pos = if self.rev { items.len() } else { 0 };
-                        return true;
-                    }
-                    Node::Inner(inner) => {
-                        let k = if self.rev {
-                            inner.children.len() - 1
-                        } else {
-                            0
-                        };
-                        self.stack.push((inner, k));
-                        node = &inner.children[k];
-                    }
-                }
+        let Some(root) = self.root else {
+            return false;
+        };
+        let rank = if self.rev {
+            match self.leaf_rank.checked_sub(1) {
+                Some(r) => r,
+                None => return false,
             }
-        }
-        false
+        } else {
+            self.leaf_rank + self.leaf.len()
+        };
+        let (leaf, at) = leaf_at(root, rank);
+        self.leaf = leaf;
+        self.leaf_rank = rank - at;
+        self.pos = if self.rev { leaf.len() } else { 0 };
+        true
     }
 }
 

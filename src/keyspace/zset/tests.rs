@@ -84,6 +84,8 @@ fn check_against(z: &ZSet, model: &Model) -> Result<(), TestCaseError> {
 #[derive(Debug, Clone)]
 enum Op {
     Insert(u8, i8),
+    /// ZADD's path: one lookup, then `insert_new` or `update`.
+    Add(u8, i8),
     Remove(u8),
     Pop(usize, bool),
     RemoveRanks(usize, usize),
@@ -93,6 +95,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (any::<u8>(), -6i8..6).prop_map(|(m, s)| Op::Insert(m % 120, s)),
+        4 => (any::<u8>(), -6i8..6).prop_map(|(m, s)| Op::Add(m % 120, s)),
         3 => any::<u8>().prop_map(|m| Op::Remove(m % 120)),
         1 => (0usize..5, any::<bool>()).prop_map(|(n, max)| Op::Pop(n, max)),
         1 => (0usize..40, 0usize..10).prop_map(|(a, n)| Op::RemoveRanks(a, a + n)),
@@ -129,6 +132,21 @@ proptest! {
                     prop_assert_eq!(z.insert(&m, score, &lim), new);
                     if new && (model.scores.len() + 1 > entries || m.len() > 16) {
                         prop_assert!(!z.is_packed());
+                    }
+                    model.scores.insert(m, score);
+                }
+                Op::Add(m, s) => {
+                    let m = member(m);
+                    let score = f64::from(s) / 2.0;
+                    match z.score(&m) {
+                        None => {
+                            z.insert_new(&m, score, &lim);
+                            if model.scores.len() + 1 > entries || m.len() > 16 {
+                                prop_assert!(!z.is_packed());
+                            }
+                        }
+                        Some(old) if old != score => z.update(&m, old, score),
+                        Some(_) => {}
                     }
                     model.scores.insert(m, score);
                 }
