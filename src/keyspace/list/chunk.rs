@@ -56,6 +56,14 @@ fn put_varint(mut v: usize, out: &mut [u8]) -> usize {
 /// Writes one element into `out`, which is exactly [`entry_size`] long.
 #[inline]
 fn put_entry(elem: &[u8], out: &mut [u8]) {
+    if elem.len() < 0x80 {
+        // One length byte at each end: most elements.
+        let last = out.len() - 1;
+        out[0] = elem.len() as u8;
+        out[1..last].copy_from_slice(elem);
+        out[last] = elem.len() as u8;
+        return;
+    }
     let n = put_varint(elem.len(), out);
     out[n..n + elem.len()].copy_from_slice(elem);
     let tail = &mut out[n + elem.len()..];
@@ -104,6 +112,7 @@ impl Chunk {
     }
 
     /// A chunk of the elements of `elems`, with no spare room.
+    #[cfg(test)]
     pub(super) fn from_elems<'a>(elems: impl IntoIterator<Item = &'a [u8]>) -> Chunk {
         let mut c = Chunk::new();
         for e in elems {
@@ -111,6 +120,23 @@ impl Chunk {
         }
         c.compact();
         c
+    }
+
+    /// The chunk whose [`Chunk::bytes`] are `bytes` (bytes a chunk gave, so
+    /// the encoding is trusted), with no spare room.
+    pub(super) fn from_bytes(bytes: &[u8]) -> Chunk {
+        let mut count = 0;
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let (len, n) = get_varint(&bytes[pos..]);
+            pos += len + 2 * n;
+            count += 1;
+        }
+        Chunk {
+            buf: bytes.to_vec(),
+            head: 0,
+            count,
+        }
     }
 
     #[inline]
@@ -377,6 +403,12 @@ impl Chunk {
         self.head = 0;
         self.count -= take;
         take
+    }
+}
+
+impl Default for Chunk {
+    fn default() -> Chunk {
+        Chunk::new()
     }
 }
 
