@@ -87,6 +87,29 @@ fn get_varint(bytes: &[u8]) -> (usize, usize) {
     }
 }
 
+/// The size of the whole entry that starts at `bytes[pos]`; one byte read
+/// for an element shorter than 128 bytes (an index walks these).
+#[inline]
+fn entry_size_at(bytes: &[u8], pos: usize) -> usize {
+    let b = bytes[pos];
+    if b < 0x80 {
+        return usize::from(b) + 2;
+    }
+    let (len, n) = get_varint(&bytes[pos..]);
+    len + 2 * n
+}
+
+/// The size of the whole entry that ends at `bytes[..end]`.
+#[inline]
+fn entry_size_before(bytes: &[u8], end: usize) -> usize {
+    let b = bytes[end - 1];
+    if b < 0x80 {
+        return usize::from(b) + 2;
+    }
+    let (len, n) = get_back_varint(&bytes[..end]);
+    len + 2 * n
+}
+
 /// The back-varint that ends `bytes`: `(value, bytes read)`.
 #[inline]
 fn get_back_varint(bytes: &[u8]) -> (usize, usize) {
@@ -128,8 +151,7 @@ impl Chunk {
         let mut count = 0;
         let mut pos = 0;
         while pos < bytes.len() {
-            let (len, n) = get_varint(&bytes[pos..]);
-            pos += len + 2 * n;
+            pos += entry_size_at(bytes, pos);
             count += 1;
         }
         Chunk {
@@ -186,8 +208,7 @@ impl Chunk {
         let end = if to - from <= self.count - to {
             let mut pos = start;
             for _ in from..to {
-                let (len, n) = get_varint(&bytes[pos..]);
-                pos += len + 2 * n;
+                pos += entry_size_at(bytes, pos);
             }
             pos
         } else {
@@ -206,15 +227,13 @@ impl Chunk {
         if i <= self.count / 2 {
             let mut pos = 0;
             for _ in 0..i {
-                let (len, n) = get_varint(&bytes[pos..]);
-                pos += len + 2 * n;
+                pos += entry_size_at(bytes, pos);
             }
             pos
         } else {
             let mut end = bytes.len();
             for _ in i..self.count {
-                let (len, n) = get_back_varint(&bytes[..end]);
-                end -= len + 2 * n;
+                end -= entry_size_before(bytes, end);
             }
             end
         }
