@@ -142,23 +142,27 @@ fn push_elems(
     only_existing: bool,
     fill: Fill,
 ) -> Result<usize, CommandError> {
-    let list = if only_existing {
-        match write_list(db, key, now_ms)? {
-            Some(list) => list,
-            None => return Ok(0),
+    let push_all = |list: &mut List| {
+        match end {
+            End::Left => elems.iter().for_each(|e| list.push_front(e, fill)),
+            End::Right => elems.iter().for_each(|e| list.push_back(e, fill)),
         }
-    } else {
-        // One lookup: a key of another type answers WRONGTYPE from here, as
-        // Redis's lookupKeyWrite then type check.
-        db.get_or_insert_with(key, now_ms, || Value::List(List::new()))
-            .value
-            .as_list_mut()?
+        list.len()
     };
-    match end {
-        End::Left => elems.iter().for_each(|e| list.push_front(e, fill)),
-        End::Right => elems.iter().for_each(|e| list.push_back(e, fill)),
+    // One walk down the map for a list that exists (every push but the
+    // first); a key of another type answers WRONGTYPE from here, as Redis's
+    // lookupKeyWrite then type check.
+    if let Some(list) = write_list(db, key, now_ms)? {
+        return Ok(push_all(list));
     }
-    Ok(list.len())
+    if only_existing {
+        return Ok(0);
+    }
+    let list = db
+        .get_or_insert_with(key, now_ms, || Value::List(List::new()))
+        .value
+        .as_list_mut()?;
+    Ok(push_all(list))
 }
 
 /// Pops up to `count` elements from `end`, in pop order; deletes the key if that
@@ -179,8 +183,26 @@ fn pop_elems(
         End::Left => (0..n).filter_map(|_| list.pop_front()).collect(),
         End::Right => (0..n).filter_map(|_| list.pop_back()).collect(),
     };
-    db.remove_if_empty(key);
+    if list.is_empty() {
+        db.remove_if_empty(key);
+    }
     Ok(Some(popped))
+}
+
+/// Pops one element from `end` (LPOP and RPOP without a count): no vector
+/// for a single element. `Ok(None)` when the key is absent.
+fn pop_one(db: &mut Db, key: &[u8], now_ms: i64, end: End) -> Result<Option<Bytes>, CommandError> {
+    let Some(list) = write_list(db, key, now_ms)? else {
+        return Ok(None);
+    };
+    let elem = match end {
+        End::Left => list.pop_front(),
+        End::Right => list.pop_back(),
+    };
+    if list.is_empty() {
+        db.remove_if_empty(key);
+    }
+    Ok(elem)
 }
 
 /// Pops up to `count` elements from the first key holding a non-empty list.
@@ -358,21 +380,21 @@ fn pop_cmd(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, name: &str) -> CmdResult
         None => None,
     };
     let now = ctx.now_ms;
-    let popped = pop_elems(ctx.db(), &args[1], now, end, count.unwrap_or(1))?;
-    let Some(popped) = popped else {
+    let Some(count) = count else {
+        let Some(elem) = pop_one(ctx.db(), &args[1], now, end)? else {
+            return Ok(Reply::Null);
+        };
+        ctx.dirty(1);
+        notify_pop(ctx.state, ctx.client.db, end, &args[1], now);
+        return Ok(Reply::Bulk(elem));
+    };
+    let Some(popped) = pop_elems(ctx.db(), &args[1], now, end, count)? else {
         // Redis answers a missing key with a null array when a count was given.
-        return Ok(if count.is_some() {
-            Reply::NullArray
-        } else {
-            Reply::Null
-        });
+        return Ok(Reply::NullArray);
     };
     ctx.dirty(popped.len() as u64);
     notify_pop(ctx.state, ctx.client.db, end, &args[1], now);
-    Ok(match count {
-        Some(_) => Reply::bulks(popped),
-        None => Reply::bulk_opt(popped.into_iter().next()),
-    })
+    Ok(Reply::bulks(popped))
 }
 
 fn lpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

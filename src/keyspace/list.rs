@@ -4,8 +4,11 @@
 //! # Representation
 //!
 //! - A list of one chunk (every small list) is that chunk behind an `Arc`.
-//! - A longer list is an `imbl::Vector` of `Arc`ed chunks plus the element
-//!   count, itself behind an `Arc`.
+//! - A longer list is its front chunk, an `imbl::Vector` of the `Arc`ed
+//!   chunks between, its back chunk and the element count, all behind one
+//!   `Arc`. A push or pop changes an end chunk in place with one check for
+//!   sharing and no walk down the vector; a chunk joins or leaves the
+//!   vector once per chunk's worth of pushes or pops.
 //!
 //! Chunks are sized by `list-max-listpack-size` ([`Fill`]) as Redis sizes
 //! quicklist nodes: a negative value caps a chunk's bytes (4 KB .. 64 KB), a
@@ -17,10 +20,13 @@
 //!
 //! Cloning a list bumps one reference count. A write goes through
 //! `Arc::make_mut` at every level: a chunk (or chunk sequence) only this list
-//! holds is changed in place, one a snapshot shares is copied first, so a
-//! write after a snapshot copies the touched chunk and the path to it.
+//! holds is changed in place, one a snapshot shares is copied first, so the
+//! first write after a snapshot copies the two end chunks (at most two
+//! chunks' bytes, as a fork copies the pages a write touches) and, for a
+//! chunk in the middle, that chunk and the vector's path to it.
 
 mod chunk;
+
 /// One end of a list, for the operations that mirror each other.
 #[derive(Debug, Clone, Copy)]
 enum End {
@@ -29,15 +35,6 @@ enum End {
 }
 
 impl End {
-    /// The end chunk of a list of many chunks.
-    fn chunk(self, chunks: &mut Vector<Arc<Chunk>>) -> &mut Arc<Chunk> {
-        match self {
-            End::Front => chunks.front_mut(),
-            End::Back => chunks.back_mut(),
-        }
-        .expect("a list of many chunks")
-    }
-
     fn push(self, chunk: &mut Chunk, elem: &[u8]) {
         match self {
             End::Front => chunk.push_front(elem),
@@ -122,11 +119,92 @@ enum Repr {
     Many(Arc<Many>),
 }
 
+/// A list of two chunks or more. The end chunks are held apart from the
+/// sequence, so a push or pop reaches its chunk without a walk down the
+/// vector or a reference count of its own: only the `Arc<Many>` is checked
+/// for sharing. Chunks are numbered front (0), `middle` (1 ..= its length),
+/// back (last).
 #[derive(Clone)]
 struct Many {
-    /// Never fewer than two chunks, none of them empty.
-    chunks: Vector<Arc<Chunk>>,
+    /// Never empty (between operations).
+    front: Chunk,
+    /// None of them empty; the chunks are compacted.
+    middle: Vector<Arc<Chunk>>,
+    /// Never empty (between operations).
+    back: Chunk,
     len: usize,
+}
+
+impl Many {
+    fn last(&self) -> usize {
+        self.middle.len() + 1
+    }
+
+    fn chunk(&self, ci: usize) -> &Chunk {
+        if ci == 0 {
+            &self.front
+        } else if ci == self.last() {
+            &self.back
+        } else {
+            &self.middle[ci - 1]
+        }
+    }
+
+    /// Chunk `ci` for writing (a middle chunk a clone shares is copied).
+    fn chunk_mut(&mut self, ci: usize) -> &mut Chunk {
+        if ci == 0 {
+            &mut self.front
+        } else if ci == self.last() {
+            &mut self.back
+        } else {
+            Arc::make_mut(self.middle.get_mut(ci - 1).expect("a chunk index"))
+        }
+    }
+
+    fn end_mut(&mut self, end: End) -> &mut Chunk {
+        match end {
+            End::Front => &mut self.front,
+            End::Back => &mut self.back,
+        }
+    }
+
+    /// Removes chunk `ci`; an end chunk is left empty for [`List::settle`].
+    fn remove_chunk(&mut self, ci: usize) {
+        if ci == 0 {
+            self.front = Chunk::new();
+        } else if ci == self.last() {
+            self.back = Chunk::new();
+        } else {
+            self.middle.remove(ci - 1);
+        }
+    }
+
+    /// Puts `chunk` right after chunk `ci`.
+    fn insert_after(&mut self, ci: usize, chunk: Chunk) {
+        if ci == self.last() {
+            let mut old = std::mem::replace(&mut self.back, chunk);
+            old.compact();
+            self.middle.push_back(Arc::new(old));
+        } else {
+            self.middle.insert(ci, Arc::new(chunk));
+        }
+    }
+
+    /// Refills an end chunk that emptied from its neighbour in `middle`.
+    /// Returns false when `middle` is empty too.
+    fn refill(&mut self, end: End) -> bool {
+        let next = match end {
+            End::Front => self.middle.pop_front(),
+            End::Back => self.middle.pop_back(),
+        };
+        match next {
+            Some(c) => {
+                *self.end_mut(end) = Arc::unwrap_or_clone(c);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Default for List {
@@ -146,6 +224,7 @@ impl List {
         for e in elems {
             list.push_back(e.as_ref(), fill);
         }
+        list.shrink_to_fit();
         list
     }
 
@@ -173,8 +252,22 @@ impl List {
     pub fn chunk_count(&self) -> usize {
         match &self.0 {
             Repr::One(_) => 1,
-            Repr::Many(m) => m.chunks.len(),
+            Repr::Many(m) => m.last() + 1,
         }
+    }
+
+    /// The encoded elements of a non-empty list of one chunk, as a packed
+    /// record stores them (the chunk layout, see [`chunk`]).
+    pub fn packed_bytes(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::One(c) if c.len() > 0 => Some(c.bytes()),
+            _ => None,
+        }
+    }
+
+    /// The list of one chunk whose bytes [`List::packed_bytes`] gave.
+    pub fn from_packed_bytes(bytes: &[u8]) -> List {
+        List(Repr::One(Arc::new(Chunk::from_bytes(bytes))))
     }
 
     /// Heap bytes the list holds: chunk buffers and their headers, and the
@@ -189,11 +282,13 @@ impl List {
         match &self.0 {
             Repr::One(c) => header + buffer(c),
             Repr::Many(m) => {
-                // The sequence: its header, and a pointer per chunk in the
-                // vector's nodes.
+                // The sequence: its header (with the end chunks), and a
+                // pointer per middle chunk in the vector's nodes.
                 round(std::mem::size_of::<Many>() + 16)
-                    + m.chunks.len() * 8
-                    + m.chunks.iter().map(|c| header + buffer(c)).sum::<usize>()
+                    + buffer(&m.front)
+                    + buffer(&m.back)
+                    + m.middle.len() * 8
+                    + m.middle.iter().map(|c| header + buffer(c)).sum::<usize>()
             }
         }
     }
@@ -201,7 +296,7 @@ impl List {
     fn chunk(&self, ci: usize) -> &Chunk {
         match &self.0 {
             Repr::One(c) => c,
-            Repr::Many(m) => &m.chunks[ci],
+            Repr::Many(m) => m.chunk(ci),
         }
     }
 
@@ -213,23 +308,37 @@ impl List {
             Repr::Many(m) => m,
         };
         if i < m.len / 2 {
-            let mut i = i;
-            for (ci, c) in m.chunks.iter().enumerate() {
+            if i < m.front.len() {
+                return (0, i);
+            }
+            let mut i = i - m.front.len();
+            for (k, c) in m.middle.iter().enumerate() {
                 if i < c.len() {
-                    return (ci, i);
+                    return (k + 1, i);
                 }
                 i -= c.len();
             }
+            debug_assert!(i < m.back.len(), "index within a list of {}", m.len);
+            (m.last(), i)
         } else {
             let mut from_back = m.len - i;
-            for (ci, c) in m.chunks.iter().enumerate().rev() {
+            if from_back <= m.back.len() {
+                return (m.last(), m.back.len() - from_back);
+            }
+            from_back -= m.back.len();
+            for (k, c) in m.middle.iter().enumerate().rev() {
                 if from_back <= c.len() {
-                    return (ci, c.len() - from_back);
+                    return (k + 1, c.len() - from_back);
                 }
                 from_back -= c.len();
             }
+            debug_assert!(
+                from_back <= m.front.len(),
+                "index within a list of {}",
+                m.len
+            );
+            (0, m.front.len() - from_back)
         }
-        unreachable!("index {i} within a list of {}", m.len)
     }
 
     pub fn get(&self, i: usize) -> Option<&[u8]> {
@@ -243,14 +352,14 @@ impl List {
     pub fn front(&self) -> Option<&[u8]> {
         match &self.0 {
             Repr::One(c) => c.front(),
-            Repr::Many(m) => m.chunks.front().and_then(|c| c.front()),
+            Repr::Many(m) => m.front.front(),
         }
     }
 
     pub fn back(&self) -> Option<&[u8]> {
         match &self.0 {
             Repr::One(c) => c.back(),
-            Repr::Many(m) => m.chunks.back().and_then(|c| c.back()),
+            Repr::Many(m) => m.back.back(),
         }
     }
 
@@ -271,77 +380,93 @@ impl List {
     }
 
     /// Adds `elem` at `end`: into the end chunk while `fill` admits it, else
-    /// into a new chunk there (the old end chunk is sealed first).
+    /// into a new end chunk (the old one, compacted, joins the middle).
+    #[inline]
     fn push(&mut self, end: End, elem: &[u8], fill: Fill) {
         match &mut self.0 {
-            Repr::One(c) if fill.admits(c, elem.len()) => end.push(Arc::make_mut(c), elem),
-            Repr::One(_) => {
-                let mut only = self.take_one();
-                seal(&mut only);
-                let new = Arc::new(Chunk::from_elems([elem]));
-                let len = only.len() + 1;
-                let chunks = match end {
-                    End::Front => Vector::from_iter([new, only]),
-                    End::Back => Vector::from_iter([only, new]),
-                };
-                self.0 = Repr::Many(Arc::new(Many { chunks, len }));
-            }
             Repr::Many(m) => {
                 let m = Arc::make_mut(m);
                 m.len += 1;
-                let edge = end.chunk(&mut m.chunks);
+                let edge = m.end_mut(end);
                 if fill.admits(edge, elem.len()) {
-                    end.push(Arc::make_mut(edge), elem);
+                    end.push(edge, elem);
                 } else {
-                    seal(edge);
-                    let new = Arc::new(Chunk::from_elems([elem]));
+                    let mut new = Chunk::new();
+                    end.push(&mut new, elem);
+                    let mut full = std::mem::replace(edge, new);
+                    full.compact();
                     match end {
-                        End::Front => m.chunks.push_front(new),
-                        End::Back => m.chunks.push_back(new),
+                        End::Front => m.middle.push_front(Arc::new(full)),
+                        End::Back => m.middle.push_back(Arc::new(full)),
                     }
                 }
             }
+            Repr::One(c) if fill.admits(c, elem.len()) => end.push(Arc::make_mut(c), elem),
+            Repr::One(c) => {
+                let mut only = Arc::unwrap_or_clone(std::mem::take(c));
+                only.compact();
+                let mut new = Chunk::new();
+                end.push(&mut new, elem);
+                let len = only.len() + 1;
+                let (front, back) = match end {
+                    End::Front => (new, only),
+                    End::Back => (only, new),
+                };
+                self.0 = Repr::Many(Arc::new(Many {
+                    front,
+                    middle: Vector::new(),
+                    back,
+                    len,
+                }));
+            }
         }
     }
 
-    /// Takes the element at `end`, dropping its chunk if that emptied it.
+    /// Takes the element at `end`; an end chunk it empties is refilled from
+    /// the middle, and a list left with one chunk becomes a single chunk.
+    #[inline]
     fn pop(&mut self, end: End) -> Option<Bytes> {
         match &mut self.0 {
-            Repr::One(c) if c.len() == 0 => None,
-            Repr::One(c) => Some(end.pop(Arc::make_mut(c))),
             Repr::Many(m) => {
                 let m = Arc::make_mut(m);
                 m.len -= 1;
-                let edge = end.chunk(&mut m.chunks);
-                let elem = end.pop(Arc::make_mut(edge));
-                if edge.len() == 0 {
-                    match end {
-                        End::Front => m.chunks.pop_front(),
-                        End::Back => m.chunks.pop_back(),
-                    };
+                let edge = m.end_mut(end);
+                let elem = end.pop(edge);
+                if edge.len() == 0 && !m.refill(end) {
+                    self.settle();
                 }
-                self.settle();
                 Some(elem)
             }
+            Repr::One(c) if c.len() == 0 => None,
+            Repr::One(c) => Some(end.pop(Arc::make_mut(c))),
         }
     }
 
-    /// The single chunk of a one-chunk list, moved out (not shared) so that
-    /// it can be sealed in place; the list is left empty.
-    fn take_one(&mut self) -> Arc<Chunk> {
-        match std::mem::replace(&mut self.0, Repr::One(Arc::new(Chunk::new()))) {
-            Repr::One(c) => c,
-            Repr::Many(_) => unreachable!("take_one on a list of many chunks"),
-        }
-    }
-
-    /// Turns a sequence left with one chunk (or none) back into a single chunk.
+    /// Restores the invariants of [`Many`] after an edit: an empty end chunk
+    /// takes its neighbour from the middle, and a list left with one chunk
+    /// (or none) becomes a single chunk.
     fn settle(&mut self) {
-        if let Repr::Many(m) = &self.0 {
-            if m.chunks.len() <= 1 {
-                let only = m.chunks.front().cloned();
-                self.0 = Repr::One(only.unwrap_or_else(|| Arc::new(Chunk::new())));
-            }
+        let Repr::Many(m) = &mut self.0 else {
+            return;
+        };
+        if m.front.len() > 0 && m.back.len() > 0 {
+            return;
+        }
+        let m = Arc::make_mut(m);
+        if m.front.len() == 0 {
+            m.refill(End::Front);
+        }
+        if m.back.len() == 0 {
+            m.refill(End::Back);
+        }
+        if m.front.len() == 0 || m.back.len() == 0 {
+            // The middle is empty: at most one end holds elements.
+            let only = if m.front.len() > 0 {
+                std::mem::take(&mut m.front)
+            } else {
+                std::mem::take(&mut m.back)
+            };
+            self.0 = Repr::One(Arc::new(only));
         }
     }
 
@@ -354,12 +479,14 @@ impl List {
                 let c = Arc::make_mut(c);
                 edit(c);
                 if fill.exceeded_by(c) {
-                    let rest = c.split_off(c.len() / 2);
-                    let mut first = std::mem::replace(c, Chunk::new());
-                    first.compact();
-                    let len = first.len() + rest.len();
+                    let back = c.split_off(c.len() / 2);
+                    let mut front = std::mem::take(c);
+                    front.compact();
+                    let len = front.len() + back.len();
                     self.0 = Repr::Many(Arc::new(Many {
-                        chunks: Vector::from_iter([Arc::new(first), Arc::new(rest)]),
+                        front,
+                        middle: Vector::new(),
+                        back,
                         len,
                     }));
                 }
@@ -367,15 +494,14 @@ impl List {
             Repr::Many(m) => {
                 let m = Arc::make_mut(m);
                 m.len = m.len.wrapping_add_signed(delta);
-                let slot = m.chunks.get_mut(ci).expect("a chunk index");
-                let c = Arc::make_mut(slot);
+                let c = m.chunk_mut(ci);
                 edit(c);
                 if c.len() == 0 {
-                    m.chunks.remove(ci);
+                    m.remove_chunk(ci);
                 } else if fill.exceeded_by(c) {
                     let rest = c.split_off(c.len() / 2);
                     c.compact();
-                    m.chunks.insert(ci + 1, Arc::new(rest));
+                    m.insert_after(ci, rest);
                 }
                 self.settle();
             }
@@ -421,6 +547,7 @@ impl List {
         } else {
             Box::new(0..n)
         };
+        let mut emptied = Vec::new();
         for ci in order {
             if removed == limit {
                 break;
@@ -433,8 +560,11 @@ impl List {
                 Repr::One(c) => Arc::make_mut(c).remove_matches(elem, want, from_back),
                 Repr::Many(m) => {
                     let m = Arc::make_mut(m);
-                    let slot = m.chunks.get_mut(ci).expect("a chunk index");
-                    let took = Arc::make_mut(slot).remove_matches(elem, want, from_back);
+                    let c = m.chunk_mut(ci);
+                    let took = c.remove_matches(elem, want, from_back);
+                    if c.len() == 0 {
+                        emptied.push(ci);
+                    }
                     m.len -= took;
                     took
                 }
@@ -442,9 +572,13 @@ impl List {
             removed += took;
         }
         if let Repr::Many(m) = &mut self.0 {
-            if m.chunks.iter().any(|c| c.len() == 0) {
+            if !emptied.is_empty() {
+                // Highest first, so the lower numbers stay valid.
+                emptied.sort_unstable_by(|a, b| b.cmp(a));
                 let m = Arc::make_mut(m);
-                m.chunks.retain(|c| c.len() > 0);
+                for ci in emptied {
+                    m.remove_chunk(ci);
+                }
             }
         }
         self.settle();
@@ -466,53 +600,53 @@ impl List {
 
     /// Removes the first `n` elements (all of them if `n >= len`).
     pub fn drop_front(&mut self, n: usize) {
-        let n = n.min(self.len());
-        if n == 0 {
-            return;
-        }
-        match &mut self.0 {
-            Repr::One(c) => Arc::make_mut(c).drop_front(n),
-            Repr::Many(m) => {
-                let m = Arc::make_mut(m);
-                m.len -= n;
-                let mut n = n;
-                while n > 0 {
-                    let first = m.chunks.front_mut().expect("elements left to drop");
-                    if first.len() <= n {
-                        n -= first.len();
-                        m.chunks.pop_front();
-                    } else {
-                        Arc::make_mut(first).drop_front(n);
-                        n = 0;
-                    }
-                }
-                self.settle();
-            }
-        }
+        self.drop_at(End::Front, n);
     }
 
     /// Keeps the first `n` elements.
     pub fn truncate(&mut self, n: usize) {
         let len = self.len();
-        if n >= len {
+        if n < len {
+            self.drop_at(End::Back, len - n);
+        }
+    }
+
+    /// Removes `n` elements (all of them if `n >= len`) at `end`, skipping
+    /// whole chunks.
+    fn drop_at(&mut self, end: End, n: usize) {
+        let mut n = n.min(self.len());
+        if n == 0 {
             return;
         }
+        let cut = |c: &mut Chunk, n: usize| match end {
+            End::Front => c.drop_front(n),
+            End::Back => c.truncate(c.len() - n),
+        };
         match &mut self.0 {
-            Repr::One(c) => Arc::make_mut(c).truncate(n),
+            Repr::One(c) => cut(Arc::make_mut(c), n),
             Repr::Many(m) => {
                 let m = Arc::make_mut(m);
-                m.len = n;
-                let mut extra = len - n;
-                while extra > 0 {
-                    let last = m.chunks.back_mut().expect("elements left to drop");
-                    if last.len() <= extra {
-                        extra -= last.len();
-                        m.chunks.pop_back();
-                    } else {
-                        let keep = last.len() - extra;
-                        Arc::make_mut(last).truncate(keep);
-                        extra = 0;
+                m.len -= n;
+                loop {
+                    let edge = m.end_mut(end);
+                    if n < edge.len() {
+                        cut(edge, n);
+                        n = 0;
+                        break;
                     }
+                    n -= edge.len();
+                    *edge = Chunk::new();
+                    if n == 0 || !m.refill(end) {
+                        break;
+                    }
+                }
+                if n > 0 {
+                    // The middle ran out: the rest comes off the other end.
+                    let other = match end {
+                        End::Front => &mut m.back,
+                        End::Back => &mut m.front,
+                    };
+                    cut(other, n);
                 }
                 self.settle();
             }
@@ -574,7 +708,9 @@ impl List {
             Repr::One(c) => seal(c),
             Repr::Many(m) => {
                 if let Some(m) = Arc::get_mut(m) {
-                    for c in m.chunks.iter_mut() {
+                    m.front.compact();
+                    m.back.compact();
+                    for c in m.middle.iter_mut() {
                         seal(c);
                     }
                 }

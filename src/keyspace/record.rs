@@ -5,8 +5,9 @@
 //! that the map slot points to, as Redis's embstr keeps its object header and
 //! string together. Packed today: strings up to [`PACKED_STR_MAX`] bytes,
 //! listpack hashes whose key and listpack fit [`PACKED_HASH_MAX`] bytes and
-//! intset sets whose key and intset fit [`PACKED_SET_MAX`] bytes, and flat
-//! sorted sets whose key and buffer fit [`PACKED_ZSET_MAX`] bytes. A
+//! intset sets whose key and intset fit [`PACKED_SET_MAX`] bytes, flat
+//! sorted sets whose key and buffer fit [`PACKED_ZSET_MAX`] bytes, and lists
+//! of one chunk whose key and chunk fit [`PACKED_LIST_MAX`] bytes. A
 //! packed record is immutable; a write builds a new one. Large
 //! values (long strings, lists, collections in their tree form) are *boxed*:
 //! the key and an [`Entry`] behind an `Arc`, changed in place while only the live
@@ -25,7 +26,7 @@ use super::listpack::Listpack;
 use super::set::Set;
 use super::zset::flat::Flat;
 use super::zset::ZSet;
-use super::{Entry, Hash, Value};
+use super::{Entry, Hash, List, Value};
 use crate::errors::CommandError;
 
 /// Longest string value kept in a packed record; longer ones are boxed so that
@@ -46,6 +47,11 @@ pub const PACKED_SET_MAX: usize = 512;
 /// (about twenty short members), for the same reason as hashes.
 pub const PACKED_ZSET_MAX: usize = 512;
 
+/// Most bytes of key plus chunk a packed list record holds (about a hundred
+/// short elements), for the same reason as hashes: Redis keeps such a list
+/// in one listpack, which is what makes many small lists cheap.
+pub const PACKED_LIST_MAX: usize = 512;
+
 /// What a packed record's value bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -57,6 +63,8 @@ enum PackedKind {
     SetIntset = 2,
     /// A sorted set's flat buffer ([`Flat::as_bytes`]).
     ZSetFlat = 3,
+    /// A non-empty list's single chunk ([`List::packed_bytes`]).
+    ListChunk = 4,
 }
 
 impl PackedKind {
@@ -66,6 +74,7 @@ impl PackedKind {
             1 => PackedKind::HashListpack,
             2 => PackedKind::SetIntset,
             3 => PackedKind::ZSetFlat,
+            4 => PackedKind::ListChunk,
             other => unreachable!("packed kind {other} is never written"),
         }
     }
@@ -206,6 +215,7 @@ pub enum View<'a> {
     HashListpack(&'a [u8]),
     SetIntset(&'a [u8]),
     ZSetFlat(&'a [u8]),
+    ListChunk(&'a [u8]),
     Boxed(&'a Value),
 }
 
@@ -289,6 +299,10 @@ impl Record {
                 .flat()
                 .filter(|f| key.len() + f.byte_len() <= PACKED_ZSET_MAX)
                 .map(|f| (PackedKind::ZSetFlat, f.as_bytes())),
+            Value::List(l) => l
+                .packed_bytes()
+                .filter(|b| key.len() + b.len() <= PACKED_LIST_MAX)
+                .map(|b| (PackedKind::ListChunk, b)),
             _ => None,
         }
     }
@@ -391,6 +405,7 @@ impl Record {
                 PackedKind::HashListpack => "hash",
                 PackedKind::SetIntset => "set",
                 PackedKind::ZSetFlat => "zset",
+                PackedKind::ListChunk => "list",
             },
             Repr::Boxed(b, _) => b.entry.value.type_name(),
         }
@@ -415,6 +430,7 @@ impl Record {
                         Flat::from_bytes(p.payload())
                             .expect("a packed zset holds the buffer it was packed from"),
                     )),
+                    PackedKind::ListChunk => Value::List(List::from_packed_bytes(p.payload())),
                 },
                 expire_at: self.expire_at(),
             },
@@ -445,6 +461,7 @@ impl Record {
                     PackedKind::HashListpack => View::HashListpack(bytes),
                     PackedKind::SetIntset => View::SetIntset(bytes),
                     PackedKind::ZSetFlat => View::ZSetFlat(bytes),
+                    PackedKind::ListChunk => View::ListChunk(bytes),
                 }
             }
             Repr::Boxed(b, _) => View::Boxed(&b.entry.value),
@@ -486,6 +503,12 @@ impl Record {
             Repr::Boxed(b, _) => match &b.entry.value {
                 Value::Set(s) => s.is_packed(),
                 Value::ZSet(z) => z.is_packed(),
+                // A list that may fit a packed record after the write (one
+                // created empty, or one shrinking under the bound).
+                Value::List(l) => {
+                    l.chunk_count() == 1
+                        && l.packed_bytes().map_or(0, <[u8]>::len) <= PACKED_LIST_MAX
+                }
                 _ => false,
             },
         };
@@ -786,6 +809,37 @@ mod tests {
         let list = Value::List(std::iter::once("1").collect());
         let mut list = Record::new(b"l", list, None);
         assert_eq!(list.add_to_int(1), Err(CommandError::WrongType));
+    }
+
+    #[test]
+    fn small_lists_pack_and_grow_out_of_it() {
+        let small: List = ["a", "bb", "ccc"].into_iter().collect();
+        let r = Record::new(b"l", Value::List(small.clone()), Some(4));
+        assert!(r.is_packed());
+        assert_eq!((r.type_name(), r.expire_at()), ("list", Some(4)));
+        assert_eq!(r.to_entry().value, Value::List(small));
+        assert!(matches!(r.view(), View::ListChunk(b) if b.len() == 12));
+        // Pushed past the bound it stays boxed; popped back under, it packs.
+        let mut r = r;
+        let (entry, unpacked) = r.entry_mut();
+        assert!(unpacked);
+        let list = entry.value.as_list_mut().unwrap();
+        for i in 0..200 {
+            list.push_back(i.to_string().as_bytes(), Default::default());
+        }
+        r.repack();
+        assert!(!r.is_packed());
+        let (entry, _) = r.entry_mut();
+        let list = entry.value.as_list_mut().unwrap();
+        list.truncate(10);
+        r.repack();
+        assert!(r.is_packed());
+        assert_eq!(r.to_entry().value.as_list().unwrap().len(), 10);
+        // An empty list is about to be filled or deleted: never packed.
+        assert!(!Record::new(b"e", Value::List(List::new()), None).is_packed());
+        let long_key = vec![b'k'; PACKED_LIST_MAX];
+        let one: List = ["x"].into_iter().collect();
+        assert!(!Record::new(&long_key, Value::List(one), None).is_packed());
     }
 
     #[test]

@@ -263,6 +263,7 @@ fn write_record(w: &mut BlockWriter<'_>, record: &KeyRecord) -> Result<(), SaveE
         View::HashListpack(b) => Some((Compact::HashListpack, b)),
         View::SetIntset(b) => Some((Compact::SetIntset, b)),
         View::ZSetFlat(b) => Some((Compact::ZSetFlat, b)),
+        View::ListChunk(_) => None,
         View::Boxed(value) => match value {
             Value::Str(s) if s.len() <= CHUNK_MAX_BYTES => return write_str(w, key, s, expire_at),
             Value::Hash(h) if !h.is_empty() => h

@@ -56,6 +56,14 @@ fn put_varint(mut v: usize, out: &mut [u8]) -> usize {
 /// Writes one element into `out`, which is exactly [`entry_size`] long.
 #[inline]
 fn put_entry(elem: &[u8], out: &mut [u8]) {
+    if elem.len() < 0x80 {
+        // One length byte at each end: most elements.
+        let last = out.len() - 1;
+        out[0] = elem.len() as u8;
+        out[1..last].copy_from_slice(elem);
+        out[last] = elem.len() as u8;
+        return;
+    }
     let n = put_varint(elem.len(), out);
     out[n..n + elem.len()].copy_from_slice(elem);
     let tail = &mut out[n + elem.len()..];
@@ -77,6 +85,29 @@ fn get_varint(bytes: &[u8]) -> (usize, usize) {
             return (v, i);
         }
     }
+}
+
+/// The size of the whole entry that starts at `bytes[pos]`; one byte read
+/// for an element shorter than 128 bytes (an index walks these).
+#[inline]
+fn entry_size_at(bytes: &[u8], pos: usize) -> usize {
+    let b = bytes[pos];
+    if b < 0x80 {
+        return usize::from(b) + 2;
+    }
+    let (len, n) = get_varint(&bytes[pos..]);
+    len + 2 * n
+}
+
+/// The size of the whole entry that ends at `bytes[..end]`.
+#[inline]
+fn entry_size_before(bytes: &[u8], end: usize) -> usize {
+    let b = bytes[end - 1];
+    if b < 0x80 {
+        return usize::from(b) + 2;
+    }
+    let (len, n) = get_back_varint(&bytes[..end]);
+    len + 2 * n
 }
 
 /// The back-varint that ends `bytes`: `(value, bytes read)`.
@@ -104,6 +135,7 @@ impl Chunk {
     }
 
     /// A chunk of the elements of `elems`, with no spare room.
+    #[cfg(test)]
     pub(super) fn from_elems<'a>(elems: impl IntoIterator<Item = &'a [u8]>) -> Chunk {
         let mut c = Chunk::new();
         for e in elems {
@@ -111,6 +143,22 @@ impl Chunk {
         }
         c.compact();
         c
+    }
+
+    /// The chunk whose [`Chunk::bytes`] are `bytes` (bytes a chunk gave, so
+    /// the encoding is trusted), with no spare room.
+    pub(super) fn from_bytes(bytes: &[u8]) -> Chunk {
+        let mut count = 0;
+        let mut pos = 0;
+        while pos < bytes.len() {
+            pos += entry_size_at(bytes, pos);
+            count += 1;
+        }
+        Chunk {
+            buf: bytes.to_vec(),
+            head: 0,
+            count,
+        }
     }
 
     #[inline]
@@ -160,8 +208,7 @@ impl Chunk {
         let end = if to - from <= self.count - to {
             let mut pos = start;
             for _ in from..to {
-                let (len, n) = get_varint(&bytes[pos..]);
-                pos += len + 2 * n;
+                pos += entry_size_at(bytes, pos);
             }
             pos
         } else {
@@ -180,15 +227,13 @@ impl Chunk {
         if i <= self.count / 2 {
             let mut pos = 0;
             for _ in 0..i {
-                let (len, n) = get_varint(&bytes[pos..]);
-                pos += len + 2 * n;
+                pos += entry_size_at(bytes, pos);
             }
             pos
         } else {
             let mut end = bytes.len();
             for _ in i..self.count {
-                let (len, n) = get_back_varint(&bytes[..end]);
-                end -= len + 2 * n;
+                end -= entry_size_before(bytes, end);
             }
             end
         }
@@ -377,6 +422,12 @@ impl Chunk {
         self.head = 0;
         self.count -= take;
         take
+    }
+}
+
+impl Default for Chunk {
+    fn default() -> Chunk {
+        Chunk::new()
     }
 }
 
