@@ -588,9 +588,10 @@ fn mset_pairs(args: &[Bytes]) -> Result<&[Bytes], CommandError> {
 }
 
 fn mset_all(ctx: &mut Ctx<'_>, pairs: &[Bytes]) {
+    let now = ctx.now_ms;
     let db = ctx.db();
     for pair in pairs.chunks_exact(2) {
-        db.insert_str(&pair[0], &pair[1], None);
+        db.insert_str(&pair[0], &pair[1], None, now);
     }
     ctx.dirty((pairs.len() / 2) as u64);
     for pair in pairs.chunks_exact(2) {

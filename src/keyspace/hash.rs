@@ -128,19 +128,12 @@ impl Hash {
                 }
                 new
             }
-            Repr::Table(t) => {
-                let value = Bytes::copy_from_slice(value);
-                match t.get_mut(field) {
-                    Some(pair) => {
-                        pair.1 = value;
-                        false
-                    }
-                    None => {
-                        t.insert((Bytes::copy_from_slice(field), value));
-                        true
-                    }
-                }
-            }
+            // One hash of the field and one walk, new field or not.
+            Repr::Table(t) => t.upsert(
+                field,
+                || (Bytes::copy_from_slice(field), Bytes::copy_from_slice(value)),
+                |pair| pair.1 = Bytes::copy_from_slice(value),
+            ),
         }
     }
 

@@ -369,7 +369,14 @@ impl Db {
         // of cache lines.
         let mut hashes = [0u64; 256];
         let mut n = 0;
+        let mut previous: Option<&[u8]> = None;
         for key in keys.take(hashes.len()) {
+            // A pipeline on one key (HSET, SADD, SPOP ... on one collection)
+            // warms one path: its repeats cost a comparison, not a hash.
+            if previous == Some(key) {
+                continue;
+            }
+            previous = Some(key);
             hashes[n] = <Record as champ::MapItem>::hash_of(key);
             n += 1;
         }
@@ -503,8 +510,15 @@ impl Db {
 
     /// Stores the string `value` under `key` with the given expiry, replacing
     /// any old entry and TTL, as [`Db::insert`] (MSET): the record is built
-    /// straight from the argument's bytes.
-    pub fn insert_str(&mut self, key: &[u8], value: &Bytes, expire_at: Option<i64>) -> bool {
+    /// straight from the argument's bytes. `now_ms` stamps its access time.
+    pub fn insert_str(
+        &mut self,
+        key: &[u8],
+        value: &Bytes,
+        expire_at: Option<i64>,
+        now_ms: i64,
+    ) -> bool {
+        self.clock_ms = now_ms;
         let record = if value.len() <= record::PACKED_STR_MAX {
             Record::packed_str(key, value, expire_at)
         } else {
@@ -1162,11 +1176,11 @@ mod tests {
     fn insert_str_replaces_value_and_ttl() {
         let mut db = Db::default();
         db.insert(k("a"), Value::Str(k("old")), Some(100));
-        assert!(db.insert_str(b"a", &k("new"), None));
+        assert!(db.insert_str(b"a", &k("new"), None, 1));
         assert_eq!(db.get(b"a", 0).unwrap().value, Value::Str(k("new")));
         assert_eq!(db.volatile_len(), 0);
         let long = Bytes::from(vec![b'x'; record::PACKED_STR_MAX + 1]);
-        assert!(!db.insert_str(b"b", &long, Some(5)));
+        assert!(!db.insert_str(b"b", &long, Some(5), 1));
         assert_eq!(db.get(b"b", 0).unwrap().value, Value::Str(long));
         db.check_invariants().unwrap();
     }
