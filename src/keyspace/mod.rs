@@ -428,9 +428,8 @@ impl Db {
         now_ms: i64,
         make: impl FnOnce() -> Value,
     ) -> &mut Entry {
-        let present = self
-            .unexpired_hash(key, now_ms)
-            .is_some_and(|hash| self.entries.get_hashed(hash, key).is_some());
+        let live = self.unexpired_hash(key, now_ms);
+        let present = live.is_some_and(|hash| self.entries.get_hashed(hash, key).is_some());
         if !present {
             // A new key's first access is its creation, not this lookup.
             let record = Record::new(key, make(), None);
@@ -439,7 +438,7 @@ impl Db {
                 .set(access::Tracking::current().initial(now_ms));
             self.entries.insert(record);
         }
-        let hash = <Record as champ::MapItem>::hash_of(key);
+        let hash = live.unwrap_or_else(|| <Record as champ::MapItem>::hash_of(key));
         let record = self
             .entries
             .get_mut_hashed(hash, key)
