@@ -236,6 +236,16 @@ pub struct Db {
     expiry_mode: ExpiryMode,
 }
 
+/// The record of the string `value` under `key`: packed with the key when
+/// short, else boxed around a copy (never the caller's buffer).
+fn str_record(key: &[u8], value: &[u8], expire_at: Option<i64>) -> Record {
+    if value.len() <= record::PACKED_STR_MAX {
+        Record::packed_str(key, value, expire_at)
+    } else {
+        Record::new(key, Value::Str(Bytes::copy_from_slice(value)), expire_at)
+    }
+}
+
 /// What lookups do with keys whose time ran out. A replica never deletes
 /// them itself (its primary sends the DEL), as Redis 7: its clients do not
 /// see them, its primary's link does.
@@ -501,6 +511,30 @@ impl Db {
         true
     }
 
+    /// SET's store: [`Db::insert_live`] with the record built straight from
+    /// the key's and value's bytes (a short value packed with its key, a
+    /// long one copied into a block of its own), so no argument is cloned
+    /// or kept alive by the keyspace.
+    pub fn insert_str_live(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<i64>,
+        now_ms: i64,
+    ) -> bool {
+        self.clock_ms = now_ms;
+        let record = str_record(key, value, expire_at);
+        let Some(old) = self.replace_record(key, record, expire_at) else {
+            return false;
+        };
+        if old.is_expired(now_ms) {
+            self.expired_log.push(Bytes::copy_from_slice(key));
+            self.expired_count += 1;
+            return false;
+        }
+        true
+    }
+
     /// Puts a new record in place, keeping the expiry index in step; returns the old one.
     fn replace(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> Option<Record> {
         let record = Record::new(&key, value, expire_at);
@@ -513,16 +547,12 @@ impl Db {
     pub fn insert_str(
         &mut self,
         key: &[u8],
-        value: &Bytes,
+        value: &[u8],
         expire_at: Option<i64>,
         now_ms: i64,
     ) -> bool {
         self.clock_ms = now_ms;
-        let record = if value.len() <= record::PACKED_STR_MAX {
-            Record::packed_str(key, value, expire_at)
-        } else {
-            Record::new(key, Value::Str(value.clone()), expire_at)
-        };
+        let record = str_record(key, value, expire_at);
         self.replace_record(key, record, expire_at).is_some()
     }
 
