@@ -151,7 +151,8 @@ fn pipelined_gets_on_a_large_keyspace(c: &mut Criterion) {
 /// Batches of 16 of redis-benchmark's collection and counter tests, as
 /// `redis-benchmark -r 100000` sends them: pushes onto and pops from one
 /// large list, SADD and HSET of random members into one set and one hash of
-/// 100,000, INCR of 100,000 counters. Each starts from the state the run
+/// 100,000, SPOP from that set, MSET of 10 random keys of 100,000 and INCR of
+/// 100,000 counters. Each starts from the state the run
 /// before left, as the server does.
 fn collection_writes(c: &mut Criterion) {
     const MEMBERS: usize = 100_000;
@@ -234,6 +235,23 @@ fn collection_writes(c: &mut Criterion) {
                 })
                 .collect(),
         ),
+        ("spop", vec![batch_of(|_| request(&["SPOP", "myset"]))]),
+        (
+            "mset",
+            (0..VARIANTS)
+                .map(|_| {
+                    batch_of(|_| {
+                        let keys: Vec<String> =
+                            (0..10).map(|_| format!("key:{:012}", next())).collect();
+                        let mut args = vec!["MSET"];
+                        for key in &keys {
+                            args.extend([key.as_str(), "xxx"]);
+                        }
+                        request(&args)
+                    })
+                })
+                .collect(),
+        ),
         (
             "incr",
             (0..VARIANTS)
@@ -245,6 +263,7 @@ fn collection_writes(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     group.sample_size(20);
     group.measurement_time(std::time::Duration::from_secs(3));
+    let mut refills = 0u64;
     for (name, inputs) in &tests {
         let mut turn = 0;
         group.bench_function(format!("{name}_batch_16"), |b| {
@@ -255,6 +274,19 @@ fn collection_writes(c: &mut Criterion) {
                 if *name == "lpop" {
                     let mut fill = vec!["RPUSH", "mylist"];
                     fill.extend(std::iter::repeat_n("xxx", iters as usize * BATCH));
+                    run(&shared, &mut client, &request(&fill), &mut out);
+                }
+                // SPOP pops from the 100,000 members as many new ones as
+                // it is about to pop, so the set keeps its size.
+                if *name == "spop" {
+                    let fresh: Vec<String> = (0..iters as usize * BATCH)
+                        .map(|_| {
+                            refills += 1;
+                            format!("refill:{refills}")
+                        })
+                        .collect();
+                    let mut fill = vec!["SADD", "myset"];
+                    fill.extend(fresh.iter().map(String::as_str));
                     run(&shared, &mut client, &request(&fill), &mut out);
                 }
                 out.clear();

@@ -403,8 +403,9 @@ fn spop_one(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     if set.is_empty() {
         return Ok(Reply::Null);
     }
-    let member = random_member(set, &mut state.rng);
-    set.remove(&member);
+    let member = set
+        .remove_nth(state.rng.below(set.len()))
+        .expect("an index below the length");
     db.remove_if_empty(key);
     ctx.dirty(1);
     ctx.notify(notify::SET, "spop", key);
@@ -440,8 +441,9 @@ fn spop_count(ctx: &mut Ctx<'_>, key: &[u8], count: usize) -> CmdResult {
         if remaining * SPOP_MOVE_STRATEGY_MUL > count {
             (0..count)
                 .map(|_| {
-                    let m = random_member(set, rng);
-                    set.remove(&m);
+                    let m = set
+                        .remove_nth(rng.below(set.len()))
+                        .expect("an index below the length");
                     Reply::Bulk(m)
                 })
                 .collect()

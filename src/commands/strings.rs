@@ -453,10 +453,12 @@ fn set_generic(
     }
     let db = ctx.db();
     if opts.keepttl {
-        db.insert_keep_ttl(key.clone(), Value::Str(value.clone()), now);
+        // A copy: a stored value never shares an argument's buffer.
+        db.insert_keep_ttl(key.clone(), Value::Str(Bytes::copy_from_slice(value)), now);
     } else {
-        // One walk down the map: no separate existence check.
-        db.insert_live(key.clone(), Value::Str(value.clone()), expire_at, now);
+        // One walk down the map: no separate existence check, and the
+        // record built from the arguments' bytes without cloning them.
+        db.insert_str_live(key, value, expire_at, now);
     }
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", key);
@@ -516,8 +518,8 @@ fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
 
 fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     let old = read_str(ctx, &args[1])?;
-    ctx.db()
-        .insert(args[1].clone(), Value::Str(args[2].clone()), None);
+    let now = ctx.now_ms;
+    ctx.db().insert_str_live(&args[1], &args[2], None, now);
     ctx.dirty(1);
     ctx.notify(notify::STRING, "set", &args[1]);
     Ok(Reply::bulk_opt(old))
@@ -588,9 +590,10 @@ fn mset_pairs(args: &[Bytes]) -> Result<&[Bytes], CommandError> {
 }
 
 fn mset_all(ctx: &mut Ctx<'_>, pairs: &[Bytes]) {
+    let now = ctx.now_ms;
     let db = ctx.db();
     for pair in pairs.chunks_exact(2) {
-        db.insert_str(&pair[0], &pair[1], None);
+        db.insert_str(&pair[0], &pair[1], None, now);
     }
     ctx.dirty((pairs.len() / 2) as u64);
     for pair in pairs.chunks_exact(2) {

@@ -286,6 +286,57 @@ impl<T: MapItem> Champ<T> {
         insert_at(&mut self.root, hash, item, 0)
     }
 
+    /// Sets the item under `key` in one walk down: `found` changes the item
+    /// already there, or `make` builds a new one. Returns whether an item was
+    /// added. `hash` is `T::hash_of(key)`; the path is copied where a clone
+    /// shares it.
+    pub fn upsert_hashed(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        make: impl FnOnce() -> T,
+        found: impl FnOnce(&mut T),
+    ) -> bool {
+        upsert_at(&mut self.root, hash, key, 0, false, make, found)
+    }
+
+    /// Adds the item `make` builds unless `key` is present, in one walk down;
+    /// returns whether it was added. A present key copies nothing, even
+    /// below nodes a clone shares. `hash` is `T::hash_of(key)`.
+    pub fn insert_absent_hashed(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        make: impl FnOnce() -> T,
+    ) -> bool {
+        upsert_at(&mut self.root, hash, key, 0, true, make, |_| {})
+    }
+
+    /// [`Champ::upsert_hashed`], hashing `key` itself.
+    pub fn upsert(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce() -> T,
+        found: impl FnOnce(&mut T),
+    ) -> bool {
+        self.upsert_hashed(T::hash_of(key), key, make, found)
+    }
+
+    /// [`Champ::insert_absent_hashed`], hashing `key` itself.
+    pub fn insert_absent(&mut self, key: &[u8], make: impl FnOnce() -> T) -> bool {
+        self.insert_absent_hashed(T::hash_of(key), key, make)
+    }
+
+    /// Removes and returns the `index`-th item in hash order (as
+    /// [`Champ::nth`] finds it), in one walk down: a random pop moves its
+    /// item out without a lookup by key.
+    pub fn remove_nth(&mut self, index: usize) -> Option<T> {
+        if index >= self.len() {
+            return None;
+        }
+        Some(remove_nth_at(&mut self.root, index, 0))
+    }
+
     /// Removes the item under `key`.
     pub fn remove(&mut self, key: &[u8]) -> Option<T> {
         let hash = T::hash_of(key);
@@ -460,18 +511,35 @@ fn build_node<T: MapItem>(items: Vec<(u64, T)>, level: u32) -> TrieNode<T> {
 /// A node at `level` holding exactly the two items `a` and `b` (distinct keys).
 fn pair_node<T: MapItem>(a: (u64, T), b: (u64, T), level: u32) -> TrieNode<T> {
     if level == BUCKET_LEVEL {
-        return node_of(0, 2, vec![Slot::Item(a.1), Slot::Item(b.1)]);
+        return Node::from_array(0, 2, [Slot::Item(a.1), Slot::Item(b.1)], [1, 1]);
     }
     let (ca, cb) = (chunk(a.0, level), chunk(b.0, level));
     if ca == cb {
-        return node_of(1 << ca, 2, vec![Slot::Child(pair_node(a, b, level + 1))]);
+        return Node::from_array(1 << ca, 2, [Slot::Child(pair_node(a, b, level + 1))], [2]);
     }
     let (first, second) = if ca < cb { (a, b) } else { (b, a) };
-    node_of(
+    Node::from_array(
         (1 << ca) | (1 << cb),
         2,
-        vec![Slot::Item(first.1), Slot::Item(second.1)],
+        [Slot::Item(first.1), Slot::Item(second.1)],
+        [1, 1],
     )
+}
+
+/// Makes the item slot `at` of `node` (at `level`) a child holding its item
+/// and `item`, the item moved rather than cloned.
+fn split_item<T: MapItem>(node: &mut TrieNode<T>, at: usize, hash: u64, item: T, level: u32) {
+    node.replace_slot_with(at, |slot| {
+        let Slot::Item(existing) = slot else {
+            unreachable!("an item slot")
+        };
+        let existing_hash = T::hash_of(existing.key());
+        Slot::Child(pair_node(
+            (existing_hash, existing),
+            (hash, item),
+            level + 1,
+        ))
+    });
 }
 
 fn insert_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, item: T, level: u32) -> Option<T> {
@@ -500,24 +568,75 @@ fn insert_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, item: T, level: u32)
     let old = match &mut node.slots_mut()[at] {
         Slot::Child(c) => insert_at(c, hash, item, level + 1),
         Slot::Item(t) if t.key() == item.key() => Some(std::mem::replace(t, item)),
-        slot @ Slot::Item(_) => {
-            let Slot::Item(existing) = &*slot else {
-                unreachable!()
-            };
-            // A count more on the item, and one less when the slot is overwritten.
-            let existing = existing.clone();
-            let existing_hash = T::hash_of(existing.key());
-            let pair = pair_node((existing_hash, existing), (hash, item), level + 1);
-            *slot = Slot::Child(pair);
+        Slot::Item(_) => {
+            split_item(node, at, hash, item, level);
             None
         }
     };
     if old.is_none() {
-        node.set_len(node.len() + 1);
-        let weight = node.slots()[at].weight();
-        node.set_weight(at, weight);
+        node.count_one_more(at);
     }
     old
+}
+
+/// The single write [`Champ::upsert_hashed`] and [`Champ::insert_absent_hashed`]
+/// make below `node` (at `level`): `found` on the item under `key`, or a new
+/// item from `make`. Returns whether an item was added. With `probe`, a node
+/// a clone shares is first searched, and a present key returns before any
+/// copy (then `found` is not called: only a no-op `found` may probe).
+fn upsert_at<T: MapItem>(
+    node: &mut TrieNode<T>,
+    hash: u64,
+    key: &[u8],
+    level: u32,
+    mut probe: bool,
+    make: impl FnOnce() -> T,
+    found: impl FnOnce(&mut T),
+) -> bool {
+    if probe && !node.is_unique() {
+        if get_below(node, hash, key, level).is_some() {
+            return false;
+        }
+        probe = false;
+    }
+    if level == BUCKET_LEVEL {
+        let slots = node.slots_mut();
+        if let Some(Slot::Item(t)) = slots
+            .iter_mut()
+            .find(|s| matches!(s, Slot::Item(t) if t.key() == key))
+        {
+            found(t);
+            return false;
+        }
+        let at = slots.len();
+        node.insert_slot(at, Slot::Item(make()), 1);
+        node.set_len(node.len() + 1);
+        return true;
+    }
+    let bit = 1u32 << chunk(hash, level);
+    let bitmap = node.bitmap();
+    let at = index(bitmap, bit);
+    if bitmap & bit == 0 {
+        node.insert_slot(at, Slot::Item(make()), 1);
+        node.set_bitmap(bitmap | bit);
+        node.set_len(node.len() + 1);
+        return true;
+    }
+    let added = match &mut node.slots_mut()[at] {
+        Slot::Child(c) => upsert_at(c, hash, key, level + 1, probe, make, found),
+        Slot::Item(t) if t.key() == key => {
+            found(t);
+            return false;
+        }
+        Slot::Item(_) => {
+            split_item(node, at, hash, make(), level);
+            true
+        }
+    };
+    if added {
+        node.count_one_more(at);
+    }
+    added
 }
 
 /// Removes `key`, known to be present below `node`; folds a child left with a
@@ -542,9 +661,7 @@ fn remove_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, key: &[u8], level: u
         Slot::Child(child) => {
             let t = remove_at(child, hash, key, level + 1)?;
             if child.len() == 1 {
-                // Canonical form: a lone item moves up into this slot.
-                let lone = lone_item(child);
-                node.slots_mut()[at] = Slot::Item(lone);
+                fold_child(node, at);
             }
             Some(t)
         }
@@ -565,6 +682,65 @@ fn remove_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, key: &[u8], level: u
     };
     node.set_len(node.len() - 1);
     Some(removed)
+}
+
+/// Canonical form: the child in slot `at`, left with a single item, gives
+/// way to that item (moved up, not cloned, unless a clone shares the child).
+fn fold_child<T: MapItem>(node: &mut TrieNode<T>, at: usize) {
+    node.replace_slot_with(at, |slot| {
+        let Slot::Child(child) = slot else {
+            unreachable!("a child slot")
+        };
+        if child.slots().len() != 1 {
+            return Slot::Item(lone_item(&child));
+        }
+        match child.into_single() {
+            Slot::Item(t) => Slot::Item(t),
+            Slot::Child(grandchild) => Slot::Item(lone_item(&grandchild)),
+        }
+    });
+}
+
+/// Removes the `index`-th item in hash order below `node` (at `level`),
+/// which holds more than `index` items; folds as [`remove_at`] does.
+fn remove_nth_at<T: MapItem>(node: &mut TrieNode<T>, mut index: usize, level: u32) -> T {
+    let mut at = 0;
+    for &weight in node.weights() {
+        let weight = weight as usize;
+        if index < weight {
+            break;
+        }
+        index -= weight;
+        at += 1;
+    }
+    let removed = match &mut node.slots_mut()[at] {
+        Slot::Child(child) => {
+            let t = remove_nth_at(child, index, level + 1);
+            if child.len() == 1 {
+                fold_child(node, at);
+            }
+            let weight = node.slots()[at].weight();
+            node.set_weight(at, weight);
+            t
+        }
+        Slot::Item(_) => {
+            if level < BUCKET_LEVEL {
+                // The slot's bit is the `at`-th set bit of the bitmap.
+                let mut bits = node.bitmap();
+                for _ in 0..at {
+                    bits &= bits - 1;
+                }
+                let bit = bits & bits.wrapping_neg();
+                node.set_bitmap(node.bitmap() & !bit);
+            }
+            let Slot::Item(t) = node.remove_slot(at) else {
+                unreachable!("an item slot")
+            };
+            t
+        }
+    };
+    node.set_len(node.len() - 1);
+    removed
 }
 
 /// The single item of a one-item subtree.
@@ -1025,6 +1201,9 @@ mod tests {
         Insert(u16, u8),
         Remove(u16),
         GetMut(u16, u8),
+        Upsert(u16, u8),
+        InsertAbsent(u16, u8),
+        RemoveNth(usize),
         Clone,
         DropClone(usize),
     }
@@ -1034,6 +1213,9 @@ mod tests {
             4 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
             3 => (0..400u16).prop_map(Op::Remove),
             1 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::GetMut(k, v)),
+            2 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::Upsert(k, v)),
+            2 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
+            1 => any::<usize>().prop_map(Op::RemoveNth),
             1 => Just(Op::Clone),
             1 => (0..8usize).prop_map(Op::DropClone),
         ]
@@ -1043,55 +1225,172 @@ mod tests {
         Bytes::from(format!("key{k}"))
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
-        /// Against std's map: every query after every op, and every clone keeps
-        /// showing the state it was taken in.
-        #[test]
-        fn behaves_like_std_map_with_clones(ops in proptest::collection::vec(op(), 1..600)) {
-            let mut map: Champ<Pair> = Champ::new();
-            let mut model: BTreeMap<Bytes, Bytes> = BTreeMap::new();
-            let mut clones: Vec<(Champ<Pair>, BTreeMap<Bytes, Bytes>)> = Vec::new();
-            for op in ops {
-                match op {
-                    Op::Insert(k, v) => {
-                        let val = Bytes::from(vec![v]);
-                        let old = map.insert((key(k), val.clone())).map(|p| p.1);
-                        prop_assert_eq!(old, model.insert(key(k), val));
-                    }
-                    Op::Remove(k) => {
-                        let old = map.remove(&key(k)).map(|p| p.1);
-                        prop_assert_eq!(old, model.remove(&key(k)));
-                    }
-                    Op::GetMut(k, v) => {
-                        let val = Bytes::from(vec![v]);
-                        match (map.get_mut(&key(k)), model.get_mut(&key(k))) {
-                            (Some(p), Some(m)) => { p.1 = val.clone(); *m = val; }
-                            (None, None) => {}
-                            _ => prop_assert!(false, "presence differs for {}", k),
-                        }
-                    }
-                    Op::Clone => clones.push((map.clone(), model.clone())),
-                    Op::DropClone(i) => {
-                        if !clones.is_empty() {
-                            let at = i % clones.len();
-                            clones.remove(at);
-                        }
-                    }
-                }
-                prop_assert_eq!(map.len(), model.len());
-            }
-            map.check().map_err(TestCaseError::fail)?;
-            let got: BTreeMap<Bytes, Bytes> = map.iter().cloned().collect();
-            prop_assert_eq!(&got, &model);
-            for k in 0..400 {
-                prop_assert_eq!(map.get(&key(k)).map(|p| &p.1), model.get(&key(k)));
-            }
-            for (c, m) in &clones {
-                c.check().map_err(TestCaseError::fail)?;
-                let got: BTreeMap<Bytes, Bytes> = c.iter().cloned().collect();
-                prop_assert_eq!(&got, m);
+    /// A field, value pair; with `WEAK`, its hash keeps only 3 bits of the
+    /// real one, so paths run to the bottom and whole families share a
+    /// collision bucket.
+    #[derive(Debug, Clone, PartialEq)]
+    struct P<const WEAK: bool>(Bytes, Bytes);
+
+    impl<const WEAK: bool> MapItem for P<WEAK> {
+        fn key(&self) -> &[u8] {
+            &self.0
+        }
+        fn hash_of(key: &[u8]) -> u64 {
+            if WEAK {
+                hash_key(key) & 0x8000_0000_0000_0003
+            } else {
+                hash_key(key)
             }
         }
+    }
+
+    type Model = BTreeMap<Bytes, Bytes>;
+
+    fn contents<const W: bool>(map: &Champ<P<W>>) -> Model {
+        map.iter().map(|p| (p.0.clone(), p.1.clone())).collect()
+    }
+
+    /// Against std's map: every query after every op, and every clone keeps
+    /// showing the state it was taken in.
+    fn run_against_model<const W: bool>(ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let mut map: Champ<P<W>> = Champ::new();
+        let mut model = Model::new();
+        let mut clones: Vec<(Champ<P<W>>, Model)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Insert(k, v) => {
+                    let val = Bytes::from(vec![v]);
+                    let old = map.insert(P(key(k), val.clone())).map(|p| p.1);
+                    prop_assert_eq!(old, model.insert(key(k), val));
+                }
+                Op::Remove(k) => {
+                    let old = map.remove(&key(k)).map(|p| p.1);
+                    prop_assert_eq!(old, model.remove(&key(k)));
+                }
+                Op::GetMut(k, v) => {
+                    let val = Bytes::from(vec![v]);
+                    match (map.get_mut(&key(k)), model.get_mut(&key(k))) {
+                        (Some(p), Some(m)) => {
+                            p.1 = val.clone();
+                            *m = val;
+                        }
+                        (None, None) => {}
+                        _ => prop_assert!(false, "presence differs for {}", k),
+                    }
+                }
+                Op::Upsert(k, v) => {
+                    let val = Bytes::from(vec![v]);
+                    let added =
+                        map.upsert(&key(k), || P(key(k), val.clone()), |p| p.1 = val.clone());
+                    prop_assert_eq!(added, model.insert(key(k), val).is_none());
+                }
+                Op::InsertAbsent(k, v) => {
+                    let val = Bytes::from(vec![v]);
+                    let added = map.insert_absent(&key(k), || P(key(k), val.clone()));
+                    prop_assert_eq!(added, !model.contains_key(&key(k)));
+                    model.entry(key(k)).or_insert(val);
+                }
+                Op::RemoveNth(i) => {
+                    let i = if model.is_empty() {
+                        i
+                    } else {
+                        i % (model.len() + 1)
+                    };
+                    let expected = map.nth(i).cloned();
+                    let got = map.remove_nth(i);
+                    prop_assert_eq!(&got, &expected);
+                    if let Some(p) = got {
+                        prop_assert_eq!(model.remove(&p.0), Some(p.1));
+                    }
+                }
+                Op::Clone => clones.push((map.clone(), model.clone())),
+                Op::DropClone(i) => {
+                    if !clones.is_empty() {
+                        let at = i % clones.len();
+                        clones.remove(at);
+                    }
+                }
+            }
+            prop_assert_eq!(map.len(), model.len());
+        }
+        map.check().map_err(TestCaseError::fail)?;
+        prop_assert_eq!(&contents(&map), &model);
+        for k in 0..400 {
+            prop_assert_eq!(map.get(&key(k)).map(|p| &p.1), model.get(&key(k)));
+        }
+        for (c, m) in &clones {
+            c.check().map_err(TestCaseError::fail)?;
+            prop_assert_eq!(&contents(c), m);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn behaves_like_std_map_with_clones(ops in proptest::collection::vec(op(), 1..600)) {
+            run_against_model::<false>(ops)?;
+        }
+
+        #[test]
+        fn behaves_like_std_map_with_clones_and_collisions(
+            ops in proptest::collection::vec(op(), 1..600),
+        ) {
+            run_against_model::<true>(ops)?;
+        }
+    }
+
+    thread_local! {
+        static CLONES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// An item that counts its clones (a `Bytes` from a Vec allocates a
+    /// shared header on its first clone, so a split or fold that cloned
+    /// would cost an allocation per member).
+    #[derive(Debug)]
+    struct Counted(Bytes);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            CLONES.with(|c| c.set(c.get() + 1));
+            Counted(self.0.clone())
+        }
+    }
+
+    impl MapItem for Counted {
+        fn key(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn splits_and_folds_move_items_instead_of_cloning() {
+        let mut m: Champ<Counted> = Champ::new();
+        let members: Vec<Bytes> = (0..5000).map(|i| Bytes::from(format!("m:{i}"))).collect();
+        for b in &members {
+            assert!(m.insert_absent(b, || Counted(b.clone())));
+            assert!(!m.insert_absent(b, || unreachable!("present")));
+        }
+        for b in &members[..1000] {
+            assert!(!m.upsert(b, || unreachable!("present"), |c| c.0 = b.clone()));
+        }
+        for i in 0..2000 {
+            let len = m.len();
+            m.remove_nth(i * 7 % len).unwrap();
+        }
+        for b in &members[..2000] {
+            m.remove(b);
+        }
+        m.check().unwrap();
+        assert_eq!(CLONES.with(|c| c.get()), 0, "items were cloned");
+        // Below a clone, the shared nodes are copied (their items cloned) and
+        // the clone keeps its items.
+        let snapshot = m.clone();
+        let before = snapshot.len();
+        m.remove_nth(0).unwrap();
+        assert!(CLONES.with(|c| c.get()) > 0);
+        assert_eq!(snapshot.len(), before);
+        snapshot.check().unwrap();
+        m.check().unwrap();
     }
 }

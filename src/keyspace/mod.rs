@@ -236,6 +236,16 @@ pub struct Db {
     expiry_mode: ExpiryMode,
 }
 
+/// The record of the string `value` under `key`: packed with the key when
+/// short, else boxed around a copy (never the caller's buffer).
+fn str_record(key: &[u8], value: &[u8], expire_at: Option<i64>) -> Record {
+    if value.len() <= record::PACKED_STR_MAX {
+        Record::packed_str(key, value, expire_at)
+    } else {
+        Record::new(key, Value::Str(Bytes::copy_from_slice(value)), expire_at)
+    }
+}
+
 /// What lookups do with keys whose time ran out. A replica never deletes
 /// them itself (its primary sends the DEL), as Redis 7: its clients do not
 /// see them, its primary's link does.
@@ -369,7 +379,14 @@ impl Db {
         // of cache lines.
         let mut hashes = [0u64; 256];
         let mut n = 0;
+        let mut previous: Option<&[u8]> = None;
         for key in keys.take(hashes.len()) {
+            // A pipeline on one key (HSET, SADD, SPOP ... on one collection)
+            // warms one path: its repeats cost a comparison, not a hash.
+            if previous == Some(key) {
+                continue;
+            }
+            previous = Some(key);
             hashes[n] = <Record as champ::MapItem>::hash_of(key);
             n += 1;
         }
@@ -422,9 +439,8 @@ impl Db {
         now_ms: i64,
         make: impl FnOnce() -> Value,
     ) -> &mut Entry {
-        let present = self
-            .unexpired_hash(key, now_ms)
-            .is_some_and(|hash| self.entries.get_hashed(hash, key).is_some());
+        let live = self.unexpired_hash(key, now_ms);
+        let present = live.is_some_and(|hash| self.entries.get_hashed(hash, key).is_some());
         if !present {
             // A new key's first access is its creation, not this lookup.
             let record = Record::new(key, make(), None);
@@ -433,7 +449,7 @@ impl Db {
                 .set(access::Tracking::current().initial(now_ms));
             self.entries.insert(record);
         }
-        let hash = <Record as champ::MapItem>::hash_of(key);
+        let hash = live.unwrap_or_else(|| <Record as champ::MapItem>::hash_of(key));
         let record = self
             .entries
             .get_mut_hashed(hash, key)
@@ -496,6 +512,30 @@ impl Db {
         true
     }
 
+    /// SET's store: [`Db::insert_live`] with the record built straight from
+    /// the key's and value's bytes (a short value packed with its key, a
+    /// long one copied into a block of its own), so no argument is cloned
+    /// or kept alive by the keyspace.
+    pub fn insert_str_live(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<i64>,
+        now_ms: i64,
+    ) -> bool {
+        self.clock_ms = now_ms;
+        let record = str_record(key, value, expire_at);
+        let Some(old) = self.replace_record(key, record, expire_at) else {
+            return false;
+        };
+        if old.is_expired(now_ms) {
+            self.expired_log.push(Bytes::copy_from_slice(key));
+            self.expired_count += 1;
+            return false;
+        }
+        true
+    }
+
     /// Puts a new record in place, keeping the expiry index in step; returns the old one.
     fn replace(&mut self, key: Key, value: Value, expire_at: Option<i64>) -> Option<Record> {
         let record = Record::new(&key, value, expire_at);
@@ -504,13 +544,16 @@ impl Db {
 
     /// Stores the string `value` under `key` with the given expiry, replacing
     /// any old entry and TTL, as [`Db::insert`] (MSET): the record is built
-    /// straight from the argument's bytes.
-    pub fn insert_str(&mut self, key: &[u8], value: &Bytes, expire_at: Option<i64>) -> bool {
-        let record = if value.len() <= record::PACKED_STR_MAX {
-            Record::packed_str(key, value, expire_at)
-        } else {
-            Record::new(key, Value::Str(value.clone()), expire_at)
-        };
+    /// straight from the argument's bytes. `now_ms` stamps its access time.
+    pub fn insert_str(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<i64>,
+        now_ms: i64,
+    ) -> bool {
+        self.clock_ms = now_ms;
+        let record = str_record(key, value, expire_at);
         self.replace_record(key, record, expire_at).is_some()
     }
 
@@ -1163,11 +1206,11 @@ mod tests {
     fn insert_str_replaces_value_and_ttl() {
         let mut db = Db::default();
         db.insert(k("a"), Value::Str(k("old")), Some(100));
-        assert!(db.insert_str(b"a", &k("new"), None));
+        assert!(db.insert_str(b"a", &k("new"), None, 1));
         assert_eq!(db.get(b"a", 0).unwrap().value, Value::Str(k("new")));
         assert_eq!(db.volatile_len(), 0);
         let long = Bytes::from(vec![b'x'; record::PACKED_STR_MAX + 1]);
-        assert!(!db.insert_str(b"b", &long, Some(5)));
+        assert!(!db.insert_str(b"b", &long, Some(5), 1));
         assert_eq!(db.get(b"b", 0).unwrap().value, Value::Str(long));
         db.check_invariants().unwrap();
     }

@@ -126,13 +126,9 @@ impl Set {
                     self.insert(member, enc)
                 }
             },
-            Repr::Table(t) => {
-                if t.contains_key(member) {
-                    return false;
-                }
-                t.insert(Bytes::copy_from_slice(member));
-                true
-            }
+            // One walk: a present member copies nothing, even from a
+            // snapshot's shared nodes.
+            Repr::Table(t) => t.insert_absent(member, || Bytes::copy_from_slice(member)),
         }
     }
 
@@ -153,6 +149,20 @@ impl Set {
                 _ => false,
             },
             Repr::Table(t) => t.remove(member).is_some(),
+        }
+    }
+
+    /// Removes and returns the `index`-th member in [`Set::iter`]'s order
+    /// (SPOP's pick): one walk down a table, the stored bytes moved out.
+    /// Never changes the encoding.
+    pub fn remove_nth(&mut self, index: usize) -> Option<Bytes> {
+        match &mut self.0 {
+            Repr::Ints(s) => {
+                let v = s.get(index)?;
+                Arc::make_mut(s).remove(v);
+                Some(Member::int(v).to_bytes())
+            }
+            Repr::Table(t) => t.remove_nth(index),
         }
     }
 

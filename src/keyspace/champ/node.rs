@@ -125,6 +125,40 @@ impl<S> Node<S> {
         node
     }
 
+    /// A new unshared node owning the `N` slots of an array (a pair of
+    /// items, a single child), without the vectors [`Node::new`] takes.
+    pub fn from_array<const N: usize>(
+        bitmap: u32,
+        len: u32,
+        slots: [S; N],
+        weights: [u32; N],
+    ) -> Node<S> {
+        let layout = Self::layout(N);
+        // SAFETY: the layout has a non-zero size (it holds the header).
+        let raw = unsafe { alloc::alloc(layout) } as *mut Header;
+        let Some(ptr) = NonNull::new(raw) else {
+            alloc::handle_alloc_error(layout)
+        };
+        let node = Node {
+            ptr,
+            _owns: PhantomData,
+        };
+        let slots = std::mem::ManuallyDrop::new(slots);
+        // SAFETY: the block is fresh and sized for the header, `N` slots and
+        // `N` weights; the slots are moved in and the array is never dropped.
+        unsafe {
+            ptr.as_ptr().write(Header {
+                refs: AtomicU32::new(1),
+                bitmap,
+                len,
+                count: N as u32,
+            });
+            ptr::copy_nonoverlapping(slots.as_ptr(), node.slots_ptr(), N);
+            ptr::copy_nonoverlapping(weights.as_ptr(), node.weights_ptr(N), N);
+        }
+        node
+    }
+
     /// Asks the CPU to start loading this node's header and first slots.
     #[inline]
     pub fn prefetch(&self) {
@@ -209,6 +243,70 @@ impl<S: Clone> Node<S> {
         let count = self.header().count as usize;
         // SAFETY: unique, and `count` initialised slots follow the header.
         unsafe { std::slice::from_raw_parts_mut(self.slots_ptr(), count) }
+    }
+
+    /// Replaces the slot at `at` by `f` of it, moving the old slot into `f`
+    /// instead of cloning it (an item that moves down into a new child, a
+    /// lone item that moves up out of one: a clone of a `Bytes` would
+    /// allocate a shared header to promote it).
+    pub fn replace_slot_with(&mut self, at: usize, f: impl FnOnce(S) -> S) {
+        self.make_unique();
+        let count = self.header().count as usize;
+        assert!(at < count, "slot index out of range");
+        /// Aborts if `f` unwinds: the slot is moved out meanwhile, and
+        /// unwinding would drop it a second time with the node.
+        struct AbortOnUnwind;
+        impl Drop for AbortOnUnwind {
+            fn drop(&mut self) {
+                std::process::abort();
+            }
+        }
+        // SAFETY: unique, and `at` is one of the `count` initialised slots.
+        // The slot is read out, and the slot `f` returns is written back
+        // before anything else can see the node; `f` cannot unwind in
+        // between (the guard aborts first), so the moved-out slot is never
+        // dropped twice.
+        unsafe {
+            let place = self.slots_ptr().add(at);
+            let guard = AbortOnUnwind;
+            let new = f(place.read());
+            std::mem::forget(guard);
+            place.write(new);
+        }
+    }
+
+    /// Adds one item below the slot at `at`: the node's count and that
+    /// slot's weight grow by one (a write that made a child or an item's
+    /// slot hold one more).
+    pub fn count_one_more(&mut self, at: usize) {
+        self.make_unique();
+        let count = self.header().count as usize;
+        assert!(at < count, "slot index out of range");
+        // SAFETY: unique, and `at` is one of the `count` initialised weights.
+        unsafe {
+            (*self.ptr.as_ptr()).len += 1;
+            let w = self.weights_ptr(count).add(at);
+            w.write(w.read() + 1);
+        }
+    }
+
+    /// The only slot of a one-slot node, moved out when this handle was the
+    /// last one (then the block is freed), cloned otherwise.
+    pub fn into_single(self) -> S {
+        assert_eq!(self.header().count, 1, "a node of one slot");
+        if !self.is_unique() {
+            return self.slots()[0].clone();
+        }
+        let this = std::mem::ManuallyDrop::new(self);
+        atomic::fence(Ordering::Acquire);
+        // SAFETY: the count is 1, so nobody else can reach the block; its one
+        // slot is moved out, then the block is freed with its layout without
+        // dropping the slot (the `Drop` of this handle never runs).
+        unsafe {
+            let slot = this.slots_ptr().read();
+            alloc::dealloc(this.ptr.as_ptr() as *mut u8, Self::layout(1));
+            slot
+        }
     }
 
     /// Inserts `slot` with `weight` at `at`, growing the block by exactly one slot.
