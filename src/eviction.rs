@@ -20,13 +20,16 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::keyspace::access::Tracking;
-use crate::keyspace::champ::Path;
+use crate::keyspace::champ::{Descent, Path};
 use crate::keyspace::record::View;
 use crate::keyspace::{lazyfree, pinned, Db, Value};
 use crate::state::State;
 
 /// Candidates kept between calls (Redis's `EVPOOL_SIZE`).
 const POOL_SIZE: usize = 16;
+
+/// Sampling descents each database keeps going between calls.
+const DESCENTS: usize = 3;
 
 /// `maxmemory-policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,6 +199,8 @@ enum Choice {
 pub struct Eviction {
     pub settings: Settings,
     pool: Pool,
+    /// [`DESCENTS`] per database, a level further each call.
+    descents: Vec<Descent>,
     /// The key being evicted, kept for its events after its record is
     /// freed (a buffer reused from key to key).
     key: Vec<u8>,
@@ -426,9 +431,32 @@ fn pick(state: &mut State, now_ms: i64) -> Option<Choice> {
             // neighbouring buckets: one descent, not one per sample, and the
             // map's order is unrelated to access order. Scores come from the
             // map's own slots and candidates are kept by path: no sampled
-            // record is read.
+            // record is read. The descents go a level a call, each level's
+            // node prefetched for the next: their cache misses overlap with
+            // the commands' own work instead of stalling eviction.
+            let descents = &mut state.eviction.descents;
+            if descents.len() != dbs * DESCENTS {
+                descents.clear();
+                descents.resize_with(dbs * DESCENTS, || Descent::new(state.rng.next_u64()));
+            }
+            for descent in &mut descents[i * DESCENTS..(i + 1) * DESCENTS] {
+                let ended = db.sample_step(descent, settings.samples, |record, path| {
+                    let score = score(record);
+                    pool.offer(Candidate { score, db: i, path });
+                });
+                if ended {
+                    *descent = Descent::new(state.rng.next_u64());
+                }
+            }
+        }
+    }
+    if state.eviction.pool.len == 0 && !volatile {
+        // No descent ended with a candidate: one in a single go.
+        for i in 0..dbs {
+            let db = state.keyspace.db(i);
+            let pool = &mut state.eviction.pool;
             db.sample(state.rng.next_u64(), settings.samples, |record, path| {
-                let score = score(record);
+                let score = tracking.eviction_score(record.access().get(), now_ms);
                 pool.offer(Candidate { score, db: i, path });
             });
         }

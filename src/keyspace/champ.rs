@@ -126,6 +126,28 @@ fn from_nth(mut bitmap: u32, n: usize) -> u32 {
     bitmap
 }
 
+/// A sampling descent in progress ([`Champ::sample_step`]): kept between
+/// calls as a path only, never as a pointer into a map that may change in
+/// between.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Descent {
+    prefix: u64,
+    levels: u32,
+    /// The random draw that picks the next slot.
+    r: u64,
+}
+
+impl Descent {
+    /// A descent from the root, its slots picked by `r`.
+    pub fn new(r: u64) -> Descent {
+        Descent {
+            prefix: 0,
+            levels: 0,
+            r,
+        }
+    }
+}
+
 /// Where [`Champ::sample`] found an item: the chunks of the slots its
 /// descent took (the item's hash prefix) and how many levels it read.
 /// Following it again costs no key read and no hashing. An item keeps its
@@ -367,40 +389,74 @@ impl<T: MapItem> Champ<T> {
     /// nodes, never an item's key: eviction's sampler, where a cheap spread
     /// of keys matters and an even draw does not (items in sparse nodes are
     /// likelier picks).
-    pub fn sample<'a>(&'a self, mut r: u64, count: usize, mut emit: impl FnMut(&'a T, Path)) {
+    pub fn sample<'a>(&'a self, r: u64, count: usize, mut emit: impl FnMut(&'a T, Path)) {
+        let mut descent = Descent::new(r);
+        while !self.sample_step(&mut descent, count, usize::MAX, &mut emit) {}
+    }
+
+    /// [`Champ::sample`] spread over calls: walks `descent`'s path again,
+    /// then goes on through random slots, into at most `levels` more nodes
+    /// below the first two levels (whose 33 nodes stay in cache). A child it stops
+    /// at joins the path and is prefetched whole, so that the next step
+    /// (the next command's) finds it loaded, its loads having overlapped
+    /// with the work in between. An item ends the descent: the items of its
+    /// node are emitted as [`Champ::sample`] does and `true` is returned.
+    /// A path the map no longer has starts again from the root.
+    pub fn sample_step<'a>(
+        &'a self,
+        descent: &mut Descent,
+        count: usize,
+        mut levels: usize,
+        mut emit: impl FnMut(&'a T, Path),
+    ) -> bool {
         let mut node = &self.root;
-        let mut prefix = 0u64;
-        let mut level = 0;
+        for level in 0..descent.levels {
+            let bit = 1u32 << chunk(descent.prefix, level);
+            let bitmap = node.bitmap();
+            let slot = (bitmap & bit != 0).then(|| &node.slots()[index(bitmap, bit)]);
+            let Some(Slot::Child(child)) = slot else {
+                (descent.prefix, descent.levels, node) = (0, 0, &self.root);
+                break;
+            };
+            node = child;
+        }
+        let mut level = descent.levels;
         loop {
             let slots = node.slots();
             if slots.is_empty() || count == 0 {
-                return;
+                return true;
             }
+            let r = descent.r;
+            descent.r = r.rotate_right(7) ^ (r >> 3);
             let start = (r % slots.len() as u64) as usize;
-            r = r.rotate_right(7) ^ (r >> 3);
             if level == BUCKET_LEVEL {
                 // Items only, all of one hash: told apart by their index.
                 for i in 0..slots.len().min(count) {
                     let at = (start + i) % slots.len();
                     if let Slot::Item(t) = &slots[at] {
-                        let levels = BUCKET_LEVEL + 1;
-                        emit(
-                            t,
-                            Path {
-                                prefix,
-                                levels,
-                                index: at as u32,
-                            },
-                        );
+                        let path = Path {
+                            prefix: descent.prefix,
+                            levels: BUCKET_LEVEL + 1,
+                            index: at as u32,
+                        };
+                        emit(t, path);
                     }
                 }
-                return;
+                return true;
             }
             let bitmap = node.bitmap();
             if let Slot::Child(child) = &slots[start] {
-                prefix |= place(from_nth(bitmap, start).trailing_zeros(), level);
-                node = child;
+                descent.prefix |= place(from_nth(bitmap, start).trailing_zeros(), level);
+                descent.levels = level + 1;
                 level += 1;
+                if level >= 2 {
+                    if levels == 0 {
+                        child.prefetch_block(node.weights()[start].min(32) as usize);
+                        return false;
+                    }
+                    levels -= 1;
+                }
+                node = child;
                 continue;
             }
             // An item: it and the items after it, wrapping round the node
@@ -415,19 +471,19 @@ impl<T: MapItem> Champ<T> {
                 bits &= bits - 1;
                 if let Slot::Item(t) = &slots[at] {
                     let path = Path {
-                        prefix: prefix | place(c, level),
+                        prefix: descent.prefix | place(c, level),
                         levels: level + 1,
                         index: 0,
                     };
                     emit(t, path);
                     emitted += 1;
                     if emitted == count {
-                        return;
+                        return true;
                     }
                 }
                 at += 1;
             }
-            return;
+            return true;
         }
     }
 
@@ -1206,6 +1262,38 @@ mod tests {
         assert_eq!(m.iter().cloned().collect::<BTreeMap<_, _>>(), model);
         assert_eq!(snapshot.len(), 3000);
         snapshot.check().unwrap();
+    }
+
+    #[test]
+    fn stepped_descents_sample_while_the_map_changes() {
+        let mut m: Champ<Pair> = (0..20_000).map(|i| pair(&format!("k{i}"), "v")).collect();
+        let mut rng = crate::rng::Rng::with_seed(11);
+        let mut descents = [Descent::new(1), Descent::new(2), Descent::new(3)];
+        let (mut ended, mut steps) = (0, 0);
+        for round in 0..3000 {
+            for d in &mut descents {
+                let mut found = Vec::new();
+                steps += 1;
+                if m.sample_step(d, 5, 0, |t, path| found.push((t.0.clone(), path))) {
+                    ended += 1;
+                    *d = Descent::new(rng.next_u64());
+                    assert!(!found.is_empty() && found.len() <= 5);
+                } else {
+                    assert!(found.is_empty());
+                }
+                for (key, path) in &found {
+                    assert_eq!(m.at_path(*path).map(|t| &t.0), Some(key));
+                }
+                // Evict one, write one: the descents' paths break now and then.
+                if let Some((_, path)) = found.first() {
+                    m.remove_at_path(*path, |_| true).unwrap();
+                }
+                m.insert(pair(&format!("n{round}"), "w"));
+            }
+        }
+        m.check().unwrap();
+        // A descent ends every few steps: the two cached levels in one.
+        assert!(ended * 4 > steps, "{ended} of {steps}");
     }
 
     #[test]

@@ -596,6 +596,17 @@ impl Db {
         self.remove_record(key).is_some()
     }
 
+    /// One step of a sampling descent spread over calls
+    /// ([`Champ::sample_step`]); `true` when it ended and emitted.
+    pub fn sample_step<'a>(
+        &'a self,
+        descent: &mut champ::Descent,
+        count: usize,
+        emit: impl FnMut(&'a Record, champ::Path),
+    ) -> bool {
+        self.entries.sample_step(descent, count, 0, emit)
+    }
+
     /// Where `key` sits in the map, as [`Db::sample`] reports it.
     pub fn path_of(&self, key: &[u8]) -> Option<champ::Path> {
         self.entries.path_of(key)

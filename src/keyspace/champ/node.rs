@@ -150,6 +150,18 @@ impl<S> Node<S> {
         prefetch_addr(self.ptr.as_ptr() as *const u8);
     }
 
+    /// Asks the CPU to start loading the whole block of this node, which
+    /// holds at most `slots` slots, without reading its header (that is
+    /// what is being loaded).
+    #[inline]
+    pub fn prefetch_block(&self, slots: usize) {
+        let size = Self::layout(slots).size();
+        let base = self.ptr.as_ptr() as *const u8;
+        for offset in (0..size).step_by(64) {
+            prefetch_addr(base.wrapping_add(offset));
+        }
+    }
+
     #[inline]
     pub fn bitmap(&self) -> u32 {
         self.header().bitmap
