@@ -164,9 +164,11 @@ struct Pool {
 }
 
 impl Pool {
-    fn offer(&mut self, candidate: Candidate) {
+    /// Takes `candidate` in if it is better than the worst kept, or there
+    /// is room; returns whether it did.
+    fn offer(&mut self, candidate: Candidate) -> bool {
         if self.len == POOL_SIZE && self.slots[0].score >= candidate.score {
-            return;
+            return false;
         }
         let at = self.slots[..self.len].partition_point(|c| c.score <= candidate.score);
         if self.len == POOL_SIZE {
@@ -178,6 +180,7 @@ impl Pool {
             self.slots[at] = candidate;
             self.len += 1;
         }
+        true
     }
 
     fn pop(&mut self) -> Option<Candidate> {
@@ -442,7 +445,11 @@ fn pick(state: &mut State, now_ms: i64) -> Option<Choice> {
             for descent in &mut descents[i * DESCENTS..(i + 1) * DESCENTS] {
                 let ended = db.sample_step(descent, settings.samples, |record, path| {
                     let score = score(record);
-                    pool.offer(Candidate { score, db: i, path });
+                    if pool.offer(Candidate { score, db: i, path }) {
+                        // Most of the kept are evicted, a call or more
+                        // later: the record they read and free loads now.
+                        crate::keyspace::champ::MapItem::prefetch(record);
+                    }
                 });
                 if ended {
                     *descent = Descent::new(state.rng.next_u64());

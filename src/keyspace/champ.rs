@@ -116,6 +116,12 @@ fn place(c: u32, level: u32) -> u64 {
     }
 }
 
+/// A draw in `0..n` from the high bits of `r` (a multiply, not a division).
+#[inline]
+fn below(r: u64, n: usize) -> usize {
+    (((r >> 32) * n as u64) >> 32) as usize
+}
+
 /// `bitmap` without its `n` lowest set bits: the chunks of a node's slots
 /// from the `n`-th on.
 #[inline]
@@ -397,9 +403,9 @@ impl<T: MapItem> Champ<T> {
     /// [`Champ::sample`] spread over calls: walks `descent`'s path again,
     /// then goes on through random slots, into at most `levels` more nodes
     /// below the first two levels (whose 33 nodes stay in cache). A child it stops
-    /// at joins the path and is prefetched whole, so that the next step
-    /// (the next command's) finds it loaded, its loads having overlapped
-    /// with the work in between. An item ends the descent: the items of its
+    /// at joins the path and what the next step (the next command's) will
+    /// read of it is prefetched, so that its loads overlap with the work in
+    /// between. An item ends the descent: the items of its
     /// node are emitted as [`Champ::sample`] does and `true` is returned.
     /// A path the map no longer has starts again from the root.
     pub fn sample_step<'a>(
@@ -428,7 +434,7 @@ impl<T: MapItem> Champ<T> {
             }
             let r = descent.r;
             descent.r = r.rotate_right(7) ^ (r >> 3);
-            let start = (r % slots.len() as u64) as usize;
+            let start = below(r, slots.len());
             if level == BUCKET_LEVEL {
                 // Items only, all of one hash: told apart by their index.
                 for i in 0..slots.len().min(count) {
@@ -451,7 +457,11 @@ impl<T: MapItem> Champ<T> {
                 level += 1;
                 if level >= 2 {
                     if levels == 0 {
-                        child.prefetch_block(node.weights()[start].min(32) as usize);
+                        // The slot the next step picks, if the child holds a
+                        // slot per item below it (it does at the bottom).
+                        let fanout = if level < FULL_LEVELS { 32 } else { 16 };
+                        let count = node.weights()[start].min(fanout) as usize;
+                        child.prefetch_slot(count, below(descent.r, count));
                         return false;
                     }
                     levels -= 1;

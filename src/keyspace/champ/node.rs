@@ -150,16 +150,18 @@ impl<S> Node<S> {
         prefetch_addr(self.ptr.as_ptr() as *const u8);
     }
 
-    /// Asks the CPU to start loading the whole block of this node, which
-    /// holds at most `slots` slots, without reading its header (that is
-    /// what is being loaded).
+    /// Asks the CPU to start loading what a read of slot `at` of this node
+    /// touches if it holds `count` slots: the header, that slot and the one
+    /// after it, and its weight; without reading the header (that is what
+    /// is being loaded). A wrong guess of `count` costs a useless prefetch.
     #[inline]
-    pub fn prefetch_block(&self, slots: usize) {
-        let size = Self::layout(slots).size();
+    pub fn prefetch_slot(&self, count: usize, at: usize) {
         let base = self.ptr.as_ptr() as *const u8;
-        for offset in (0..size).step_by(64) {
-            prefetch_addr(base.wrapping_add(offset));
-        }
+        let slot = Self::slots_offset() + at * std::mem::size_of::<S>();
+        prefetch_addr(base);
+        prefetch_addr(base.wrapping_add(slot));
+        prefetch_addr(base.wrapping_add(slot + 2 * std::mem::size_of::<S>()));
+        prefetch_addr(base.wrapping_add(Self::weights_offset(count) + 4 * at));
     }
 
     #[inline]
