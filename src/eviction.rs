@@ -13,6 +13,13 @@
 //! (LFU, [`crate::keyspace::access`]) goes first. `volatile-ttl` takes the
 //! key with the nearest deadline straight from the expiry index, which the
 //! sampling only approximates in Redis.
+//!
+//! What makes this cheap: a candidate is kept by its path in the map
+//! ([`crate::keyspace::champ::Path`]), scored from the access word the map's
+//! slot holds, so sampling reads no record and copies no key; the record is
+//! read once, when it is freed. The sampling descents run a level per call,
+//! each prefetching what the next call reads, so their cache misses overlap
+//! with the commands in between (`benches/README.md`, "Eviction").
 
 use std::time::{Duration, Instant};
 
