@@ -9,7 +9,9 @@
 //!
 //! For each pipeline depth the harness alternates the two servers `--rounds`
 //! times (`redis-benchmark -c 50 -r 10000000 -d <size> -t set --csv`) and
-//! reports the median req/s and p99 of each, their ratios, and each server's
+//! reports the median req/s and p99 of each, their ratios, the median CPU
+//! time each server process spent per request (user and system, from
+//! `/proc`: steadier than req/s on a shared machine), and each server's
 //! `used_memory` and `evicted_keys` at the end. Every run is killed after
 //! 120 s; the servers stop at the end.
 
@@ -127,26 +129,31 @@ fn bench(opts: &Opts) -> Result<()> {
             return Err(format!("{} did not evict while filling", s.name).into());
         }
     }
-    println!("| -P | forkless req/s | redis req/s | ratio | forkless p99 ms | redis p99 ms | p99 ratio |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| -P | forkless req/s | redis req/s | ratio | forkless p99 ms | redis p99 ms | p99 ratio | forkless CPU us/req | redis CPU us/req | CPU ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for p in opts.pipelines.split(',').map(|p| p.trim().parse::<u64>()) {
         let p = p?;
         let requests = opts.requests * p.min(8);
         let mut rps = [Vec::new(), Vec::new()];
         let mut p99 = [Vec::new(), Vec::new()];
+        let mut cpu = [Vec::new(), Vec::new()];
         for _ in 0..opts.rounds.max(1) {
             for (i, s) in servers.iter().enumerate() {
+                let before = s.cpu_us();
                 let (r, l) = set_run(s, opts, p, requests)?;
+                cpu[i].push((s.cpu_us() - before) / requests as f64);
                 rps[i].push(r);
                 p99[i].push(l);
             }
         }
         let [fr, rr] = rps.map(median);
         let [fl, rl] = p99.map(median);
+        let [fc, rc] = cpu.map(median);
         println!(
-            "| {p} | {fr:.0} | {rr:.0} | {:.2} | {fl:.3} | {rl:.3} | {:.2} |",
+            "| {p} | {fr:.0} | {rr:.0} | {:.2} | {fl:.3} | {rl:.3} | {:.2} | {fc:.2} | {rc:.2} | {:.2} |",
             fr / rr,
-            fl / rl
+            fl / rl,
+            fc / rc
         );
     }
     for s in &servers {

@@ -13,6 +13,13 @@
 //! (LFU, [`crate::keyspace::access`]) goes first. `volatile-ttl` takes the
 //! key with the nearest deadline straight from the expiry index, which the
 //! sampling only approximates in Redis.
+//!
+//! What makes this cheap: a candidate is kept by its path in the map
+//! ([`crate::keyspace::champ::Path`]), scored from the access word the map's
+//! slot holds, so sampling reads no record and copies no key; the record is
+//! read once, when it is freed. The sampling descents run a level per call,
+//! each prefetching what the next call reads, so their cache misses overlap
+//! with the commands in between (`benches/README.md`, "Eviction").
 
 use std::time::{Duration, Instant};
 
@@ -20,11 +27,16 @@ use bytes::Bytes;
 
 use crate::config::Config;
 use crate::keyspace::access::Tracking;
+use crate::keyspace::champ::{Descent, Path};
+use crate::keyspace::record::View;
 use crate::keyspace::{lazyfree, pinned, Db, Value};
 use crate::state::State;
 
 /// Candidates kept between calls (Redis's `EVPOOL_SIZE`).
 const POOL_SIZE: usize = 16;
+
+/// Sampling descents each database keeps going between calls.
+const DESCENTS: usize = 3;
 
 /// `maxmemory-policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,19 +150,70 @@ pub fn client_limit(config: &Config) -> u64 {
         .map_or(0, |v| v.bytes_of(maxmemory))
 }
 
-/// One key the pool may evict; the higher the score, the sooner.
-#[derive(Debug, Clone)]
+/// One key the pool may evict; the higher the score, the sooner. It is
+/// kept by where it sits in its database's map: following the path again
+/// reads no key and hashes nothing.
+#[derive(Debug, Clone, Copy, Default)]
 struct Candidate {
     score: u64,
     db: usize,
-    key: Bytes,
+    path: Path,
+}
+
+/// The best candidates seen, sorted by score (best last), as Redis's
+/// `EVPOOL`: a fixed array of plain values, so that taking one in moves a
+/// few words and allocates nothing. As in Redis, a key sampled twice may
+/// sit in it twice; the second is found gone (or used) and skipped.
+#[derive(Debug, Default)]
+struct Pool {
+    len: usize,
+    slots: [Candidate; POOL_SIZE],
+}
+
+impl Pool {
+    /// Takes `candidate` in if it is better than the worst kept, or there
+    /// is room; returns whether it did.
+    fn offer(&mut self, candidate: Candidate) -> bool {
+        if self.len == POOL_SIZE && self.slots[0].score >= candidate.score {
+            return false;
+        }
+        let at = self.slots[..self.len].partition_point(|c| c.score <= candidate.score);
+        if self.len == POOL_SIZE {
+            // The worst goes.
+            self.slots.copy_within(1..at, 0);
+            self.slots[at - 1] = candidate;
+        } else {
+            self.slots.copy_within(at..self.len, at + 1);
+            self.slots[at] = candidate;
+            self.len += 1;
+        }
+        true
+    }
+
+    fn pop(&mut self) -> Option<Candidate> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.slots[self.len])
+    }
+}
+
+/// What [`pick`] chose.
+enum Choice {
+    /// The pool's best (`*-lru`, `*-lfu`).
+    Pooled(Candidate),
+    /// A key by name (`*-random`, `volatile-ttl`).
+    Key(usize, Bytes),
 }
 
 /// Eviction's state and counters.
 #[derive(Debug, Default)]
 pub struct Eviction {
     pub settings: Settings,
-    pool: Vec<Candidate>,
+    pool: Pool,
+    /// [`DESCENTS`] per database, a level further each call.
+    descents: Vec<Descent>,
+    /// The key being evicted, kept for its events after its record is
+    /// freed (a buffer reused from key to key).
+    key: Vec<u8>,
     /// INFO `evicted_keys`.
     pub evicted_keys: u64,
     /// INFO `total_eviction_exceeded_time` (ms over the limit) and whether
@@ -224,17 +287,19 @@ pub fn perform(state: &mut State, now_ms: i64) -> Outcome {
     let to_free = used - settings.maxmemory;
     let mut freed = 0u64;
     let limit = settings.time_limit();
-    let started = Instant::now();
+    // Most calls evict one key: the clock is read only when a second goes.
+    let mut started = None;
     let mut evicted = 0u64;
     while freed < to_free {
-        let Some((db, key)) = pick(state, now_ms) else {
+        let Some(choice) = pick(state, now_ms) else {
             return Outcome::Fail;
         };
-        let Some(bytes) = evict(state, db, &key, now_ms) else {
+        let Some(bytes) = evict(state, choice, now_ms) else {
             continue;
         };
         freed += bytes;
         evicted += 1;
+        let started = *started.get_or_insert_with(Instant::now);
         // As Redis: check the clock every 16 keys.
         if evicted.is_multiple_of(16) {
             if let Some(limit) = limit {
@@ -253,36 +318,52 @@ pub fn perform(state: &mut State, now_ms: i64) -> Outcome {
 /// Deletes one key for eviction: the `evicted` event, watchers touched, the
 /// counter. Returns the bytes it freed (or, where a snapshot still holds the
 /// record, the bytes it would free, which are now pinned); `None` if the key
-/// is gone already.
-fn evict(state: &mut State, db: usize, key: &[u8], now_ms: i64) -> Option<u64> {
+/// is gone already or, found by its path, was used since it was sampled.
+fn evict(state: &mut State, choice: Choice, now_ms: i64) -> Option<u64> {
     let before = crate::alloc::used_memory();
-    let footprint = state
-        .keyspace
-        .db(db)
-        .stored(key)
-        .map_or(0, |r| r.footprint() as u64);
     let pinned_before = pinned::bytes();
-    let removed = state.keyspace.db_mut(db).remove(key);
-    let lazy = removed
-        .as_ref()
-        .is_some_and(|e| element_count(&e.value) > lazyfree::THRESHOLD);
-    if lazy {
-        lazyfree::drop_later(removed);
+    let (db, record) = match choice {
+        Choice::Pooled(candidate) => {
+            // Whatever sits at the path now goes if it is as good a choice
+            // as the sample was: the same key not used since, or one that
+            // took its place and is as idle (LRU) or as rarely used (LFU)
+            // (and has a TTL, under a volatile policy).
+            let tracking = Tracking::current();
+            let volatile = state.eviction.settings.policy.volatile_only();
+            let db = candidate.db;
+            let record = state
+                .keyspace
+                .db_mut(db)
+                .take_sampled(candidate.path, |r| {
+                    tracking.eviction_score(r.access().get(), now_ms) >= candidate.score
+                        && (!volatile || r.expire_at().is_some())
+                })?;
+            (db, record)
+        }
+        Choice::Key(db, key) => (db, state.keyspace.db_mut(db).take(&key)?),
+    };
+    let mut key = std::mem::take(&mut state.eviction.key);
+    key.clear();
+    key.extend_from_slice(record.key());
+    let lazy = matches!(record.view(), View::Boxed(v) if element_count(v) > lazyfree::THRESHOLD);
+    // A record only a snapshot still holds frees nothing now but counts as
+    // freed: its bytes moved to the pinned figure.
+    let assumed = if lazy || pinned::snapshot_running() {
+        record.footprint() as u64
     } else {
-        drop(removed);
+        0
+    };
+    if lazy {
+        lazyfree::drop_later(record);
+    } else {
+        drop(record);
     }
     let measured = before.saturating_sub(crate::alloc::used_memory());
     let newly_pinned = pinned::bytes().saturating_sub(pinned_before);
     state.eviction.evicted_keys += 1;
-    crate::replication::propagate::deleted(state, db, key, false);
-    state.key_changed(db, crate::pubsub::notify::EVICTED, "evicted", key, now_ms);
-    // A record only a snapshot still holds frees nothing now but counts as
-    // freed: its bytes moved to the pinned figure.
-    let assumed = if lazy || pinned::snapshot_running() {
-        footprint
-    } else {
-        0
-    };
+    crate::replication::propagate::deleted(state, db, &key, false);
+    state.key_changed(db, crate::pubsub::notify::EVICTED, "evicted", &key, now_ms);
+    state.eviction.key = key;
     Some(measured.max(newly_pinned).max(assumed))
 }
 
@@ -298,9 +379,10 @@ fn element_count(value: &Value) -> usize {
 }
 
 /// The next key to evict under the policy, if any key qualifies.
-fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
+fn pick(state: &mut State, now_ms: i64) -> Option<Choice> {
     let settings = state.eviction.settings;
     let dbs = state.keyspace.db_count();
+    let by_key = Choice::Key;
     if settings.policy == Policy::VolatileTtl {
         // The nearest deadline of all databases, exactly.
         return (0..dbs)
@@ -312,7 +394,7 @@ fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
                     .map(|(t, k)| (t, i, k))
             })
             .min_by_key(|(t, _, _)| *t)
-            .map(|(_, i, k)| (i, k));
+            .map(|(_, i, k)| by_key(i, k));
     }
     if settings.policy.random() {
         // Databases in turn from a rotating start, as Redis's `next_db`.
@@ -327,7 +409,7 @@ fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
                 random_key(db, r)
             };
             if let Some(key) = key {
-                return Some((i, key));
+                return Some(by_key(i, key));
             }
         }
         return None;
@@ -339,43 +421,62 @@ fn pick(state: &mut State, now_ms: i64) -> Option<(usize, Bytes)> {
         if db.is_empty() || (volatile && db.volatile_len() == 0) {
             continue;
         }
-        // The best two of this database's samples are offered to the pool:
-        // reading (and copying) a key is what sampling costs, so the rest,
-        // which would mostly fall out of the pool again, are not read.
-        let mut best: [Option<(u64, &crate::keyspace::Record)>; 2] = [None, None];
-        let mut consider = |record| {
-            let score =
-                tracking.eviction_score(crate::keyspace::Record::access(record).get(), now_ms);
-            if best[0].is_none_or(|(s, _)| score > s) {
-                best[1] = best[0];
-                best[0] = Some((score, record));
-            } else if best[1].is_none_or(|(s, _)| score > s) {
-                best[1] = Some((score, record));
-            }
+        let pool = &mut state.eviction.pool;
+        let score = |record: &crate::keyspace::Record| {
+            tracking.eviction_score(record.access().get(), now_ms)
         };
         if volatile {
             for _ in 0..settings.samples {
                 let r = state.rng.next_u64();
-                if let Some(record) = db.random_volatile_key(r).and_then(|k| db.stored(&k)) {
-                    consider(record);
+                let Some(key) = db.random_volatile_key(r) else {
+                    continue;
+                };
+                if let (Some(record), Some(path)) = (db.stored(&key), db.path_of(&key)) {
+                    let score = score(record);
+                    pool.offer(Candidate { score, db: i, path });
                 }
             }
         } else {
             // Neighbours in the map, as Redis's `dictGetSomeKeys` takes
             // neighbouring buckets: one descent, not one per sample, and the
-            // map's order is unrelated to access order.
-            db.sample(state.rng.next_u64(), settings.samples, consider);
-        }
-        let pool = &mut state.eviction.pool;
-        for (score, record) in best.into_iter().flatten() {
-            if pool.len() < POOL_SIZE || pool[0].score < score {
-                let key = Bytes::copy_from_slice(record.key());
-                offer(pool, Candidate { score, db: i, key });
+            // map's order is unrelated to access order. Scores come from the
+            // map's own slots and candidates are kept by path: no sampled
+            // record is read. The descents go a level a call, each level's
+            // node prefetched for the next: their cache misses overlap with
+            // the commands' own work instead of stalling eviction.
+            let descents = &mut state.eviction.descents;
+            if descents.len() != dbs * DESCENTS {
+                descents.clear();
+                descents.resize_with(dbs * DESCENTS, || Descent::new(state.rng.next_u64()));
+            }
+            for descent in &mut descents[i * DESCENTS..(i + 1) * DESCENTS] {
+                let ended = db.sample_step(descent, settings.samples, |record, path| {
+                    let score = score(record);
+                    if pool.offer(Candidate { score, db: i, path }) {
+                        // Most of the kept are evicted, a call or more
+                        // later: the record they read and free loads now.
+                        crate::keyspace::champ::MapItem::prefetch(record);
+                    }
+                });
+                if ended {
+                    *descent = Descent::new(state.rng.next_u64());
+                }
             }
         }
     }
+    if state.eviction.pool.len == 0 && !volatile {
+        // No descent ended with a candidate: one in a single go.
+        for i in 0..dbs {
+            let db = state.keyspace.db(i);
+            let pool = &mut state.eviction.pool;
+            db.sample(state.rng.next_u64(), settings.samples, |record, path| {
+                let score = tracking.eviction_score(record.access().get(), now_ms);
+                pool.offer(Candidate { score, db: i, path });
+            });
+        }
+    }
     // The best candidate; a pooled key may be gone, which the caller skips.
-    state.eviction.pool.pop().map(|best| (best.db, best.key))
+    state.eviction.pool.pop().map(Choice::Pooled)
 }
 
 fn random_key(db: &Db, r: u64) -> Option<Bytes> {
@@ -386,51 +487,45 @@ fn random_key(db: &Db, r: u64) -> Option<Bytes> {
         .map(Bytes::copy_from_slice)
 }
 
-/// Adds a candidate to the pool, kept sorted by score (best last) and at
-/// most [`POOL_SIZE`] long; a key already pooled takes its new score.
-fn offer(pool: &mut Vec<Candidate>, candidate: Candidate) {
-    if let Some(at) = pool
-        .iter()
-        .position(|c| c.db == candidate.db && c.key == candidate.key)
-    {
-        pool.remove(at);
-    }
-    if pool.len() >= POOL_SIZE {
-        if pool[0].score >= candidate.score {
-            return;
-        }
-        pool.remove(0);
-    }
-    let at = pool.partition_point(|c| c.score <= candidate.score);
-    pool.insert(at, candidate);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cand(score: u64, key: &str) -> Candidate {
-        Candidate {
-            score,
-            db: 0,
-            key: Bytes::copy_from_slice(key.as_bytes()),
-        }
-    }
-
     #[test]
     fn the_pool_keeps_the_best_sixteen_in_order() {
-        let mut pool = Vec::new();
+        let mut pool = Pool::default();
         for i in 0..40u64 {
-            offer(&mut pool, cand((i * 7) % 40, &format!("k{i}")));
+            let score = (i * 7) % 40;
+            pool.offer(Candidate {
+                score,
+                db: i as usize,
+                ..Default::default()
+            });
         }
-        assert_eq!(pool.len(), POOL_SIZE);
-        let scores: Vec<u64> = pool.iter().map(|c| c.score).collect();
+        assert_eq!(pool.len, POOL_SIZE);
+        let scores: Vec<u64> = pool.slots.iter().map(|c| c.score).collect();
         assert_eq!(scores, (24..40).collect::<Vec<_>>());
-        // A pooled key offered again is rescored, not duplicated.
-        let top = pool.last().unwrap().key.clone();
-        offer(&mut pool, cand(100, std::str::from_utf8(&top).unwrap()));
-        assert_eq!(pool.len(), POOL_SIZE);
-        assert_eq!(pool.last().unwrap().score, 100);
+        // No better than the worst kept: refused.
+        pool.offer(Candidate {
+            score: 24,
+            db: 99,
+            ..Default::default()
+        });
+        assert!(pool.slots.iter().all(|c| c.db != 99));
+        let popped: Vec<u64> = std::iter::from_fn(|| pool.pop()).map(|c| c.score).collect();
+        assert_eq!(popped, (24..40).rev().collect::<Vec<_>>());
+        // Filling again after it emptied.
+        pool.offer(Candidate {
+            score: 3,
+            ..Default::default()
+        });
+        pool.offer(Candidate {
+            score: 1,
+            ..Default::default()
+        });
+        assert_eq!(pool.pop().map(|c| c.score), Some(3));
+        assert_eq!(pool.pop().map(|c| c.score), Some(1));
+        assert!(pool.pop().is_none());
     }
 
     #[test]

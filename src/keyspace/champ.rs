@@ -106,6 +106,67 @@ fn chunk(hash: u64, level: u32) -> u32 {
     }
 }
 
+/// The hash bits that `chunk` reads at `level`, holding `c`.
+#[inline]
+fn place(c: u32, level: u32) -> u64 {
+    if level < FULL_LEVELS {
+        (c as u64) << (64 - BITS * (level + 1))
+    } else {
+        c as u64
+    }
+}
+
+/// A draw in `0..n` from the high bits of `r` (a multiply, not a division).
+#[inline]
+fn below(r: u64, n: usize) -> usize {
+    (((r >> 32) * n as u64) >> 32) as usize
+}
+
+/// `bitmap` without its `n` lowest set bits: the chunks of a node's slots
+/// from the `n`-th on.
+#[inline]
+fn from_nth(mut bitmap: u32, n: usize) -> u32 {
+    for _ in 0..n {
+        bitmap &= bitmap - 1;
+    }
+    bitmap
+}
+
+/// A sampling descent in progress ([`Champ::sample_step`]): kept between
+/// calls as a path only, never as a pointer into a map that may change in
+/// between.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Descent {
+    prefix: u64,
+    levels: u32,
+    /// The random draw that picks the next slot.
+    r: u64,
+}
+
+impl Descent {
+    /// A descent from the root, its slots picked by `r`.
+    pub fn new(r: u64) -> Descent {
+        Descent {
+            prefix: 0,
+            levels: 0,
+            r,
+        }
+    }
+}
+
+/// Where [`Champ::sample`] found an item: the chunks of the slots its
+/// descent took (the item's hash prefix) and how many levels it read.
+/// Following it again costs no key read and no hashing. An item keeps its
+/// path until an insert pushes it a level down (a new key in its slot) or a
+/// removal folds it a level up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Path {
+    prefix: u64,
+    levels: u32,
+    /// The item's index in a collision bucket (whose items share one hash).
+    index: u32,
+}
+
 #[derive(Clone)]
 enum Slot<T> {
     Item(T),
@@ -379,38 +440,193 @@ impl<T: MapItem> Champ<T> {
         }
     }
 
-    /// Calls `emit` for up to `count` neighbouring items picked by `r`: one
-    /// descent through random slots until one holds an item, then the items
-    /// of that node from there on. Reads only nodes, never an item's key:
-    /// eviction's sampler, where a cheap spread of keys matters and an even
-    /// draw does not (items in sparse nodes are likelier picks).
-    pub fn sample<'a>(&'a self, mut r: u64, count: usize, mut emit: impl FnMut(&'a T)) {
+    /// Calls `emit` for up to `count` neighbouring items picked by `r`, each
+    /// with its [`Path`]: one descent through random slots until one holds
+    /// an item, then the items of that node from there on. Reads only
+    /// nodes, never an item's key: eviction's sampler, where a cheap spread
+    /// of keys matters and an even draw does not (items in sparse nodes are
+    /// likelier picks).
+    pub fn sample<'a>(&'a self, r: u64, count: usize, mut emit: impl FnMut(&'a T, Path)) {
+        let mut descent = Descent::new(r);
+        while !self.sample_step(&mut descent, count, usize::MAX, &mut emit) {}
+    }
+
+    /// [`Champ::sample`] spread over calls: walks `descent`'s path again,
+    /// then goes on through random slots, into at most `levels` more nodes
+    /// below the first two levels (whose 33 nodes stay in cache). A child it stops
+    /// at joins the path and what the next step (the next command's) will
+    /// read of it is prefetched, so that its loads overlap with the work in
+    /// between. An item ends the descent: the items of its
+    /// node are emitted as [`Champ::sample`] does and `true` is returned.
+    /// A path the map no longer has starts again from the root.
+    pub fn sample_step<'a>(
+        &'a self,
+        descent: &mut Descent,
+        count: usize,
+        mut levels: usize,
+        mut emit: impl FnMut(&'a T, Path),
+    ) -> bool {
         let mut node = &self.root;
+        for level in 0..descent.levels {
+            let bit = 1u32 << chunk(descent.prefix, level);
+            let bitmap = node.bitmap();
+            let slot = (bitmap & bit != 0).then(|| &node.slots()[index(bitmap, bit)]);
+            let Some(Slot::Child(child)) = slot else {
+                (descent.prefix, descent.levels, node) = (0, 0, &self.root);
+                break;
+            };
+            node = child;
+        }
+        let mut level = descent.levels;
         loop {
             let slots = node.slots();
-            if slots.is_empty() {
-                return;
+            if slots.is_empty() || count == 0 {
+                return true;
             }
-            let start = (r % slots.len() as u64) as usize;
-            r = r.rotate_right(7) ^ (r >> 3);
+            let r = descent.r;
+            descent.r = r.rotate_right(7) ^ (r >> 3);
+            let start = below(r, slots.len());
+            if level == BUCKET_LEVEL {
+                // Items only, all of one hash: told apart by their index.
+                for i in 0..slots.len().min(count) {
+                    let at = (start + i) % slots.len();
+                    if let Slot::Item(t) = &slots[at] {
+                        let path = Path {
+                            prefix: descent.prefix,
+                            levels: BUCKET_LEVEL + 1,
+                            index: at as u32,
+                        };
+                        emit(t, path);
+                    }
+                }
+                return true;
+            }
+            let bitmap = node.bitmap();
             if let Slot::Child(child) = &slots[start] {
+                descent.prefix |= place(from_nth(bitmap, start).trailing_zeros(), level);
+                descent.levels = level + 1;
+                level += 1;
+                if level >= 2 {
+                    if levels == 0 {
+                        // The slot the next step picks, if the child holds a
+                        // slot per item below it (it does at the bottom).
+                        let fanout = if level < FULL_LEVELS { 32 } else { 16 };
+                        let count = node.weights()[start].min(fanout) as usize;
+                        child.prefetch_slot(count, below(descent.r, count));
+                        return false;
+                    }
+                    levels -= 1;
+                }
                 node = child;
                 continue;
             }
             // An item: it and the items after it, wrapping round the node
             // (children skipped), which a node walks in a few cache lines.
             let mut emitted = 0;
-            for i in 0..slots.len() {
-                if let Slot::Item(t) = &slots[(start + i) % slots.len()] {
-                    emit(t);
+            let (mut at, mut bits) = (start, from_nth(bitmap, start));
+            for _ in 0..slots.len() {
+                if at == slots.len() {
+                    (at, bits) = (0, bitmap);
+                }
+                let c = bits.trailing_zeros();
+                bits &= bits - 1;
+                if let Slot::Item(t) = &slots[at] {
+                    let path = Path {
+                        prefix: descent.prefix | place(c, level),
+                        levels: level + 1,
+                        index: 0,
+                    };
+                    emit(t, path);
                     emitted += 1;
                     if emitted == count {
-                        return;
+                        return true;
                     }
                 }
+                at += 1;
             }
-            return;
+            return true;
         }
+    }
+
+    /// The item at `path` (from [`Champ::sample`]) if one is still there:
+    /// the one sampled, or one that took its place. An item that moved a
+    /// level down since is not found; one a removal folded up is.
+    pub fn at_path(&self, path: Path) -> Option<&T> {
+        let mut node = &self.root;
+        for level in 0..path.levels.min(BUCKET_LEVEL) {
+            let bit = 1u32 << chunk(path.prefix, level);
+            let bitmap = node.bitmap();
+            if bitmap & bit == 0 {
+                return None;
+            }
+            match &node.slots()[index(bitmap, bit)] {
+                Slot::Item(t) => return Some(t),
+                Slot::Child(c) => node = c,
+            }
+        }
+        if path.levels <= BUCKET_LEVEL {
+            return None;
+        }
+        match node.slots().get(path.index as usize) {
+            Some(Slot::Item(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The path of the item under `key`, as [`Champ::sample`] reports it.
+    pub fn path_of(&self, key: &[u8]) -> Option<Path> {
+        let hash = T::hash_of(key);
+        let mut node = &self.root;
+        for level in 0..BUCKET_LEVEL {
+            let bit = 1u32 << chunk(hash, level);
+            let bitmap = node.bitmap();
+            if bitmap & bit == 0 {
+                return None;
+            }
+            match &node.slots()[index(bitmap, bit)] {
+                Slot::Item(t) => {
+                    // The bits below the levels read, as a sample has them.
+                    let read = if level < FULL_LEVELS {
+                        !(u64::MAX >> (BITS * (level + 1)))
+                    } else {
+                        u64::MAX
+                    };
+                    let path = Path {
+                        prefix: hash & read,
+                        levels: level + 1,
+                        index: 0,
+                    };
+                    return (t.key() == key).then_some(path);
+                }
+                Slot::Child(c) => node = c,
+            }
+        }
+        let at = node
+            .slots()
+            .iter()
+            .position(|s| matches!(s, Slot::Item(t) if t.key() == key))?;
+        Some(Path {
+            prefix: hash,
+            levels: BUCKET_LEVEL + 1,
+            index: at as u32,
+        })
+    }
+
+    /// Removes the item at `path` if there is one and `accept` takes it:
+    /// eviction deletes a sampled item without reading or hashing its key.
+    pub fn remove_at_path(&mut self, path: Path, accept: impl FnOnce(&T) -> bool) -> Option<T> {
+        let item = self.at_path(path)?;
+        if !accept(item) {
+            return None;
+        }
+        // Above a collision bucket the walk stops at the first item on the
+        // path, which is this one; in a bucket it compares keys.
+        let key = if path.levels > BUCKET_LEVEL {
+            item.key().to_vec()
+        } else {
+            Vec::new()
+        };
+        remove_at(&mut self.root, path.prefix, &key, 0)
     }
 
     /// A resumable walk: calls `emit` for items whose hash is at least `cursor`,
@@ -1196,6 +1412,98 @@ mod tests {
         snapshot.check().unwrap();
     }
 
+    #[test]
+    fn sampled_paths_lead_back_to_their_items() {
+        let mut m: Champ<Pair> = (0..3000).map(|i| pair(&format!("k{i}"), "v")).collect();
+        let snapshot = m.clone();
+        let mut model: BTreeMap<Bytes, Bytes> = m.iter().cloned().collect();
+        let mut rng = crate::rng::Rng::with_seed(5);
+        for round in 0..3000 {
+            let mut found = Vec::new();
+            m.sample(rng.next_u64(), 5, |t, path| found.push((t.0.clone(), path)));
+            assert!(!found.is_empty() && found.len() <= 5);
+            for (key, path) in &found {
+                assert_eq!(m.at_path(*path).map(|t| &t.0), Some(key));
+                let found_again = m.path_of(key).and_then(|p| m.at_path(p));
+                assert_eq!(found_again.map(|t| &t.0), Some(key));
+            }
+            let (key, path) = found[0].clone();
+            assert!(m.remove_at_path(path, |_| false).is_none());
+            assert_eq!(m.remove_at_path(path, |_| true).unwrap().0, key);
+            model.remove(&key);
+            assert!(m.at_path(path).is_none_or(|t| t.0 != key));
+            // A path kept while the map changes finds its item, another
+            // that took its place, or nothing: never a wrong removal.
+            if round % 3 == 0 {
+                m.insert(pair(&format!("n{round}"), "w"));
+                model.insert(Bytes::from(format!("n{round}")), Bytes::from("w"));
+            }
+            if let Some((key, path)) = found.get(1).cloned() {
+                if let Some(t) = m.remove_at_path(path, |t| t.0 != key) {
+                    model.remove(&t.0);
+                }
+            }
+        }
+        m.check().unwrap();
+        assert_eq!(m.iter().cloned().collect::<BTreeMap<_, _>>(), model);
+        assert_eq!(snapshot.len(), 3000);
+        snapshot.check().unwrap();
+    }
+
+    #[test]
+    fn stepped_descents_sample_while_the_map_changes() {
+        let mut m: Champ<Pair> = (0..20_000).map(|i| pair(&format!("k{i}"), "v")).collect();
+        let mut rng = crate::rng::Rng::with_seed(11);
+        let mut descents = [Descent::new(1), Descent::new(2), Descent::new(3)];
+        let (mut ended, mut steps) = (0, 0);
+        for round in 0..3000 {
+            for d in &mut descents {
+                let mut found = Vec::new();
+                steps += 1;
+                if m.sample_step(d, 5, 0, |t, path| found.push((t.0.clone(), path))) {
+                    ended += 1;
+                    *d = Descent::new(rng.next_u64());
+                    assert!(!found.is_empty() && found.len() <= 5);
+                } else {
+                    assert!(found.is_empty());
+                }
+                for (key, path) in &found {
+                    assert_eq!(m.at_path(*path).map(|t| &t.0), Some(key));
+                }
+                // Evict one, write one: the descents' paths break now and then.
+                if let Some((_, path)) = found.first() {
+                    m.remove_at_path(*path, |_| true).unwrap();
+                }
+                m.insert(pair(&format!("n{round}"), "w"));
+            }
+        }
+        m.check().unwrap();
+        // A descent ends every few steps: the two cached levels in one.
+        assert!(ended * 4 > steps, "{ended} of {steps}");
+    }
+
+    #[test]
+    fn sampled_paths_tell_colliding_items_apart() {
+        let c = |s: &str| Colliding(Bytes::copy_from_slice(s.as_bytes()));
+        let keys = ["a1", "a2", "a3", "b1", "b2"];
+        let mut m: Champ<Colliding> = keys.iter().map(|k| c(k)).collect();
+        let mut rng = crate::rng::Rng::with_seed(7);
+        let mut left: HashSet<Bytes> = keys.iter().map(|k| Bytes::from(*k)).collect();
+        for _ in 0..1000 {
+            let mut found = Vec::new();
+            m.sample(rng.next_u64(), 2, |t, path| found.push((t.0.clone(), path)));
+            let Some((key, path)) = found.pop() else {
+                break;
+            };
+            assert_eq!(m.at_path(path).map(|t| &t.0), Some(&key));
+            assert_eq!(m.path_of(&key), Some(path));
+            assert_eq!(m.remove_at_path(path, |_| true).unwrap().0, key);
+            assert!(left.remove(&key));
+            m.check().unwrap();
+        }
+        assert!(left.is_empty() && m.is_empty());
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u16, u8),
@@ -1204,6 +1512,8 @@ mod tests {
         Upsert(u16, u8),
         InsertAbsent(u16, u8),
         RemoveNth(usize),
+        /// Removes the first item a sample finds, by its path.
+        RemoveSampled(u64),
         Clone,
         DropClone(usize),
     }
@@ -1216,6 +1526,7 @@ mod tests {
             2 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::Upsert(k, v)),
             2 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
             1 => any::<usize>().prop_map(Op::RemoveNth),
+            1 => any::<u64>().prop_map(Op::RemoveSampled),
             1 => Just(Op::Clone),
             1 => (0..8usize).prop_map(Op::DropClone),
         ]
@@ -1301,6 +1612,16 @@ mod tests {
                     prop_assert_eq!(&got, &expected);
                     if let Some(p) = got {
                         prop_assert_eq!(model.remove(&p.0), Some(p.1));
+                    }
+                }
+                Op::RemoveSampled(r) => {
+                    let mut first = None;
+                    map.sample(r, 1, |t, path| first = Some((t.0.clone(), path)));
+                    prop_assert_eq!(first.is_none(), model.is_empty());
+                    if let Some((k, path)) = first {
+                        let removed = map.remove_at_path(path, |_| true).map(|p| p.0);
+                        prop_assert_eq!(removed.as_ref(), Some(&k));
+                        model.remove(&k);
                     }
                 }
                 Op::Clone => clones.push((map.clone(), model.clone())),

@@ -640,13 +640,48 @@ impl Db {
         self.remove_record(key).is_some()
     }
 
+    /// One step of a sampling descent spread over calls
+    /// ([`Champ::sample_step`]); `true` when it ended and emitted.
+    pub fn sample_step<'a>(
+        &'a self,
+        descent: &mut champ::Descent,
+        count: usize,
+        emit: impl FnMut(&'a Record, champ::Path),
+    ) -> bool {
+        self.entries.sample_step(descent, count, 0, emit)
+    }
+
+    /// Where `key` sits in the map, as [`Db::sample`] reports it.
+    pub fn path_of(&self, key: &[u8]) -> Option<champ::Path> {
+        self.entries.path_of(key)
+    }
+
+    /// Deletes the record a sample found at `path` (see [`Db::sample`]) if
+    /// it is still there and `accept` takes it, for eviction: the key is
+    /// neither hashed nor compared.
+    pub fn take_sampled(
+        &mut self,
+        path: champ::Path,
+        accept: impl FnOnce(&Record) -> bool,
+    ) -> Option<Record> {
+        let old = self.entries.remove_at_path(path, accept)?;
+        self.forget(&old);
+        Some(old)
+    }
+
     fn remove_record(&mut self, key: &[u8]) -> Option<Record> {
         let old = self.entries.remove(key)?;
+        self.forget(&old);
+        Some(old)
+    }
+
+    /// What a record leaving the map leaves behind: its deadline in the
+    /// expiry index, and what a snapshot still holds of it.
+    fn forget(&mut self, old: &Record) {
         old.release_shared();
         if let Some(t) = old.expire_at() {
-            self.expiry.remove(&(t, Bytes::copy_from_slice(key)));
+            self.expiry.remove(&(t, Bytes::copy_from_slice(old.key())));
         }
-        Some(old)
     }
 
     /// Deletes `key` if it holds an empty collection; called after every removal
@@ -789,9 +824,9 @@ impl Db {
         self.entries.nth(index).map(Record::key)
     }
 
-    /// Up to `count` neighbouring records picked by `r`, for eviction's
-    /// sampling ([`Champ::sample`]).
-    pub fn sample<'a>(&'a self, r: u64, count: usize, emit: impl FnMut(&'a Record)) {
+    /// Up to `count` neighbouring records picked by `r`, each with where it
+    /// sits, for eviction's sampling ([`Champ::sample`]).
+    pub fn sample<'a>(&'a self, r: u64, count: usize, emit: impl FnMut(&'a Record, champ::Path)) {
         self.entries.sample(r, count, emit)
     }
 

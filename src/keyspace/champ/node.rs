@@ -14,7 +14,8 @@
 //! - `ptr` points to a live block allocated with `layout(count)` holding an
 //!   initialised [`Header`] followed, at `slots_offset()`, by exactly
 //!   `header.count` initialised slots and, at `weights_offset(count)`, as many
-//!   initialised `u32` weights;
+//!   initialised `u32` weights; `layout` rounds to a size class, so counts
+//!   one apart often share a layout, and then the block is the same;
 //! - `header.refs` counts the `Node` values pointing at the block; the block
 //!   and its slots are dropped exactly once, by the owner that takes the
 //!   count from 1 to 0 (std `Arc`'s orderings);
@@ -55,7 +56,12 @@ impl<S> Node<S> {
         Self::layout_and_weights(count).0
     }
 
-    /// The block's layout and where its weights start.
+    /// The block's layout and where its weights start. The size is rounded
+    /// up to jemalloc's size class ([`usable_size`]), which jemalloc would
+    /// hand out anyway: a slot more or less within one class then keeps the
+    /// block as it is, and most inserts and removals call no `realloc`.
+    ///
+    /// [`usable_size`]: crate::alloc_count::usable_size
     fn layout_and_weights(count: usize) -> (Layout, usize) {
         let slots = Layout::array::<S>(count).expect("node size fits memory");
         let weights = Layout::array::<u32>(count).expect("node size fits memory");
@@ -63,7 +69,20 @@ impl<S> Node<S> {
             .extend(slots)
             .expect("node size fits memory");
         let (all, weights_at) = with_slots.extend(weights).expect("node size fits memory");
-        (all.pad_to_align(), weights_at)
+        let class = crate::alloc_count::usable_size(all.size(), all.align());
+        let all = Layout::from_size_align(class, all.align()).expect("node size fits memory");
+        (all, weights_at)
+    }
+
+    /// Where the weights of a block of `count` slots start.
+    #[inline]
+    fn weights_offset(count: usize) -> usize {
+        let slots = Layout::array::<S>(count).expect("node size fits memory");
+        let weights = Layout::array::<u32>(count).expect("node size fits memory");
+        let (with_slots, _) = Layout::new::<Header>()
+            .extend(slots)
+            .expect("node size fits memory");
+        with_slots.extend(weights).expect("node size fits memory").1
     }
 
     #[inline]
@@ -77,7 +96,7 @@ impl<S> Node<S> {
 
     #[inline]
     fn weights_ptr(&self, count: usize) -> *mut u32 {
-        let at = Self::layout_and_weights(count).1;
+        let at = Self::weights_offset(count);
         // SAFETY: the weights start `at` bytes into a block of `count` slots.
         unsafe { (self.ptr.as_ptr() as *mut u8).add(at) as *mut u32 }
     }
@@ -163,6 +182,20 @@ impl<S> Node<S> {
     #[inline]
     pub fn prefetch(&self) {
         prefetch_addr(self.ptr.as_ptr() as *const u8);
+    }
+
+    /// Asks the CPU to start loading what a read of slot `at` of this node
+    /// touches if it holds `count` slots: the header, that slot and the one
+    /// after it, and its weight; without reading the header (that is what
+    /// is being loaded). A wrong guess of `count` costs a useless prefetch.
+    #[inline]
+    pub fn prefetch_slot(&self, count: usize, at: usize) {
+        let base = self.ptr.as_ptr() as *const u8;
+        let slot = Self::slots_offset() + at * std::mem::size_of::<S>();
+        prefetch_addr(base);
+        prefetch_addr(base.wrapping_add(slot));
+        prefetch_addr(base.wrapping_add(slot + 2 * std::mem::size_of::<S>()));
+        prefetch_addr(base.wrapping_add(Self::weights_offset(count) + 4 * at));
     }
 
     #[inline]
@@ -314,29 +347,38 @@ impl<S: Clone> Node<S> {
         self.make_unique();
         let count = self.header().count as usize;
         assert!(at <= count, "slot index out of range");
-        let old = Self::layout(count);
-        let new = Self::layout(count + 1);
-        // SAFETY: the block is unique and was allocated with `old`; realloc
-        // keeps its bytes. The weights move up to their new place first (the
-        // slot array grows into their old place), each array's tail then moves
-        // up by one and the new entries fill the gaps, so `count + 1` slots
-        // and weights are initialised.
-        unsafe {
-            let raw = alloc::realloc(self.ptr.as_ptr() as *mut u8, old, new.size()) as *mut Header;
-            let Some(ptr) = NonNull::new(raw) else {
-                alloc::handle_alloc_error(new)
-            };
-            self.ptr = ptr;
-            let old_weights = self.weights_ptr(count);
-            let weights = self.weights_ptr(count + 1);
-            ptr::copy(old_weights, weights, count);
-            ptr::copy(weights.add(at), weights.add(at + 1), count - at);
-            weights.add(at).write(weight);
-            let base = self.slots_ptr();
-            ptr::copy(base.add(at), base.add(at + 1), count - at);
-            base.add(at).write(slot);
-            (*ptr.as_ptr()).count = (count + 1) as u32;
+        if Self::layout(count + 1) == Self::layout(count) {
+            // SAFETY: unique, and the block (whose layout stays) has room for
+            // one slot more. The weights move up to their new place first
+            // (the slot array grows into their old place), each array's tail
+            // then moves up by one and the new entries fill the gaps, so
+            // `count + 1` slots and weights are initialised.
+            unsafe {
+                let old_weights = self.weights_ptr(count);
+                let weights = self.weights_ptr(count + 1);
+                ptr::copy(old_weights, weights, count);
+                ptr::copy(weights.add(at), weights.add(at + 1), count - at);
+                weights.add(at).write(weight);
+                let base = self.slots_ptr();
+                ptr::copy(base.add(at), base.add(at + 1), count - at);
+                base.add(at).write(slot);
+                (*self.ptr.as_ptr()).count = (count + 1) as u32;
+            }
+            return;
         }
+        let grown = self.moved(count + 1, |from, to| {
+            // SAFETY (for `moved`): every slot and weight lands once, the
+            // new ones at `at`.
+            unsafe {
+                ptr::copy_nonoverlapping(from.0, to.0, at);
+                to.0.add(at).write(slot);
+                ptr::copy_nonoverlapping(from.0.add(at), to.0.add(at + 1), count - at);
+                ptr::copy_nonoverlapping(from.1, to.1, at);
+                to.1.add(at).write(weight);
+                ptr::copy_nonoverlapping(from.1.add(at), to.1.add(at + 1), count - at);
+            }
+        });
+        self.ptr = grown;
     }
 
     /// Removes and returns the slot at `at` (and its weight), shrinking the
@@ -345,28 +387,82 @@ impl<S: Clone> Node<S> {
         self.make_unique();
         let count = self.header().count as usize;
         assert!(at < count, "slot index out of range");
-        let old = Self::layout(count);
-        let new = Self::layout(count - 1);
-        // SAFETY: unique; the slot is read out and the slots' tail moves down
-        // over it; the weights before and after `at` move down to where the
-        // smaller block keeps them; the count drops before the block shrinks,
-        // so exactly `count - 1` initialised slots and weights remain.
-        unsafe {
-            let base = self.slots_ptr();
-            let slot = base.add(at).read();
-            ptr::copy(base.add(at + 1), base.add(at), count - at - 1);
-            let old_weights = self.weights_ptr(count);
-            let weights = self.weights_ptr(count - 1);
-            ptr::copy(old_weights, weights, at);
-            ptr::copy(old_weights.add(at + 1), weights.add(at), count - at - 1);
-            (*self.ptr.as_ptr()).count = (count - 1) as u32;
-            let raw = alloc::realloc(self.ptr.as_ptr() as *mut u8, old, new.size()) as *mut Header;
-            let Some(ptr) = NonNull::new(raw) else {
-                alloc::handle_alloc_error(new)
-            };
-            self.ptr = ptr;
-            slot
+        if Self::layout(count - 1) == Self::layout(count) {
+            // SAFETY: unique; the slot is read out and the slots' tail moves
+            // down over it; the weights before and after `at` move down to
+            // where a block of `count - 1` keeps them, so exactly `count - 1`
+            // initialised slots and weights remain in the block, whose
+            // layout stays.
+            unsafe {
+                let base = self.slots_ptr();
+                let slot = base.add(at).read();
+                ptr::copy(base.add(at + 1), base.add(at), count - at - 1);
+                let old_weights = self.weights_ptr(count);
+                let weights = self.weights_ptr(count - 1);
+                ptr::copy(old_weights, weights, at);
+                ptr::copy(old_weights.add(at + 1), weights.add(at), count - at - 1);
+                (*self.ptr.as_ptr()).count = (count - 1) as u32;
+                return slot;
+            }
         }
+        let mut removed = None;
+        let shrunk = self.moved(count - 1, |from, to| {
+            // SAFETY (for `moved`): every slot and weight but the one at `at`
+            // lands once; that slot is read out, so it is owned once.
+            unsafe {
+                removed = Some(from.0.add(at).read());
+                ptr::copy_nonoverlapping(from.0, to.0, at);
+                ptr::copy_nonoverlapping(from.0.add(at + 1), to.0.add(at), count - at - 1);
+                ptr::copy_nonoverlapping(from.1, to.1, at);
+                ptr::copy_nonoverlapping(from.1.add(at + 1), to.1.add(at), count - at - 1);
+            }
+        });
+        self.ptr = shrunk;
+        removed.expect("the removed slot was read out")
+    }
+
+    /// A block for `count` slots with this node's header, filled by `fill`
+    /// from this block's (slots, weights) into the new block's; this block
+    /// is freed without dropping its slots, which `fill` moved. A fresh block
+    /// and two straight copies cost a fraction of what `realloc` does when
+    /// the size class changes (it moves the block anyway, then the arrays
+    /// would move again inside it).
+    ///
+    /// `fill` must leave exactly `count` initialised slots and weights and
+    /// must not panic; the caller stores the returned pointer in `self.ptr`.
+    fn moved(
+        &mut self,
+        count: usize,
+        fill: impl FnOnce((*mut S, *mut u32), (*mut S, *mut u32)),
+    ) -> NonNull<Header> {
+        let layout = Self::layout(count);
+        // SAFETY: the layout has a non-zero size (it holds the header).
+        let raw = unsafe { alloc::alloc(layout) } as *mut Header;
+        let Some(fresh) = NonNull::new(raw) else {
+            alloc::handle_alloc_error(layout)
+        };
+        let old_count = self.header().count as usize;
+        // SAFETY: `self` is unique (the callers made it so) and `fresh` is
+        // sized for the header, `count` slots and `count` weights. The
+        // header is written, `fill` moves the slots and weights over, and
+        // the old block is freed with the layout it was allocated with,
+        // its slots not dropped: they live on in the new block.
+        unsafe {
+            fresh.as_ptr().write(Header {
+                refs: AtomicU32::new(1),
+                bitmap: self.bitmap(),
+                len: self.len(),
+                count: count as u32,
+            });
+            let base = fresh.as_ptr() as *mut u8;
+            let to = (
+                base.add(Self::slots_offset()) as *mut S,
+                base.add(Self::weights_offset(count)) as *mut u32,
+            );
+            fill((self.slots_ptr(), self.weights_ptr(old_count)), to);
+            alloc::dealloc(self.ptr.as_ptr() as *mut u8, Self::layout(old_count));
+        }
+        fresh
     }
 }
 
