@@ -285,6 +285,11 @@ fn run_batch(
                 Some((first_key(specs.get(&args[0]), args)?, &args.get(2)?[..]))
             });
             db.prefetch_members(pairs);
+        } else if let Some(args) = pending.front().filter(|args| args.len() > 3) {
+            // One command naming several keys (MSET, MGET, DEL ...): their
+            // paths load in parallel too.
+            let db = state.keyspace.db(client.db);
+            db.prefetch(every_key(specs.get(&args[0]), args));
         }
         while let Some(args) = pending.pop_front() {
             commands::server::control::feed_monitors(shared, client, &args);
