@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{info_field, Server};
+use common::{bulk_cmd, info_field, Server};
 
 /// The large request in front of each kept argument.
 const PAD: usize = 256 * 1024;
@@ -19,16 +19,6 @@ const PAD: usize = 256 * 1024;
 const ROUNDS: usize = 40;
 /// Growth allowed: the connection's own buffers and the kept data.
 const SLACK: u64 = 4 * 1024 * 1024;
-
-fn bulk_cmd(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 /// Sends `input` and reads until the replies end with `suffix`.
 fn send_and_wait(stream: &mut TcpStream, input: &[u8], suffix: &[u8]) {

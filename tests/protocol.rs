@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{bulk_cmd, Server};
 
 const IO_LIMIT: Duration = Duration::from_secs(10);
 
@@ -112,16 +112,6 @@ fn assert_still_serving(s: &Server) {
     let mut other = connect(s);
     other.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
     assert_eq!(read_n(&mut other, 7), b"+PONG\r\n");
-}
-
-fn bulk_cmd(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 #[test]

@@ -523,9 +523,7 @@ impl Db {
         expire_at: Option<i64>,
         now_ms: i64,
     ) -> bool {
-        self.clock_ms = now_ms;
-        let record = str_record(key, value, expire_at);
-        let Some(old) = self.replace_record(key, record, expire_at) else {
+        let Some(old) = self.put_str(key, value, expire_at, now_ms) else {
             return false;
         };
         if old.is_expired(now_ms) {
@@ -552,9 +550,20 @@ impl Db {
         expire_at: Option<i64>,
         now_ms: i64,
     ) -> bool {
+        self.put_str(key, value, expire_at, now_ms).is_some()
+    }
+
+    /// Puts the string record of `key` and `value` in place; returns the old record.
+    fn put_str(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<i64>,
+        now_ms: i64,
+    ) -> Option<Record> {
         self.clock_ms = now_ms;
         let record = str_record(key, value, expire_at);
-        self.replace_record(key, record, expire_at).is_some()
+        self.replace_record(key, record, expire_at)
     }
 
     /// Puts `record` (of `key`, expiring at `expire_at`) in place, keeping the

@@ -478,3 +478,14 @@ pub fn capture(c: &mut redis::Connection) -> std::collections::BTreeMap<(u32, Ve
     let _: () = q(c, &["SELECT", "0"]);
     out
 }
+
+/// A request in RESP multibulk form, as a client sends it.
+pub fn bulk_cmd(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
