@@ -282,7 +282,11 @@ fn run_batch(
             db.prefetch(keys);
             // And their members, for a pipeline on one large hash or set.
             let pairs = pending.iter().filter_map(|args| {
-                Some((first_key(specs.get(&args[0]), args)?, &args.get(2)?[..]))
+                let spec = specs.get(&args[0])?;
+                Some((
+                    first_key(Some(spec), args)?,
+                    &args.get(member_at(spec))?[..],
+                ))
             });
             db.prefetch_members(pairs);
         } else if let Some(args) = pending.front().filter(|args| args.len() > 3) {
@@ -351,6 +355,16 @@ fn run_batch(
         parser.reuse(args);
     }
     blocked
+}
+
+/// Where the member a command works on sits, for warming its path in a
+/// large collection: after the score for ZADD and ZINCRBY, right after the
+/// key for the others (HSET, SADD, ZRANK, SISMEMBER ...).
+fn member_at(spec: &CommandSpec) -> usize {
+    match spec.name {
+        "zadd" | "zincrby" => 3,
+        _ => 2,
+    }
 }
 
 /// The first key a command line names, if its command takes keys.
@@ -585,6 +599,14 @@ mod tests {
 
     fn line(words: &[&str]) -> Vec<Bytes> {
         words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    #[test]
+    fn members_are_warmed_where_commands_take_them() {
+        let at = |name: &str| super::member_at(commands::lookup(name.as_bytes()).unwrap());
+        // ZADD key score member, HSET key field value, SADD key member.
+        assert_eq!((at("zadd"), at("zincrby")), (3, 3));
+        assert_eq!((at("hset"), at("sadd"), at("zrank")), (2, 2, 2));
     }
 
     #[test]
