@@ -117,25 +117,10 @@ impl<S> Node<S> {
     pub fn new(bitmap: u32, len: u32, slots: Vec<S>, weights: &[u32]) -> Node<S> {
         let count = slots.len();
         assert_eq!(count, weights.len(), "one weight per slot");
-        let layout = Self::layout(count);
-        // SAFETY: the layout has a non-zero size (it holds the header).
-        let raw = unsafe { alloc::alloc(layout) } as *mut Header;
-        let Some(ptr) = NonNull::new(raw) else {
-            alloc::handle_alloc_error(layout)
-        };
-        let node = Node {
-            ptr,
-            _owns: PhantomData,
-        };
-        // SAFETY: the block is fresh and sized for the header, `count` slots
-        // and `count` weights; the slots are moved in and the Vec forgets them.
+        let node = Self::with_header(bitmap, len, count);
+        // SAFETY: the block is sized for `count` slots and `count` weights,
+        // none written yet; the slots are moved in and the Vec forgets them.
         unsafe {
-            ptr.as_ptr().write(Header {
-                refs: AtomicU32::new(1),
-                bitmap,
-                len,
-                count: count as u32,
-            });
             let mut slots = slots;
             ptr::copy_nonoverlapping(slots.as_ptr(), node.slots_ptr(), count);
             slots.set_len(0);
@@ -152,30 +137,40 @@ impl<S> Node<S> {
         slots: [S; N],
         weights: [u32; N],
     ) -> Node<S> {
-        let layout = Self::layout(N);
+        let node = Self::with_header(bitmap, len, N);
+        let slots = std::mem::ManuallyDrop::new(slots);
+        // SAFETY: the block is sized for `N` slots and `N` weights, none
+        // written yet; the slots are moved in and the array is never dropped.
+        unsafe {
+            ptr::copy_nonoverlapping(slots.as_ptr(), node.slots_ptr(), N);
+            ptr::copy_nonoverlapping(weights.as_ptr(), node.weights_ptr(N), N);
+        }
+        node
+    }
+
+    /// A fresh block for `count` slots with its header written. The caller
+    /// must write all `count` slots and weights before anything can drop
+    /// or read the node (nothing between may panic).
+    fn with_header(bitmap: u32, len: u32, count: usize) -> Node<S> {
+        let layout = Self::layout(count);
         // SAFETY: the layout has a non-zero size (it holds the header).
         let raw = unsafe { alloc::alloc(layout) } as *mut Header;
         let Some(ptr) = NonNull::new(raw) else {
             alloc::handle_alloc_error(layout)
         };
-        let node = Node {
-            ptr,
-            _owns: PhantomData,
-        };
-        let slots = std::mem::ManuallyDrop::new(slots);
-        // SAFETY: the block is fresh and sized for the header, `N` slots and
-        // `N` weights; the slots are moved in and the array is never dropped.
+        // SAFETY: the block is fresh and sized for the header.
         unsafe {
             ptr.as_ptr().write(Header {
                 refs: AtomicU32::new(1),
                 bitmap,
                 len,
-                count: N as u32,
+                count: count as u32,
             });
-            ptr::copy_nonoverlapping(slots.as_ptr(), node.slots_ptr(), N);
-            ptr::copy_nonoverlapping(weights.as_ptr(), node.weights_ptr(N), N);
         }
-        node
+        Node {
+            ptr,
+            _owns: PhantomData,
+        }
     }
 
     /// Asks the CPU to start loading this node's header and first slots.
