@@ -15,14 +15,27 @@ pub fn rad_deg(ang: f64) -> f64 {
     ang / D_R
 }
 
-/// The great-circle distance in meters between two points (degrees).
+/// The distance in meters between two latitudes on one meridian. With no
+/// longitude between them the haversine reduces to the angle itself (asin of
+/// sin is the identity over latitudes), which Redis 7.0 computes this way and
+/// which differs from the full formula in the last place.
+pub fn lat_distance(lat1: f64, lat2: f64) -> f64 {
+    EARTH_RADIUS_IN_METERS * (deg_rad(lat2) - deg_rad(lat1)).abs()
+}
+
+/// The great-circle distance in meters between two points (degrees), with
+/// Redis 7.0's shortcut for points whose longitudes are practically equal:
+/// the replies must match Redis's to the last digit.
 pub fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
-    let lat1r = deg_rad(lat1);
     let lon1r = deg_rad(lon1);
-    let lat2r = deg_rad(lat2);
     let lon2r = deg_rad(lon2);
-    let u = ((lat2r - lat1r) / 2.0).sin();
     let v = ((lon2r - lon1r) / 2.0).sin();
+    if v == 0.0 {
+        return lat_distance(lat1, lat2);
+    }
+    let lat1r = deg_rad(lat1);
+    let lat2r = deg_rad(lat2);
+    let u = ((lat2r - lat1r) / 2.0).sin();
     2.0 * EARTH_RADIUS_IN_METERS * (u * u + lat1r.cos() * lat2r.cos() * v * v).sqrt().asin()
 }
 
@@ -40,9 +53,11 @@ pub fn within_radius(center: [f64; 2], point: [f64; 2], radius: f64) -> Option<f
 pub fn within_box(center: [f64; 2], point: [f64; 2], width: f64, height: f64) -> Option<f64> {
     let [x1, y1] = center;
     let [x2, y2] = point;
-    let lon_distance = distance(x2, y2, x1, y2);
-    let lat_distance = distance(x2, y2, x2, y1);
-    if lon_distance > width / 2.0 || lat_distance > height / 2.0 {
+    // The cheaper north-south leg first, as Redis checks it.
+    if lat_distance(y2, y1) > height / 2.0 {
+        return None;
+    }
+    if distance(x2, y2, x1, y2) > width / 2.0 {
         return None;
     }
     Some(distance(x1, y1, x2, y2))
@@ -73,6 +88,16 @@ mod tests {
         // Half the circumference between antipodes.
         let half = distance(0.0, 0.0, 180.0, 0.0);
         assert!((half - std::f64::consts::PI * EARTH_RADIUS_IN_METERS).abs() < 1e-3);
+    }
+
+    #[test]
+    fn one_meridian_takes_the_latitude_shortcut() {
+        // Redis 7.0 answers points on one meridian with the latitude leg
+        // alone; the haversine can differ from it in the last place.
+        for (lon, lat1, lat2) in [(180.0, 10.0, 10.004167), (-73.5, -20.25, 61.0)] {
+            assert_eq!(distance(lon, lat1, lon, lat2), lat_distance(lat1, lat2));
+        }
+        assert_eq!(lat_distance(1.0, 2.0), lat_distance(2.0, 1.0));
     }
 
     #[test]
