@@ -834,3 +834,134 @@ fn replicas_load_from_the_socket_with_repl_diskless_load() {
     let mut r = swapdb.client();
     assert_eq!(info_field(&mut r, "persistence", "async_loading"), "0");
 }
+
+/// Writes `fill:{from}`..`fill:{to}` with 100-byte values: MSETs of 1000
+/// keys, 20 to a round trip.
+fn fill(c: &mut redis::Connection, from: usize, to: usize) {
+    let value = "f".repeat(100);
+    let mut i = from;
+    while i < to {
+        let mut pipe = redis::pipe();
+        for _ in 0..20 {
+            if i >= to {
+                break;
+            }
+            let end = (i + 1000).min(to);
+            let mut mset = redis::cmd("MSET");
+            for k in i..end {
+                mset.arg(format!("fill:{k}")).arg(&value);
+            }
+            pipe.add_command(mset).ignore();
+            i = end;
+        }
+        let _: () = pipe.query(c).unwrap();
+    }
+}
+
+#[test]
+fn a_swapdb_replica_serves_its_old_data_set_while_it_loads_the_new_one() {
+    let primary = Server::start();
+    let mut p = primary.client();
+    let probes: Vec<String> = (0..10).map(|i| format!("probe:{i}")).collect();
+    let set_probes = |c: &mut redis::Connection, value: &str| {
+        let mut mset = redis::cmd("MSET");
+        for k in &probes {
+            mset.arg(k).arg(format!("{value}:{k}"));
+        }
+        let _: () = mset.query(c).unwrap();
+    };
+    let want = |value: &str| -> Vec<Option<String>> {
+        probes
+            .iter()
+            .map(|k| Some(format!("{value}:{k}")))
+            .collect()
+    };
+    set_probes(&mut p, "v0");
+    let replica = Server::start_with(&[
+        "--save",
+        "",
+        "--config",
+        "repl-diskless-load swapdb",
+        "--replicaof",
+        &format!("127.0.0.1 {}", primary.port),
+    ]);
+    converge(&primary, &[&replica]);
+    let mut r = replica.client();
+    let mget = |c: &mut redis::Connection| -> Vec<Option<String>> {
+        redis::cmd("MGET")
+            .arg(&probes)
+            .query(c)
+            .unwrap_or_else(|e| panic!("a read during the load failed: {e}"))
+    };
+    assert_eq!(mget(&mut r), want("v0"));
+
+    // Each round forces a full sync of the same history (the stopped
+    // replica falls out of the backlog) over a bigger data set, until a
+    // read lands while the replica reports the load: the machine decides
+    // how long a load takes, the test only how big it is.
+    let mut keys = 0;
+    let mut reads_during = 0;
+    for (round, size) in [300_000usize, 1_200_000, 4_800_000].into_iter().enumerate() {
+        let (old, new) = (format!("v{round}"), format!("v{}", round + 1));
+        let async_loads = replica
+            .log()
+            .matches("serving the old data set meanwhile")
+            .count();
+        signal(&replica, "STOP");
+        fill(&mut p, keys, size);
+        keys = size;
+        set_probes(&mut p, &new);
+        let _: i64 = q(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+        signal(&replica, "CONT");
+
+        let offset = info_field(&mut p, "replication", "master_repl_offset");
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            // A read counts as during the load when INFO shows the load
+            // both before and after it.
+            let before = info_field(&mut r, "persistence", "async_loading");
+            let got = mget(&mut r);
+            let loading = info_field(&mut r, "persistence", "loading");
+            let after = info_field(&mut r, "persistence", "async_loading");
+            if before == "1" && after == "1" {
+                assert_eq!(got, want(&old), "the old data set is served meanwhile");
+                assert_eq!(loading, "0", "an async load is not a -LOADING load");
+                reads_during += 1;
+            }
+            let done = after == "0"
+                && info_field(&mut r, "replication", "master_link_status") == "up"
+                && info_field(&mut r, "replication", "slave_repl_offset") == offset;
+            if done {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the replica did not sync:\n{}",
+                replica.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let async_loads_now = || {
+            replica
+                .log()
+                .matches("serving the old data set meanwhile")
+                .count()
+        };
+        wait_until(Duration::from_secs(5), || async_loads_now() > async_loads);
+        assert_eq!(
+            async_loads_now(),
+            async_loads + 1,
+            "round {round}: one full sync of the same history, loaded async:\n{}",
+            replica.log()
+        );
+        assert_eq!(mget(&mut r), want(&new));
+        assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), (size + probes.len()) as i64);
+        if reads_during > 0 {
+            break;
+        }
+    }
+    assert!(
+        reads_during > 0,
+        "no read landed during a load of {keys} keys"
+    );
+}

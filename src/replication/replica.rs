@@ -497,6 +497,12 @@ fn install(
             return Err("replication cancelled".into());
         }
         let old = std::mem::replace(&mut state.keyspace, loaded.keyspace);
+        // INFO reads the flag under the lock: a client that sees
+        // `async_loading:1` is still served the old data set.
+        shared
+            .loading
+            .async_loading
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let codes = state.keyspace.functions().to_vec();
         if let Err(e) = state.scripting.install_libraries(&codes) {
             tracing::warn!("the primary's functions did not load: {e}");
