@@ -529,18 +529,19 @@ impl Replication {
         min > 0 && self.master.is_none() && self.good_replicas() < min
     }
 
-    /// This server becomes a replica of `link`'s primary: drops its own
-    /// replicas (they resync with it later) and stops propagating.
+    /// This server becomes a replica of `link`'s primary and stops
+    /// propagating. Its own replicas stay connected, as in Redis 7.0's
+    /// `replicationSetMaster`: it asks the new primary to continue its own
+    /// history, and if it does under the same id they continue with it
+    /// unaware. They are dropped (and resync, partially where the ids
+    /// allow) only when the history changes: a `+CONTINUE` with another id
+    /// ([`Self::continued_with`]) or a full sync ([`Self::synced_full`]).
     pub fn become_replica(&mut self, link: Arc<MasterLink>) {
         if let Some(old) = self.master.replace(link) {
             old.cancelled
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         self.pending.clear();
-        for r in self.replicas.drain(..) {
-            r.out.drop_link();
-        }
-        self.no_replicas_since = Some(Instant::now());
         // As Redis 7.0: clients in WAIT get the role change's error (and
         // their connections close after it).
         for w in std::mem::take(&mut self.waits) {
@@ -562,6 +563,9 @@ impl Replication {
         self.second_offset = self.offset as i64 + 1;
         self.selected_db = None;
         self.ensure_backlog();
+        // As Redis: our replicas learn the new id by reconnecting, and
+        // continue partially under `replid2`.
+        self.drop_replicas();
     }
 
     /// A full sync from a primary installed its data set at `offset` under `replid`.
@@ -572,9 +576,7 @@ impl Replication {
         self.offset = offset;
         self.backlog = Some(Backlog::new(self.settings.backlog_size, offset + 1));
         // Our own replicas must sync anew from the new history.
-        for r in self.replicas.drain(..) {
-            r.out.drop_link();
-        }
+        self.drop_replicas();
     }
 
     /// `+CONTINUE <replid>` from a primary whose id changed (it was promoted):
@@ -583,11 +585,21 @@ impl Replication {
         if replid != self.replid {
             self.replid2 = std::mem::replace(&mut self.replid, replid);
             self.second_offset = self.offset as i64 + 1;
-            for r in self.replicas.drain(..) {
-                r.out.drop_link();
-            }
+            // They continue from us under our old id, now `replid2`.
+            self.drop_replicas();
         }
         self.ensure_backlog();
+    }
+
+    /// Disconnects every replica: each one's connection ends, and it
+    /// reconnects and asks again.
+    fn drop_replicas(&mut self) {
+        for r in self.replicas.drain(..) {
+            r.out.drop_link();
+        }
+        if self.no_replicas_since.is_none() {
+            self.no_replicas_since = Some(Instant::now());
+        }
     }
 }
 
