@@ -630,6 +630,45 @@ mod tests {
         assert!(out.take().is_none());
     }
 
+    fn link_to(r: &mut Replication, client_id: u64) -> Arc<ReplicaOut> {
+        let out = Arc::new(ReplicaOut::default());
+        r.attach(ReplicaLink {
+            client_id,
+            ip: "127.0.0.1".into(),
+            port: 7000,
+            out: out.clone(),
+            state: SyncState::Online,
+            ack_offset: 0,
+            last_ack: Instant::now(),
+        });
+        out
+    }
+
+    #[test]
+    fn replicas_stay_through_a_role_change_until_the_history_changes() {
+        let mut r = Replication::default();
+        let out = link_to(&mut r, 1);
+        let own = r.replid.clone();
+        r.become_replica(Arc::new(MasterLink::new("127.0.0.1".into(), 1)));
+        assert_eq!(r.replicas.len(), 1);
+        r.continued_with(own.clone());
+        assert_eq!(r.replicas.len(), 1);
+        assert!(!out.is_dropped());
+
+        r.continued_with("b".repeat(40));
+        assert!(r.replicas.is_empty() && out.is_dropped());
+        assert_eq!(r.replid2, own);
+
+        let out = link_to(&mut r, 2);
+        r.synced_full("c".repeat(40), 10);
+        assert!(r.replicas.is_empty() && out.is_dropped());
+
+        let out = link_to(&mut r, 3);
+        r.become_primary();
+        assert!(r.replicas.is_empty() && out.is_dropped());
+        assert_eq!(r.replid2, "c".repeat(40));
+    }
+
     #[test]
     fn several_ops_of_one_command_become_one_transaction() {
         let mut r = Replication::default();
