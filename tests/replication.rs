@@ -834,3 +834,301 @@ fn replicas_load_from_the_socket_with_repl_diskless_load() {
     let mut r = swapdb.client();
     assert_eq!(info_field(&mut r, "persistence", "async_loading"), "0");
 }
+
+/// Writes `fill:{from}`..`fill:{to}` with 100-byte values: MSETs of 1000
+/// keys, 20 to a round trip.
+fn fill(c: &mut redis::Connection, from: usize, to: usize) {
+    let value = "f".repeat(100);
+    let mut i = from;
+    while i < to {
+        let mut pipe = redis::pipe();
+        for _ in 0..20 {
+            if i >= to {
+                break;
+            }
+            let end = (i + 1000).min(to);
+            let mut mset = redis::cmd("MSET");
+            for k in i..end {
+                mset.arg(format!("fill:{k}")).arg(&value);
+            }
+            pipe.add_command(mset).ignore();
+            i = end;
+        }
+        let _: () = pipe.query(c).unwrap();
+    }
+}
+
+#[test]
+fn a_swapdb_replica_serves_its_old_data_set_while_it_loads_the_new_one() {
+    let primary = Server::start();
+    let mut p = primary.client();
+    let probes: Vec<String> = (0..10).map(|i| format!("probe:{i}")).collect();
+    let set_probes = |c: &mut redis::Connection, value: &str| {
+        let mut mset = redis::cmd("MSET");
+        for k in &probes {
+            mset.arg(k).arg(format!("{value}:{k}"));
+        }
+        let _: () = mset.query(c).unwrap();
+    };
+    let want = |value: &str| -> Vec<Option<String>> {
+        probes
+            .iter()
+            .map(|k| Some(format!("{value}:{k}")))
+            .collect()
+    };
+    set_probes(&mut p, "v0");
+    let replica = Server::start_with(&[
+        "--save",
+        "",
+        "--config",
+        "repl-diskless-load swapdb",
+        "--replicaof",
+        &format!("127.0.0.1 {}", primary.port),
+    ]);
+    converge(&primary, &[&replica]);
+    let mut r = replica.client();
+    let mget = |c: &mut redis::Connection| -> Vec<Option<String>> {
+        redis::cmd("MGET")
+            .arg(&probes)
+            .query(c)
+            .unwrap_or_else(|e| panic!("a read during the load failed: {e}"))
+    };
+    assert_eq!(mget(&mut r), want("v0"));
+
+    // Each round forces a full sync of the same history (the stopped
+    // replica falls out of the backlog) over a bigger data set, until a
+    // read lands while the replica reports the load: the machine decides
+    // how long a load takes, the test only how big it is.
+    let mut keys = 0;
+    let mut reads_during = 0;
+    for (round, size) in [300_000usize, 1_200_000, 4_800_000].into_iter().enumerate() {
+        let (old, new) = (format!("v{round}"), format!("v{}", round + 1));
+        let async_loads = replica
+            .log()
+            .matches("serving the old data set meanwhile")
+            .count();
+        signal(&replica, "STOP");
+        fill(&mut p, keys, size);
+        keys = size;
+        set_probes(&mut p, &new);
+        let _: i64 = q(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+        signal(&replica, "CONT");
+
+        let offset = info_field(&mut p, "replication", "master_repl_offset");
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            // A read counts as during the load when INFO shows the load
+            // both before and after it.
+            let before = info_field(&mut r, "persistence", "async_loading");
+            let got = mget(&mut r);
+            let loading = info_field(&mut r, "persistence", "loading");
+            let after = info_field(&mut r, "persistence", "async_loading");
+            if before == "1" && after == "1" {
+                assert_eq!(got, want(&old), "the old data set is served meanwhile");
+                assert_eq!(loading, "0", "an async load is not a -LOADING load");
+                reads_during += 1;
+            }
+            let done = after == "0"
+                && info_field(&mut r, "replication", "master_link_status") == "up"
+                && info_field(&mut r, "replication", "slave_repl_offset") == offset;
+            if done {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the replica did not sync:\n{}",
+                replica.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let async_loads_now = || {
+            replica
+                .log()
+                .matches("serving the old data set meanwhile")
+                .count()
+        };
+        wait_until(Duration::from_secs(5), || async_loads_now() > async_loads);
+        assert_eq!(
+            async_loads_now(),
+            async_loads + 1,
+            "round {round}: one full sync of the same history, loaded async:\n{}",
+            replica.log()
+        );
+        assert_eq!(mget(&mut r), want(&new));
+        assert_eq!(q::<i64>(&mut r, &["DBSIZE"]), (size + probes.len()) as i64);
+        if reads_during > 0 {
+            break;
+        }
+    }
+    assert!(
+        reads_during > 0,
+        "no read landed during a load of {keys} keys"
+    );
+}
+
+/// The id of the replica connection `server` serves (CLIENT LIST TYPE
+/// replica): a new id means the replica reconnected.
+fn replica_client_ids(server: &Server) -> Vec<String> {
+    let list: String = q(&mut server.client(), &["CLIENT", "LIST", "TYPE", "replica"]);
+    list.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `sync_full`, `sync_partial_ok`, `sync_partial_err` of `server`.
+fn sync_counts(server: &Server) -> [i64; 3] {
+    let mut c = server.client();
+    ["sync_full", "sync_partial_ok", "sync_partial_err"]
+        .map(|f| info_field(&mut c, "stats", f).parse().unwrap())
+}
+
+/// Waits until the 30 ms key of `write_every_type(tag)` is gone on `server`.
+fn short_key_expired(server: &Server, tag: &str) {
+    let mut c = server.client();
+    assert!(wait_until(Duration::from_secs(5), || {
+        q::<i64>(&mut c, &["EXISTS", &format!("short:{tag}")]) == 0
+    }));
+}
+
+#[test]
+fn a_primary_turned_replica_keeps_its_replicas_until_it_loads_a_new_history() {
+    let a = Server::start();
+    let mut ca = a.client();
+    write_every_type(&mut ca, "a");
+    let b = replica_of(&a);
+    converge(&a, &[&b]);
+    let c = Server::start();
+    write_every_type(&mut c.client(), "c");
+    short_key_expired(&c, "c");
+    let ids = replica_client_ids(&a);
+    let counts = sync_counts(&a);
+
+    // As Redis 7.0's replicationSetMaster: B stays connected while A has
+    // no link to its new primary.
+    let dead = common::free_port().to_string();
+    let _: () = q(&mut ca, &["REPLICAOF", "127.0.0.1", &dead]);
+    assert_eq!(info_field(&mut ca, "replication", "connected_slaves"), "1");
+    let attempt = format!("Connecting to MASTER 127.0.0.1:{dead}");
+    assert!(wait_until(Duration::from_secs(10), || a
+        .log()
+        .matches(&attempt)
+        .count()
+        >= 2));
+    assert_eq!(replica_client_ids(&a), ids, "B stayed connected to A");
+    assert_eq!(
+        info_field(&mut b.client(), "replication", "master_link_status"),
+        "up"
+    );
+    assert_eq!(sync_counts(&a), counts);
+
+    // A full sync from a primary of another history: once A installs it,
+    // B must sync anew, fully (A's old id is no history of A's any more).
+    let _: () = q(&mut ca, &["REPLICAOF", "127.0.0.1", &c.port.to_string()]);
+    converge(&c, &[&a]);
+    converge(&a, &[&b]);
+    assert_ne!(replica_client_ids(&a), ids);
+    let [full, ok, err] = sync_counts(&a);
+    assert_eq!([full, ok, err], [counts[0] + 1, counts[1], counts[2] + 1]);
+    assert_eq!(capture(&mut b.client()), capture(&mut c.client()));
+
+    // C's stream reaches B through A.
+    write_every_type(&mut c.client(), "c2");
+    short_key_expired(&c, "c2");
+    converge(&c, &[&a]);
+    converge(&a, &[&b]);
+    assert_eq!(capture(&mut b.client()), capture(&mut c.client()));
+}
+
+#[test]
+fn a_primary_turned_replica_of_its_promoted_replica_passes_the_partial_sync_on() {
+    let a = Server::start();
+    let mut ca = a.client();
+    write_every_type(&mut ca, "a");
+    // Its expiry reaches the replicas as a DEL: C must have it before it
+    // is promoted, or A is ahead of C's history.
+    short_key_expired(&a, "a");
+    let b = replica_of(&a);
+    let c = replica_of(&a);
+    converge(&a, &[&b, &c]);
+    let mut cc = c.client();
+    let _: () = q(&mut cc, &["REPLICAOF", "NO", "ONE"]);
+    write_every_type(&mut cc, "c");
+    short_key_expired(&c, "c");
+    let counts = sync_counts(&a);
+
+    // A continues from C under C's new id: as Redis, A drops B, which
+    // continues from A partially under A's old id (now A's replid2).
+    let _: () = q(&mut ca, &["REPLICAOF", "127.0.0.1", &c.port.to_string()]);
+    converge(&c, &[&a]);
+    converge(&a, &[&b]);
+    assert_eq!(sync_counts(&c), [0, 1, 0], "{}\n----\n{}", a.log(), c.log());
+    assert_eq!(sync_counts(&a), [counts[0], counts[1] + 1, counts[2]]);
+    let mut cb = b.client();
+    assert_eq!(
+        info_field(&mut cb, "replication", "master_replid"),
+        info_field(&mut cc, "replication", "master_replid")
+    );
+    assert_eq!(capture(&mut cb), capture(&mut cc));
+
+    write_every_type(&mut cc, "c2");
+    short_key_expired(&c, "c2");
+    converge(&c, &[&a]);
+    converge(&a, &[&b]);
+    assert_eq!(capture(&mut cb), capture(&mut cc));
+}
+
+#[test]
+fn a_replica_moved_to_another_replica_of_its_primary_keeps_its_replicas_connected() {
+    let x = Server::start();
+    let mut cx = x.client();
+    write_every_type(&mut cx, "x");
+    short_key_expired(&x, "x");
+    let a = replica_of(&x);
+    let c = replica_of(&x);
+    converge(&x, &[&a, &c]);
+    // The stream selects database 3 last before the move.
+    let _: () = q(&mut cx, &["SELECT", "3"]);
+    let _: () = q(&mut cx, &["SET", "before-move", "1"]);
+    converge(&x, &[&a, &c]);
+    let b = replica_of(&a);
+    converge(&a, &[&b]);
+    let ids = replica_client_ids(&a);
+    let counts = sync_counts(&a);
+
+    // C has the same history as A: A continues from it under the same id,
+    // and B never notices (Redis keeps it too).
+    let _: () = q(
+        &mut a.client(),
+        &["REPLICAOF", "127.0.0.1", &c.port.to_string()],
+    );
+    converge(&c, &[&a]);
+    assert_eq!(sync_counts(&c), [0, 1, 0], "{}\n----\n{}", a.log(), c.log());
+    // What follows has no SELECT: A must go on applying it in database 3.
+    let _: () = q(&mut cx, &["SET", "after-move", "1"]);
+    let _: () = q(&mut cx, &["SELECT", "0"]);
+    write_every_type(&mut cx, "x2");
+    short_key_expired(&x, "x2");
+    converge(&x, &[&c]);
+    converge(&c, &[&a]);
+    converge(&a, &[&b]);
+    assert_eq!(replica_client_ids(&a), ids, "B stayed connected to A");
+    assert_eq!(sync_counts(&a), counts);
+    let want = capture(&mut cx);
+    assert_eq!(capture(&mut a.client()), want);
+    assert_eq!(capture(&mut b.client()), want);
+
+    // Promoted, A has a new id: as Redis, B reconnects to learn it and
+    // continues partially.
+    let mut ca = a.client();
+    let _: () = q(&mut ca, &["REPLICAOF", "NO", "ONE"]);
+    let _: () = q(&mut ca, &["SET", "after-promotion", "1"]);
+    converge(&a, &[&b]);
+    assert_ne!(replica_client_ids(&a), ids);
+    assert_eq!(sync_counts(&a), [counts[0], counts[1] + 1, counts[2]]);
+    assert_eq!(
+        info_field(&mut b.client(), "replication", "master_replid"),
+        info_field(&mut ca, "replication", "master_replid")
+    );
+    assert_eq!(capture(&mut b.client()), capture(&mut ca));
+}

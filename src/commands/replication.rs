@@ -125,6 +125,7 @@ pub fn apply_from_master(
 /// Starts replicating from `host:port` (REPLICAOF, the `replicaof` directive).
 pub fn start_replica(shared: &Arc<Shared>, state: &mut State, host: String, port: u16) {
     let link = Arc::new(MasterLink::new(host.clone(), port));
+    let db = state.repl.stream_db.unwrap_or(0);
     state.repl.become_replica(link.clone());
     let unblocked = state.blocking.unblock_all(&Reply::Error(
         crate::errors::replication::UNBLOCKED_ROLE_CHANGE.into(),
@@ -136,7 +137,7 @@ pub fn start_replica(shared: &Arc<Shared>, state: &mut State, host: String, port
         .config_mut()
         .extra
         .insert("replicaof", format!("{host} {port}"));
-    crate::replication::replica::start(shared.clone(), link, apply_from_master);
+    crate::replication::replica::start(shared.clone(), link, db, apply_from_master);
 }
 
 fn replicaof(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {

@@ -529,18 +529,19 @@ impl Replication {
         min > 0 && self.master.is_none() && self.good_replicas() < min
     }
 
-    /// This server becomes a replica of `link`'s primary: drops its own
-    /// replicas (they resync with it later) and stops propagating.
+    /// This server becomes a replica of `link`'s primary and stops
+    /// propagating. Its own replicas stay connected, as in Redis 7.0's
+    /// `replicationSetMaster`: it asks the new primary to continue its own
+    /// history, and if it does under the same id they continue with it
+    /// unaware. They are dropped (and resync, partially where the ids
+    /// allow) only when the history changes: a `+CONTINUE` with another id
+    /// ([`Self::continued_with`]) or a full sync ([`Self::synced_full`]).
     pub fn become_replica(&mut self, link: Arc<MasterLink>) {
         if let Some(old) = self.master.replace(link) {
             old.cancelled
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         self.pending.clear();
-        for r in self.replicas.drain(..) {
-            r.out.drop_link();
-        }
-        self.no_replicas_since = Some(Instant::now());
         // As Redis 7.0: clients in WAIT get the role change's error (and
         // their connections close after it).
         for w in std::mem::take(&mut self.waits) {
@@ -562,6 +563,9 @@ impl Replication {
         self.second_offset = self.offset as i64 + 1;
         self.selected_db = None;
         self.ensure_backlog();
+        // As Redis: our replicas learn the new id by reconnecting, and
+        // continue partially under `replid2`.
+        self.drop_replicas();
     }
 
     /// A full sync from a primary installed its data set at `offset` under `replid`.
@@ -572,9 +576,7 @@ impl Replication {
         self.offset = offset;
         self.backlog = Some(Backlog::new(self.settings.backlog_size, offset + 1));
         // Our own replicas must sync anew from the new history.
-        for r in self.replicas.drain(..) {
-            r.out.drop_link();
-        }
+        self.drop_replicas();
     }
 
     /// `+CONTINUE <replid>` from a primary whose id changed (it was promoted):
@@ -583,11 +585,21 @@ impl Replication {
         if replid != self.replid {
             self.replid2 = std::mem::replace(&mut self.replid, replid);
             self.second_offset = self.offset as i64 + 1;
-            for r in self.replicas.drain(..) {
-                r.out.drop_link();
-            }
+            // They continue from us under our old id, now `replid2`.
+            self.drop_replicas();
         }
         self.ensure_backlog();
+    }
+
+    /// Disconnects every replica: each one's connection ends, and it
+    /// reconnects and asks again.
+    fn drop_replicas(&mut self) {
+        for r in self.replicas.drain(..) {
+            r.out.drop_link();
+        }
+        if self.no_replicas_since.is_none() {
+            self.no_replicas_since = Some(Instant::now());
+        }
     }
 }
 
@@ -616,6 +628,45 @@ mod tests {
         assert!(!out.push(&vec![0; 200_001], &limit));
         assert!(out.is_dropped());
         assert!(out.take().is_none());
+    }
+
+    fn link_to(r: &mut Replication, client_id: u64) -> Arc<ReplicaOut> {
+        let out = Arc::new(ReplicaOut::default());
+        r.attach(ReplicaLink {
+            client_id,
+            ip: "127.0.0.1".into(),
+            port: 7000,
+            out: out.clone(),
+            state: SyncState::Online,
+            ack_offset: 0,
+            last_ack: Instant::now(),
+        });
+        out
+    }
+
+    #[test]
+    fn replicas_stay_through_a_role_change_until_the_history_changes() {
+        let mut r = Replication::default();
+        let out = link_to(&mut r, 1);
+        let own = r.replid.clone();
+        r.become_replica(Arc::new(MasterLink::new("127.0.0.1".into(), 1)));
+        assert_eq!(r.replicas.len(), 1);
+        r.continued_with(own.clone());
+        assert_eq!(r.replicas.len(), 1);
+        assert!(!out.is_dropped());
+
+        r.continued_with("b".repeat(40));
+        assert!(r.replicas.is_empty() && out.is_dropped());
+        assert_eq!(r.replid2, own);
+
+        let out = link_to(&mut r, 2);
+        r.synced_full("c".repeat(40), 10);
+        assert!(r.replicas.is_empty() && out.is_dropped());
+
+        let out = link_to(&mut r, 3);
+        r.become_primary();
+        assert!(r.replicas.is_empty() && out.is_dropped());
+        assert_eq!(r.replid2, "c".repeat(40));
     }
 
     #[test]

@@ -30,11 +30,13 @@ use crate::state::{Shared, State};
 /// down so this module needs nothing above it).
 pub type ApplyFn = fn(&Shared, &mut State, &mut ClientState, &[Bytes]);
 
-/// Starts the link thread for `link`.
-pub fn start(shared: Arc<Shared>, link: Arc<MasterLink>, apply: ApplyFn) {
+/// Starts the link thread for `link`. `db` is the database the stream
+/// applied so far has selected: a primary that continues this server's
+/// history goes on past that SELECT (Redis keeps it in its cached master).
+pub fn start(shared: Arc<Shared>, link: Arc<MasterLink>, db: usize, apply: ApplyFn) {
     let name = format!("replica-of-{}:{}", link.host, link.port);
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
-        let mut db = 0usize;
+        let mut db = db;
         while !link.is_cancelled() && !shared.is_shutting_down() {
             link.update(|s| s.state = "connecting");
             tracing::info!("Connecting to MASTER {}:{}", link.host, link.port);
@@ -118,11 +120,14 @@ fn session(shared: &Shared, link: &MasterLink, apply: ApplyFn, db: &mut usize) -
     tracing::info!("MASTER <-> REPLICA sync started");
     link.update(|s| s.state = "handshake");
     handshake(shared, &mut conn)?;
-    let (replid, offset) = {
+    let (replid, offset, history) = {
         let r = &shared.lock().repl;
-        (r.replid.clone(), r.offset)
+        (r.replid.clone(), r.offset, r.backlog.is_some())
     };
-    let reply = if offset == 0 {
+    // A server with a history of its own (a backlog: it served replicas or
+    // synced from a primary) asks to continue it, even at offset 0, as
+    // Redis's cached master does; only a blank one asks for a full sync.
+    let reply = if offset == 0 && !history {
         conn.command(&[b"PSYNC", b"?", b"-1"])?
     } else {
         let next = (offset + 1).to_string();
@@ -497,6 +502,12 @@ fn install(
             return Err("replication cancelled".into());
         }
         let old = std::mem::replace(&mut state.keyspace, loaded.keyspace);
+        // INFO reads the flag under the lock: a client that sees
+        // `async_loading:1` is still served the old data set.
+        shared
+            .loading
+            .async_loading
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let codes = state.keyspace.functions().to_vec();
         if let Err(e) = state.scripting.install_libraries(&codes) {
             tracing::warn!("the primary's functions did not load: {e}");
