@@ -579,6 +579,30 @@ fn signal(server: &Server, sig: &str) {
         .unwrap()
         .success();
     assert!(ok);
+    if sig == "STOP" {
+        // `kill` returns before every thread has stopped: a replica thread
+        // still running could acknowledge what the primary sends next.
+        assert!(
+            wait_until(Duration::from_secs(10), || all_threads_stopped(
+                server.pid()
+            )),
+            "the replica's threads did not stop"
+        );
+    }
+}
+
+/// Every thread of `pid` is in the stopped state (`T` in its `stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    })
 }
 
 #[test]
