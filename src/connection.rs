@@ -8,8 +8,10 @@
 //! protocol error and closes the connection, after the commands before it ran.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,11 +75,20 @@ async fn run(
     let info = client.info.clone();
     let killed = info.kill_signal.notified();
     tokio::pin!(killed);
-    killed.as_mut().enable();
+    // One poll registers this task's waker with the kill signal; it stays
+    // registered for the connection's life. The loop's waits then read the
+    // kill flag instead of polling the signal again, which would take the
+    // signal's lock on every request.
+    let killed_already =
+        std::future::poll_fn(|cx| Poll::Ready(killed.as_mut().poll(cx).is_ready())).await;
+    if killed_already {
+        return Ok(());
+    }
     let shut_down = shutdown.changed();
     tokio::pin!(shut_down);
     loop {
-        let max_bulk = shared.config().proto_max_bulk_len;
+        let limits = Limits::read(shared);
+        let max_bulk = limits.max_bulk;
         let mut protocol_error: Option<ProtocolError> = None;
         loop {
             match parser.next(&mut rbuf, max_bulk) {
@@ -102,6 +113,7 @@ async fn run(
                 pending: &mut pending,
                 parser: &mut parser,
                 specs: &mut specs,
+                obuf_hard: limits.obuf_hard,
             };
             if let Some(block) = run_batch(shared, client, batch, &mut wbuf) {
                 flush(shared, stream, &mut wbuf, client).await?;
@@ -145,7 +157,7 @@ async fn run(
             rbuf.reserve(READ_CHUNK);
         }
         // The `timeout` setting closes clients idle that long (0 = never).
-        let idle_limit = shared.config().timeout;
+        let idle_limit = limits.idle_secs;
         let idle = async {
             match idle_limit {
                 0 => std::future::pending().await,
@@ -164,12 +176,12 @@ async fn run(
                     NetStats::add(&shared.net.net_input_bytes, n as u64);
                     NetStats::add(&shared.net.reads_processed, 1);
                 }
-                check_query_buffer(shared, client, &rbuf)?;
+                check_query_buffer(client, &rbuf, limits.query_buffer)?;
                 client.query_buffer_bytes = rbuf.capacity();
                 report_memory(shared, client, wbuf.capacity());
             }
             _ = &mut shut_down => return Ok(()),
-            _ = &mut killed => return Ok(()),
+            _ = kill_flag(&info) => return Ok(()),
             Some(line) = commands::server::control::next_monitor_line(&mut client.monitor) => {
                 Reply::Simple(line).encode(client.proto, &mut wbuf);
             }
@@ -223,6 +235,41 @@ struct Batch<'a> {
     /// Takes back the argument vectors of the commands run.
     parser: &'a mut RequestParser,
     specs: &'a mut SpecCache,
+    /// `client-output-buffer-limit normal`'s hard limit, read with the batch.
+    obuf_hard: u64,
+}
+
+/// The settings a connection consults on every request, read from the
+/// configuration together once per turn of its loop.
+struct Limits {
+    max_bulk: usize,
+    idle_secs: u64,
+    query_buffer: u64,
+    obuf_hard: u64,
+}
+
+impl Limits {
+    fn read(shared: &Shared) -> Limits {
+        let config = shared.config();
+        Limits {
+            max_bulk: config.proto_max_bulk_len,
+            idle_secs: config.timeout,
+            query_buffer: config.client_query_buffer_limit,
+            obuf_hard: config.client_output_buffer_limit.normal.hard,
+        }
+    }
+}
+
+/// Ready once the client is marked killed. It registers no waker of its
+/// own: the kill signal polled at the connection's start holds the task's.
+fn kill_flag(info: &ClientInfo) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |_| {
+        if info.is_killed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
 }
 
 /// The command looked up last, by its name as sent: a pipeline mostly
@@ -260,10 +307,10 @@ fn run_batch(
         pending,
         parser,
         specs,
+        obuf_hard,
     } = batch;
     let mut last_args: Option<Vec<Bytes>> = None;
     let mut blocked = None;
-    let obuf_hard = shared.config().client_output_buffer_limit.normal.hard;
     {
         let mut state = shared.lock();
         // One clock read per batch: the commands of a batch run back to back
@@ -452,7 +499,8 @@ async fn wait_blocked(
                     NetStats::add(&shared.net.net_input_bytes, n as u64);
                     NetStats::add(&shared.net.reads_processed, 1);
                 }
-                        if check_query_buffer(shared, client, rbuf).is_err() {
+                        let limit = shared.config().client_query_buffer_limit;
+                        if check_query_buffer(client, rbuf, limit).is_err() {
                             disconnected = true;
                             break None;
                         }
@@ -505,9 +553,9 @@ async fn flush(
         Err(e) => return Err(e),
     };
     let subs = &client.subs;
-    let limit = shared.config().client_output_buffer_limit.normal;
     let mut watch = ObufWatch::default();
     while written < wbuf.len() {
+        let limit = shared.config().client_output_buffer_limit.normal;
         let pending = (wbuf.len() - written) as u64;
         if watch.exceeded(&limit, pending, std::time::Instant::now()) {
             // A reader too slow for the soft limit's seconds is dropped, as in Redis.
@@ -574,12 +622,7 @@ fn report_memory(shared: &Shared, client: &ClientState, wbuf_capacity: usize) {
 }
 
 /// Closes a client whose unparsed input outgrew `client-query-buffer-limit`.
-fn check_query_buffer(
-    shared: &Shared,
-    client: &ClientState,
-    rbuf: &BytesMut,
-) -> std::io::Result<()> {
-    let limit = shared.config().client_query_buffer_limit;
+fn check_query_buffer(client: &ClientState, rbuf: &BytesMut, limit: u64) -> std::io::Result<()> {
     if crate::limits::query_buffer_exceeded(rbuf.len(), limit) {
         tracing::warn!(
             client = client.id,
