@@ -86,8 +86,10 @@ async fn run(
     }
     let shut_down = shutdown.changed();
     tokio::pin!(shut_down);
+    // Read again before each wait, after the batch: a CONFIG SET the batch
+    // ran applies to this connection's next wait and parse.
+    let mut limits = Limits::read(shared);
     loop {
-        let limits = Limits::read(shared);
         let max_bulk = limits.max_bulk;
         let mut protocol_error: Option<ProtocolError> = None;
         loop {
@@ -157,6 +159,7 @@ async fn run(
             rbuf.reserve(READ_CHUNK);
         }
         // The `timeout` setting closes clients idle that long (0 = never).
+        limits = Limits::read(shared);
         let idle_limit = limits.idle_secs;
         let idle = async {
             match idle_limit {

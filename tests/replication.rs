@@ -1064,17 +1064,23 @@ fn a_primary_turned_replica_keeps_its_replicas_until_it_loads_a_new_history() {
     assert_eq!(capture(&mut b.client()), capture(&mut c.client()));
 }
 
+/// A primary holding every type with two replicas in sync. Its expired
+/// key reaches the replicas as a DEL before the test goes on, so a replica
+/// promoted later is not behind the primary's history.
+fn primary_with_two_replicas(tag: &str) -> (Server, Server, Server) {
+    let primary = Server::start();
+    write_every_type(&mut primary.client(), tag);
+    short_key_expired(&primary, tag);
+    let first = replica_of(&primary);
+    let second = replica_of(&primary);
+    converge(&primary, &[&first, &second]);
+    (primary, first, second)
+}
+
 #[test]
 fn a_primary_turned_replica_of_its_promoted_replica_passes_the_partial_sync_on() {
-    let a = Server::start();
+    let (a, b, c) = primary_with_two_replicas("a");
     let mut ca = a.client();
-    write_every_type(&mut ca, "a");
-    // Its expiry reaches the replicas as a DEL: C must have it before it
-    // is promoted, or A is ahead of C's history.
-    short_key_expired(&a, "a");
-    let b = replica_of(&a);
-    let c = replica_of(&a);
-    converge(&a, &[&b, &c]);
     let mut cc = c.client();
     let _: () = q(&mut cc, &["REPLICAOF", "NO", "ONE"]);
     write_every_type(&mut cc, "c");
@@ -1104,13 +1110,8 @@ fn a_primary_turned_replica_of_its_promoted_replica_passes_the_partial_sync_on()
 
 #[test]
 fn a_replica_moved_to_another_replica_of_its_primary_keeps_its_replicas_connected() {
-    let x = Server::start();
+    let (x, a, c) = primary_with_two_replicas("x");
     let mut cx = x.client();
-    write_every_type(&mut cx, "x");
-    short_key_expired(&x, "x");
-    let a = replica_of(&x);
-    let c = replica_of(&x);
-    converge(&x, &[&a, &c]);
     // The stream selects database 3 last before the move.
     let _: () = q(&mut cx, &["SELECT", "3"]);
     let _: () = q(&mut cx, &["SET", "before-move", "1"]);
