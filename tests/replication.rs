@@ -19,6 +19,18 @@ fn replica_of(primary: &Server) -> Server {
     ])
 }
 
+/// A replica of `primary` that loads a full sync with `repl-diskless-load mode`.
+fn diskless_replica_of(primary: &Server, mode: &str) -> Server {
+    Server::start_with(&[
+        "--save",
+        "",
+        "--config",
+        &format!("repl-diskless-load {mode}"),
+        "--replicaof",
+        &format!("127.0.0.1 {}", primary.port),
+    ])
+}
+
 /// Waits until every replica is linked and has applied all the primary wrote.
 fn converge(primary: &Server, replicas: &[&Server]) {
     let mut p = primary.client();
@@ -793,22 +805,8 @@ fn replicas_load_from_the_socket_with_repl_diskless_load() {
     let primary = Server::start();
     let mut p = primary.client();
     write_every_type(&mut p, "before");
-    let swapdb = Server::start_with(&[
-        "--save",
-        "",
-        "--config",
-        "repl-diskless-load swapdb",
-        "--replicaof",
-        &format!("127.0.0.1 {}", primary.port),
-    ]);
-    let empty = Server::start_with(&[
-        "--save",
-        "",
-        "--config",
-        "repl-diskless-load on-empty-db",
-        "--replicaof",
-        &format!("127.0.0.1 {}", primary.port),
-    ]);
+    let swapdb = diskless_replica_of(&primary, "swapdb");
+    let empty = diskless_replica_of(&primary, "on-empty-db");
     write_every_type(&mut p, "after");
     converge(&primary, &[&swapdb, &empty]);
     // The 30 ms key must be gone on the primary before the captures.
@@ -901,14 +899,7 @@ fn a_swapdb_replica_serves_its_old_data_set_while_it_loads_the_new_one() {
             .collect()
     };
     set_probes(&mut p, "v0");
-    let replica = Server::start_with(&[
-        "--save",
-        "",
-        "--config",
-        "repl-diskless-load swapdb",
-        "--replicaof",
-        &format!("127.0.0.1 {}", primary.port),
-    ]);
+    let replica = diskless_replica_of(&primary, "swapdb");
     converge(&primary, &[&replica]);
     let mut r = replica.client();
     let mget = |c: &mut redis::Connection| -> Vec<Option<String>> {
