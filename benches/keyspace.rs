@@ -15,6 +15,16 @@ fn key(i: usize) -> Bytes {
     Bytes::from(format!("key:{i:010}"))
 }
 
+/// `key(i)` written into `buf`, without an allocation.
+fn key_into(buf: &mut [u8; 14], mut i: usize) -> &[u8] {
+    buf[..4].copy_from_slice(b"key:");
+    for b in buf[4..].iter_mut().rev() {
+        *b = b'0' + (i % 10) as u8;
+        i /= 10;
+    }
+    &buf[..]
+}
+
 fn filled(n: usize) -> Keyspace {
     let mut ks = Keyspace::new(16);
     let db = ks.db_mut(0);
@@ -110,6 +120,21 @@ fn random_key(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % keys.len();
                 black_box(ks.db_mut(0).contains(&keys[i], 0))
+            })
+        });
+        // As a server meets them: keys spread over the whole map (not a few
+        // thousand that stay cached) and each lookup waits for the one before
+        // (the next key depends on its result), so the CPU cannot overlap
+        // their cache misses as it does for the independent lookups above.
+        let mut j = 1usize;
+        let mut buf = [0u8; 14];
+        group.bench_function(BenchmarkId::new("lookup_chained", n), |b| {
+            b.iter(|| {
+                let found = ks.db_mut(0).contains(key_into(&mut buf, j % n), 0);
+                j = j
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1 + usize::from(found));
+                black_box(found)
             })
         });
     }

@@ -29,10 +29,17 @@
 //!    the p99 (from redis-benchmark's latency summary) and p99.9 (the first
 //!    point of its percentile distribution at or above 99.9 %, an upper bound).
 //! 3. **Write load without a save** (`--no-write-load` skips 3 and 4):
-//!    `--clients` unpipelined connections send SET on random loaded keys for
-//!    `--seconds`; throughput and client-side latency (hdrhistogram).
-//! 4. **Write load with back-to-back BGSAVEs**: the same load while BGSAVEs
-//!    run back to back: throughput and latency, BGSAVE reply and total times,
+//!    `--clients` unpipelined connections (one thread each) send SET on random
+//!    loaded keys for `--seconds`; throughput, client-side latency
+//!    (hdrhistogram), and the CPU time per request of the server process and
+//!    of this load generator (`/proc/PID/stat`). With `--load-rounds R` the
+//!    phase runs R times per server, alternating forkless and redis; the
+//!    throughput and CPU figures are medians over the rounds, the latencies
+//!    come from the rounds' histograms merged.
+//! 4. **Write load with back-to-back BGSAVEs**: the same load (and rounds)
+//!    while BGSAVEs run back to back: throughput and latency (the server CPU
+//!    figure leaves out Redis's forked children, which do its saves),
+//!    BGSAVE reply and total times,
 //!    and the extra memory a save costs (forkless: RSS peak during the saves
 //!    minus RSS before them; Redis: the largest `rdb_last_cow_size` it
 //!    reports — its `current_cow_peak`, updated by the child only now and
@@ -64,7 +71,7 @@ use hdrhistogram::Histogram;
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{forkless_binary, process_rss, run_bounded, Rng};
+use support::{forkless_binary, process_cpu_us, process_rss, run_bounded, Rng};
 
 /// Compare forkless with redis-server side by side.
 #[derive(FromArgs)]
@@ -96,6 +103,11 @@ struct Opts {
     /// skip the 50-client write load phases (without and with BGSAVEs)
     #[argh(switch)]
     no_write_load: bool,
+    /// rounds of each write load phase, run forkless, redis, forkless, redis…;
+    /// throughput and CPU per request are the medians over the rounds,
+    /// latencies come from all rounds together (default 1)
+    #[argh(option, default = "1")]
+    load_rounds: usize,
     /// leave forkless's incremental snapshots on (by default they are off
     /// here, so every save writes the whole data set as redis-server's does;
     /// `incremental_snapshots` measures deltas)
@@ -729,11 +741,16 @@ struct LoadResult {
     ops: u64,
     elapsed: Duration,
     errors: u64,
+    /// CPU time of the server process (user + system) per request, µs.
+    server_cpu_us: f64,
+    /// CPU time of this process (the load's threads) per request, µs.
+    client_cpu_us: f64,
 }
 
 /// Runs `clients` unpipelined SET loops over the loaded keys for `seconds`,
-/// with `during` running on this thread meanwhile.
+/// with `during` running on this thread meanwhile; `pid` is the server's.
 fn write_load(
+    pid: u32,
     port: u16,
     clients: usize,
     keys: usize,
@@ -773,15 +790,18 @@ fn write_load(
         }));
     }
     let started = Instant::now();
+    let cpu_before = (process_cpu_us(pid), process_cpu_us(std::process::id()));
     let during_result = during();
     let remaining = Duration::from_secs(seconds).saturating_sub(started.elapsed());
     std::thread::sleep(remaining);
     stop.store(true, Ordering::Relaxed);
+    let cpu_after = (process_cpu_us(pid), process_cpu_us(std::process::id()));
     let mut ops = 0;
     for t in threads {
         ops += t.join().map_err(|_| "load thread panicked")??;
     }
     let elapsed = started.elapsed();
+    let per_op = |after: f64, before: f64| (after - before) / ops.max(1) as f64;
     during_result?;
     let hist = Arc::try_unwrap(hist)
         .map_err(|_| "histogram still shared")?
@@ -792,6 +812,8 @@ fn write_load(
         ops,
         elapsed,
         errors: errors.load(Ordering::Relaxed),
+        server_cpu_us: per_op(cpu_after.0, cpu_before.0),
+        client_cpu_us: per_op(cpu_after.1, cpu_before.1),
     })
 }
 
@@ -815,7 +837,8 @@ struct SaveStats {
     total_s: Vec<f64>,
     /// forkless: RSS peak minus RSS before; Redis: largest `rdb_last_cow_size`.
     extra_mem: u64,
-    last_status_ok: bool,
+    /// Whether any save of the phase ended with a status other than `ok`.
+    failed: bool,
 }
 
 /// One BGSAVE, polled until done: (reply µs, total s, RSS peak).
@@ -866,25 +889,44 @@ fn bgsave_loop(
         s.reply_us.push(reply_us);
         s.total_s.push(total_s);
         s.extra_mem = s.extra_mem.max(extra);
-        s.last_status_ok = info.get("rdb_last_bgsave_status") == Some("ok");
+        s.failed |= info.get("rdb_last_bgsave_status") != Some("ok");
     }
     Ok(())
 }
 
-fn put_load(t: &mut Table, kind: Kind, prefix: &str, r: &LoadResult) {
+/// Puts one write load phase's figures: the median over `rounds` of the
+/// throughput and CPU per request, latencies over all rounds together.
+fn put_load(t: &mut Table, kind: Kind, prefix: &str, rounds: &[LoadResult]) -> Result<()> {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for r in rounds {
+        hist.add(&r.hist)?;
+    }
+    let med = |f: fn(&LoadResult) -> f64| median(&rounds.iter().map(f).collect::<Vec<_>>());
     let ms = |us: u64| us as f64 / 1000.0;
-    let q = |q: f64| ms(r.hist.value_at_quantile(q));
+    let q = |q: f64| ms(hist.value_at_quantile(q));
     let rows = [
-        ("throughput (req/s)", r.ops as f64 / r.elapsed.as_secs_f64()),
+        (
+            "throughput (req/s)",
+            med(|r| r.ops as f64 / r.elapsed.as_secs_f64()),
+        ),
         ("p50 (ms)", q(0.50)),
         ("p99 (ms)", q(0.99)),
         ("p99.9 (ms)", q(0.999)),
-        ("max (ms)", ms(r.hist.max())),
-        ("error replies", r.errors as f64),
+        ("max (ms)", ms(hist.max())),
+        (
+            "error replies",
+            rounds.iter().map(|r| r.errors).sum::<u64>() as f64,
+        ),
+        ("server CPU per request (µs)", med(|r| r.server_cpu_us)),
+        (
+            "load generator CPU per request (µs)",
+            med(|r| r.client_cpu_us),
+        ),
     ];
     for (name, v) in rows {
         t.put(kind, &format!("{prefix} {name}"), v);
     }
+    Ok(())
 }
 
 fn put_save_stats(t: &mut Table, kind: Kind, s: &SaveStats) {
@@ -904,24 +946,62 @@ fn put_save_stats(t: &mut Table, kind: Kind, s: &SaveStats) {
     );
 }
 
-fn write_phases(s: &ServerProc, opts: &Opts, t: &mut Table) -> Result<()> {
-    let (kind, port, pid) = (s.kind, s.port, s.pid());
-    eprintln!("[{}] write load without a save", s.name());
-    let idle = write_load(port, opts.clients, opts.keys, opts.seconds, || Ok(()))?;
-    put_load(t, kind, "no save:", &idle);
-
-    eprintln!("[{}] write load with back-to-back BGSAVEs", s.name());
-    let stats = Mutex::new(SaveStats::default());
-    let busy = write_load(port, opts.clients, opts.keys, opts.seconds, || {
-        bgsave_loop(kind, port, pid, opts.seconds, &stats)
-    })?;
-    wait_bgsave_done(&mut s.conn()?, Duration::from_secs(300))?;
-    put_load(t, kind, "BGSAVE:", &busy);
-    let stats = stats.into_inner().map_err(|_| "poisoned")?;
-    if !stats.last_status_ok {
-        return Err(format!("{}: a BGSAVE failed", s.name()).into());
+/// Runs the write load without and then with back-to-back BGSAVEs,
+/// `--load-rounds` times each, alternating the servers round by round so
+/// both see the same machine.
+fn write_phases(servers: &[ServerProc], opts: &Opts, t: &mut Table) -> Result<()> {
+    let rounds = opts.load_rounds.max(1);
+    let mut idle: Vec<Vec<LoadResult>> = servers.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for (s, results) in servers.iter().zip(&mut idle) {
+            eprintln!(
+                "[{}] write load without a save, round {round}/{rounds}",
+                s.name()
+            );
+            results.push(write_load(
+                s.pid(),
+                s.port,
+                opts.clients,
+                opts.keys,
+                opts.seconds,
+                || Ok(()),
+            )?);
+        }
     }
-    put_save_stats(t, kind, &stats);
+    for (s, results) in servers.iter().zip(&idle) {
+        put_load(t, s.kind, "no save:", results)?;
+    }
+
+    let mut busy: Vec<(Vec<LoadResult>, Mutex<SaveStats>)> = servers
+        .iter()
+        .map(|_| (Vec::new(), Mutex::new(SaveStats::default())))
+        .collect();
+    for round in 1..=rounds {
+        for (s, (results, stats)) in servers.iter().zip(&mut busy) {
+            eprintln!(
+                "[{}] write load with back-to-back BGSAVEs, round {round}/{rounds}",
+                s.name()
+            );
+            let (kind, port, pid) = (s.kind, s.port, s.pid());
+            results.push(write_load(
+                pid,
+                port,
+                opts.clients,
+                opts.keys,
+                opts.seconds,
+                || bgsave_loop(kind, port, pid, opts.seconds, stats),
+            )?);
+            wait_bgsave_done(&mut s.conn()?, Duration::from_secs(300))?;
+        }
+    }
+    for (s, (results, stats)) in servers.iter().zip(busy) {
+        put_load(t, s.kind, "BGSAVE:", &results)?;
+        let stats = stats.into_inner().map_err(|_| "poisoned")?;
+        if stats.failed || stats.reply_us.is_empty() {
+            return Err(format!("{}: a BGSAVE failed", s.name()).into());
+        }
+        put_save_stats(t, s.kind, &stats);
+    }
     Ok(())
 }
 
@@ -975,9 +1055,7 @@ fn main_dataset(opts: &Opts, tmp: &Path) -> Result<Table> {
         set_throughput(&servers, opts, &mut t)?;
     }
     if !opts.no_write_load {
-        for s in &servers {
-            write_phases(s, opts, &mut t)?;
-        }
+        write_phases(&servers, opts, &mut t)?;
     }
     for s in &mut servers {
         save_and_restart(s, opts, &mut t)?;

@@ -194,6 +194,23 @@ fn node_of<T>(bitmap: u32, len: u32, slots: Vec<Slot<T>>) -> TrieNode<T> {
 
 type TrieNode<T> = Node<Slot<T>>;
 
+/// Starts loading the slots where the one for `chunk` probably lies, before
+/// the node's bitmap tells exactly which it is, so that the misses on the
+/// header and on the slot overlap instead of following each other. Hashes
+/// are uniform, so a node's slots spread evenly over the 32 chunks: a full
+/// node (the upper levels of a large map) holds it at index `chunk`, a node
+/// about 60 % or 40 % full (the level where most keys of a map of a million
+/// or a few hundred thousand sit) near `chunk * 5 / 8` or `chunk * 3 / 8`.
+/// A small node lies in the header's own lines. A chained lookup at 1M keys
+/// took 608-683 ns against 747-783 ns without these (benches/README.md).
+#[inline(always)]
+fn prefetch_chunk<T>(node: &TrieNode<T>, chunk: u32) {
+    let c = chunk as usize;
+    node.prefetch_guess(c);
+    node.prefetch_guess(c * 5 / 8);
+    node.prefetch_guess(c * 3 / 8);
+}
+
 /// The slot index of `bit` in a node with `bitmap`.
 #[inline]
 fn index(bitmap: u32, bit: u32) -> usize {
@@ -290,6 +307,7 @@ impl<T: MapItem> Champ<T> {
                         Slot::Item(t) => t.prefetch(),
                         Slot::Child(c) => {
                             c.prefetch();
+                            prefetch_chunk(c, chunk(hash, level + 1));
                             at[k] = Some(c);
                             deeper = true;
                         }
@@ -328,7 +346,9 @@ impl<T: MapItem> Champ<T> {
                     _ => None,
                 });
             }
-            let bit = 1u32 << chunk(hash, level);
+            let c = chunk(hash, level);
+            prefetch_chunk(node, c);
+            let bit = 1u32 << c;
             let bitmap = node.bitmap();
             if bitmap & bit == 0 {
                 return None;
@@ -683,7 +703,9 @@ fn get_below<'a, T: MapItem>(
                 _ => None,
             });
         }
-        let bit = 1u32 << chunk(hash, level);
+        let c = chunk(hash, level);
+        prefetch_chunk(node, c);
+        let bit = 1u32 << c;
         let bitmap = node.bitmap();
         if bitmap & bit == 0 {
             return None;
@@ -772,7 +794,9 @@ fn insert_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, item: T, level: u32)
         node.set_len(node.len() + 1);
         return None;
     }
-    let bit = 1u32 << chunk(hash, level);
+    let c = chunk(hash, level);
+    prefetch_chunk(node, c);
+    let bit = 1u32 << c;
     let bitmap = node.bitmap();
     let at = index(bitmap, bit);
     if bitmap & bit == 0 {
@@ -829,7 +853,9 @@ fn upsert_at<T: MapItem>(
         node.set_len(node.len() + 1);
         return true;
     }
-    let bit = 1u32 << chunk(hash, level);
+    let c = chunk(hash, level);
+    prefetch_chunk(node, c);
+    let bit = 1u32 << c;
     let bitmap = node.bitmap();
     let at = index(bitmap, bit);
     if bitmap & bit == 0 {
@@ -869,7 +895,9 @@ fn remove_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, key: &[u8], level: u
         node.set_len(node.len() - 1);
         return Some(t);
     }
-    let bit = 1u32 << chunk(hash, level);
+    let c = chunk(hash, level);
+    prefetch_chunk(node, c);
+    let bit = 1u32 << c;
     let bitmap = node.bitmap();
     let at = index(bitmap, bit);
     let removed = match &mut node.slots_mut()[at] {

@@ -193,6 +193,15 @@ impl<S> Node<S> {
         prefetch_addr(base.wrapping_add(Self::weights_offset(count) + 4 * at));
     }
 
+    /// Starts loading the cache line of slot `at` alone (which may lie past
+    /// the last slot: the position is a guess), so that the miss on it
+    /// overlaps the miss on the header that a lookup waits for first.
+    #[inline(always)]
+    pub fn prefetch_guess(&self, at: usize) {
+        let base = self.ptr.as_ptr() as *const u8;
+        prefetch_addr(base.wrapping_add(Self::slots_offset() + at * std::mem::size_of::<S>()));
+    }
+
     #[inline]
     pub fn bitmap(&self) -> u32 {
         self.header().bitmap
