@@ -157,6 +157,9 @@ pub struct Config {
     pub io_threads: usize,
     /// jemalloc purges unused pages on a thread of its own (`jemalloc-bg-thread`).
     pub jemalloc_bg_thread: bool,
+    /// How long the event loop polls after a batch before it sleeps, when
+    /// batches come that close together (`busy-poll-us`; crate::busypoll).
+    pub busy_poll_us: u64,
     /// Commands slower than this many microseconds go to the slow log (-1 = none).
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -213,6 +216,7 @@ impl Config {
             timeout: 0,
             io_threads: 1,
             jemalloc_bg_thread: true,
+            busy_poll_us: 100,
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,

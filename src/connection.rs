@@ -319,7 +319,9 @@ fn run_batch(
         // One clock read per batch: the commands of a batch run back to back
         // within microseconds, as Redis caches its clock per event-loop turn.
         let now_ms = unix_ms();
-        state.command_clock = Some(std::time::Instant::now());
+        let clock = std::time::Instant::now();
+        crate::busypoll::note_batch(clock);
+        state.command_clock = Some(clock);
         if pending.len() > 1 {
             // The keys of a pipeline: their trie paths load in parallel. A
             // key repeated by the next command is warmed once.

@@ -46,6 +46,7 @@
 pub mod alloc;
 pub mod alloc_count;
 pub mod blocking;
+pub mod busypoll;
 pub mod cli;
 pub mod clients;
 pub mod commands;
@@ -104,6 +105,7 @@ pub enum StartError {
 /// Starts the server with `config` and runs it until shutdown.
 pub async fn run_server(config: Config) -> Result<(), StartError> {
     alloc::set_background_thread(config.jemalloc_bg_thread);
+    busypoll::set_window_us(config.busy_poll_us);
     let shared = Arc::new(Shared::new(config));
     let _ = shared.me.set(Arc::downgrade(&shared));
     alloc::mark_startup();
@@ -132,6 +134,7 @@ pub async fn run_server(config: Config) -> Result<(), StartError> {
     );
     let save_points = tokio::spawn(persistence::scheduler::run(shared.clone()));
     tokio::spawn(metrics::sample_metrics(shared.clone()));
+    tokio::spawn(busypoll::run());
     let _ = serving.await;
     save_points.abort();
     // Shutdown begun some other way than SIGTERM/SIGINT/SHUTDOWN (which save and

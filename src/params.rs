@@ -543,6 +543,17 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     ),
+    // forkless's own: how long the event loop polls between requests that
+    // come close together instead of sleeping (crate::busypoll); 0 = off.
+    acts(
+        "busy-poll-us",
+        "100",
+        |c| c.busy_poll_us.to_string(),
+        |c, v| {
+            c.busy_poll_us = set_int(v, 0, 1_000_000)?;
+            Ok(())
+        },
+    ),
     // --- Accepted, validated and stored; no effect on forkless. ---
     stored("maxmemory", Kind::Mem(0, MAX), "0"),
     stored(

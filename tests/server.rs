@@ -979,3 +979,56 @@ fn blocked_clients_unblock_kill_and_swapdb() {
     assert!(rest.is_empty(), "no reply after a kill: {rest:?}");
     wait_blocked(&mut c, 0);
 }
+
+/// User plus system CPU time of process `pid` so far, in seconds.
+fn process_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    let rest = stat.rsplit_once(')').expect("stat format").1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields[i].parse::<f64>().expect("a tick count");
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after `)`.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[test]
+fn busy_polling_starts_with_dense_requests_and_stops_when_they_stop() {
+    let s = Server::start();
+    let mut c = s.client();
+    assert_eq!(
+        q::<Vec<String>>(&mut c, &["CONFIG", "GET", "busy-poll-us"]),
+        ["busy-poll-us", "100"]
+    );
+    assert!(err(&mut c, &["CONFIG", "SET", "busy-poll-us", "-1"]).contains("busy-poll-us"));
+    let periods = |c: &mut Connection| -> u64 {
+        info_map(&q::<String>(c, &["INFO", "stats"]))["busy_poll_periods"]
+            .parse()
+            .expect("a count")
+    };
+    // A round trip on loopback takes tens of microseconds: one client's
+    // requests back to back arrive well within the 100 µs window.
+    let before = periods(&mut c);
+    for i in 0..2_000 {
+        let _: () = q(&mut c, &["SET", "k", &i.to_string()]);
+    }
+    assert!(periods(&mut c) > before, "dense requests start polling");
+
+    // Idle now: the server must go back to sleep, not poll on. Polling
+    // would cost about a second of CPU per second.
+    std::thread::sleep(Duration::from_millis(300));
+    let (cpu, idle) = (process_cpu_secs(s.pid()), Instant::now());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = process_cpu_secs(s.pid()) - cpu;
+    assert!(
+        used < 0.3 * idle.elapsed().as_secs_f64(),
+        "an idle server used {used:.2} s of CPU in {:?}",
+        idle.elapsed()
+    );
+
+    // Off: dense requests start nothing.
+    let _: () = q(&mut c, &["CONFIG", "SET", "busy-poll-us", "0"]);
+    let before = periods(&mut c);
+    for i in 0..2_000 {
+        let _: () = q(&mut c, &["SET", "k", &i.to_string()]);
+    }
+    assert_eq!(periods(&mut c), before, "no polling with busy-poll-us 0");
+}

@@ -133,6 +133,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CmdResult {
     ctx.shared
         .scripts
         .set_threshold_ms(crate::state::busy_threshold(&next));
+    crate::busypoll::set_window_us(next.busy_poll_us);
     if next.jemalloc_bg_thread != ctx.shared.config().jemalloc_bg_thread {
         crate::alloc::set_background_thread(next.jemalloc_bg_thread);
     }

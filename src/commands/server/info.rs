@@ -463,6 +463,8 @@ fn stats(ctx: &Ctx<'_>) -> Fields {
         ("io_threaded_writes_processed", "0".into()),
         ("reply_buffer_shrinks", "0".into()),
         ("reply_buffer_expands", "0".into()),
+        // forkless's own (crate::busypoll).
+        ("busy_poll_periods", crate::busypoll::periods().to_string()),
     ])
 }
 
