@@ -333,6 +333,7 @@ fn config_get_answers_every_redis_parameter_and_set_validates() {
     let own = [
         "incremental-snapshots",
         "incremental-snapshot-max-delta-ratio",
+        "busy-poll-us",
     ];
     for name in own {
         assert!(names.contains(name), "CONFIG GET * lacks {name}");
