@@ -88,6 +88,9 @@ impl Poller {
     async fn run(&self) {
         loop {
             if self.busy(Instant::now()) {
+                // Let any other thread that is ready on this CPU run first
+                // (a client sharing the core, a save), then poll the reactor.
+                std::thread::yield_now();
                 tokio::task::yield_now().await;
                 continue;
             }
