@@ -15,6 +15,8 @@
 # Every run is -c 50 -r 100000 and N requests (env N, default 100000).
 # Needs valgrind (callgrind_control, callgrind_annotate), redis-benchmark,
 # redis-cli and python3. Prints one line: the total and the per-request figure.
+# forkless runs with busy polling off: the polling turns between requests
+# would count as instructions of the requests.
 set -euo pipefail
 WHO=$1; TEST=$2; P=$3; PORT=$4
 BIN=${5:-target/release/forkless}
@@ -26,7 +28,7 @@ if [ "$WHO" = redis ]; then
     redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/log" 2>&1 &
 else
   valgrind --tool=callgrind --callgrind-out-file="$OUT/cg" \
-    "$BIN" --port "$PORT" --save '' >"$OUT/log" 2>&1 &
+    "$BIN" --port "$PORT" --save '' --busy-poll-us 0 >"$OUT/log" 2>&1 &
 fi
 VG=$!
 for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.3; done
