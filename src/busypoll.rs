@@ -19,6 +19,10 @@
 //! `busy_poll_periods` counts the wake-ups). The price is
 //! CPU: under a steady load denser than the window, the worker spends its
 //! idle time polling. `busy-poll-us 0` turns it off.
+//!
+//! The flags are relaxed atomics: with several `io-threads` a wake-up can be
+//! missed when a batch and the task's parking cross, which costs one polling
+//! period until the next pair of close batches, never a reply.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
