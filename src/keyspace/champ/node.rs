@@ -186,10 +186,9 @@ impl<S> Node<S> {
     #[inline]
     pub fn prefetch_slot(&self, count: usize, at: usize) {
         let base = self.ptr.as_ptr() as *const u8;
-        let slot = Self::slots_offset() + at * std::mem::size_of::<S>();
         prefetch_addr(base);
-        prefetch_addr(base.wrapping_add(slot));
-        prefetch_addr(base.wrapping_add(slot + 2 * std::mem::size_of::<S>()));
+        self.prefetch_guess(at);
+        self.prefetch_guess(at + 2);
         prefetch_addr(base.wrapping_add(Self::weights_offset(count) + 4 * at));
     }
 
