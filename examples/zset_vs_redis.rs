@@ -17,7 +17,10 @@
 //!    CPU time (user + system, `/proc/PID/stat`) the server spent per
 //!    request, which other load on the machine disturbs much less. Then a sorted set `bz` of 100,000
 //!    members `m:%d` is loaded and `redis-benchmark -r 100000 ZRANK bz
-//!    m:__rand_int__` and `ZRANGE bz 0 9` run the same way.
+//!    m:__rand_int__` and `ZRANGE bz 0 9` run the same way. The ZPOPMIN
+//!    test above pops an empty key once the ZADDs' members are gone, so
+//!    `ZPOPMIN pq` runs last on a set loaded with a member for every pop
+//!    of every run (scores 0, 1, 2 ..., as a queue's timestamps).
 //! 2. **One large sorted set**: fresh servers, `--members` (default
 //!    1,000,000) members `member:%09d` with random integer scores below
 //!    10^9 added in ZADDs of 1,000 pairs; RSS (`VmRSS`) and INFO
@@ -85,15 +88,19 @@ fn throughput(opts: &Opts) -> Result<()> {
             both_rows(&format!("{} -P {p}", t.to_uppercase()), res);
         }
     }
+    // `pq`, a queue: enough members that every pop of every run takes one.
+    let queued = (opts.rounds * 2 * 200_000 + 1000) as u32;
     for s in &servers {
         let mut c = s.client()?;
-        for chunk in (0..100_000).collect::<Vec<u32>>().chunks(1000) {
-            let mut cmd = redis::cmd("ZADD");
-            cmd.arg("bz");
-            for i in chunk {
-                cmd.arg(*i).arg(format!("m:{i:012}"));
+        for (key, n) in [("bz", 100_000), ("pq", queued)] {
+            for chunk in (0..n).collect::<Vec<u32>>().chunks(1000) {
+                let mut cmd = redis::cmd("ZADD");
+                cmd.arg(key);
+                for i in chunk {
+                    cmd.arg(*i).arg(format!("m:{i:012}"));
+                }
+                let _: i64 = cmd.query(&mut c)?;
             }
-            let _: i64 = cmd.query(&mut c)?;
         }
     }
     for p in ["1", "16"] {
@@ -103,6 +110,7 @@ fn throughput(opts: &Opts) -> Result<()> {
                 vec!["ZRANK", "bz", "m:__rand_int__"],
             ),
             ("ZRANGE 0 9 (100k members)", vec!["ZRANGE", "bz", "0", "9"]),
+            ("ZPOPMIN (every pop takes a member)", vec!["ZPOPMIN", "pq"]),
         ] {
             let mut args = vec!["-n", "200000", "-r", "100000", "-P", p];
             args.extend(cmd);

@@ -341,6 +341,11 @@ fn run_batch(
                 ))
             });
             db.prefetch_members(pairs);
+            // And the members its pops on one sorted set will take (the
+            // consumers of a queue kept in a sorted set).
+            if let Some((key, low, high)) = pops_of(pending, specs) {
+                db.prefetch_pops(key, low, high);
+            }
         } else if let Some(args) = pending.front().filter(|args| args.len() > 3) {
             // One command naming several keys (MSET, MGET, DEL ...): their
             // paths load in parallel too.
@@ -417,6 +422,37 @@ fn member_at(spec: &CommandSpec) -> usize {
         "zadd" | "zincrby" => 3,
         _ => 2,
     }
+}
+
+/// The sorted set the first command of a batch pops from, and how many
+/// members the batch's ZPOPMIN and ZPOPMAX commands on it take from its low
+/// and high ends (a count that is no number counts as one: its command
+/// fails before popping anything).
+fn pops_of<'a>(
+    pending: &'a VecDeque<Vec<Bytes>>,
+    specs: &mut SpecCache,
+) -> Option<(&'a [u8], usize, usize)> {
+    let mut popped = |args: &'a Vec<Bytes>| -> Option<(&'a [u8], bool, usize)> {
+        let spec = specs.get(&args[0])?;
+        let max = match spec.name {
+            "zpopmin" => false,
+            "zpopmax" => true,
+            _ => return None,
+        };
+        let count = args.get(2).map_or(Some(1), |c| {
+            std::str::from_utf8(c).ok()?.parse::<usize>().ok()
+        });
+        Some((first_key(Some(spec), args)?, max, count.unwrap_or(1)))
+    };
+    let (key, _, _) = popped(pending.front()?)?;
+    let (mut low, mut high) = (0usize, 0usize);
+    for (k, max, count) in pending.iter().filter_map(&mut popped) {
+        if k == key {
+            let end = if max { &mut high } else { &mut low };
+            *end = end.saturating_add(count);
+        }
+    }
+    Some((key, low, high))
 }
 
 /// The first key a command line names, if its command takes keys.
@@ -647,6 +683,29 @@ mod tests {
 
     fn line(words: &[&str]) -> Vec<Bytes> {
         words.iter().map(|w| Bytes::from(w.to_string())).collect()
+    }
+
+    #[test]
+    fn a_batch_counts_the_pops_of_its_first_sorted_set() {
+        let batch = |lines: &[&[&str]]| -> std::collections::VecDeque<Vec<Bytes>> {
+            lines.iter().map(|words| line(words)).collect()
+        };
+        let mut specs = SpecCache::default();
+        let pending = batch(&[
+            &["ZPOPMIN", "q"],
+            &["zpopmin", "q", "5"],
+            &["zpopmax", "q"],
+            &["zpopmin", "other", "7"],
+            &["zpopmin", "q", "x"],
+            &["get", "q"],
+        ]);
+        assert_eq!(
+            super::pops_of(&pending, &mut specs),
+            Some((&b"q"[..], 7, 1))
+        );
+        let pending = batch(&[&["get", "q"], &["zpopmin", "q"]]);
+        assert_eq!(super::pops_of(&pending, &mut specs), None);
+        assert_eq!(super::pops_of(&Default::default(), &mut specs), None);
     }
 
     #[test]

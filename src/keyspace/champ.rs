@@ -418,11 +418,20 @@ impl<T: MapItem> Champ<T> {
         Some(remove_nth_at(&mut self.root, index, 0))
     }
 
-    /// Removes the item under `key`.
+    /// Removes the item under `key`. A miss copies nothing a clone shares:
+    /// the path is only made unique once a lookup found the key.
     pub fn remove(&mut self, key: &[u8]) -> Option<T> {
         let hash = T::hash_of(key);
         self.get_hashed(hash, key)?;
-        remove_at(&mut self.root, hash, key, 0)
+        remove_at(&mut self.root, hash, key, false, 0)
+    }
+
+    /// Removes the item under `key`, which the caller knows is present (a
+    /// sorted set's pop, whose order index names it): one walk instead of a
+    /// lookup and a walk. A miss still removes nothing, but may copy the
+    /// path a clone shares.
+    pub fn remove_present(&mut self, key: &[u8]) -> Option<T> {
+        remove_at(&mut self.root, T::hash_of(key), key, true, 0)
     }
 
     /// Every item, in ascending hash order.
@@ -646,7 +655,7 @@ impl<T: MapItem> Champ<T> {
         } else {
             Vec::new()
         };
-        remove_at(&mut self.root, path.prefix, &key, 0)
+        remove_at(&mut self.root, path.prefix, &key, false, 0)
     }
 
     /// A resumable walk: calls `emit` for items whose hash is at least `cursor`,
@@ -881,9 +890,17 @@ fn upsert_at<T: MapItem>(
     added
 }
 
-/// Removes `key`, known to be present below `node`; folds a child left with a
-/// single item back into this node.
-fn remove_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, key: &[u8], level: u32) -> Option<T> {
+/// Removes `key` below `node`; folds a child left with a single item back
+/// into this node. Unless `verify`, the caller has found `key` by `hash`, so
+/// above the bucket level the first item on the path is taken for it; with
+/// `verify` its key is compared, and a miss returns `None`.
+fn remove_at<T: MapItem>(
+    node: &mut TrieNode<T>,
+    hash: u64,
+    key: &[u8],
+    verify: bool,
+    level: u32,
+) -> Option<T> {
     if level == BUCKET_LEVEL {
         let at = node
             .slots()
@@ -899,11 +916,17 @@ fn remove_at<T: MapItem>(node: &mut TrieNode<T>, hash: u64, key: &[u8], level: u
     prefetch_chunk(node, c);
     let bit = 1u32 << c;
     let bitmap = node.bitmap();
+    if bitmap & bit == 0 {
+        return None;
+    }
     let at = index(bitmap, bit);
     let removed = match &mut node.slots_mut()[at] {
+        // Unverified, the first item on the hash's path is the one: the
+        // caller found it by this hash.
+        Slot::Item(t) if verify && t.key() != key => return None,
         Slot::Item(_) => None,
         Slot::Child(child) => {
-            let t = remove_at(child, hash, key, level + 1)?;
+            let t = remove_at(child, hash, key, verify, level + 1)?;
             if child.len() == 1 {
                 fold_child(node, at);
             }
@@ -1536,6 +1559,8 @@ mod tests {
     enum Op {
         Insert(u16, u8),
         Remove(u16),
+        /// [`Champ::remove_present`], called for present and absent keys.
+        RemovePresent(u16),
         GetMut(u16, u8),
         Upsert(u16, u8),
         InsertAbsent(u16, u8),
@@ -1550,6 +1575,7 @@ mod tests {
         prop_oneof![
             4 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::Insert(k, v)),
             3 => (0..400u16).prop_map(Op::Remove),
+            2 => (0..400u16).prop_map(Op::RemovePresent),
             1 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::GetMut(k, v)),
             2 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::Upsert(k, v)),
             2 => (0..400u16, any::<u8>()).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
@@ -1604,6 +1630,10 @@ mod tests {
                 }
                 Op::Remove(k) => {
                     let old = map.remove(&key(k)).map(|p| p.1);
+                    prop_assert_eq!(old, model.remove(&key(k)));
+                }
+                Op::RemovePresent(k) => {
+                    let old = map.remove_present(&key(k)).map(|p| p.1);
                     prop_assert_eq!(old, model.remove(&key(k)));
                 }
                 Op::GetMut(k, v) => {

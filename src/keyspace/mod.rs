@@ -420,6 +420,20 @@ impl Db {
         }
     }
 
+    /// Warms the cache for a pipelined batch's pops of the sorted set under
+    /// `key`: `low` members from its low end, `high` from its high end
+    /// (see [`ZSet::prefetch_ends`]).
+    pub fn prefetch_pops(&self, key: &[u8], low: usize, high: usize) {
+        if let Some(Value::ZSet(z)) = self
+            .entries
+            .get(key)
+            .and_then(Record::boxed_entry)
+            .map(|e| &e.value)
+        {
+            z.prefetch_ends(low, high);
+        }
+    }
+
     /// The record under `key` whether or not its time ran out.
     pub fn stored(&self, key: &[u8]) -> Option<&Record> {
         self.entries.get(key)
@@ -1243,6 +1257,36 @@ mod tests {
         db.prefetch_members(std::iter::empty());
         assert_eq!(db.peek(b"set", 0).unwrap().value, Value::Set(set));
         assert_eq!(db.peek(b"hash", 0).unwrap().value, Value::Hash(hash));
+        db.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn prefetching_pops_of_any_value_changes_nothing() {
+        let enc = encodings::Encodings::default();
+        let mut db = Db::default();
+        let (mut big, mut small) = (ZSet::new(), ZSet::new());
+        for i in 0..1000 {
+            big.insert(format!("m{i}").as_bytes(), f64::from(i), &enc);
+        }
+        small.insert(b"m", 1.0, &enc);
+        assert!(!big.is_packed() && small.is_packed());
+        db.insert(k("big"), Value::ZSet(big.clone()), None);
+        db.insert(k("small"), Value::ZSet(small.clone()), None);
+        db.insert(k("str"), Value::Str(k("v")), None);
+        for key in ["big", "small", "str", "absent"] {
+            for (low, high) in [
+                (0, 0),
+                (1, 0),
+                (0, 1),
+                (16, 16),
+                (40, 5),
+                (usize::MAX, usize::MAX),
+            ] {
+                db.prefetch_pops(key.as_bytes(), low, high);
+            }
+        }
+        assert_eq!(db.peek(b"big", 0).unwrap().value, Value::ZSet(big));
+        assert_eq!(db.peek(b"small", 0).unwrap().value, Value::ZSet(small));
         db.check_invariants().unwrap();
     }
 

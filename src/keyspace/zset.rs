@@ -33,6 +33,10 @@ use super::encodings::Encodings;
 use flat::{Flat, FlatIter};
 use order::{cmp_entry, Item, MemberBytes, OrderTree};
 
+/// How many member-map paths one prefetch loads together (as
+/// [`super::set::prefetch_in`] takes).
+const PREFETCH_GROUP: usize = 32;
+
 /// A member → score entry of the skiplist form's map; its member bytes are
 /// shared with the order index.
 #[derive(Clone, Debug)]
@@ -164,6 +168,26 @@ impl ZSet {
             let mut last = None;
             let distinct = members.filter(|m| last.replace(*m) != Some(*m));
             super::set::prefetch_in(&t.dict, distinct);
+        }
+    }
+
+    /// Warms the cache for pops about to take `low` members from the low end
+    /// and `high` from the high end (a pipelined batch of ZPOPMIN or
+    /// ZPOPMAX): their paths in the member map load in parallel, as
+    /// [`ZSet::prefetch`] does for named members. The ends of the order
+    /// index are what the last pops read, so finding the members is cheap.
+    pub fn prefetch_ends(&self, low: usize, high: usize) {
+        if let Repr::Tree(t) = &self.0 {
+            let len = t.order.len();
+            if len == 0 {
+                return;
+            }
+            let low = low.min(PREFETCH_GROUP).min(len);
+            let high = high.min(PREFETCH_GROUP - low).min(len - low);
+            let from_low = t.order.iter_from(0).take(low);
+            let from_high = t.order.iter_rev_from(len.saturating_sub(1)).take(high);
+            let members = from_low.chain(from_high).map(|it| &it.member[..]);
+            super::set::prefetch_in(&t.dict, members);
         }
     }
 
@@ -369,7 +393,7 @@ impl ZSet {
             Repr::Tree(t) => (start..end)
                 .filter_map(|_| {
                     let it = t.order.remove_at(start)?;
-                    t.dict.remove(&it.member);
+                    t.dict.remove_present(&it.member);
                     Some((Bytes::copy_from_slice(&it.member), it.score))
                 })
                 .collect(),
@@ -406,15 +430,28 @@ impl ZSet {
                 }
                 Arc::make_mut(f).remove_ranks(start, end);
             }
-            // Each pop is one descent by the counts, from the end it pops.
-            Repr::Tree(t) => {
-                for _ in 0..n {
-                    let at = if max { t.order.len() - 1 } else { 0 };
-                    let Some(it) = t.order.remove_at(at) else {
-                        break;
+            // Each pop is one descent by the counts, from the end it pops,
+            // and one walk of the member map, whose paths for the next
+            // group of pops were loaded together.
+            Repr::Tree(_) => {
+                for done in (0..n).step_by(PREFETCH_GROUP) {
+                    let group = (n - done).min(PREFETCH_GROUP);
+                    if max {
+                        self.prefetch_ends(0, group);
+                    } else {
+                        self.prefetch_ends(group, 0);
+                    }
+                    let Repr::Tree(t) = &mut self.0 else {
+                        unreachable!("a pop does not convert")
                     };
-                    t.dict.remove(&it.member);
-                    emit(&it.member, it.score);
+                    for _ in 0..group {
+                        let at = if max { t.order.len() - 1 } else { 0 };
+                        let Some(it) = t.order.remove_at(at) else {
+                            break;
+                        };
+                        t.dict.remove_present(&it.member);
+                        emit(&it.member, it.score);
+                    }
                 }
             }
         }

@@ -98,6 +98,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (any::<u8>(), -6i8..6).prop_map(|(m, s)| Op::Add(m % 120, s)),
         3 => any::<u8>().prop_map(|m| Op::Remove(m % 120)),
         1 => (0usize..5, any::<bool>()).prop_map(|(n, max)| Op::Pop(n, max)),
+        // Past one group of prefetched pops.
+        1 => (30usize..70, any::<bool>()).prop_map(|(n, max)| Op::Pop(n, max)),
         1 => (0usize..40, 0usize..10).prop_map(|(a, n)| Op::RemoveRanks(a, a + n)),
         1 => Just(Op::Snapshot),
     ]
