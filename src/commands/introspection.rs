@@ -193,9 +193,9 @@ pub fn value_usage(value: &Value, samples: usize) -> usize {
         Value::ZSet(z) => match z.flat() {
             Some(f) => alloc_size(16 + 32) + alloc_size(f.byte_len()),
             None => {
-                // Map slots and order items are a shared member pointer and a
+                // Map slots and order items are a thin member pointer and a
                 // score each; leaves run about three quarters full.
-                let item = std::mem::size_of::<(std::sync::Arc<[u8]>, f64)>();
+                let item = std::mem::size_of::<(usize, f64)>();
                 champ_bytes(z.len(), item)
                     + z.len() * item * 4 / 3
                     + sampled(z.iter(), z.len(), samples, |(_, m)| {

@@ -503,7 +503,7 @@ impl ZSet {
             .into_iter()
             .map(|(score, m)| Item {
                 score,
-                member: Arc::from(&m[..]),
+                member: MemberBytes::new(&m),
             })
             .collect();
         let dict = items
@@ -587,7 +587,7 @@ impl Tree {
 
     /// Adds a member known to be absent.
     fn insert_new(&mut self, member: &[u8], score: f64) {
-        let shared: MemberBytes = Arc::from(member);
+        let shared = MemberBytes::new(member);
         self.dict.insert(DictEntry {
             member: shared.clone(),
             score,
