@@ -11,16 +11,18 @@
 //! # Phases
 //!
 //! 1. **Throughput**, both servers started fresh and side by side:
-//!    `redis-benchmark -t zadd,zpopmin -c 50 -n 200000 -r 100000 -P <p>` for
-//!    `p` in 1 and 16, one test at a time, run forkless, redis, forkless,
-//!    redis... `--rounds` times (default 3): median req/s, and the median
-//!    CPU time (user + system, `/proc/PID/stat`) the server spent per
-//!    request, which other load on the machine disturbs much less. Then a sorted set `bz` of 100,000
+//!    `redis-benchmark -t zadd,zpopmin -c 50 -n <n> -r 100000 -P <p>` for
+//!    `p` in 1 and 16 (`n` 200,000 and 1,000,000), one test at a time, run
+//!    forkless, redis, forkless, redis... `--rounds` times (default 3):
+//!    median req/s, and the median CPU time (user + system,
+//!    `/proc/PID/stat`) the server spent per request, which other load on
+//!    the machine disturbs much less. Then a sorted set `bz` of 100,000
 //!    members `m:%d` is loaded and `redis-benchmark -r 100000 ZRANK bz
 //!    m:__rand_int__` and `ZRANGE bz 0 9` run the same way. The ZPOPMIN
 //!    test above pops an empty key once the ZADDs' members are gone, so
-//!    `ZPOPMIN pq` runs last on a set loaded with a member for every pop
-//!    of every run (scores 0, 1, 2 ..., as a queue's timestamps).
+//!    `ZPOPMIN pq` runs last, on a queue loaded before every run with a
+//!    member for each of its pops and 1M more (scores 0, 1, 2 ..., as a
+//!    queue's timestamps).
 //! 2. **One large sorted set**: fresh servers, `--members` (default
 //!    1,000,000) members `member:%09d` with random integer scores below
 //!    10^9 added in ZADDs of 1,000 pairs; RSS (`VmRSS`) and INFO
@@ -35,7 +37,7 @@
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{both_rows, interleaved, row, Result, Server};
+use support::{both_rows, interleaved, interleaved_with, row, Result, Server};
 
 struct Opts {
     port: u16,
@@ -67,6 +69,10 @@ fn parse_opts() -> Result<Opts> {
     Ok(o)
 }
 
+/// The pipeline depths and the requests of a run at each: a pipelined run
+/// gets more, so it lasts a second or two, not a fraction.
+const RUNS: [(&str, &str); 2] = [("1", "200000"), ("16", "1000000")];
+
 fn start_both(opts: &Opts) -> Result<[Server; 2]> {
     Ok([
         Server::start_fresh(true, opts.port)?,
@@ -81,42 +87,58 @@ fn throughput(opts: &Opts) -> Result<()> {
     );
     println!("| test | forkless | redis | forkless/redis |\n|---|---:|---:|---:|");
     let servers = start_both(opts)?;
-    for p in ["1", "16"] {
+    for (p, n) in RUNS {
         for t in ["zadd", "zpopmin"] {
-            let args = ["-t", t, "-n", "200000", "-r", "100000", "-P", p];
-            let res = interleaved(&servers, opts.rounds, 200_000.0, &args)?;
+            let args = ["-t", t, "-n", n, "-r", "100000", "-P", p];
+            let res = interleaved(&servers, opts.rounds, n.parse()?, &args)?;
             both_rows(&format!("{} -P {p}", t.to_uppercase()), res);
         }
     }
-    // `pq`, a queue: enough members that every pop of every run takes one.
-    let queued = (opts.rounds * 2 * 200_000 + 1000) as u32;
     for s in &servers {
-        let mut c = s.client()?;
-        for (key, n) in [("bz", 100_000), ("pq", queued)] {
-            for chunk in (0..n).collect::<Vec<u32>>().chunks(1000) {
-                let mut cmd = redis::cmd("ZADD");
-                cmd.arg(key);
-                for i in chunk {
-                    cmd.arg(*i).arg(format!("m:{i:012}"));
-                }
-                let _: i64 = cmd.query(&mut c)?;
-            }
-        }
+        load_sequential(s, "bz", 100_000)?;
     }
-    for p in ["1", "16"] {
+    for (p, n) in RUNS {
         for (label, cmd) in [
             (
                 "ZRANK (100k members)",
                 vec!["ZRANK", "bz", "m:__rand_int__"],
             ),
             ("ZRANGE 0 9 (100k members)", vec!["ZRANGE", "bz", "0", "9"]),
-            ("ZPOPMIN (every pop takes a member)", vec!["ZPOPMIN", "pq"]),
         ] {
-            let mut args = vec!["-n", "200000", "-r", "100000", "-P", p];
+            let mut args = vec!["-n", n, "-r", "100000", "-P", p];
             args.extend(cmd);
-            let res = interleaved(&servers, opts.rounds, 200_000.0, &args)?;
+            let res = interleaved(&servers, opts.rounds, n.parse()?, &args)?;
             both_rows(&format!("{label} -P {p}"), res);
         }
+    }
+    // A queue: before each run, `pq` is loaded with a member for every pop
+    // of the run and 1M more, so every run pops from the same sizes.
+    for (p, n) in RUNS {
+        let args = ["-n", n, "-P", p, "ZPOPMIN", "pq"];
+        let members = n.parse::<u32>()? + QUEUE_LEFT;
+        let res = interleaved_with(&servers, opts.rounds, n.parse()?, &args, |s| {
+            load_sequential(s, "pq", members)
+        })?;
+        both_rows(&format!("ZPOPMIN (queue of 1M + n members) -P {p}"), res);
+    }
+    Ok(())
+}
+
+/// Members a queue run leaves in `pq`.
+const QUEUE_LEFT: u32 = 1_000_000;
+
+/// Replaces `key` by a sorted set of `n` members `m:%012d` with scores
+/// 0, 1, 2 ... (a queue's timestamps), in ZADDs of 1,000 pairs.
+fn load_sequential(s: &Server, key: &str, n: u32) -> Result<()> {
+    let mut c = s.client()?;
+    let _: i64 = redis::cmd("DEL").arg(key).query(&mut c)?;
+    for start in (0..n).step_by(1000) {
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(key);
+        for i in start..(start + 1000).min(n) {
+            cmd.arg(i).arg(format!("m:{i:012}"));
+        }
+        let _: i64 = cmd.query(&mut c)?;
     }
     Ok(())
 }

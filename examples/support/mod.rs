@@ -254,10 +254,23 @@ pub fn interleaved(
     requests: f64,
     args: &[&str],
 ) -> Result<[(f64, f64); 2]> {
+    interleaved_with(servers, rounds, requests, args, |_| Ok(()))
+}
+
+/// [`interleaved`], calling `prepare` on a server before each of its runs
+/// (to give every run the same data), outside the measured time.
+pub fn interleaved_with(
+    servers: &[Server; 2],
+    rounds: usize,
+    requests: f64,
+    args: &[&str],
+    mut prepare: impl FnMut(&Server) -> Result<()>,
+) -> Result<[(f64, f64); 2]> {
     let mut rps = [Vec::new(), Vec::new()];
     let mut cpu = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for (i, s) in servers.iter().enumerate() {
+            prepare(s)?;
             let before = s.cpu_us();
             rps[i].push(redis_benchmark_rps(s.port, args)?);
             cpu[i].push((s.cpu_us() - before) / requests);
