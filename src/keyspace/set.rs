@@ -368,12 +368,15 @@ impl<'a> Iterator for Iter<'a> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
-/// Warms `map`'s paths to up to 32 `keys` ([`Champ::prefetch`]).
+/// Most paths one [`prefetch_in`] loads together.
+pub(super) const PREFETCH_GROUP: usize = 32;
+
+/// Warms `map`'s paths to up to [`PREFETCH_GROUP`] `keys` ([`Champ::prefetch`]).
 pub(super) fn prefetch_in<'k, T: champ::MapItem>(
     map: &Champ<T>,
     keys: impl Iterator<Item = &'k [u8]>,
 ) {
-    let mut hashes = [0u64; 32];
+    let mut hashes = [0u64; PREFETCH_GROUP];
     let mut n = 0;
     for key in keys.take(hashes.len()) {
         hashes[n] = T::hash_of(key);

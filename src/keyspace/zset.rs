@@ -30,12 +30,9 @@ use bytes::Bytes;
 
 use super::champ::{Champ, MapItem};
 use super::encodings::Encodings;
+use super::set::PREFETCH_GROUP;
 use flat::{Flat, FlatIter};
 use order::{cmp_entry, Item, MemberBytes, OrderTree};
-
-/// How many member-map paths one prefetch loads together (as
-/// [`super::set::prefetch_in`] takes).
-const PREFETCH_GROUP: usize = 32;
 
 /// A member → score entry of the skiplist form's map; its member bytes are
 /// shared with the order index.
@@ -178,16 +175,7 @@ impl ZSet {
     /// index are what the last pops read, so finding the members is cheap.
     pub fn prefetch_ends(&self, low: usize, high: usize) {
         if let Repr::Tree(t) = &self.0 {
-            let len = t.order.len();
-            if len == 0 {
-                return;
-            }
-            let low = low.min(PREFETCH_GROUP).min(len);
-            let high = high.min(PREFETCH_GROUP - low).min(len - low);
-            let from_low = t.order.iter_from(0).take(low);
-            let from_high = t.order.iter_rev_from(len.saturating_sub(1)).take(high);
-            let members = from_low.chain(from_high).map(|it| &it.member[..]);
-            super::set::prefetch_in(&t.dict, members);
+            t.prefetch_ends(low, high);
         }
     }
 
@@ -433,17 +421,14 @@ impl ZSet {
             // Each pop is one descent by the counts, from the end it pops,
             // and one walk of the member map, whose paths for the next
             // group of pops were loaded together.
-            Repr::Tree(_) => {
+            Repr::Tree(t) => {
                 for done in (0..n).step_by(PREFETCH_GROUP) {
                     let group = (n - done).min(PREFETCH_GROUP);
                     if max {
-                        self.prefetch_ends(0, group);
+                        t.prefetch_ends(0, group);
                     } else {
-                        self.prefetch_ends(group, 0);
+                        t.prefetch_ends(group, 0);
                     }
-                    let Repr::Tree(t) = &mut self.0 else {
-                        unreachable!("a pop does not convert")
-                    };
                     for _ in 0..group {
                         let at = if max { t.order.len() - 1 } else { 0 };
                         let Some(it) = t.order.remove_at(at) else {
@@ -565,6 +550,21 @@ impl ZSet {
 }
 
 impl Tree {
+    /// [`ZSet::prefetch_ends`]; a single member is left alone, as one walk
+    /// has no misses to overlap with.
+    fn prefetch_ends(&self, low: usize, high: usize) {
+        let len = self.order.len();
+        let low = low.min(PREFETCH_GROUP).min(len);
+        let high = high.min(PREFETCH_GROUP - low).min(len - low);
+        if low + high < 2 {
+            return;
+        }
+        let from_low = self.order.iter_from(0).take(low);
+        let from_high = self.order.iter_rev_from(len - 1).take(high);
+        let members = from_low.chain(from_high).map(|it| &it.member[..]);
+        super::set::prefetch_in(&self.dict, members);
+    }
+
     fn insert(&mut self, member: &[u8], score: f64) -> bool {
         if let Some(e) = self.dict.get_mut(member) {
             let old = e.score;
